@@ -1,0 +1,149 @@
+/* internal.h -- declarations shared by the library's files and its tests, never
+ * installed: allocation, error filling, string buffers, number formatting, and the
+ * config tree's internal layout. Cross-file internals are named ow__*. */
+#ifndef OW_INTERNAL_H
+#define OW_INTERNAL_H
+
+#include "optwrap.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#define OW__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define OW__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- allocation (src/alloc.c) ---------------------------------------------------- */
+
+/* Every allocation goes through these, so tests can make the Nth one fail. */
+void *ow__malloc(size_t n);
+void *ow__calloc(size_t count, size_t size);
+void *ow__realloc(void *ptr, size_t n);
+char *ow__strdup(const char *s);
+char *ow__strndup(const char *s, size_t n);
+/* Test hook: the allocation after `n` more successful ones fails (n < 0: never).
+ * Returns the number of allocations made since the last call. Not thread-safe; tests only. */
+long ow__alloc_fail_after(long n);
+
+/* Grows *items (of elem_size) so that it holds at least need elements. */
+int ow__grow(void **items, size_t *cap, size_t need, size_t elem_size);
+
+/* ---- errors (src/error.c) -------------------------------------------------------- */
+
+/* Stores code, position and message in err unless err is NULL or already holds an
+ * error (the first error wins). Returns code, so callers can `return ow__error(...)`. */
+int ow__error(ow_error *err, int code, const char *file, int line, int column,
+              const char *fmt, ...) OW__PRINTF(6, 7);
+int ow__verror(ow_error *err, int code, const char *file, int line, int column,
+               const char *fmt, va_list ap);
+/* The same at a config node's position (node may be NULL: no position). */
+int ow__error_at(ow_error *err, int code, const ow_cfg *node, const char *fmt, ...)
+    OW__PRINTF(4, 5);
+int ow__nomem(ow_error *err);
+
+/* ---- strings (src/util/strbuf.c, text.c) ----------------------------------------- */
+
+typedef struct ow_strbuf {
+    char *data;
+    size_t len, cap;
+    int failed; /* an allocation failed; later appends are ignored */
+} ow_strbuf;
+
+void ow__sb_init(ow_strbuf *sb);
+void ow__sb_free(ow_strbuf *sb);
+void ow__sb_putc(ow_strbuf *sb, char c);
+void ow__sb_puts(ow_strbuf *sb, const char *s);
+void ow__sb_putn(ow_strbuf *sb, const char *s, size_t n);
+void ow__sb_printf(ow_strbuf *sb, const char *fmt, ...) OW__PRINTF(2, 3);
+/* Writes s as a JSON string literal (quoted, escaped). */
+void ow__sb_json_string(ow_strbuf *sb, const char *s);
+/* Hands the buffer over (NUL-terminated) and resets sb; NULL if an allocation failed. */
+char *ow__sb_take(ow_strbuf *sb);
+
+/* Formats a double the way Python's repr() does: the shortest text that reads back to
+ * the same double, "1.0" for integral values, "1e-05" / "1e+16" style exponents,
+ * "inf", "-inf", "nan". buf must hold at least 32 bytes. */
+void ow__format_double(double v, char *buf, size_t n);
+
+/* Levenshtein distance, capped: returns a value > cap as soon as it exceeds cap. */
+size_t ow__edit_distance(const char *a, const char *b, size_t cap);
+/* The candidate closest to word (within a distance that makes it a plausible typo), or
+ * NULL. candidates is NULL-terminated. */
+const char *ow__closest(const char *word, const char *const *candidates);
+
+/* Reads a whole file into a NUL-terminated buffer (caller frees with ow__free). */
+int ow__read_file(const char *path, char **out, size_t *len, ow_error *err);
+
+#define ow__free ow_free
+
+/* ---- config tree (src/cfg) ------------------------------------------------------- */
+
+struct ow_cfg {
+    ow_cfg_type type;
+    char *file; /* owned copy; NULL for nodes made in code */
+    int line, column;
+    bool quoted; /* a scalar written with quotes (always a string) */
+    union {
+        bool b;
+        int64_t i;
+        double d;
+        char *s; /* owned */
+        struct {
+            ow_cfg **items; /* owned */
+            char **keys;    /* owned; maps only */
+            size_t n, cap;
+        } c;
+    } v;
+};
+
+ow_cfg *ow__cfg_new(ow_cfg_type type, const char *file, int line, int column);
+ow_cfg *ow__cfg_new_double(double d);
+ow_cfg *ow__cfg_new_int(int64_t i);
+ow_cfg *ow__cfg_new_bool(bool b);
+ow_cfg *ow__cfg_new_string(const char *s);
+/* Sets the position of node (and copies file). */
+int ow__cfg_set_pos(ow_cfg *node, const char *file, int line, int column);
+/* Appends an item to a list (takes ownership of item, even on failure). */
+int ow__cfg_list_append(ow_cfg *list, ow_cfg *item);
+/* Sets key in a map: replaces the value in place if present, else appends. Takes
+ * ownership of value, even on failure. */
+int ow__cfg_map_set(ow_cfg *map, const char *key, ow_cfg *value);
+/* Removes key from a map and frees its value; no-op when absent. */
+void ow__cfg_map_remove(ow_cfg *map, const char *key);
+/* The value of key in a map (NULL when absent or when map is not a map). */
+ow_cfg *ow__cfg_map_get(const ow_cfg *map, const char *key);
+/* Index of key in a map, or -1. */
+long ow__cfg_map_index(const ow_cfg *map, const char *key);
+/* Deep copy; NULL on allocation failure. */
+ow_cfg *ow__cfg_dup(const ow_cfg *node);
+/* Structural equality (types, values, keys in order; positions ignored). */
+bool ow__cfg_equal(const ow_cfg *a, const ow_cfg *b);
+
+/* Resolves a plain (unquoted) YAML scalar per the YAML 1.2 core schema into node. */
+int ow__cfg_resolve_scalar(ow_cfg *node, const char *text, bool quoted);
+
+/* Parses YAML text into a tree without _base_ handling. */
+int ow__cfg_parse(const char *text, size_t len, const char *file, ow_cfg **out,
+                  ow_error *err);
+
+/* Writes a scalar or collection as compact JSON into sb (floats via
+ * ow__format_double, bools true/false, null). */
+void ow__cfg_write_json(ow_strbuf *sb, const ow_cfg *node);
+
+/* ---- schema validation (src/cfg/schema.c) ---------------------------------------- */
+
+/* Checks a map node against a key table (ended by a row with name NULL): every key
+ * must be declared (else OW_ERR_UNKNOWN_KEY at the key's value with a did-you-mean),
+ * types and ranges must fit, required keys must be present. `context` names the node
+ * in messages ("paramwise_cfg"). `extra` (may be NULL) lists further accepted keys that
+ * are checked elsewhere, such as "type". */
+int ow__schema_check(const ow_cfg *map, const ow_key *keys, const char *context,
+                     const char *const *extra, ow_error *err);
+/* Checks one value against one key row. */
+int ow__schema_check_value(const ow_cfg *value, const ow_key *key, const char *context,
+                           ow_error *err);
+/* The default of a key parsed into a new node (NULL def gives NULL, *out = NULL). */
+int ow__schema_default(const ow_key *key, ow_cfg **out, ow_error *err);
+/* The row named name, or NULL. */
+const ow_key *ow__schema_find(const ow_key *keys, const char *name);
+
+#endif /* OW_INTERNAL_H */

@@ -1,0 +1,33 @@
+/* testlib.h -- helpers shared by the Check suites: error assertions that check every
+ * field, paths to the test data, and a main() that runs one suite. */
+#ifndef OW_TESTLIB_H
+#define OW_TESTLIB_H
+
+#include "internal.h"
+
+#include <check.h>
+
+/* Asserts err holds code, message and a position. file_suffix: the error's file must
+ * end with it (NULL: not checked); line/column 0: no position expected. message: the
+ * whole message must equal it. */
+#define ow_check_error(err, code, file_suffix, line, column, message)                      \
+    ow__check_error(__FILE__, __LINE__, (err), (code), (file_suffix), (line), (column),   \
+                    (message))
+void ow__check_error(const char *tf, int tl, const ow_error *err, int code,
+                     const char *file_suffix, int line, int column, const char *message);
+
+/* Asserts rc == OW_OK, printing the formatted error otherwise. */
+#define ow_check_ok(rc, err) ow__check_ok(__FILE__, __LINE__, (rc), (err))
+void ow__check_ok(const char *tf, int tl, int rc, const ow_error *err);
+
+/* A path under tests/golden, tests/bad or configs (static buffer per call site is not
+ * allowed: the caller passes buf). */
+const char *ow_test_path(char *buf, size_t n, const char *dir, const char *rel);
+
+/* Reads a whole file into a string (fails the test if it cannot). Caller frees. */
+char *ow_test_slurp(const char *path);
+
+/* Runs a suite and returns the process exit status. */
+int ow_test_run(Suite *s);
+
+#endif
