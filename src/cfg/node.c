@@ -2,6 +2,7 @@
  * and the read-only accessors of the public API. */
 #include "../internal.h"
 
+#include <math.h>
 #include <string.h>
 
 ow_cfg *ow__cfg_new(ow_cfg_type type, const char *file, int line, int column)
@@ -213,7 +214,9 @@ bool ow__cfg_equal(const ow_cfg *a, const ow_cfg *b)
     case OW_CFG_NULL: return true;
     case OW_CFG_BOOL: return a->v.b == b->v.b;
     case OW_CFG_INT: return a->v.i == b->v.i;
-    case OW_CFG_FLOAT: return a->v.d == b->v.d;
+    case OW_CFG_FLOAT: /* structural: NaN equals NaN, 0.0 differs from -0.0 */
+        return (a->v.d != a->v.d && b->v.d != b->v.d) ||
+               (a->v.d == b->v.d && signbit(a->v.d) == signbit(b->v.d));
     case OW_CFG_STRING: return strcmp(a->v.s, b->v.s) == 0;
     case OW_CFG_LIST:
     case OW_CFG_MAP:
@@ -274,4 +277,59 @@ int ow_cfg_get_line(const ow_cfg *node)
 int ow_cfg_get_column(const ow_cfg *node)
 {
     return node ? node->column : 0;
+}
+
+int ow_cfg_new(ow_cfg **out, ow_error *err)
+{
+    if (!out)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_new: out is NULL");
+    if (!(*out = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0)))
+        return ow__nomem(err);
+    return OW_OK;
+}
+
+int ow_cfg_set_node(ow_cfg *map, const char *path, const ow_cfg *value, ow_error *err)
+{
+    if (!map || !path || !*path || !value || map->type != OW_CFG_MAP)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_cfg_set_node: needs a map, a path and a value");
+    /* walk, noting which maps must be created, before changing anything */
+    ow_cfg *copy = ow__cfg_dup(value);
+    if (!copy)
+        return ow__nomem(err);
+    ow_cfg *cur = map;
+    const char *p = path;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t len = dot ? (size_t)(dot - p) : strlen(p);
+        char *key = ow__strndup(p, len);
+        if (!key) {
+            ow_cfg_free(copy);
+            return ow__nomem(err);
+        }
+        if (!dot) {
+            int rc = ow__cfg_map_set(cur, key, copy);
+            ow_free(key);
+            return rc ? ow__nomem(err) : OW_OK;
+        }
+        ow_cfg *next = ow__cfg_map_get(cur, key);
+        if (next && next->type != OW_CFG_MAP) {
+            ow_free(key);
+            ow_cfg_free(copy);
+            return ow__error_at(err, OW_ERR_TYPE, next,
+                                "cannot set '%s': '%.*s' is a %s, not a map", path,
+                                (int)(dot - path), path, ow_cfg_type_name(next->type));
+        }
+        if (!next) {
+            next = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0);
+            if (!next || ow__cfg_map_set(cur, key, next) != OW_OK) {
+                ow_free(key);
+                ow_cfg_free(copy);
+                return ow__nomem(err);
+            }
+        }
+        ow_free(key);
+        cur = next;
+        p = dot + 1;
+    }
 }

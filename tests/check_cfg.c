@@ -1,0 +1,910 @@
+/* check_cfg.c -- the config layer: _base_ chains and merging, {{ }} templates,
+ * --cfg-options overrides, YAML/JSON output, the schema validator, the bad-config
+ * corpus in tests/bad/cfg and allocation failures in each entry point. */
+#include "testlib.h"
+#include "cfg/cfg_internal.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+/* OW_TEST_DATA and OW_TEST_BAD, canonical: base paths are normalised by the loader,
+ * and a build directory's "build/../tests" would otherwise show in two spellings. */
+static char *data_root, *bad_root;
+
+static const char *data_path(char *buf, size_t n, const char *rel)
+{
+    snprintf(buf, n, "%s/cfg/%s", data_root, rel);
+    return buf;
+}
+
+static ow_cfg *load_data(const char *rel)
+{
+    char path[1024];
+    ow_error err;
+    ow_error_clear(&err);
+    ow_cfg *cfg = NULL;
+    ow_check_ok(ow_cfg_load(data_path(path, sizeof path, rel), &cfg, &err), &err);
+    return cfg;
+}
+
+static ow_cfg *parse_text(const char *text)
+{
+    ow_error err;
+    ow_error_clear(&err);
+    ow_cfg *cfg = NULL;
+    ow_check_ok(ow__cfg_parse(text, strlen(text), "expected", &cfg, &err), &err);
+    return cfg;
+}
+
+/* Asserts that cfg equals the tree written as YAML in `expected`. */
+#define check_tree(cfg, expected) check_tree_at(__LINE__, (cfg), (expected))
+static void check_tree_at(int line, const ow_cfg *cfg, const char *expected)
+{
+    ow_cfg *want = parse_text(expected);
+    if (!ow__cfg_equal(cfg, want)) {
+        char *got = NULL;
+        ow_cfg_save_yaml(cfg, &got, NULL);
+        ck_abort_msg("line %d: tree differs; expected\n%s\ngot\n%s", line, expected, got);
+    }
+    ow_cfg_free(want);
+}
+
+#define check_pos(node, suffix, line, column)                                              \
+    check_pos_at(__LINE__, (node), (suffix), (line), (column))
+static void check_pos_at(int at, const ow_cfg *node, const char *suffix, int line, int column)
+{
+    ck_assert_msg(node != NULL, "line %d: no node", at);
+    const char *file = ow_cfg_get_file(node);
+    size_t lf = file ? strlen(file) : 0, ls = strlen(suffix);
+    ck_assert_msg(file && lf >= ls && !strcmp(file + lf - ls, suffix),
+                  "line %d: file '%s' does not end with '%s'", at, file ? file : "(null)",
+                  suffix);
+    ck_assert_msg(ow_cfg_get_line(node) == line && ow_cfg_get_column(node) == column,
+                  "line %d: expected %d:%d, got %d:%d", at, line, column,
+                  ow_cfg_get_line(node), ow_cfg_get_column(node));
+}
+
+/* ---- Inherit ------------------------------------------------------------------- */
+
+START_TEST(chain_merges_three_levels)
+{
+    ow_cfg *cfg = load_data("chain/top.yaml");
+    check_tree(cfg, "optim_wrapper:\n"
+                    "  type: OptimWrapper\n"
+                    "  optimizer: {type: AdamW, lr: 0.01, momentum: 0.9, betas: [0.8, 0.9],\n"
+                    "              weight_decay: 0.05}\n"
+                    "  paramwise_cfg: {norm_decay_mult: 0.0}\n"
+                    "  clip_grad: null\n"
+                    "model: {depth: 50}\n"
+                    "work: top\n");
+    /* every value keeps the place where it was written, bases included */
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.momentum"), "/chain_bases/leaf.yaml",
+              6, 15);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.type"), "/chain_bases/mid.yaml", 4,
+              11);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.lr"), "/chain/top.yaml", 4, 9);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.betas.1"), "/chain/top.yaml", 5, 18);
+    check_pos(cfg, "/chain/top.yaml", 1, 1);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(two_bases_delete_and_list_replacement)
+{
+    ow_cfg *cfg = load_data("two_bases/child.yaml");
+    /* _delete_ replaced the SGD dict; the list replaced the JSON base's list; the
+     * _delete_ of a dict without base value is dropped, not leaked */
+    check_tree(cfg, "optim_wrapper:\n"
+                    "  optimizer: {type: AdamW, lr: 0.001}\n"
+                    "  paramwise_cfg: {bias_lr_mult: 2.0}\n"
+                    "param_scheduler: [{type: LinearLR, end: 5}]\n"
+                    "train_cfg: {max_epochs: 90}\n");
+    check_pos(ow_cfg_find(cfg, "param_scheduler.0"), "/two_bases/child.yaml", 10, 5);
+    check_pos(ow_cfg_find(cfg, "train_cfg.max_epochs"), "/two_bases/sched.json", 2, 30);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(refs_resolve_against_bases)
+{
+    ow_cfg *cfg = load_data("refs/child.yaml");
+    /* `lr: {{_base_.lr}}` sees the bases' 0.02, not the child's own lr: 0.5 */
+    check_tree(cfg, "lr: 0.5\n"
+                    "betas: [0.9, 0.99]\n"
+                    "optimizer: {type: SGD, lr: 0.1}\n"
+                    "sched: [{type: A}, {type: B}]\n"
+                    "optim_wrapper:\n"
+                    "  optimizer: {type: AdamW, lr: 0.02, betas: [0.9, 0.99], inner: SGD}\n"
+                    "  from_list: B\n"
+                    "  whole: {type: SGD, lr: 0.1}\n"
+                    "  pair: [0.02, 1]\n");
+    /* a copied value keeps the base's position */
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.lr"), "/refs/base.yaml", 1, 5);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.pair.1"), "/refs/child.yaml", 10, 25);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(load_string_bases_and_names)
+{
+    char path[1024], text[2048];
+    snprintf(text, sizeof text,
+             "_base_: %s\nlr: '{{_base_.optimizer.lr}}'\noptimizer: null\n",
+             data_path(path, sizeof path, "refs/base.yaml"));
+    ow_error err;
+    ow_error_clear(&err);
+    ow_cfg *cfg = NULL;
+    ow_check_ok(ow_cfg_load_string(text, "inline.yaml", &cfg, &err), &err);
+    /* a scalar may replace a base's dict */
+    check_tree(cfg, "lr: 0.1\nbetas: [0.9, 0.99]\noptimizer: null\n"
+                    "sched: [{type: A}, {type: B}]\n");
+    check_pos(ow_cfg_find(cfg, "optimizer"), "inline.yaml", 3, 12);
+    ow_cfg_free(cfg);
+    ow_check_ok(ow_cfg_load_string("a: 1", NULL, &cfg, &err), &err);
+    ck_assert_str_eq(ow_cfg_get_file(cfg), "<string>");
+    ow_cfg_free(cfg);
+    ow_check_ok(ow_cfg_load_string("", NULL, &cfg, &err), &err);
+    check_tree(cfg, "{}");
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(delete_keys_always_stripped)
+{
+    ow_error err;
+    ow_error_clear(&err);
+    ow_cfg *cfg = NULL;
+    ow_check_ok(ow_cfg_load_string("_delete_: true\n"
+                                   "a: {_delete_: false, b: {_delete_: true, c: 1}}\n"
+                                   "l: [{_delete_: true, d: 2}]\n__x: 1\n",
+                                   NULL, &cfg, &err),
+                &err);
+    check_tree(cfg, "a: {b: {c: 1}}\nl: [{d: 2}]\n");
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(top_level_file_errors)
+{
+    ow_error err;
+    ow_cfg *cfg = (ow_cfg *)&err; /* must come back NULL */
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_cfg_load("/nonexistent/optwrap/x.yaml", &cfg, &err), OW_ERR_IO);
+    ck_assert_ptr_null(cfg);
+    ow_check_error(&err, OW_ERR_IO, "/nonexistent/optwrap/x.yaml", 0, 0,
+                   "cannot open: No such file or directory");
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_cfg_load("configs/x.py", &cfg, &err), OW_ERR_UNSUPPORTED);
+    ow_check_error(&err, OW_ERR_UNSUPPORTED, "configs/x.py", 0, 0,
+                   "Python configs are not supported: optwrap reads only YAML and JSON "
+                   "configs (.yaml, .yml, .json)");
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_cfg_load("x.cfg", &cfg, &err), OW_ERR_UNSUPPORTED);
+    ow_check_error(&err, OW_ERR_UNSUPPORTED, "x.cfg", 0, 0,
+                   "only .yaml, .yml and .json configs are supported");
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_cfg_load(NULL, &cfg, &err), OW_ERR_MISUSE);
+    ck_assert_int_eq(ow_cfg_load("x.yaml", NULL, NULL), OW_ERR_MISUSE);
+    ck_assert_int_eq(ow_cfg_load_string(NULL, NULL, &cfg, NULL), OW_ERR_MISUSE);
+}
+END_TEST
+
+START_TEST(earlier_error_is_kept_whole)
+{
+    /* the include trail is appended only to an error this call stored */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/cfg/deep_chain/config.yaml", bad_root);
+    ow_error err;
+    ow_error_clear(&err);
+    ow__error(&err, OW_ERR_RANGE, "first.yaml", 1, 2, "first");
+    ow_cfg *cfg = NULL;
+    ck_assert_int_eq(ow_cfg_load(path, &cfg, &err), OW_ERR_INHERIT);
+    ow_check_error(&err, OW_ERR_RANGE, "first.yaml", 1, 2, "first");
+}
+END_TEST
+
+/* ---- Templates ----------------------------------------------------------------- */
+
+START_TEST(file_variables_and_env_defaults)
+{
+    unsetenv("OW_TEST_CFG_PORT");
+    unsetenv("OW_TEST_CFG_HOST");
+    ow_cfg *cfg = load_data("vars/run.yaml");
+    char want[2048];
+    snprintf(want, sizeof want,
+             "work_dir: '%s/cfg/vars/work'\nname: run\nbase: run.yaml\next: .yaml\n"
+             "port: 8080\nhost: localhost\nquoted: '8080'\nmixed: p1q\nlist: [1, 2]\n"
+             "run_key: 1\nbraces: '{{ not a template }}'\n",
+             data_root);
+    check_tree(cfg, want);
+    /* placeholders have the template's length: later columns are unchanged */
+    check_pos(ow_cfg_find(cfg, "port"), "/vars/run.yaml", 5, 7);
+    check_pos(ow_cfg_find(cfg, "list.1"), "/vars/run.yaml", 9, 33);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(env_value_is_typed_where_plain)
+{
+    setenv("OW_TEST_CFG_PORT", "1.5e-3", 1);
+    setenv("OW_TEST_CFG_HOST", "example.org", 1);
+    ow_cfg *cfg = load_data("vars/run.yaml");
+    ck_assert_double_eq(ow_cfg_find(cfg, "port")->v.d, 1.5e-3);
+    ck_assert_double_eq(ow_cfg_find(cfg, "list.0")->v.d, 1.5e-3);
+    ck_assert_str_eq(ow_cfg_find(cfg, "quoted")->v.s, "1.5e-3");
+    ck_assert_str_eq(ow_cfg_find(cfg, "mixed")->v.s, "p1.5e-3q");
+    ck_assert_str_eq(ow_cfg_find(cfg, "host")->v.s, "example.org");
+    ow_cfg_free(cfg);
+    unsetenv("OW_TEST_CFG_PORT");
+    unsetenv("OW_TEST_CFG_HOST");
+}
+END_TEST
+
+static const struct {
+    const char *text, *path;
+} base_refs[] = {
+    {"{{_base_.lr}}", "lr"},
+    {"{{ _base_.optimizer.lr }}", "optimizer.lr"},
+    {"{{_base_.sched.0}}", "sched.0"},
+    {"{{_base_.}}", NULL},
+    {"{{_base_lr}}", NULL},
+    {"x{{_base_.lr}}", NULL},
+    {"{{_base_.a b}}", NULL},
+    {"{{$A:1}}", NULL},
+    {"{_base_.lr}", NULL},
+};
+
+START_TEST(base_reference_syntax)
+{
+    const char *path = NULL;
+    size_t len = 0;
+    bool is_ref = ow__cfg_base_ref(base_refs[_i].text, &path, &len);
+    ck_assert_int_eq(is_ref, base_refs[_i].path != NULL);
+    if (is_ref) {
+        ck_assert_uint_eq(len, strlen(base_refs[_i].path));
+        ck_assert(!strncmp(path, base_refs[_i].path, len));
+    }
+}
+END_TEST
+
+/* ---- Overrides ----------------------------------------------------------------- */
+
+static ow_cfg *base_for_overrides(void)
+{
+    ow_cfg *cfg = NULL;
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_cfg_load_string("optim_wrapper:\n"
+                                   "  optimizer: {type: AdamW, lr: 0.001, betas: [0.9, 0.999]}\n"
+                                   "  paramwise_cfg: {norm_decay_mult: 0.0}\n"
+                                   "param_scheduler:\n"
+                                   "  - {type: LinearLR, end: 5}\n"
+                                   "  - {type: CosineAnnealingLR, begin: 5}\n"
+                                   "name: run\n",
+                                   "base.yaml", &cfg, &err),
+                &err);
+    return cfg;
+}
+
+START_TEST(override_values_and_positions)
+{
+    ow_cfg *cfg = base_for_overrides();
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_cfg_set(cfg, "optim_wrapper.optimizer.lr=1e-4", &err), &err);
+    ow_check_ok(ow_cfg_set(cfg, "optim_wrapper.optimizer.betas=[0.9,0.95]", &err), &err);
+    ow_check_ok(ow_cfg_set(cfg, "optim_wrapper.paramwise_cfg.custom_keys.head.lr_mult=10",
+                           &err),
+                &err);
+    ow_check_ok(ow_cfg_set(cfg, "optim_wrapper.paramwise_cfg={bias_decay_mult: 0, "
+                                "custom_keys: {head: {decay_mult: 0.5}}}",
+                           &err),
+                &err);
+    ow_check_ok(ow_cfg_set(cfg, "param_scheduler.1.end=90", &err), &err);
+    ow_check_ok(ow_cfg_set(cfg, "optim_wrapper.optimizer.betas.1=0.99", &err), &err);
+    ow_check_ok(ow_cfg_set(cfg, "param_scheduler.0={_delete_: true, type: ConstantLR}", &err),
+                &err);
+    ow_check_ok(ow_cfg_set(cfg, "name= x y ", &err), &err);
+    ow_check_ok(ow_cfg_set(cfg, "new.deep.key=true", &err), &err);
+    check_tree(cfg, "optim_wrapper:\n"
+                    "  optimizer: {type: AdamW, lr: 0.0001, betas: [0.9, 0.99]}\n"
+                    "  paramwise_cfg:\n"
+                    "    norm_decay_mult: 0.0\n"
+                    "    custom_keys: {head: {lr_mult: 10, decay_mult: 0.5}}\n"
+                    "    bias_decay_mult: 0\n"
+                    "param_scheduler:\n"
+                    "  - {type: ConstantLR}\n"
+                    "  - {type: CosineAnnealingLR, begin: 5, end: 90}\n"
+                    "name: x y\n"
+                    "new: {deep: {key: true}}\n");
+    /* value nodes: the column where VALUE starts in the assignment */
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.lr"), "<cfg-options>", 1, 28);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.betas"), "<cfg-options>", 1, 31);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.betas.0"), "<cfg-options>", 1, 32);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.betas.1"), "<cfg-options>", 1, 33);
+    check_pos(ow_cfg_find(cfg, "param_scheduler.1.end"), "<cfg-options>", 1, 23);
+    check_pos(ow_cfg_find(cfg, "name"), "<cfg-options>", 1, 7);
+    /* created maps sit at their first key; merged maps keep their place */
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.paramwise_cfg.custom_keys"), "<cfg-options>", 1,
+              41);
+    check_pos(ow_cfg_find(cfg, "new.deep"), "<cfg-options>", 1, 10);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer"), "base.yaml", 2, 14);
+    check_pos(ow_cfg_find(cfg, "param_scheduler.1.begin"), "base.yaml", 6, 38);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+static const struct {
+    const char *assignment, *expected;
+} override_values[] = {
+    {"v=1e-4", "v: 1.0e-4"},
+    {"v=5", "v: 5"},
+    {"v=-.inf", "v: -.inf"},
+    {"v=abc", "v: abc"},
+    {"v=true", "v: true"},
+    {"v=yes", "v: 'yes'"},
+    {"v=", "v: null"},
+    {"v=null", "v: null"},
+    {"v=~", "v: null"},
+    {"v='1e-4'", "v: '1e-4'"},
+    {"v=\"a, b\"", "v: 'a, b'"},
+    {"v=a,b", "v: 'a,b'"},
+    {"v=x: y", "v: 'x: y'"},
+    {"v=[]", "v: []"},
+    {"v={}", "v: {}"},
+    {"v=[[1, 2], {a: b}]", "v: [[1, 2], {a: b}]"},
+    {"v=[don't]", "v: [\"don't\"]"},
+    {"v=a=b", "v: a=b"},
+};
+
+START_TEST(override_value_types)
+{
+    ow_cfg *cfg = NULL;
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_cfg_new(&cfg, &err), &err);
+    ow_check_ok(ow_cfg_set(cfg, override_values[_i].assignment, &err), &err);
+    check_tree(cfg, override_values[_i].expected);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+static const struct {
+    const char *assignment;
+    int code, column;
+    const char *message;
+} override_errors[] = {
+    {"optim_wrapper", OW_ERR_SYNTAX, 1, "expected KEY=VALUE, got 'optim_wrapper'"},
+    {"=1", OW_ERR_SYNTAX, 1, "empty key in '=1'"},
+    {"a..b=1", OW_ERR_SYNTAX, 3, "empty key component in 'a..b'"},
+    {"a.=1", OW_ERR_SYNTAX, 3, "empty key component in 'a.'"},
+    {"a=[0.9,0.95", OW_ERR_SYNTAX, 3, "unbalanced brackets in value '[0.9,0.95'"},
+    {"a={x: [1}", OW_ERR_SYNTAX, 3, "unbalanced brackets in value '{x: [1}'"},
+    {"a=[1]]", OW_ERR_SYNTAX, 3, "unbalanced brackets in value '[1]]'"},
+    {"a=[1] x", OW_ERR_SYNTAX, 7, "did not find expected <document start>"},
+    {"a='x' y", OW_ERR_SYNTAX, 7, "did not find expected <document start>"},
+    {"param_scheduler.2.end=1", OW_ERR_RANGE, 17,
+     "index 2 is out of range for 'param_scheduler', a list of 2 items"},
+    {"param_scheduler.x.end=1", OW_ERR_TYPE, 17,
+     "'param_scheduler' is a list: 'x' is not an index"},
+    {"name.first=a", OW_ERR_TYPE, 6,
+     "'name' is a map here but a string in the config (base.yaml:7:7); set '_delete_: "
+     "true' in the map to replace it"},
+    {"optim_wrapper.optimizer={_delete_: 1}", OW_ERR_TYPE, 36,
+     "_delete_: expected bool, got int"},
+};
+
+START_TEST(override_errors_leave_tree_unchanged)
+{
+    ow_cfg *cfg = base_for_overrides();
+    ow_cfg *before = ow__cfg_dup(cfg);
+    ow_error err;
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_cfg_set(cfg, override_errors[_i].assignment, &err),
+                     override_errors[_i].code);
+    ow_check_error(&err, override_errors[_i].code, "<cfg-options>", 1,
+                   override_errors[_i].column, override_errors[_i].message);
+    ck_assert(ow__cfg_equal(cfg, before));
+    ow_cfg_free(before);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(override_misuse)
+{
+    ow_cfg *cfg = base_for_overrides();
+    ck_assert_int_eq(ow_cfg_set(NULL, "a=1", NULL), OW_ERR_MISUSE);
+    ck_assert_int_eq(ow_cfg_set(cfg, NULL, NULL), OW_ERR_MISUSE);
+    ck_assert_int_eq(ow_cfg_set((ow_cfg *)ow_cfg_find(cfg, "name"), "a=1", NULL),
+                     OW_ERR_MISUSE);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+/* ---- Emit ---------------------------------------------------------------------- */
+
+START_TEST(yaml_output_exact)
+{
+    ow_cfg *cfg = parse_text("a: {b: 1, c: [0.9, 0.999], d: {}, e: [], f: null}\n"
+                             "l: [{x: 1, y: [1, [2, 3]]}, [a, b], 'true', '']\n"
+                             "s: [1e-3, '1e-3', 'a: b', -1, 1e16, .inf, '#x', x#y]\n");
+    char *text = NULL;
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_cfg_save_yaml(cfg, &text, &err), &err);
+    ck_assert_str_eq(text, "a:\n"
+                           "  b: 1\n"
+                           "  c: [0.9, 0.999]\n"
+                           "  d: {}\n"
+                           "  e: []\n"
+                           "  f: null\n"
+                           "l:\n"
+                           "  - x: 1\n"
+                           "    y:\n"
+                           "      - 1\n"
+                           "      - [2, 3]\n"
+                           "  - [a, b]\n"
+                           "  - \"true\"\n"
+                           "  - \"\"\n"
+                           "s: [0.001, \"1e-3\", \"a: b\", -1, 1e+16, .inf, \"#x\", x#y]\n");
+    ow_free(text);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+static const char *const round_trip_texts[] = {
+    "strings: ['1e-3', 'true', '', 'null', '~', '- x', 'a: b', '#c', ' lead', 'x #y',\n"
+    "          \"multi\\nline\", \"tab\\t\", '[x]', '0x1F', '123', '1.5', '.inf', 'yes',\n"
+    "          'a,b', '{x}', '...', 'trail:', \"q'\\\"\", \"\\u00e9t\\u00e9\", '*a', '&b',\n"
+    "          '!t', '%p', '@x', '`x', '|', '>', '?', 'x: ']\n"
+    "numbers: [0, -7, 9223372036854775807, 0.1, 1e-05, 1e+16, -0.0, .inf, -.inf, 2.5e-300]\n"
+    "keys: {'a: b': 1, '1': 2, '': 3, '#': 4, 'true': 5, '- x': 6, plain key: 7}\n"
+    "nested: [[[]], [{}], [{a: [1, {b: [c]}]}], {x: [[1, 2], [3]]}]\n"
+    "long: [aaaaaaaaaa, bbbbbbbbbb, cccccccccc, dddddddddd, eeeeeeeeee, ffffffffff, g]\n",
+    "[1, 2]",
+    "just a string",
+    "{}",
+};
+
+START_TEST(yaml_round_trip)
+{
+    ow_cfg *cfg = parse_text(round_trip_texts[_i]);
+    char *text = NULL;
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_cfg_save_yaml(cfg, &text, &err), &err);
+    ow_cfg *back = NULL;
+    ow_check_ok(ow__cfg_parse(text, strlen(text), "back", &back, &err), &err);
+    ck_assert_msg(ow__cfg_equal(cfg, back), "round trip differs:\n%s", text);
+    ow_cfg_free(back);
+    ow_free(text);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(loaded_configs_round_trip)
+{
+    static const char *const files[] = {"chain/top.yaml", "two_bases/child.yaml",
+                                        "refs/child.yaml", "vars/run.yaml"};
+    for (size_t i = 0; i < OW__ARRAY_LEN(files); i++) {
+        ow_cfg *cfg = load_data(files[i]);
+        char *text = NULL;
+        ow_error err;
+        ow_error_clear(&err);
+        ow_check_ok(ow_cfg_save_yaml(cfg, &text, &err), &err);
+        ow_cfg *back = NULL;
+        ow_check_ok(ow_cfg_load_string(text, "printed.yaml", &back, &err), &err);
+        ck_assert_msg(ow__cfg_equal(cfg, back), "%s: round trip differs:\n%s", files[i], text);
+        ow_cfg_free(back);
+        ow_free(text);
+        ow_cfg_free(cfg);
+    }
+}
+END_TEST
+
+START_TEST(json_output_exact)
+{
+    ow_cfg *cfg = parse_text("a: 1\nb: [1.0, 1e-05, 0.1]\nc: {d: null, e: true}\n"
+                             "f: \"x\\\"y\\n\"\ng: .inf\nh: .nan\ni: -.inf\nj: []\nk: {}\n");
+    char *text = NULL;
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_cfg_save_json(cfg, &text, &err), &err);
+    ck_assert_str_eq(text, "{\"a\": 1, \"b\": [1.0, 1e-05, 0.1], \"c\": {\"d\": null, "
+                           "\"e\": true}, \"f\": \"x\\\"y\\n\", \"g\": Infinity, \"h\": NaN, "
+                           "\"i\": -Infinity, \"j\": [], \"k\": {}}");
+    ow_free(text);
+    ow_check_ok(ow_cfg_save_json(NULL, &text, &err), &err);
+    ck_assert_str_eq(text, "null");
+    ow_free(text);
+    ck_assert_int_eq(ow_cfg_save_json(cfg, NULL, NULL), OW_ERR_MISUSE);
+    ck_assert_int_eq(ow_cfg_save_yaml(cfg, NULL, NULL), OW_ERR_MISUSE);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+/* ---- Schema -------------------------------------------------------------------- */
+
+static const ow_key test_keys[] = {
+    {.name = "lr", .type = OW_T_FLOAT, .min = 0, .max = INFINITY,
+     .flags = OW_KEY_REQUIRED | OW_KEY_RANGE},
+    {.name = "momentum", .type = OW_T_NUMBER, .def = "0", .min = 0, .max = 1,
+     .flags = OW_KEY_RANGE},
+    {.name = "eps", .type = OW_T_FLOAT, .def = "1e-08", .min = 0, .max = INFINITY,
+     .flags = OW_KEY_RANGE | OW_KEY_MIN_OPEN},
+    {.name = "betas", .type = OW_T_NUMLIST, .def = "[0.9, 0.999]", .min = 0, .max = 1,
+     .flags = OW_KEY_RANGE},
+    {.name = "nesterov", .type = OW_T_BOOL, .def = "false"},
+    {.name = "norm_decay_mult", .type = OW_T_FLOAT, .flags = OW_KEY_NULLABLE},
+    {.name = "custom_keys", .type = OW_T_MAP, .def = "{}"},
+    {.name = "name", .type = OW_T_STRING, .def = "null", .flags = OW_KEY_NULLABLE},
+    {.name = "steps", .type = OW_T_INT, .def = "1"},
+    {.name = "extra", .type = OW_T_ANY},
+    {.name = "milestones", .type = OW_T_LIST},
+    {.name = "scale", .type = OW_T_FLOAT, .def = "2"},
+    {.name = "gamma", .type = OW_T_NUMBER, .min = 0, .max = 1,
+     .flags = OW_KEY_RANGE | OW_KEY_MAX_OPEN},
+    {.name = "clip", .type = OW_T_NUMBER, .min = -INFINITY, .max = 10, .flags = OW_KEY_RANGE},
+    {0},
+};
+
+static const char *const type_only[] = {"type", NULL};
+
+static const struct {
+    const char *yaml;
+    int code, line, column;
+    const char *message;
+} schema_cases[] = {
+    {"lr: 0.1\nnorm_decay_mul: 0", OW_ERR_UNKNOWN_KEY, 2, 17,
+     "opt.paramwise_cfg: unknown key 'norm_decay_mul' (did you mean 'norm_decay_mult'?)"},
+    {"lr: 0.1\nfoo: 1", OW_ERR_UNKNOWN_KEY, 2, 6,
+     "opt.paramwise_cfg: unknown key 'foo' (accepted: lr, momentum, eps, betas, nesterov, "
+     "norm_decay_mult, custom_keys, name, steps, extra, milestones, scale, gamma, clip, "
+     "type)"},
+    {"typ: SGD\nlr: x", OW_ERR_UNKNOWN_KEY, 1, 6,
+     "opt.paramwise_cfg: unknown key 'typ' (did you mean 'type'?)"},
+    {"lr: abc", OW_ERR_TYPE, 1, 5, "opt.paramwise_cfg.lr: expected float, got string"},
+    {"lr: 0.1\nnorm_decay_mult: x", OW_ERR_TYPE, 2, 18,
+     "opt.paramwise_cfg.norm_decay_mult: expected float or null, got string"},
+    {"lr: -0.1", OW_ERR_RANGE, 1, 5, "opt.paramwise_cfg.lr: must be >= 0, got -0.1"},
+    {"lr: .nan", OW_ERR_RANGE, 1, 5, "opt.paramwise_cfg.lr: must be >= 0, got nan"},
+    {"lr: 0.1\nmomentum: 1.5", OW_ERR_RANGE, 2, 11,
+     "opt.paramwise_cfg.momentum: must be between 0 and 1, got 1.5"},
+    {"lr: 0.1\neps: 0", OW_ERR_RANGE, 2, 6, "opt.paramwise_cfg.eps: must be > 0, got 0"},
+    {"lr: 0.1\neps: 0.0", OW_ERR_RANGE, 2, 6, "opt.paramwise_cfg.eps: must be > 0, got 0"},
+    {"lr: 0.1\ngamma: 1", OW_ERR_RANGE, 2, 8,
+     "opt.paramwise_cfg.gamma: must be >= 0 and < 1, got 1"},
+    {"lr: 0.1\nclip: 1e3", OW_ERR_RANGE, 2, 7,
+     "opt.paramwise_cfg.clip: must be <= 10, got 1000"},
+    {"lr: 0.1\nbetas: [0.9, 1.5]", OW_ERR_RANGE, 2, 14,
+     "opt.paramwise_cfg.betas[1]: must be between 0 and 1, got 1.5"},
+    {"lr: 0.1\nbetas: [0.9, x]", OW_ERR_TYPE, 2, 14,
+     "opt.paramwise_cfg.betas[1]: expected number, got string"},
+    {"lr: 0.1\nbetas: 0.9", OW_ERR_TYPE, 2, 8,
+     "opt.paramwise_cfg.betas: expected list of numbers, got float"},
+    {"lr: 0.1\nsteps: 1.0", OW_ERR_TYPE, 2, 8, "opt.paramwise_cfg.steps: expected int, got float"},
+    {"lr: 0.1\nnesterov: yes", OW_ERR_TYPE, 2, 11,
+     "opt.paramwise_cfg.nesterov: expected bool, got string"},
+    {"lr: 0.1\ncustom_keys: [1]", OW_ERR_TYPE, 2, 14,
+     "opt.paramwise_cfg.custom_keys: expected map, got list"},
+    {"lr: 0.1\nmilestones: {}", OW_ERR_TYPE, 2, 13,
+     "opt.paramwise_cfg.milestones: expected list, got map"},
+    {"lr: 0.1\nname: 3", OW_ERR_TYPE, 2, 7,
+     "opt.paramwise_cfg.name: expected string or null, got int"},
+    {"lr: null", OW_ERR_TYPE, 1, 5, "opt.paramwise_cfg.lr: expected float, got null"},
+    {"momentum: 0.9", OW_ERR_MISSING_KEY, 1, 1, "opt.paramwise_cfg: missing required key 'lr'"},
+    {"- 1", OW_ERR_TYPE, 1, 1, "opt.paramwise_cfg: expected map, got list"},
+    {"lr: 1\nmomentum: 0\nextra: [any, {thing: 1}]\nname: null\ntype: SGD\n"
+     "norm_decay_mult: null\nbetas: [0, 1]\neps: 1e-300\ngamma: 0\nclip: -1e9\nscale: 1",
+     OW_OK, 0, 0, NULL},
+};
+
+START_TEST(schema_messages)
+{
+    ow_cfg *map = parse_text(schema_cases[_i].yaml);
+    ow_error err;
+    ow_error_clear(&err);
+    int rc = ow__schema_check(map, test_keys, "opt.paramwise_cfg", type_only, &err);
+    ck_assert_int_eq(rc, schema_cases[_i].code);
+    if (schema_cases[_i].code != OW_OK)
+        ow_check_error(&err, schema_cases[_i].code, "expected", schema_cases[_i].line,
+                       schema_cases[_i].column, schema_cases[_i].message);
+    ow_cfg_free(map);
+}
+END_TEST
+
+START_TEST(schema_without_context)
+{
+    static const ow_key two[] = {{.name = "a", .type = OW_T_INT}, {.name = "b"}, {0}};
+    static const ow_key none[] = {{0}};
+    ow_cfg *map = parse_text("zzz: 1");
+    ow_error err;
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow__schema_check(map, two, NULL, NULL, &err), OW_ERR_UNKNOWN_KEY);
+    ow_check_error(&err, OW_ERR_UNKNOWN_KEY, "expected", 1, 6,
+                   "unknown key 'zzz' (accepted: a, b)");
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow__schema_check(map, none, "x", NULL, &err), OW_ERR_UNKNOWN_KEY);
+    ow_check_error(&err, OW_ERR_UNKNOWN_KEY, "expected", 1, 6,
+                   "x: unknown key 'zzz' (no keys are accepted here)");
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow__schema_check_value(ow_cfg_find(map, "zzz"), &two[0], "", &err),
+                     OW_OK);
+    /* an absent map is an empty one */
+    ck_assert_int_eq(ow__schema_check(NULL, two, "x", NULL, &err), OW_OK);
+    ck_assert_int_eq(ow__schema_check(NULL, test_keys, "x", NULL, &err), OW_ERR_MISSING_KEY);
+    ow_check_error(&err, OW_ERR_MISSING_KEY, NULL, 0, 0, "x: missing required key 'lr'");
+    ck_assert_ptr_eq(ow__schema_find(test_keys, "eps"), &test_keys[2]);
+    ck_assert_ptr_null(ow__schema_find(test_keys, "nope"));
+    ck_assert_ptr_null(ow__schema_find(NULL, "eps"));
+    ow_cfg_free(map);
+}
+END_TEST
+
+static const struct {
+    const char *key, *expected; /* expected: YAML of {v: default}, NULL: no default */
+} defaults[] = {
+    {"momentum", "v: 0"},         {"eps", "v: 1.0e-8"},      {"betas", "v: [0.9, 0.999]"},
+    {"nesterov", "v: false"},     {"custom_keys", "v: {}"},  {"name", "v: null"},
+    {"steps", "v: 1"},            {"scale", "v: 2.0"},       {"lr", NULL},
+};
+
+START_TEST(schema_defaults)
+{
+    const ow_key *key = ow__schema_find(test_keys, defaults[_i].key);
+    ow_cfg *v = (ow_cfg *)key;
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow__schema_default(key, &v, &err), &err);
+    if (!defaults[_i].expected) {
+        ck_assert_ptr_null(v);
+        return;
+    }
+    ow_cfg *want = parse_text(defaults[_i].expected);
+    ck_assert(ow__cfg_equal(v, ow_cfg_find(want, "v")));
+    /* defaults were written in C: no position, at any depth */
+    ck_assert_ptr_null(ow_cfg_get_file(v));
+    ck_assert_ptr_null(ow_cfg_get_file(ow_cfg_get_item(v, 0)));
+    ck_assert_int_eq(ow_cfg_get_line(v), 0);
+    ow_cfg_free(want);
+    ow_cfg_free(v);
+}
+END_TEST
+
+START_TEST(schema_bad_default_is_misuse)
+{
+    static const ow_key bad = {.name = "k", .type = OW_T_LIST, .def = "[1, 2"};
+    ow_cfg *v = NULL;
+    ow_error err;
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow__schema_default(&bad, &v, &err), OW_ERR_MISUSE);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(strncmp(err.message, "default of key 'k' is not valid YAML: ", 38), 0);
+}
+END_TEST
+
+/* ---- the bad-config corpus ------------------------------------------------------ */
+
+/* tests/bad/cfg/<case>/{config.yaml, expected}: `expected` holds the formatted error
+ * with paths relative to the case directory, then the code's name. */
+static char *bad_cases[128];
+static size_t n_bad_cases;
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void find_bad_cases(void)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/cfg", bad_root);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) && n_bad_cases < OW__ARRAY_LEN(bad_cases))
+        if (e->d_name[0] != '.')
+            bad_cases[n_bad_cases++] = strdup(e->d_name);
+    closedir(d);
+    qsort(bad_cases, n_bad_cases, sizeof *bad_cases, compare_names);
+}
+
+/* Replaces every occurrence of prefix in s (in place). */
+static void strip_prefix(char *s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    char *p;
+    while ((p = strstr(s, prefix)))
+        memmove(p, p + n, strlen(p + n) + 1);
+}
+
+START_TEST(bad_config_corpus)
+{
+    char dir[1024], path[1100], line[4096];
+    snprintf(dir, sizeof dir, "%s/cfg/%s/", bad_root, bad_cases[_i]);
+    snprintf(path, sizeof path, "%sexpected", dir);
+    char *expected = ow_test_slurp(path);
+    char *nl = strchr(expected, '\n');
+    ck_assert_msg(nl, "%s: expected holds 'file:line:col: message' then the code",
+                  bad_cases[_i]);
+    *nl = '\0';
+    char *code = nl + 1;
+    code[strcspn(code, "\n")] = '\0';
+
+    snprintf(path, sizeof path, "%sconfig.yaml", dir);
+    ow_error err;
+    ow_error_clear(&err);
+    ow_cfg *cfg = (ow_cfg *)&err;
+    int rc = ow_cfg_load(path, &cfg, &err);
+    ck_assert_ptr_null(cfg);
+    ow_error_format(&err, line, sizeof line);
+    strip_prefix(line, dir);
+    ck_assert_msg(!strcmp(line, expected), "%s:\nexpected %s\ngot      %s", bad_cases[_i],
+                  expected, line);
+    ck_assert_str_eq(ow_error_code_name(rc), code);
+    ck_assert_int_eq(err.code, rc);
+    free(expected);
+}
+END_TEST
+
+/* ---- allocation failures ------------------------------------------------------- */
+
+START_TEST(load_survives_every_allocation_failure)
+{
+    static const char *const files[] = {"chain/top.yaml", "refs/child.yaml"};
+    char path[1024];
+    data_path(path, sizeof path, files[_i]);
+    ow_cfg *want = load_data(files[_i]);
+    long n;
+    for (n = 0;; n++) {
+        ow_error err;
+        ow_error_clear(&err);
+        ow_cfg *cfg = (ow_cfg *)&err;
+        ow__alloc_fail_after(n);
+        int rc = ow_cfg_load(path, &cfg, &err);
+        ow__alloc_fail_after(-1);
+        if (rc == OW_OK) {
+            ck_assert(ow__cfg_equal(cfg, want));
+            ow_cfg_free(cfg);
+            break;
+        }
+        ow_check_error(&err, OW_ERR_NOMEM, NULL, 0, 0, "out of memory");
+        ck_assert_ptr_null(cfg);
+    }
+    ck_assert_int_gt(n, 20);
+    ow_cfg_free(want);
+}
+END_TEST
+
+START_TEST(set_survives_every_allocation_failure)
+{
+    static const char *const assignments[] = {
+        "optim_wrapper.paramwise_cfg.custom_keys.head={lr_mult: 10, decay_mult: [1, 2]}",
+        "param_scheduler.1.end=90",
+        "optim_wrapper.optimizer={_delete_: true, type: SGD}",
+    };
+    ow_cfg *cfg = base_for_overrides();
+    ow_cfg *before = ow__cfg_dup(cfg);
+    for (long n = 0;; n++) {
+        ow_error err;
+        ow_error_clear(&err);
+        ow__alloc_fail_after(n);
+        int rc = ow_cfg_set(cfg, assignments[_i], &err);
+        ow__alloc_fail_after(-1);
+        if (rc == OW_OK)
+            break;
+        ow_check_error(&err, OW_ERR_NOMEM, NULL, 0, 0, "out of memory");
+        ck_assert(ow__cfg_equal(cfg, before));
+    }
+    ck_assert(!ow__cfg_equal(cfg, before));
+    ow_cfg_free(before);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(save_and_defaults_survive_allocation_failure)
+{
+    ow_cfg *cfg = load_data("refs/child.yaml");
+    for (int which = 0; which < 3; which++) {
+        for (long n = 0;; n++) {
+            ow_error err;
+            ow_error_clear(&err);
+            char *text = NULL;
+            ow_cfg *v = NULL;
+            ow__alloc_fail_after(n);
+            int rc = which == 0   ? ow_cfg_save_yaml(cfg, &text, &err)
+                     : which == 1 ? ow_cfg_save_json(cfg, &text, &err)
+                                  : ow__schema_default(&test_keys[3], &v, &err);
+            ow__alloc_fail_after(-1);
+            ow_free(text);
+            ow_cfg_free(v);
+            if (rc == OW_OK)
+                break;
+            ow_check_error(&err, OW_ERR_NOMEM, NULL, 0, 0, "out of memory");
+            ck_assert_ptr_null(text);
+            ck_assert_ptr_null(v);
+        }
+    }
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+static Suite *make_cfg_suite(void)
+{
+    Suite *s = suite_create("cfg");
+    TCase *tc = tcase_create("Inherit");
+    tcase_add_test(tc, chain_merges_three_levels);
+    tcase_add_test(tc, two_bases_delete_and_list_replacement);
+    tcase_add_test(tc, refs_resolve_against_bases);
+    tcase_add_test(tc, load_string_bases_and_names);
+    tcase_add_test(tc, delete_keys_always_stripped);
+    tcase_add_test(tc, top_level_file_errors);
+    tcase_add_test(tc, earlier_error_is_kept_whole);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("Templates");
+    tcase_add_test(tc, file_variables_and_env_defaults);
+    tcase_add_test(tc, env_value_is_typed_where_plain);
+    tcase_add_loop_test(tc, base_reference_syntax, 0, OW__ARRAY_LEN(base_refs));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("Overrides");
+    tcase_add_test(tc, override_values_and_positions);
+    tcase_add_loop_test(tc, override_value_types, 0, OW__ARRAY_LEN(override_values));
+    tcase_add_loop_test(tc, override_errors_leave_tree_unchanged, 0,
+                        OW__ARRAY_LEN(override_errors));
+    tcase_add_test(tc, override_misuse);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("Emit");
+    tcase_add_test(tc, yaml_output_exact);
+    tcase_add_loop_test(tc, yaml_round_trip, 0, OW__ARRAY_LEN(round_trip_texts));
+    tcase_add_test(tc, loaded_configs_round_trip);
+    tcase_add_test(tc, json_output_exact);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("Schema");
+    tcase_add_loop_test(tc, schema_messages, 0, OW__ARRAY_LEN(schema_cases));
+    tcase_add_test(tc, schema_without_context);
+    tcase_add_loop_test(tc, schema_defaults, 0, OW__ARRAY_LEN(defaults));
+    tcase_add_test(tc, schema_bad_default_is_misuse);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("Errors");
+    tcase_add_loop_test(tc, bad_config_corpus, 0, (int)n_bad_cases);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("OOM");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, load_survives_every_allocation_failure, 0, 2);
+    tcase_add_loop_test(tc, set_survives_every_allocation_failure, 0, 3);
+    tcase_add_test(tc, save_and_defaults_survive_allocation_failure);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    data_root = realpath(OW_TEST_DATA, NULL);
+    bad_root = realpath(OW_TEST_BAD, NULL);
+    if (!data_root || !bad_root) {
+        fprintf(stderr, "cannot find %s or %s\n", OW_TEST_DATA, OW_TEST_BAD);
+        return EXIT_FAILURE;
+    }
+    find_bad_cases();
+    if (n_bad_cases == 0) {
+        fprintf(stderr, "no cases under %s/cfg\n", bad_root);
+        return EXIT_FAILURE;
+    }
+    int rc = ow_test_run(make_cfg_suite());
+    free(data_root);
+    free(bad_root);
+    for (size_t i = 0; i < n_bad_cases; i++)
+        free(bad_cases[i]);
+    return rc;
+}
