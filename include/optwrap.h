@@ -108,20 +108,37 @@ typedef enum ow_cfg_type {
 /* Loads a YAML/JSON config file and resolves its `_base_` chain (relative paths,
  * recursive; dicts merge key by key, lists and scalars are replaced, `_delete_: true`
  * replaces a dict wholesale) and `{{_base_.a.b}}` references. On success *out is a
- * tree the caller frees with ow_cfg_free(). */
+ * tree the caller frees with ow_cfg_free(). As in mmengine, `{{ fileDirname }}`,
+ * `{{ fileBasename }}`, `{{ fileBasenameNoExtension }}`, `{{ fileExtname }}` and
+ * `{{$ENV_NAME:default}}` are expanded, top-level keys starting with `__` are dropped
+ * and `filename`, `text`, `pretty_text`, `env_variables` are reserved; `_delete_` keys
+ * never remain; Python (.py) configs and bases are rejected. */
 OW_API int ow_cfg_load(const char *path, ow_cfg **out, ow_error *err);
 /* The same for text in memory; `name` is used as the file name in positions (NULL
  * means "<string>"). `_base_` paths are resolved relative to the current directory. */
 OW_API int ow_cfg_load_string(const char *text, const char *name, ow_cfg **out,
                               ow_error *err);
 OW_API void ow_cfg_free(ow_cfg *cfg);
+/* A new empty map, for building a config in code; the caller frees it. */
+OW_API int ow_cfg_new(ow_cfg **out, ow_error *err);
+/* Stores a deep copy of value (positions included) at a dotted path of map keys under
+ * map, creating missing maps; an existing value there is replaced. */
+OW_API int ow_cfg_set_node(ow_cfg *map, const char *path, const ow_cfg *value,
+                           ow_error *err);
 /* A deep copy of node (positions included); the caller frees it. */
 OW_API int ow_cfg_copy(const ow_cfg *node, ow_cfg **out, ow_error *err);
+
+/* Validates a whole config without a model: every `type` known to the registry (plugins
+ * from `custom_imports` loaded first), every key declared, every value of the right type
+ * and in range. */
+OW_API int ow_cfg_check(const ow_cfg *config, ow_error *err);
 
 /* Applies one override in mmengine's --cfg-options form, "a.b.c=VALUE": VALUE is read
  * as a YAML scalar or flow collection (`1e-4`, `[0.9,0.95]`, `{lr_mult: 10}`), missing
  * maps on the path are created, a digit component indexes an existing list. The tree
- * is left unchanged when this fails. */
+ * is left unchanged when this fails. Nodes it adds are positioned at file
+ * "<cfg-options>", line 1, and the 1-based column in `assignment` where the value (for
+ * a created map: its key) starts. */
 OW_API int ow_cfg_set(ow_cfg *cfg, const char *assignment, ow_error *err);
 
 /* Node access. A NULL node reads as OW_CFG_NULL with size 0. */
@@ -196,6 +213,7 @@ typedef enum ow_type {
 #define OW_KEY_NULLABLE 0x2u /* null is accepted in addition to .type */
 #define OW_KEY_RANGE    0x4u /* .min/.max apply (numbers, and each item of a NUMLIST) */
 #define OW_KEY_MIN_OPEN 0x8u /* the value must be strictly greater than .min */
+#define OW_KEY_MAX_OPEN 0x10u /* the value must be strictly less than .max */
 
 /* One declared key of an entry, a row of its schema: `.def` is the default written as
  * YAML text ("0.9", "[0.9, 0.999]", "false", "null"), NULL when the key has none (and
@@ -228,6 +246,32 @@ typedef struct ow_constructor_ctx {
 typedef struct ow_constructor_ops {
     int (*build)(const ow_constructor_ctx *ctx, ow_groups *groups, ow_error *err);
 } ow_constructor_ops;
+
+/* A layer-depth provider (kind OW_KIND_LAYER_DEPTH) is mmpretrain's `get_layer_depth` for
+ * one family of backbones: LearningRateDecayOptimWrapperConstructor picks it by the
+ * class name of the model's root, else of its `backbone` module (entry name or alias),
+ * or by `paramwise_cfg.layer_depth.type`, and asks it for every parameter's layer id. */
+typedef struct ow_layer_depth_args {
+    const ow_model *model;
+    const char *backbone; /* the backbone module's full name: "backbone", or "" (root) */
+    const char *prefix;   /* what get_layer_depth strips: "backbone." or "" */
+    const ow_cfg *cfg;    /* paramwise_cfg.layer_depth (a map) when given, else NULL */
+    const ow_cfg *where;  /* the config node errors and warnings point at */
+    ow_groups *groups;    /* for ow_groups_add_warning (a reference quirk reproduced) */
+} ow_layer_depth_args;
+
+typedef struct ow_layer_depth_ops {
+    int abi_version; /* OW_ABI_VERSION */
+    /* Reads what get_layer_depth reads from the backbone (its layer counts, from the
+     * tree) into a new *state, released by free; fails with a positioned error (code
+     * OW_ERR_UNSUPPORTED) for a backbone the reference cannot handle. */
+    int (*prepare)(const ow_layer_depth_args *a, void **state, ow_error *err);
+    /* get_layer_depth for a full parameter name ("backbone.layers.3.ln1.weight"): its
+     * layer id and the number of layers (scale = rate ** (num_layers - layer_id - 1)). */
+    int (*get)(const void *state, const char *name, int64_t *layer_id,
+               int64_t *num_layers, ow_error *err);
+    void (*free)(void *state); /* optional: NULL when prepare allocates nothing */
+} ow_layer_depth_ops;
 
 /* A registry entry: static const data owned by whoever registers it, which must stay
  * valid for as long as it is registered (for a plugin: until the process exits). */
@@ -295,7 +339,9 @@ typedef struct ow_param_info {
     float *data;                /* host-owned [numel], or NULL for a tree without data */
     float *grad;                /* host-owned [numel], or NULL (no gradient) */
     const char *shared;         /* full name of an earlier parameter this one is, or NULL;
-                                   shape, data and grad are then taken from it */
+                                   shape, data and grad are then taken from it (ndim 0
+                                   and shape NULL: not checked; data, grad NULL or the
+                                   same), requires_grad must be the tensor's */
 } ow_param_info;
 
 /* A read-only view of one parameter occurrence, valid until the model changes. */
@@ -340,10 +386,23 @@ OW_API int ow_model_get_param(const ow_model *model, size_t i, ow_param_view *ou
 /* Distinct tensors (first occurrences), and total elements over them. */
 OW_API size_t ow_model_get_num_tensors(const ow_model *model);
 OW_API int64_t ow_model_get_numel(const ow_model *model);
-/* The model-level list `no_weight_decay` (timm), borrowed; NULL when absent. */
+/* A model-level fact by top-level key of the model file (`no_weight_decay`,
+ * `group_matcher`, ...), borrowed; NULL when absent. key NULL gives the map of all. */
 OW_API const ow_cfg *ow_model_get_facts(const ow_model *model, const char *key);
 /* Index of the occurrence with this full name, or -1. */
 OW_API long ow_model_find_param(const ow_model *model, const char *full_name);
+
+/* Built-in architectures: the tree of a standard model, module by module as the
+ * reference builds it. mmpretrain classifiers go by their config names ("vit-base-p16",
+ * "deit-tiny", "swin-tiny", "resnet50", ...), timm models by "timm/" and timm's model
+ * name ("timm/vit_base_patch16_224"); timm models carry the no_weight_decay and
+ * group_matcher facts timm reads from the model. The model is named like the golden
+ * files ("mmpretrain_resnet50", "timm_resnet50"). An unknown name fails with
+ * OW_ERR_UNKNOWN_TYPE and the closest name. *out is owned by the caller
+ * (ow_model_free). */
+OW_API int ow_model_new_arch(const char *arch, ow_model **out, ow_error *err);
+/* The i-th built-in architecture name, or NULL past the end. */
+OW_API const char *ow_model_get_arch(size_t i);
 
 /* ---------------------------------------------------------------------------------- */
 /* Param groups                                                                       */
@@ -353,10 +412,13 @@ OW_API long ow_model_find_param(const ow_model *model, const char *full_name);
  * and an ordered map of hyperparameters (the keys the constructor's rules set, then the
  * optimizer config's, then the optimizer's defaults). */
 
-/* Builds the groups for an `optim_wrapper` config node: validates the node, resolves
- * the optimizer and constructor types, runs the constructor and fills defaults. */
-OW_API int ow_groups_build(const ow_cfg *optim_wrapper, const ow_model *model,
-                           ow_groups **out, ow_error *err);
+/* Builds the groups for a whole config: reads its `optim_wrapper` (and `default_scope`,
+ * `custom_imports`, which loads plugins), validates the wrapper, optimizer and
+ * paramwise_cfg against their registry entries, runs the constructor and fills each
+ * group's missing hyperparameters from the optimizer config, then from the optimizer's
+ * defaults. *out is owned by the caller; it borrows model, which must outlive it. */
+OW_API int ow_groups_build(const ow_cfg *config, const ow_model *model, ow_groups **out,
+                           ow_error *err);
 OW_API void ow_groups_free(ow_groups *groups);
 
 /* For constructors: appends an empty group and returns its index in *index. */
@@ -381,10 +443,398 @@ OW_API size_t ow_groups_get_num_params(const ow_groups *groups, size_t group);
 OW_API size_t ow_groups_get_param(const ow_groups *groups, size_t group, size_t j);
 /* The hyperparameters of a group as an ordered map (borrowed). */
 OW_API const ow_cfg *ow_groups_get_options(const ow_groups *groups, size_t group);
+/* Why a group got its settings, in words ("custom key 'head'", "norm: norm_decay_mult"),
+ * as the constructor recorded it; "" when it recorded nothing. Borrowed. */
+OW_API const char *ow_groups_get_reason(const ow_groups *groups, size_t group);
+/* For constructors: records the reason shown by ow_groups_get_reason (copied). */
+OW_API int ow_groups_set_reason(ow_groups *groups, size_t group, const char *reason,
+                                ow_error *err);
+/* Warnings the constructor raised: things that are legal but rarely meant (a custom key
+ * that matches no parameter, a reference quirk being reproduced). Each is a formatted
+ * "file:line:column: message" line, borrowed. */
+OW_API size_t ow_groups_get_num_warnings(const ow_groups *groups);
+OW_API const char *ow_groups_get_warning(const ow_groups *groups, size_t i);
+/* For constructors: records a warning at a config node's position (node may be NULL). */
+OW_API int ow_groups_add_warning(ow_groups *groups, const ow_cfg *node, const char *message,
+                                 ow_error *err);
 /* The model the groups were built for (borrowed). */
 OW_API const ow_model *ow_groups_get_model(const ow_groups *groups);
 /* Writes {"groups": [{"params": [names], key: value, ...}, ...]} into a new string. */
 OW_API int ow_groups_save_json(const ow_groups *groups, char **out, ow_error *err);
+/* For constructors: records why one parameter occurrence (a model index) got its
+ * settings, or why it is in no group, when its group's reason cannot say it (merged
+ * groups, parameters left out); copied. */
+OW_API int ow_groups_set_param_reason(ow_groups *groups, size_t param, const char *reason,
+                                      ow_error *err);
+/* The reason recorded for a parameter occurrence, "" when none (its group's reason
+ * applies). Borrowed. */
+OW_API const char *ow_groups_get_param_reason(const ow_groups *groups, size_t param);
+/* The lr a group's parameters step with before any schedule: its `lr` times its
+ * `lr_scale` where the optimizer applies lr_scale (groups of TimmOptimWrapperConstructor:
+ * timm's layer decay, which timm leaves to its schedulers), else its `lr` (mmpretrain
+ * and mmseg fold lr_scale into lr already). OW_ERR_VALUE when the group has no numeric
+ * lr. */
+OW_API int ow_groups_get_effective_lr(const ow_groups *groups, size_t group, double *out,
+                                      ow_error *err);
+
+/* ---------------------------------------------------------------------------------- */
+/* Optimizers                                                                         */
+/* ---------------------------------------------------------------------------------- */
+
+/* An optimizer steps the parameters of param groups: the registry entry the groups'
+ * config named (ow_groups_build), with each group's hyperparameters. One step runs over
+ * all parameters of all groups as one multi-tensor pass, split into contiguous chunks
+ * over threads, with SIMD kernels chosen for the CPU at run time. Each parameter's
+ * state (exp_avg, step, ...) is created at its first step with a gradient, as torch
+ * does, and saved with torch's state key names. */
+typedef struct ow_optimizer ow_optimizer;
+
+/* Makes the optimizer of the groups' optimizer entry. It borrows groups (and through
+ * them the model): both must outlive it. The hyperparameters are copied: change them
+ * with ow_optimizer_set_* (schedulers do), not in the groups. Fails with
+ * OW_ERR_UNSUPPORTED for an entry without kernels. The thread count starts as the
+ * OW_NUM_THREADS environment variable, else the machine's (OpenMP) count. */
+OW_API int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err);
+OW_API void ow_optimizer_free(ow_optimizer *opt);
+
+/* One step over every parameter that requires a gradient and whose grad pointer is set
+ * (ow_model_set_data); the others are skipped as torch skips them, and frozen ones never
+ * move. The lr used is the group's `lr` times its `lr_scale` when it has one (timm's
+ * layer decay): schedulers write the unscaled lr. Gradients are read, never written. On
+ * failure (OW_ERR_NOMEM creating state) nothing has moved. */
+OW_API int ow_optimizer_step(ow_optimizer *opt, ow_error *err);
+
+/* The registry entry it runs (borrowed). */
+OW_API const ow_entry *ow_optimizer_get_entry(const ow_optimizer *opt);
+OW_API size_t ow_optimizer_get_num_groups(const ow_optimizer *opt);
+/* A group's hyperparameters as an ordered map (borrowed; valid until the next set or
+ * load). */
+OW_API const ow_cfg *ow_optimizer_get_options(const ow_optimizer *opt, size_t group);
+/* Reads a numeric hyperparameter of a group ("lr", "momentum", "lr_scale"). */
+OW_API int ow_optimizer_get_double(const ow_optimizer *opt, size_t group, const char *key,
+                                   double *out, ow_error *err);
+/* Sets a hyperparameter of a group between steps, checked against the optimizer's key
+ * schema (type, range, and cross-key rules such as Nesterov's); on failure nothing
+ * changes. Keys outside the schema may be set only if the group already has them
+ * (lr_scale, initial_lr). set_value copies value (lists such as betas). */
+OW_API int ow_optimizer_set_double(ow_optimizer *opt, size_t group, const char *key,
+                                   double value, ow_error *err);
+OW_API int ow_optimizer_set_value(ow_optimizer *opt, size_t group, const char *key,
+                                  const ow_cfg *value, ow_error *err);
+
+/* Threads used by a step; n <= 0 restores the default (OW_NUM_THREADS, else the
+ * machine's). Small steps run on one thread whatever this says. */
+OW_API int ow_optimizer_set_threads(ow_optimizer *opt, int n, ow_error *err);
+OW_API int ow_optimizer_get_threads(const ow_optimizer *opt);
+
+/* Writes the whole state (every slot of every parameter, step counts, each group's
+ * hyperparameters) as safetensors: tensors "state.<i>.<key>" with torch's keys and
+ * parameter indices i in param_groups order, and JSON metadata "param_groups",
+ * "param_names", "optimizer", "format" = "optwrap-optimizer/1". The file is written to
+ * a temporary beside path, fsync'd and renamed over path. */
+OW_API int ow_optimizer_save(const ow_optimizer *opt, const char *path, ow_error *err);
+/* Reads a file written by ow_optimizer_save into an optimizer over the same parameters
+ * (names and shapes) and optimizer type; a truncated, corrupt or mismatched file fails
+ * with OW_ERR_STATE (OW_ERR_IO when unreadable) and leaves opt untouched. Stepping after
+ * a load continues bit for bit as if the optimizer had never stopped. */
+OW_API int ow_optimizer_load(ow_optimizer *opt, const char *path, ow_error *err);
+
+/* Usage, with groups from ow_groups_build() over a model whose grad pointers the host
+ * fills every iteration:
+ *
+ *     ow_optimizer *opt = NULL;
+ *     if (ow_optimizer_new(groups, &opt, &err) == OW_OK) {
+ *         for (int it = 0; it < iters; it++) {
+ *             forward_backward(model_data, grads);           (the host's work)
+ *             ow_optimizer_set_double(opt, 0, "lr", lr_at(it), &err);
+ *             ow_optimizer_step(opt, &err);
+ *         }
+ *         ow_optimizer_save(opt, "work_dir/optimizer.safetensors", &err);
+ *     }
+ *     ow_optimizer_free(opt);
+ */
+
+/* ---- writing an optimizer ------------------------------------------------------------
+ * An optimizer entry (kind OW_KIND_OPTIMIZER) points its `ops` at an ow_optimizer_ops.
+ * Its keys are validated centrally; the engine resolves each group's values into an
+ * ow_hparam array in key order, calls `prepare` once per group and step to turn them into
+ * per-step constants (in double, as the references compute them in Python), then runs
+ * the element kernels over all tensors. Norm-based optimizers (Lamb, Lars) use several
+ * passes whose per-tensor sums reach a `finish` hook between passes; factored ones
+ * (Adafactor) step tensor by tensor. */
+
+#define OW_MAX_VALUES 4        /* numbers in one hyperparameter (Adan's three betas) */
+#define OW_MAX_PASSES 4        /* element passes of one step */
+#define OW_MAX_SUMS 4          /* per-tensor sums one pass accumulates */
+#define OW_MAX_TENSOR_SCALARS 4 /* per-tensor values finish hooks hand to later passes */
+#define OW_MAX_CTX 256         /* bytes of per-step constants */
+
+/* One hyperparameter of a group, resolved from its config value. */
+typedef struct ow_hparam {
+    double v[OW_MAX_VALUES]; /* the number, or the numbers of a list; bools are 0 or 1 */
+    int n;                   /* how many numbers: 1 for a scalar, the list's length */
+    bool is_null;            /* the value is null (Adafactor's `lr: null`) */
+    const char *s;           /* a string value (borrowed), else NULL */
+} ow_hparam;
+
+typedef enum ow_dtype {
+    OW_DTYPE_F32, /* torch.float32 (tensors; 0-d tensors such as Adam's `step`) */
+    OW_DTYPE_F64, /* a Python float */
+    OW_DTYPE_I64  /* a Python int (SGD-family `step` counters) */
+} ow_dtype;
+
+#define OW_SLOT_SCALAR 0x1u /* one value per parameter (`step`, `mu_product`) */
+
+/* A state slot: torch's key, and what it holds. Tensor slots are float32 with the
+ * parameter's shape unless ops->slot_shape says otherwise. */
+typedef struct ow_slot {
+    const char *name;
+    unsigned flags; /* OW_SLOT_* */
+    ow_dtype dtype; /* scalars: how torch stores the value (saved that way) */
+    float init;     /* the initial value (of every element; RMSpropTF's square_avg: 1) */
+} ow_slot;
+
+/* What prepare gets and gives, once per group and step. */
+typedef struct ow_prepare_args {
+    const ow_hparam *hp;       /* [keys] the group's hyperparameters */
+    const ow_hparam *defaults; /* [keys] optimizer-level values (timm's defaults['lr']) */
+    double lr;                 /* this step's lr: hp lr times the group's lr_scale */
+    double initial_lr;         /* the group's lr when the optimizer was made (composer) */
+    double *scalars;           /* [slots] a tensor's scalar slots, in/out (step += 1) */
+    void *ctx;                 /* out: ctx_size bytes of constants for the kernels */
+    unsigned passes;           /* out: bit k set = pass k runs for the group (preset: all) */
+    void *shared;              /* OW_MAX_CTX bytes per optimizer, zero at first, kept across
+                                  groups and steps (caches the references share between
+                                  groups, such as RAdamLegacy's `buffer`); not saved */
+} ow_prepare_args;
+
+/* What an element kernel gets: a contiguous range of one tensor. */
+typedef struct ow_kernel_args {
+    size_t n;                /* elements */
+    float *p;                /* [n] parameters */
+    const float *g;          /* [n] gradients */
+    float *const *s;         /* [slots] parameter-shaped slots at this range, else NULL */
+    const void *ctx;         /* the group's constants from prepare */
+    const double *t;         /* [OW_MAX_TENSOR_SCALARS] the tensor's values from finish */
+    double *sums;            /* [pass nsums] add this range's sums here */
+} ow_kernel_args;
+typedef void (*ow_kernel_fn)(const ow_kernel_args *a);
+
+/* After a pass, per tensor: its sums (and their totals over all tensors of the pass, for
+ * global norms) become values for later passes. */
+typedef struct ow_finish_args {
+    const void *ctx;
+    const double *sums;   /* [nsums] this tensor's */
+    const double *totals; /* [nsums] over every tensor in the pass */
+    size_t numel;
+    double *t;            /* [OW_MAX_TENSOR_SCALARS] in/out */
+} ow_finish_args;
+
+typedef struct ow_pass {
+    ow_kernel_fn run; /* the fast kernel (SIMD, restrict) */
+    ow_kernel_fn ref; /* its plain scalar twin: the same results, checked by the tests */
+    int nsums;        /* per-tensor sums it accumulates, 0..OW_MAX_SUMS */
+    void (*finish)(const ow_finish_args *f); /* optional */
+} ow_pass;
+
+/* What a per-tensor step gets (factored optimizers). */
+typedef struct ow_tensor_args {
+    int ndim;
+    const int64_t *shape;
+    size_t numel;
+    float *p;
+    const float *g;
+    float *const *s; /* [slots] every tensor slot in its own shape, NULL where absent */
+    double *scalars; /* [slots] in/out */
+    const void *ctx;
+    float *scratch;  /* [3 * numel] scratch space for the step */
+    int threads;     /* threads its element-wise loops may use (reductions stay serial so
+                        that results do not depend on it) */
+    bool ref;        /* use plain loops only (tests) */
+} ow_tensor_args;
+
+typedef struct ow_optimizer_ops {
+    int abi_version; /* OW_ABI_VERSION */
+    const ow_slot *slots; /* state slots, ended by a row with name NULL */
+    size_t ctx_size;      /* bytes prepare writes, <= OW_MAX_CTX */
+    /* optional: torch's checks across keys ("Nesterov momentum requires a momentum and
+     * zero dampening"); returns false and writes msg to reject a group */
+    bool (*check)(const ow_hparam *hp, char *msg, size_t n);
+    void (*prepare)(ow_prepare_args *a);
+    /* optional: a slot's shape for a parameter of this shape (writes out, returns its
+     * ndim), or -1 when the parameter has no such slot; NULL: all slots, param-shaped */
+    int (*slot_shape)(const ow_hparam *hp, int slot, int ndim, const int64_t *shape,
+                      int64_t *out);
+    ow_pass passes[OW_MAX_PASSES]; /* element passes, in order; unused rows all NULL */
+    /* optional: steps one tensor at a time instead of passes (after prepare) */
+    void (*tensor_step)(const ow_tensor_args *a);
+    /* how close it follows the reference implementation in float32: 0 = bit for bit,
+     * else the relative error allowed (norms summed in another order) */
+    double tolerance;
+} ow_optimizer_ops;
+
+/* ---- reference trajectories ----------------------------------------------------------
+ * A golden `optimizer_trajectory` file (recorded gradients and the parameters torch,
+ * timm or composer produced from them) replayed through optwrap: the optimizer is built
+ * from the file's name (`timm.` for timm names, `torch.optim.X` as X, `composer.X` as X),
+ * defaults and group overrides; each step feeds the recorded gradients and compares the
+ * parameters with the recorded ones. */
+typedef struct ow_trajectory ow_trajectory;
+
+typedef struct ow_trajectory_stats {
+    int steps;          /* steps run so far */
+    double max_abs_err; /* over every parameter element of every step run */
+    double max_rel_err; /* |x - ref| / |ref| (ref != 0) */
+    uint64_t max_ulp;   /* float32 units in the last place */
+    double tolerance;   /* the optimizer's ops->tolerance */
+    bool passed;        /* max_ulp == 0 when tolerance is 0, else max_rel_err <= tolerance */
+} ow_trajectory_stats;
+
+/* Loads a trajectory file and builds its model, groups and optimizer. A name optwrap does
+ * not implement fails with OW_ERR_UNSUPPORTED. */
+OW_API int ow_trajectory_load(const char *path, ow_trajectory **out, ow_error *err);
+OW_API void ow_trajectory_free(ow_trajectory *traj);
+/* Runs the next recorded step; OW_ERR_MISUSE after the last one. */
+OW_API int ow_trajectory_step(ow_trajectory *traj, ow_error *err);
+OW_API int ow_trajectory_get_num_steps(const ow_trajectory *traj);
+/* The optimizer (to set threads) and the model (parameter values via
+ * ow_model_get_param), borrowed. */
+OW_API ow_optimizer *ow_trajectory_get_optimizer(ow_trajectory *traj);
+OW_API const ow_model *ow_trajectory_get_model(const ow_trajectory *traj);
+OW_API void ow_trajectory_get_stats(const ow_trajectory *traj, ow_trajectory_stats *out);
+
+/* ---------------------------------------------------------------------------------- */
+/* Schedulers                                                                         */
+/* ---------------------------------------------------------------------------------- */
+
+/* A config's `param_scheduler` (one map or a list of maps, each with a `type`: mmengine's
+ * LinearLR, CosineAnnealingMomentum, OneCycleParamScheduler..., timm's
+ * CosineLRScheduler... or timm's factory `create_scheduler_v2`) becomes an ow_sched that
+ * sets every group's lr, momentum or other hyperparameter over a run, exactly as the
+ * reference does:
+ * - mmengine schedulers are chainable: each step computes the new value from the group's
+ *   current value, so schedulers whose windows overlap multiply. Each takes its first
+ *   step when it is built; a by_epoch scheduler then steps after every training epoch,
+ *   any other after every training iteration (mmengine's ParamSchedulerHook).
+ * - timm schedulers compute the value from the step count alone; `t_in_epochs` says
+ *   whether they follow epochs or optimizer updates, and a group's `lr_scale` (layer
+ *   decay) multiplies what they write. A timm scheduler must be the only one.
+ *
+ * Schedulers read and write hyperparameters through an ow_sched_target, which the
+ * optimizer engine reads them from too. Key "momentum" means the group's `momentum`,
+ * or `betas[0]` for Adam-style optimizers (mmengine's momentum schedulers do the same). */
+
+typedef struct ow_sched ow_sched;
+
+/* The groups a schedule steps. mmengine's OptimWrapper appends a phantom group,
+ * `base_param_settings`, built from the optimizer's defaults, when the optimizer has
+ * more than one param group: its schedulers step it like the others (it is what mmengine
+ * logs as `base_lr`), and per-group lists such as OneCycle's `eta_max` count it. A target
+ * with such a group says so in has_base_group; it is then the last group. */
+typedef struct ow_sched_target {
+    size_t num_groups;   /* the groups, the base group included */
+    bool has_base_group; /* the last group is mmengine's base_param_settings */
+    void *ctx;           /* passed to get and set */
+    /* Reads hyperparameter `key` of a group; false when the group has no such key. */
+    bool (*get)(void *ctx, size_t group, const char *key, double *value);
+    /* Writes it. Called only with keys that get found; it must not fail. */
+    void (*set)(void *ctx, size_t group, const char *key, double value);
+} ow_sched_target;
+
+/* A ready-made target over param groups: groups 0..n-1 are those of `groups` (written in
+ * place), then, when there is more than one, the base_param_settings group: the
+ * optimizer's defaults from config's `optim_wrapper.optimizer` and the optimizer's
+ * registry entry, held by the target. With groups NULL the target is that one group
+ * alone (what `optwrap schedule` uses without a model). *out is owned by the caller
+ * (ow_sched_target_free); it borrows groups, which must outlive it. */
+OW_API int ow_sched_target_new(const ow_cfg *config, ow_groups *groups,
+                               ow_sched_target **out, ow_error *err);
+/* Frees a target made by ow_sched_target_new (only those). */
+OW_API void ow_sched_target_free(ow_sched_target *target);
+
+/* The training run a schedule is built for, as mmengine's runner knows it. A field left
+ * 0 is taken from the config's `train_cfg` (max_epochs, max_iters, by_epoch, type) where
+ * it has one, and otherwise stays unknown. */
+typedef struct ow_sched_loop {
+    int64_t epoch_length; /* iterations per epoch, len(train_dataloader); 0: unknown */
+    int64_t max_epochs;   /* > 0: an epoch-based loop (EpochBasedTrainLoop) */
+    int64_t max_iters;    /* > 0 with max_epochs 0: an iteration-based loop */
+} ow_sched_loop;
+
+/* Builds the schedule of config's `param_scheduler` for target's groups and performs
+ * every scheduler's first step, which writes the groups (LinearLR applies start_factor at
+ * once). An absent `end` defaults as mmengine's runner sets it: max_epochs for a by_epoch
+ * scheduler, else max_iters (unknown: no end). convert_to_iter_based needs the epoch
+ * length. A config without param_scheduler gives an empty schedule. The target is copied;
+ * its ctx must outlive the schedule. On failure the groups are unchanged. */
+OW_API int ow_sched_new(const ow_cfg *config, const ow_sched_target *target,
+                        const ow_sched_loop *loop, ow_sched **out, ow_error *err);
+OW_API void ow_sched_free(ow_sched *sched);
+/* Validates config's `param_scheduler` without groups: every type known, every key
+ * known, values in range, windows well formed. */
+OW_API int ow_sched_check(const ow_cfg *config, ow_error *err);
+
+/* The runner's hooks, in its order: after each training iteration (every scheduler with
+ * by_epoch false steps; a timm scheduler gets step_update(iterations so far)), after each
+ * training epoch (every by_epoch scheduler steps; a timm scheduler gets step(epochs so
+ * far, metric); metric may be NULL and is used by timm's PlateauLRScheduler), and after
+ * each validation (mmengine's ReduceOnPlateau schedulers read the metric they monitor
+ * from names/values). */
+OW_API int ow_sched_step_iter(ow_sched *sched, ow_error *err);
+OW_API int ow_sched_step_epoch(ow_sched *sched, const double *metric, ow_error *err);
+OW_API int ow_sched_step_val(ow_sched *sched, const char *const *names,
+                             const double *values, size_t n, ow_error *err);
+/* timm's own calls, for a host that counts like timm's train.py: step(epoch, metric) and
+ * step_update(num_updates, metric). OW_ERR_MISUSE when the schedule is not timm's. */
+OW_API int ow_sched_step_timm(ow_sched *sched, int64_t epoch, const double *metric,
+                              ow_error *err);
+OW_API int ow_sched_step_timm_update(ow_sched *sched, int64_t num_updates,
+                                     const double *metric, ow_error *err);
+
+/* The schedule's progress (step counts, base values, plateau bookkeeping) and the
+ * current value of every scheduled hyperparameter of every group, as versioned JSON text
+ * (`{"format": "optwrap-sched", "version": 1, ...}`) the caller frees with ow_free().
+ * Loading it into a schedule built from the same config and target continues exactly
+ * where the saved one was, the groups' scheduled values included. The configuration
+ * itself is not saved (unlike mmengine, whose resume overwrites `end`, `eta_min`...);
+ * a state that does not fit the schedule fails with OW_ERR_STATE and changes nothing. */
+OW_API int ow_sched_save_state(const ow_sched *sched, char **out, ow_error *err);
+OW_API int ow_sched_load_state(ow_sched *sched, const char *text, ow_error *err);
+
+/* Warnings about a schedule that can hardly be what its author meant: windows where two
+ * schedulers both change the same value (the product is rarely intended), a scheduler
+ * that never becomes active, an `end` beyond the run. Each has a message and the
+ * position of the config node (code OW_ERR_VALUE or OW_ERR_RANGE). Borrowed. */
+OW_API size_t ow_sched_get_num_warnings(const ow_sched *sched);
+OW_API const ow_error *ow_sched_get_warning(const ow_sched *sched, size_t i);
+
+/* What a schedule is made of, for charts and logs. */
+typedef struct ow_sched_info {
+    const char *type;   /* registry name: "LinearLR" (borrowed) */
+    const char *param;  /* the scheduled key: "lr", "momentum", ... (borrowed) */
+    bool by_epoch;      /* steps per epoch (false after convert_to_iter_based) */
+    double begin, end;  /* its window, in its steps; end 1e9 when open */
+    int64_t begin_iter, end_iter; /* the window in iterations; -1 when unknown or open */
+} ow_sched_info;
+
+OW_API size_t ow_sched_get_count(const ow_sched *sched);
+OW_API int ow_sched_get_info(const ow_sched *sched, size_t i, ow_sched_info *out);
+/* The distinct scheduled keys ("lr", "momentum"...), in order of first use. Borrowed. */
+OW_API size_t ow_sched_get_num_params(const ow_sched *sched);
+OW_API const char *ow_sched_get_param(const ow_sched *sched, size_t i);
+/* The run as resolved by ow_sched_new (loop, train_cfg, timm's num_epochs). */
+OW_API ow_sched_loop ow_sched_get_loop(const ow_sched *sched);
+/* The target the schedule writes (its copy, borrowed). */
+OW_API const ow_sched_target *ow_sched_get_target(const ow_sched *sched);
+
+/* Re-runs a reference recording of a schedule, a JSON file of kind
+ * `mmengine_param_scheduler` or `timm_scheduler` (see tests/golden/sched/), and compares
+ * every value it holds. *max_err gets the largest relative difference (may be NULL);
+ * msg (n bytes, may be NULL) the first mismatch or a one-line summary. OW_OK when every
+ * value matches within 1e-12 relative, OW_ERR_VALUE on a mismatch (err says where),
+ * other codes when the file is malformed or the schedule cannot be built. */
+OW_API int ow_sched_replay(const ow_cfg *golden, double *max_err, char *msg, size_t n,
+                           ow_error *err);
 
 /* ---------------------------------------------------------------------------------- */
 /* Intended usage                                                                     */
@@ -397,7 +847,7 @@ OW_API int ow_groups_save_json(const ow_groups *groups, char **out, ow_error *er
  *     if (ow_cfg_load("configs/resnet50_sgd.yaml", &cfg, &err) ||
  *         ow_cfg_set(cfg, "optim_wrapper.optimizer.lr=0.2", &err) ||
  *         ow_model_load("resnet50.yaml", &model, &err) ||
- *         ow_groups_build(ow_cfg_find(cfg, "optim_wrapper"), model, &groups, &err)) {
+ *         ow_groups_build(cfg, model, &groups, &err)) {
  *         char msg[1024];
  *         ow_error_format(&err, msg, sizeof msg);
  *         fprintf(stderr, "%s\n", msg);

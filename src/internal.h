@@ -146,4 +146,23 @@ int ow__schema_default(const ow_key *key, ow_cfg **out, ow_error *err);
 /* The row named name, or NULL. */
 const ow_key *ow__schema_find(const ow_key *keys, const char *name);
 
+/* ---- registry (registry/) ------------------------------------------------------- */
+
+/* Resolves a `type:` node of the given kind (a string, optionally "scope.Name"),
+ * trying default_scope (may be NULL) first for an unscoped name. On a miss: an
+ * OW_ERR_UNKNOWN_TYPE at the node naming the closest registered names, or the scope
+ * that does hold a scoped name. */
+int ow__registry_lookup(ow_registry_kind kind, const ow_cfg *type_node,
+                        const char *default_scope, const ow_entry **out, ow_error *err);
+/* Up to three registered names of `kind` closest to name, written "'A', 'B', 'C'" into
+ * buf; returns buf, or NULL when no name is close. */
+const char *ow__registry_closest(ow_registry_kind kind, const char *name, char *buf,
+                                 size_t n);
+/* Loads the plugins of a config's `custom_imports: {imports: [...],
+ * allow_failed_imports: false}` (paths relative to the config file's directory);
+ * no-op when root has no custom_imports. */
+int ow__registry_import(const ow_cfg *root, ow_error *err);
+/* Tests only: drops every run-time entry and forgets loaded plugins (they stay mapped). */
+void ow__registry_reset(void);
+
 #endif /* OW_INTERNAL_H */

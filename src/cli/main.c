@@ -3,14 +3,42 @@
 
 #include <string.h>
 
-static const cli_command commands[] = {
+/* One row per subcommand; --help and the consistency test are generated from it. */
+const cli_command cli_commands[] = {
+    {"check", cli_check, "validate a config: every type known, every key known, values in range",
+     "check CONFIG [--model MODEL.yaml] [--cfg-options K=V ...]"},
+    {"groups", cli_groups, "show the param groups a model gets from a config",
+     "groups CONFIG (--model MODEL.yaml | --arch NAME) [--format table|json] "
+     "[--explain] [--cfg-options K=V ...]"},
+    {"list", cli_list, "list the registry: names, descriptions, keys and defaults",
+     "list [optimizer|constructor|optim_wrapper|scheduler|layer_depth] [--keys]"},
+    {"model", cli_model, "show a model tree: modules, parameters, element counts",
+     "model (MODEL.yaml | --arch NAME | --list-archs) [--format summary|yaml]"},
+    {"print-config", cli_print_config,
+     "print the config after _base_ merging and --cfg-options",
+     "print-config CONFIG [--format yaml|json] [--cfg-options K=V ...]"},
+    {"bench", cli_bench, "time optimizer steps against the memory-bandwidth pattern",
+     "bench [--quick] [--optimizers LIST] [--sizes LIST] [--threads LIST]"},
+    {"replay", cli_replay, "re-run a reference optimizer trajectory and compare",
+     "replay FILE.json [--check]"},
+    {"schedule", cli_schedule, "the lr/momentum schedule as a chart, SVG or CSV",
+     "schedule CONFIG [--iters N | --epochs E --epoch-length L] [-o FILE.svg] [--csv] "
+     "[--model MODEL.yaml] [--cfg-options K=V ...]"},
     {NULL, NULL, NULL, NULL},
 };
+
+const cli_command *cli_find_command(const char *name)
+{
+    for (const cli_command *c = cli_commands; c->name; c++)
+        if (!strcmp(c->name, name))
+            return c;
+    return NULL;
+}
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: optwrap COMMAND [ARGS...]\n\ncommands:\n");
-    for (const cli_command *c = commands; c->name; c++)
+    for (const cli_command *c = cli_commands; c->name; c++)
         fprintf(f, "  %-14s %s\n", c->name, c->summary);
     fprintf(f, "\nRun 'optwrap COMMAND --help' for a command's options.\n");
 }
@@ -29,7 +57,7 @@ int main(int argc, char **argv)
         printf("optwrap %s\n", OW_VERSION_STRING);
         return CLI_OK;
     }
-    for (const cli_command *c = commands; c->name; c++)
+    for (const cli_command *c = cli_commands; c->name; c++)
         if (!strcmp(c->name, argv[1]))
             return c->run(argc - 1, argv + 1);
     fprintf(stderr, "optwrap: unknown command '%s'\n", argv[1]);

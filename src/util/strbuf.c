@@ -85,8 +85,11 @@ char *ow__sb_take(ow_strbuf *sb)
         ow__sb_free(sb);
         return NULL;
     }
-    if (!sb->data && !reserve(sb, 0))
-        return NULL;
+    if (!sb->data) {
+        if (!reserve(sb, 0))
+            return NULL;
+        sb->data[0] = '\0'; /* nothing was put: the empty string */
+    }
     char *d = sb->data;
     ow__sb_init(sb);
     return d;

@@ -39,7 +39,7 @@ void ow__format_double(double v, char *buf, size_t n)
         if (*p != '.')
             digits[nd++] = *p;
     digits[nd] = '\0';
-    int exp10 = atoi(p + 1); /* exponent of the first digit */
+    int exp10 = (int)strtol(p + 1, NULL, 10); /* exponent of the first digit */
     /* Python repr: scientific when exp < -4 or exp >= 16. */
     char out[48];
     size_t o = 0;

@@ -1,0 +1,241 @@
+/* build.c -- from a config to param groups: resolve and validate the optim wrapper,
+ * the optimizer and the constructor through the registry, run the constructor, then
+ * fill every group the way torch's add_param_group does (explicit keys first, then the
+ * optimizer config's values and the optimizer's defaults, in the defaults' order). */
+#include "groups_internal.h"
+
+#include <string.h>
+
+ow_cfg *ow__num_mul(const ow_cfg *a, const ow_cfg *b)
+{
+    if (a->type == OW_CFG_INT && b->type == OW_CFG_INT)
+        return ow__cfg_new_int(a->v.i * b->v.i);
+    double x = a->type == OW_CFG_INT ? (double)a->v.i : a->v.d;
+    double y = b->type == OW_CFG_INT ? (double)b->v.i : b->v.d;
+    return ow__cfg_new_double(x * y);
+}
+
+static const char *const type_only[] = {"type", NULL};
+
+/* The optimizer's `defaults` dict: every declared key in declaration order, with the
+ * config's value where it gives one. A key without default that the config does not
+ * give stays absent (torch's `required`). */
+static int make_defaults(const ow_entry *opt, const ow_cfg *opt_cfg, ow_cfg **out,
+                         ow_error *err)
+{
+    ow_cfg *d = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0);
+    if (!d)
+        return ow__nomem(err);
+    for (const ow_key *k = opt->keys; k->name; k++) {
+        const ow_cfg *given = ow__cfg_map_get(opt_cfg, k->name);
+        ow_cfg *v = NULL;
+        int rc;
+        if (given) {
+            if (!(v = ow__cfg_dup(given)))
+                rc = ow__nomem(err);
+            else
+                rc = OW_OK;
+        } else {
+            rc = ow__schema_default(k, &v, err);
+        }
+        if (rc == OW_OK && v && ow__cfg_map_set(d, k->name, v) != OW_OK)
+            rc = ow__nomem(err);
+        if (rc != OW_OK) {
+            ow_cfg_free(d);
+            return rc;
+        }
+    }
+    *out = d;
+    return OW_OK;
+}
+
+/* torch: setdefault every default into each group; a required key missing everywhere
+ * is "parameter group didn't specify a value of required optimization parameter". */
+static int fill_groups(ow_groups *groups, const ow_entry *opt, const ow_cfg *defaults,
+                       const ow_cfg *opt_cfg, ow_error *err)
+{
+    for (size_t gi = 0; gi < groups->n; gi++) {
+        ow_cfg *opts = groups->g[gi].opts;
+        for (const ow_key *k = opt->keys; k->name; k++) {
+            if (ow__cfg_map_get(opts, k->name))
+                continue;
+            const ow_cfg *v = ow__cfg_map_get(defaults, k->name);
+            if (!v)
+                return ow__error_at(err, OW_ERR_MISSING_KEY, opt_cfg,
+                                    "optim_wrapper.optimizer: parameter group %zu didn't "
+                                    "specify a value of required optimization parameter %s",
+                                    gi, k->name);
+            ow_cfg *copy = ow__cfg_dup(v);
+            if (!copy || ow__cfg_map_set(opts, k->name, copy) != OW_OK)
+                return ow__nomem(err);
+        }
+    }
+    return OW_OK;
+}
+
+/* torch refuses a tensor that sits in two groups. */
+static int check_disjoint(const ow_groups *groups, const ow_cfg *where, ow_error *err)
+{
+    size_t n_tensors = ow_model_get_num_tensors(groups->model);
+    size_t *first = ow__malloc((n_tensors ? n_tensors : 1) * sizeof *first);
+    if (!first)
+        return ow__nomem(err);
+    for (size_t t = 0; t < n_tensors; t++)
+        first[t] = (size_t)-1;
+    int rc = OW_OK;
+    for (size_t gi = 0; gi < groups->n && rc == OW_OK; gi++)
+        for (size_t j = 0; j < groups->g[gi].n; j++) {
+            ow_param_view pv;
+            ow_model_get_param(groups->model, groups->g[gi].params[j], &pv);
+            if (first[pv.tensor] != (size_t)-1 && first[pv.tensor] != gi) {
+                ow_param_view fv;
+                ow_model_get_param(groups->model, groups->g[first[pv.tensor]].params[0], &fv);
+                rc = ow__error_at(err, OW_ERR_DUPLICATE, where,
+                                  "some parameters appear in more than one parameter group: "
+                                  "'%s' is the same tensor as an earlier parameter (set "
+                                  "paramwise_cfg.bypass_duplicate: true to keep only its "
+                                  "first occurrence)",
+                                  pv.full_name);
+                break;
+            }
+            first[pv.tensor] = gi;
+        }
+    ow_free(first);
+    return rc;
+}
+
+/* What a config's optim_wrapper resolves to, once validated. */
+typedef struct resolved {
+    const ow_cfg *optim_wrapper, *optimizer, *paramwise_cfg, *where;
+    const ow_entry *wrapper, *opt, *ctor;
+} resolved;
+
+/* Validates the optim_wrapper of a config: types known, keys known, values in range. */
+static int resolve(const ow_cfg *config, resolved *r, ow_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (config->type != OW_CFG_MAP)
+        return ow__error_at(err, OW_ERR_TYPE, config, "config: expected map, got %s",
+                            ow_cfg_type_name(config->type));
+    int rc;
+    const char *scope = NULL;
+    const ow_cfg *scope_node = ow__cfg_map_get(config, "default_scope");
+    if (scope_node && scope_node->type != OW_CFG_NULL &&
+        (rc = ow_cfg_get_string(scope_node, &scope, err)))
+        return rc;
+    if ((rc = ow__registry_import(config, err)))
+        return rc;
+
+    const ow_cfg *ow_node = ow__cfg_map_get(config, "optim_wrapper");
+    if (!ow_node)
+        return ow__error_at(err, OW_ERR_MISSING_KEY, config,
+                            "config: missing key 'optim_wrapper'");
+    if (ow_node->type != OW_CFG_MAP)
+        return ow__error_at(err, OW_ERR_TYPE, ow_node,
+                            "optim_wrapper: expected map, got %s",
+                            ow_cfg_type_name(ow_node->type));
+    r->optim_wrapper = ow_node;
+
+    /* the wrapper type (mmengine: setdefault('type', 'OptimWrapper')) */
+    const ow_cfg *wtype = ow__cfg_map_get(ow_node, "type");
+    if (wtype)
+        rc = ow__registry_lookup(OW_KIND_OPTIM_WRAPPER, wtype, scope, &r->wrapper, err);
+    else if (!(r->wrapper = ow_registry_find(OW_KIND_OPTIM_WRAPPER, "OptimWrapper")))
+        rc = ow__error_at(err, OW_ERR_UNKNOWN_TYPE, ow_node, "OptimWrapper is not registered");
+    if (rc ||
+        (rc = ow__schema_check(ow_node, r->wrapper->keys, "optim_wrapper", type_only, err)))
+        return rc;
+
+    /* the optimizer */
+    const ow_cfg *opt_cfg = ow__cfg_map_get(ow_node, "optimizer");
+    if (opt_cfg->type != OW_CFG_MAP)
+        return ow__error_at(err, OW_ERR_TYPE, opt_cfg,
+                            "optim_wrapper.optimizer: expected map, got %s",
+                            ow_cfg_type_name(opt_cfg->type));
+    const ow_cfg *otype = ow__cfg_map_get(opt_cfg, "type");
+    if (!otype)
+        return ow__error_at(err, OW_ERR_MISSING_KEY, opt_cfg,
+                            "optim_wrapper.optimizer: missing key 'type'");
+    if ((rc = ow__registry_lookup(OW_KIND_OPTIMIZER, otype, scope, &r->opt, err)) ||
+        (rc = ow__schema_check(opt_cfg, r->opt->keys, "optim_wrapper.optimizer", type_only,
+                               err)))
+        return rc;
+    r->optimizer = opt_cfg;
+
+    /* the constructor, and its paramwise_cfg schema */
+    const ow_cfg *ctype = ow__cfg_map_get(ow_node, "constructor");
+    if (ctype && ctype->type != OW_CFG_NULL)
+        rc = ow__registry_lookup(OW_KIND_CONSTRUCTOR, ctype, scope, &r->ctor, err);
+    else if (!(r->ctor = ow_registry_find(OW_KIND_CONSTRUCTOR,
+                                          "DefaultOptimWrapperConstructor")))
+        rc = ow__error_at(err, OW_ERR_UNKNOWN_TYPE, ow_node,
+                          "DefaultOptimWrapperConstructor is not registered");
+    if (rc)
+        return rc;
+    const ow_constructor_ops *ops = r->ctor->ops;
+    if (!ops || !ops->build)
+        return ow__error_at(err, OW_ERR_UNSUPPORTED, ctype ? ctype : ow_node,
+                            "constructor '%s' has no build function", r->ctor->name);
+    const ow_cfg *pw = ow__cfg_map_get(ow_node, "paramwise_cfg");
+    if (pw && pw->type == OW_CFG_NULL)
+        pw = NULL;
+    if (pw && (rc = ow__schema_check(pw, r->ctor->keys, "optim_wrapper.paramwise_cfg",
+                                     NULL, err)))
+        return rc;
+    r->paramwise_cfg = pw;
+    r->where = pw ? pw : ow_node;
+    return OW_OK;
+}
+
+int ow_cfg_check(const ow_cfg *config, ow_error *err)
+{
+    if (!config)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_check: config is NULL");
+    resolved r;
+    return resolve(config, &r, err);
+}
+
+int ow_groups_build(const ow_cfg *config, const ow_model *model, ow_groups **out,
+                    ow_error *err)
+{
+    if (!out)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_groups_build: out is NULL");
+    *out = NULL;
+    if (!config || !model)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_groups_build: config or model is NULL");
+    resolved r;
+    int rc = resolve(config, &r, err);
+    if (rc)
+        return rc;
+    ow_groups *groups = ow__groups_new(model);
+    ow_cfg *defaults = NULL;
+    if (!groups)
+        return ow__nomem(err);
+    ow_constructor_ctx ctx = {.optim_wrapper = r.optim_wrapper,
+                              .optimizer = r.optimizer,
+                              .paramwise_cfg = r.paramwise_cfg,
+                              .optimizer_entry = r.opt,
+                              .model = model};
+    const ow_constructor_ops *ops = r.ctor->ops;
+    if ((rc = ops->build(&ctx, groups, err)))
+        goto fail;
+    if (groups->n == 0 || (groups->n == 1 && groups->g[0].n == 0)) {
+        rc = ow__error_at(err, OW_ERR_MODEL, r.optim_wrapper,
+                          "optimizer got an empty parameter list (the model has no "
+                          "parameter that requires a gradient)");
+        goto fail;
+    }
+    if ((rc = check_disjoint(groups, r.where, err)) ||
+        (rc = make_defaults(r.opt, r.optimizer, &defaults, err)) ||
+        (rc = fill_groups(groups, r.opt, defaults, r.optimizer, err)))
+        goto fail;
+    groups->optimizer = r.opt;
+    groups->defaults = defaults;
+    *out = groups;
+    return OW_OK;
+fail:
+    ow_cfg_free(defaults);
+    ow_groups_free(groups);
+    return rc;
+}

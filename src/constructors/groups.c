@@ -1,0 +1,236 @@
+/* groups.c -- the ow_groups object: param groups as torch's optimizer.param_groups hold
+ * them (parameter occurrences plus an ordered map of hyperparameters), their accessors,
+ * and their JSON form. */
+#include "groups_internal.h"
+
+#include <string.h>
+
+void ow_groups_free(ow_groups *groups)
+{
+    if (!groups)
+        return;
+    for (size_t i = 0; i < groups->n; i++) {
+        ow_free(groups->g[i].params);
+        ow_cfg_free(groups->g[i].opts);
+        ow_free(groups->g[i].reason);
+    }
+    ow_free(groups->g);
+    for (size_t i = 0; groups->param_reasons && i < ow_model_get_num_params(groups->model);
+         i++)
+        ow_free(groups->param_reasons[i]);
+    ow_free(groups->param_reasons);
+    for (size_t i = 0; i < groups->n_warnings; i++)
+        ow_free(groups->warnings[i]);
+    ow_free(groups->warnings);
+    ow_cfg_free(groups->defaults);
+    ow_free(groups);
+}
+
+ow_groups *ow__groups_new(const ow_model *model)
+{
+    ow_groups *g = ow__calloc(1, sizeof *g);
+    if (g)
+        g->model = model;
+    return g;
+}
+
+static int bad_group(const ow_groups *groups, size_t group, ow_error *err)
+{
+    if (!groups)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "groups is NULL");
+    if (group >= groups->n)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "group index %zu out of range (%zu groups)", group, groups->n);
+    return OW_OK;
+}
+
+int ow_groups_add(ow_groups *groups, size_t *index, ow_error *err)
+{
+    if (!groups)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "groups is NULL");
+    if (ow__grow((void **)&groups->g, &groups->cap, groups->n + 1, sizeof(ow_group)))
+        return ow__nomem(err);
+    ow_group *grp = &groups->g[groups->n];
+    memset(grp, 0, sizeof *grp);
+    if (!(grp->opts = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0)))
+        return ow__nomem(err);
+    if (index)
+        *index = groups->n;
+    groups->n++;
+    return OW_OK;
+}
+
+int ow_groups_add_param(ow_groups *groups, size_t group, size_t param, ow_error *err)
+{
+    int rc = bad_group(groups, group, err);
+    if (rc)
+        return rc;
+    if (param >= ow_model_get_num_params(groups->model))
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "parameter index %zu out of range (%zu parameters)", param,
+                         ow_model_get_num_params(groups->model));
+    ow_group *grp = &groups->g[group];
+    if (ow__grow((void **)&grp->params, &grp->cap, grp->n + 1, sizeof(size_t)))
+        return ow__nomem(err);
+    grp->params[grp->n++] = param;
+    return OW_OK;
+}
+
+static int set_node(ow_groups *groups, size_t group, const char *key, ow_cfg *value,
+                    ow_error *err)
+{
+    int rc = bad_group(groups, group, err);
+    if (rc) {
+        ow_cfg_free(value);
+        return rc;
+    }
+    if (!key || !*key || !strcmp(key, "params")) {
+        ow_cfg_free(value);
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "invalid group key '%s'",
+                         key ? key : "(null)");
+    }
+    if (ow__cfg_map_set(groups->g[group].opts, key, value) != OW_OK)
+        return ow__nomem(err);
+    return OW_OK;
+}
+
+int ow_groups_set_double(ow_groups *groups, size_t group, const char *key, double value,
+                         ow_error *err)
+{
+    ow_cfg *v = ow__cfg_new_double(value);
+    return v ? set_node(groups, group, key, v, err) : ow__nomem(err);
+}
+
+int ow_groups_set_int(ow_groups *groups, size_t group, const char *key, int64_t value,
+                      ow_error *err)
+{
+    ow_cfg *v = ow__cfg_new_int(value);
+    return v ? set_node(groups, group, key, v, err) : ow__nomem(err);
+}
+
+int ow_groups_set_string(ow_groups *groups, size_t group, const char *key,
+                         const char *value, ow_error *err)
+{
+    ow_cfg *v = ow__cfg_new_string(value ? value : "");
+    return v ? set_node(groups, group, key, v, err) : ow__nomem(err);
+}
+
+int ow_groups_set_value(ow_groups *groups, size_t group, const char *key,
+                        const ow_cfg *value, ow_error *err)
+{
+    if (!value)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "value is NULL");
+    ow_cfg *v = ow__cfg_dup(value);
+    return v ? set_node(groups, group, key, v, err) : ow__nomem(err);
+}
+
+int ow_groups_set_reason(ow_groups *groups, size_t group, const char *reason,
+                         ow_error *err)
+{
+    int rc = bad_group(groups, group, err);
+    if (rc)
+        return rc;
+    char *r = ow__strdup(reason ? reason : "");
+    if (!r)
+        return ow__nomem(err);
+    ow_free(groups->g[group].reason);
+    groups->g[group].reason = r;
+    return OW_OK;
+}
+
+int ow_groups_add_warning(ow_groups *groups, const ow_cfg *node, const char *message,
+                          ow_error *err)
+{
+    if (!groups || !message)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "groups or message is NULL");
+    ow_error as_error;
+    ow_error_clear(&as_error);
+    ow__error_at(&as_error, OW_ERR_VALUE, node, "%s", message);
+    char line[OW_ERROR_FILE_LEN + OW_ERROR_TEXT_LEN + 32];
+    ow_error_format(&as_error, line, sizeof line);
+    char *copy = ow__strdup(line);
+    if (!copy || ow__grow((void **)&groups->warnings, &groups->cap_warnings,
+                          groups->n_warnings + 1, sizeof(char *))) {
+        ow_free(copy);
+        return ow__nomem(err);
+    }
+    groups->warnings[groups->n_warnings++] = copy;
+    return OW_OK;
+}
+
+size_t ow_groups_get_num_warnings(const ow_groups *groups)
+{
+    return groups ? groups->n_warnings : 0;
+}
+
+const char *ow_groups_get_warning(const ow_groups *groups, size_t i)
+{
+    return groups && i < groups->n_warnings ? groups->warnings[i] : NULL;
+}
+
+size_t ow_groups_get_count(const ow_groups *groups)
+{
+    return groups ? groups->n : 0;
+}
+
+size_t ow_groups_get_num_params(const ow_groups *groups, size_t group)
+{
+    return groups && group < groups->n ? groups->g[group].n : 0;
+}
+
+size_t ow_groups_get_param(const ow_groups *groups, size_t group, size_t j)
+{
+    if (!groups || group >= groups->n || j >= groups->g[group].n)
+        return (size_t)-1;
+    return groups->g[group].params[j];
+}
+
+const ow_cfg *ow_groups_get_options(const ow_groups *groups, size_t group)
+{
+    return groups && group < groups->n ? groups->g[group].opts : NULL;
+}
+
+const char *ow_groups_get_reason(const ow_groups *groups, size_t group)
+{
+    if (!groups || group >= groups->n || !groups->g[group].reason)
+        return "";
+    return groups->g[group].reason;
+}
+
+const ow_model *ow_groups_get_model(const ow_groups *groups)
+{
+    return groups ? groups->model : NULL;
+}
+
+int ow_groups_save_json(const ow_groups *groups, char **out, ow_error *err)
+{
+    if (!groups || !out)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "groups or out is NULL");
+    *out = NULL;
+    ow_strbuf sb;
+    ow__sb_init(&sb);
+    ow__sb_puts(&sb, "{\"groups\": [");
+    for (size_t i = 0; i < groups->n; i++) {
+        const ow_group *grp = &groups->g[i];
+        ow__sb_puts(&sb, i ? ", {\"params\": [" : "{\"params\": [");
+        for (size_t j = 0; j < grp->n; j++) {
+            ow_param_view pv;
+            ow_model_get_param(groups->model, grp->params[j], &pv);
+            if (j)
+                ow__sb_puts(&sb, ", ");
+            ow__sb_json_string(&sb, pv.full_name);
+        }
+        ow__sb_putc(&sb, ']');
+        for (size_t k = 0; k < grp->opts->v.c.n; k++) {
+            ow__sb_puts(&sb, ", ");
+            ow__sb_json_string(&sb, grp->opts->v.c.keys[k]);
+            ow__sb_puts(&sb, ": ");
+            ow__cfg_write_json(&sb, grp->opts->v.c.items[k]);
+        }
+        ow__sb_putc(&sb, '}');
+    }
+    ow__sb_puts(&sb, "]}");
+    if (!(*out = ow__sb_take(&sb)))
+        return ow__nomem(err);
+    return OW_OK;
+}

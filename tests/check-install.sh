@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs into a temporary DESTDIR, then builds tests/consumer.c against the installed
+# header and library through pkg-config alone, and runs it on a bundled recipe.
+set -eu
+top_src=${OW_TOP_SRCDIR:?} top_build=${OW_TOP_BUILDDIR:?}
+command -v pkg-config >/dev/null || exit 77
+dest=$(mktemp -d)
+trap 'rm -rf "$dest"' EXIT
+make -s -C "$top_build" install DESTDIR="$dest" >"$dest/install.log" 2>&1 || {
+    cat "$dest/install.log"
+    exit 1
+}
+pc=$(find "$dest" -name optwrap.pc | head -1)
+[ -n "$pc" ] || { echo "optwrap.pc was not installed"; exit 1; }
+export PKG_CONFIG_PATH=$(dirname "$pc")
+flags=$(pkg-config --define-prefix --cflags --libs optwrap)
+cc -std=c11 -Wall -Wextra -Werror -o "$dest/consumer" "$top_src/tests/consumer.c" $flags
+libdir=$(pkg-config --define-prefix --variable=libdir optwrap)
+out=$(LD_LIBRARY_PATH=$libdir "$dest/consumer" "$top_src/configs/resnet50_8xb32_in1k.yaml" \
+    "$top_src/models/mmpretrain_resnet50.yaml")
+[ "$out" = "161 groups" ] || { echo "consumer printed '$out'"; exit 1; }
+# the installed command and recipes are there too
+bindir=$(dirname "$libdir")/bin
+LD_LIBRARY_PATH=$libdir "$bindir/optwrap" --version
+test -f "$(dirname "$libdir")/share/optwrap/configs/resnet50_8xb32_in1k.yaml"
+echo "installed library, header, pkg-config file, command and configs work"

@@ -1,0 +1,284 @@
+/* check_cli.c -- the optwrap command end to end: its table and --help, every config in
+ * configs/ checked, groups as JSON equal to the reference's for a golden case, inline
+ * optim_wrapper flow, --cfg-options, exit codes and error lines. */
+#include "golden_groups.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct run_result {
+    int status;
+    char *out, *err;
+} run_result;
+
+/* Runs `optwrap ARGS` from the source tree (so relative config paths work). */
+static run_result run(const char *args)
+{
+    char out_path[] = "/tmp/ow_cli_outXXXXXX", err_path[] = "/tmp/ow_cli_errXXXXXX";
+    int fo = mkstemp(out_path), fe = mkstemp(err_path);
+    ck_assert(fo >= 0 && fe >= 0);
+    close(fo);
+    close(fe);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd '%s/..' && '%s/optwrap' %s >'%s' 2>'%s'", OW_TEST_CONFIGS,
+             OW_TEST_BUILDDIR, args, out_path, err_path);
+    int st = system(cmd);
+    run_result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
+    r.out = ow_test_slurp(out_path);
+    r.err = ow_test_slurp(err_path);
+    unlink(out_path);
+    unlink(err_path);
+    return r;
+}
+
+static void run_free(run_result *r)
+{
+    ow_free(r->out);
+    ow_free(r->err);
+}
+
+static const char *const commands[] = {"check", "groups", "list", "model", "print-config"};
+
+START_TEST(help_lists_every_command)
+{
+    run_result r = run("--help");
+    ck_assert_int_eq(r.status, 0);
+    for (size_t i = 0; i < OW__ARRAY_LEN(commands); i++) {
+        char needle[64];
+        snprintf(needle, sizeof needle, "\n  %s ", commands[i]);
+        ck_assert_msg(strstr(r.out, needle), "--help lacks '%s'", commands[i]);
+        char args[64], usage[64];
+        snprintf(args, sizeof args, "%s --help", commands[i]);
+        snprintf(usage, sizeof usage, "usage: optwrap %s", commands[i]);
+        run_result h = run(args);
+        ck_assert_int_eq(h.status, 0);
+        ck_assert_msg(!strncmp(h.out, usage, strlen(usage)), "%s: %s", args, h.out);
+        run_free(&h);
+    }
+    run_free(&r);
+    r = run("frobnicate");
+    ck_assert_int_eq(r.status, 2);
+    ck_assert(strstr(r.err, "optwrap: unknown command 'frobnicate'"));
+    run_free(&r);
+    r = run("groups configs/resnet50_8xb32_in1k.yaml --model");
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_str_eq(r.err, "optwrap groups: option '--model' needs a value\nusage: optwrap "
+                            "groups CONFIG (--model MODEL.yaml | --arch NAME) [--format "
+                            "table|json] [--explain] [--cfg-options K=V ...]\n");
+    run_free(&r);
+}
+END_TEST
+
+/* Every recipe users may copy is valid, and builds groups for its model. */
+static const struct {
+    const char *config, *model;
+    size_t groups;
+} recipes[] = {
+    {"configs/resnet50_8xb32_in1k.yaml", "models/mmpretrain_resnet50.yaml", 161},
+    {"configs/vit-base-p16_adamw_in1k.yaml", "models/mmpretrain_vit-base-p16.yaml", 152},
+};
+
+START_TEST(recipes_check_and_build)
+{
+    char args[1024], want[256];
+    snprintf(args, sizeof args, "check %s --model %s", recipes[_i].config, recipes[_i].model);
+    run_result r = run(args);
+    snprintf(want, sizeof want, "%s: OK (%zu param groups)\n", recipes[_i].config,
+             recipes[_i].groups);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.out, want);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(recipe_groups_values)
+{
+    /* ResNet-50 recipe: biases and BN get weight_decay 0.0, convs keep 1e-4 */
+    run_result r = run("groups configs/resnet50_8xb32_in1k.yaml --model "
+                       "models/mmpretrain_resnet50.yaml --format json");
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ow_cfg *j = NULL;
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow__cfg_parse(r.out, strlen(r.out), "<stdout>", &j, &err), &err);
+    const ow_cfg *g0 = ow_cfg_find(j, "groups.0"), *g1 = ow_cfg_find(j, "groups.1");
+    ck_assert_str_eq(ow_cfg_find(g0, "params.0")->v.s, "backbone.conv1.weight");
+    ck_assert_double_eq(ow_cfg_find(g0, "weight_decay")->v.d, 0.0001);
+    ck_assert_str_eq(ow_cfg_find(g1, "params.0")->v.s, "backbone.bn1.weight");
+    ck_assert_double_eq(ow_cfg_find(g1, "weight_decay")->v.d, 0.0);
+    ck_assert_double_eq(ow_cfg_find(g1, "lr")->v.d, 0.1);
+    ow_cfg_free(j);
+    run_free(&r);
+    /* the table ends with the summary line */
+    r = run("groups configs/resnet50_8xb32_in1k.yaml --model models/mmpretrain_resnet50.yaml");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(strstr(r.out, "\n161 groups, 161 parameters, 25557032 elements\n"));
+    run_free(&r);
+}
+END_TEST
+
+/* The golden file's optim_wrapper given inline, as written there, gives its groups. */
+START_TEST(inline_optim_wrapper_json_matches_golden)
+{
+    const char *name = "mmengine__torch_tied-tiny__sgd_mix.json";
+    ow_cfg *golden = ow_golden_load(name);
+    char *ow_json = NULL;
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_cfg_save_json(ow_cfg_find(golden, "optim_wrapper"), &ow_json, &err), &err);
+    char args[4096];
+    snprintf(args, sizeof args, "groups '%s' --model %s/models/torch_tied-tiny.yaml --format json",
+             ow_json, OW_TEST_GOLDEN);
+    run_result r = run(args);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ow_cfg *got = NULL;
+    ow_check_ok(ow__cfg_parse(r.out, strlen(r.out), "<stdout>", &got, &err), &err);
+    const ow_cfg *want = ow_cfg_find(golden, "groups_effective");
+    const ow_cfg *groups = ow_cfg_find(got, "groups");
+    ck_assert_uint_eq(ow_cfg_get_size(groups), ow_cfg_get_size(want));
+    for (size_t i = 0; i < ow_cfg_get_size(want); i++) {
+        const ow_cfg *w = ow_cfg_get_item(want, i), *g = ow_cfg_get_item(groups, i);
+        size_t k_got = 0;
+        for (size_t k = 0; k < ow_cfg_get_size(w); k++) {
+            const char *key = ow_cfg_get_key(w, k);
+            if (!strcmp(key, "foreach") || !strcmp(key, "differentiable"))
+                continue;
+            ck_assert_str_eq(ow_cfg_get_key(g, k_got), key);
+            ck_assert_msg(ow__cfg_equal(ow_cfg_get_item(g, k_got), ow_cfg_get_item(w, k)),
+                          "group %zu key %s differs", i, key);
+            k_got++;
+        }
+        ck_assert_uint_eq(k_got, ow_cfg_get_size(g));
+    }
+    ow_cfg_free(got);
+    ow_free(ow_json);
+    ow_cfg_free(golden);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(cfg_options_override)
+{
+    run_result r = run("groups configs/resnet50_8xb32_in1k.yaml --model "
+                       "models/mmpretrain_resnet50.yaml --format json --cfg-options "
+                       "optim_wrapper.optimizer.lr=0.2 "
+                       "'optim_wrapper.paramwise_cfg.custom_keys.head={lr_mult: 10}'");
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert(strstr(r.out, "{\"params\": [\"backbone.conv1.weight\"], \"lr\": 0.2, "));
+    ck_assert(strstr(r.out, "{\"params\": [\"head.fc.weight\"], \"lr\": 2.0, "
+                            "\"weight_decay\": 0.0001, \"lr_mult\": 10, "));
+    run_free(&r);
+    r = run("print-config configs/resnet50_8xb32_in1k.yaml --format json "
+            "--cfg-options optim_wrapper.optimizer.lr=0.2");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(strstr(r.out, "\"optimizer\": {\"type\": \"SGD\", \"lr\": 0.2, \"momentum\": 0.9, "
+                            "\"weight_decay\": 0.0001}"));
+    ck_assert(strstr(r.out, "\"default_scope\": \"mmpretrain\""));
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(errors_are_positioned_with_exit_1)
+{
+    run_result r = run("check '{optimizer: {type: SGD, lr: 0.1}, paramwise_cfg: "
+                       "{norm_decay_mul: 0}}'");
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.err, "optwrap: <inline>:1:67: optim_wrapper.paramwise_cfg: unknown key "
+                            "'norm_decay_mul' (did you mean 'norm_decay_mult'?)\n");
+    run_free(&r);
+    r = run("check configs/resnet50_8xb32_in1k.yaml --cfg-options optim_wrapper.optimizer.lr=-1");
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.err, "optwrap: <cfg-options>:1:28: optim_wrapper.optimizer.lr: must be "
+                            ">= 0, got -1\n");
+    run_free(&r);
+    r = run("model no/such/model.yaml");
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.err, "optwrap: no/such/model.yaml: cannot open: No such file or "
+                            "directory\n");
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(list_and_model)
+{
+    run_result r = run("list optimizer --keys");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(strstr(r.out, "mmengine.AdamW"));
+    ck_assert(strstr(r.out, "weight_decay"));
+    ck_assert_ptr_null(strstr(r.out, "DefaultOptimWrapperConstructor"));
+    run_free(&r);
+    r = run("list constructor");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(strstr(r.out, "mmengine.DefaultOptimWrapperConstructor"));
+    run_free(&r);
+    r = run("list nonsense");
+    ck_assert_int_eq(r.status, 2);
+    run_free(&r);
+    r = run("model models/mmpretrain_resnet50.yaml");
+    ck_assert_int_eq(r.status, 0);
+    const char *head = "model mmpretrain_resnet50: 172 modules, 161 parameters (161 tensors), "
+                       "25557032 elements\n(root)  (ImageClassifier)\n";
+    ck_assert_msg(!strncmp(r.out, head, strlen(head)), "%.200s", r.out);
+    run_free(&r);
+}
+END_TEST
+
+/* A plugin named by custom_imports registers an optimizer and a constructor that the
+ * same config then uses: the whole path from YAML to dlopen to groups. */
+START_TEST(plugin_from_custom_imports)
+{
+    char path[] = "/tmp/ow_cli_pluginXXXXXX.yaml";
+    int fd = mkstemps(path, 5);
+    ck_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f,
+            "custom_imports:\n"
+            "  imports: ['%s/libowtestplugin.so']\n"
+            "  allow_failed_imports: false\n"
+            "optim_wrapper:\n"
+            "  optimizer: {type: owtest.PluginSGD, lr: 0.5}\n"
+            "  constructor: PluginConstructor\n",
+            OW_TEST_PLUGINS);
+    fclose(f);
+    char args[1024];
+    snprintf(args, sizeof args, "groups %s --model models/mmpretrain_resnet50.yaml", path);
+    run_result r = run(args);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert(strstr(r.out, "group 0: lr=0.5 momentum=0\n"));
+    ck_assert(strstr(r.out, "\n1 groups, 161 parameters, 25557032 elements\n"));
+    run_free(&r);
+    /* without the plugin the names are unknown */
+    snprintf(args, sizeof args,
+             "check '{optimizer: {type: owtest.PluginSGD, lr: 0.5}}'");
+    r = run(args);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.err, "optwrap: <inline>:1:20: unknown optimizer type "
+                            "'owtest.PluginSGD'\n");
+    run_free(&r);
+    unlink(path);
+}
+END_TEST
+
+static Suite *make_cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("Commands");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, help_lists_every_command);
+    tcase_add_loop_test(tc, recipes_check_and_build, 0, OW__ARRAY_LEN(recipes));
+    tcase_add_test(tc, recipe_groups_values);
+    tcase_add_test(tc, inline_optim_wrapper_json_matches_golden);
+    tcase_add_test(tc, cfg_options_override);
+    tcase_add_test(tc, errors_are_positioned_with_exit_1);
+    tcase_add_test(tc, list_and_model);
+    tcase_add_test(tc, plugin_from_custom_imports);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return ow_test_run(make_cli_suite());
+}
