@@ -1,0 +1,45 @@
+/* entries.c -- the list of built-in scheduler entries, which tells them from a
+ * scheduler entry registered at run time (whose ops optwrap cannot run). The same
+ * entries have their lines in registry/builtins.c. */
+#include "sched_entries.h"
+#include "sched_internal.h"
+
+const ow_entry *const ow__sched_entries[] = {
+    &ow__sched_constant_lr,
+    &ow__sched_constant_momentum,
+    &ow__sched_constant_param,
+    &ow__sched_linear_lr,
+    &ow__sched_linear_momentum,
+    &ow__sched_linear_param,
+    &ow__sched_step_lr,
+    &ow__sched_step_momentum,
+    &ow__sched_step_param,
+    &ow__sched_multistep_lr,
+    &ow__sched_multistep_momentum,
+    &ow__sched_multistep_param,
+    &ow__sched_exponential_lr,
+    &ow__sched_exponential_momentum,
+    &ow__sched_exponential_param,
+    &ow__sched_poly_lr,
+    &ow__sched_poly_momentum,
+    &ow__sched_poly_param,
+    &ow__sched_cosine_lr,
+    &ow__sched_cosine_momentum,
+    &ow__sched_cosine_param,
+    &ow__sched_restart_lr,
+    &ow__sched_restart_momentum,
+    &ow__sched_restart_param,
+    &ow__sched_onecycle_lr,
+    &ow__sched_onecycle_param,
+    &ow__sched_plateau_lr,
+    &ow__sched_plateau_momentum,
+    &ow__sched_plateau_param,
+    &ow__sched_timm_cosine,
+    &ow__sched_timm_poly,
+    &ow__sched_timm_tanh,
+    &ow__sched_timm_step,
+    &ow__sched_timm_multistep,
+    &ow__sched_timm_plateau,
+    &ow__sched_timm_factory_entry,
+    NULL,
+};

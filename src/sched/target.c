@@ -1,0 +1,134 @@
+/* target.c -- the ready-made schedule target over param groups: their hyperparameter
+ * maps, written in place, plus mmengine's base_param_settings group (the optimizer's
+ * defaults) when there is more than one group. "momentum" falls back to betas[0]. */
+#include "../constructors/groups_internal.h"
+#include "sched_internal.h"
+
+#include <string.h>
+
+typedef struct groups_target {
+    ow_sched_target pub; /* first: the pointer handed out */
+    ow_groups *groups;   /* borrowed; NULL: the base group alone */
+    size_t n_real;
+    ow_cfg *base; /* owned: the optimizer's defaults */
+} groups_target;
+
+static ow_cfg *group_map(const groups_target *t, size_t g)
+{
+    return g < t->n_real ? t->groups->g[g].opts : t->base;
+}
+
+/* The number node behind key, or NULL. */
+static ow_cfg *value_node(const groups_target *t, size_t g, const char *key)
+{
+    ow_cfg *map = group_map(t, g);
+    ow_cfg *v = ow__cfg_map_get(map, key);
+    if (!v && !strcmp(key, "momentum")) {
+        /* Adam-style optimizers: mmengine's momentum schedulers drive betas[0] */
+        ow_cfg *betas = ow__cfg_map_get(map, "betas");
+        if (betas && betas->type == OW_CFG_LIST && betas->v.c.n == 2)
+            v = betas->v.c.items[0];
+    }
+    return v && (v->type == OW_CFG_INT || v->type == OW_CFG_FLOAT) ? v : NULL;
+}
+
+static bool target_get(void *ctx, size_t g, const char *key, double *value)
+{
+    const ow_cfg *v = value_node(ctx, g, key);
+    if (!v)
+        return false;
+    *value = v->type == OW_CFG_INT ? (double)v->v.i : v->v.d;
+    return true;
+}
+
+static void target_set(void *ctx, size_t g, const char *key, double value)
+{
+    ow_cfg *v = value_node(ctx, g, key);
+    if (v) { /* in place: a scheduled int (`momentum: 0`) becomes a float, as in Python */
+        v->type = OW_CFG_FLOAT;
+        v->v.d = value;
+    }
+}
+
+/* optimizer.defaults: every key of the optimizer's schema, the config's value first. */
+static int make_base(const ow_cfg *config, ow_cfg **out, ow_error *err)
+{
+    const ow_cfg *opt = ow_cfg_find(config, "optim_wrapper.optimizer");
+    if (!opt || opt->type != OW_CFG_MAP)
+        return ow__error_at(
+            err, OW_ERR_MISSING_KEY, config,
+            "config: the schedule needs optim_wrapper.optimizer (a map with "
+            "the optimizer's type and lr)");
+    const ow_cfg *type = ow__cfg_map_get(opt, "type");
+    if (!type)
+        return ow__error_at(err, OW_ERR_MISSING_KEY, opt,
+                            "optim_wrapper.optimizer: missing key 'type'");
+    const char *scope = NULL;
+    const ow_cfg *scope_node = ow__cfg_map_get(config, "default_scope");
+    if (scope_node && scope_node->type == OW_CFG_STRING)
+        scope = scope_node->v.s;
+    const ow_entry *entry;
+    static const char *const type_only[] = {"type", NULL};
+    int rc = ow__registry_lookup(OW_KIND_OPTIMIZER, type, scope, &entry, err);
+    if (rc || (rc = ow__schema_check(opt, entry->keys, "optim_wrapper.optimizer",
+                                     type_only, err)))
+        return rc;
+    ow_cfg *base = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0);
+    if (!base)
+        return ow__nomem(err);
+    for (const ow_key *k = entry->keys; k->name && rc == OW_OK; k++) {
+        const ow_cfg *given = ow__cfg_map_get(opt, k->name);
+        ow_cfg *v = NULL;
+        if (given)
+            rc = (v = ow__cfg_dup(given)) ? OW_OK : ow__nomem(err);
+        else
+            rc = ow__schema_default(k, &v, err);
+        if (rc == OW_OK && v && ow__cfg_map_set(base, k->name, v) != OW_OK)
+            rc = ow__nomem(err);
+    }
+    if (rc) {
+        ow_cfg_free(base);
+        return rc;
+    }
+    *out = base;
+    return OW_OK;
+}
+
+int ow_sched_target_new(const ow_cfg *config, ow_groups *groups, ow_sched_target **out,
+                        ow_error *err)
+{
+    if (!out)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_sched_target_new: out is NULL");
+    *out = NULL;
+    if (!config)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_sched_target_new: config is NULL");
+    groups_target *t = ow__calloc(1, sizeof *t);
+    if (!t)
+        return ow__nomem(err);
+    int rc = make_base(config, &t->base, err);
+    if (rc) {
+        ow_free(t);
+        return rc;
+    }
+    t->groups = groups;
+    t->n_real = groups ? groups->n : 0;
+    bool has_base = t->n_real > 1;
+    t->pub = (ow_sched_target){.num_groups = groups ? t->n_real + has_base : 1,
+                               .has_base_group = has_base,
+                               .ctx = t,
+                               .get = target_get,
+                               .set = target_set};
+    *out = &t->pub;
+    return OW_OK;
+}
+
+void ow_sched_target_free(ow_sched_target *target)
+{
+    if (!target)
+        return;
+    groups_target *t = (groups_target *)target;
+    ow_cfg_free(t->base);
+    ow_free(t);
+}
