@@ -3,6 +3,7 @@
  * optim_wrapper flow, --cfg-options, exit codes and error lines. */
 #include "golden_groups.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -90,6 +91,30 @@ START_TEST(recipes_check_and_build)
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert_str_eq(r.out, want);
     run_free(&r);
+}
+END_TEST
+
+/* Every recipe in configs/ (not the bases) passes `optwrap check`. */
+START_TEST(every_recipe_checks)
+{
+    DIR *d = opendir(OW_TEST_CONFIGS);
+    ck_assert_ptr_nonnull(d);
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".yaml"))
+            continue;
+        char args[512], want[512];
+        snprintf(args, sizeof args, "check configs/%s", e->d_name);
+        snprintf(want, sizeof want, "configs/%s: OK\n", e->d_name);
+        run_result r = run(args);
+        ck_assert_msg(r.status == 0, "%s: %s", args, r.err);
+        ck_assert_str_eq(r.out, want);
+        run_free(&r);
+        n++;
+    }
+    closedir(d);
+    ck_assert_uint_ge(n, 2);
 }
 END_TEST
 
@@ -268,6 +293,7 @@ static Suite *make_cli_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, help_lists_every_command);
     tcase_add_loop_test(tc, recipes_check_and_build, 0, OW__ARRAY_LEN(recipes));
+    tcase_add_test(tc, every_recipe_checks);
     tcase_add_test(tc, recipe_groups_values);
     tcase_add_test(tc, inline_optim_wrapper_json_matches_golden);
     tcase_add_test(tc, cfg_options_override);

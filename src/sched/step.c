@@ -21,13 +21,14 @@ void ow__sched_write(const ow_sched *s, const char *param, const double *v)
         s->target.set(s->target.ctx, g, param, v[g]);
 }
 
-/* timm's update_groups: value * group['lr_scale'] where the group has one. */
+/* timm's update_groups: value * group['lr_scale'] where the group has one, unless the
+ * optimizer applies lr_scale itself when stepping. */
 void ow__sched_timm_apply(const ow_sched *s, const ow__sched_item *it, const double *v)
 {
     for (size_t g = 0; g < s->n; g++) {
         double scale;
         double x = v[g];
-        if (s->target.get(s->target.ctx, g, "lr_scale", &scale))
+        if (!s->target.lr_scale_at_step && s->target.get(s->target.ctx, g, "lr_scale", &scale))
             x = x * scale;
         s->target.set(s->target.ctx, g, it->param, x);
     }

@@ -117,6 +117,7 @@ int ow_sched_target_new(const ow_cfg *config, ow_groups *groups, ow_sched_target
     bool has_base = t->n_real > 1;
     t->pub = (ow_sched_target){.num_groups = groups ? t->n_real + has_base : 1,
                                .has_base_group = has_base,
+                               .lr_scale_at_step = groups && groups->apply_lr_scale,
                                .ctx = t,
                                .get = target_get,
                                .set = target_set};

@@ -1,0 +1,52 @@
+/* named_groups.c -- groups merged by name in order of first appearance, the way mmseg's
+ * and timm's constructors fill a dict of parameter groups keyed "layer_<id>_<decay>". */
+#include "ctor_internal.h"
+
+#include <string.h>
+
+int ow__named_group(ow__named_groups *ng, ow_groups *g, const char *name, size_t *gi,
+                    bool *created, ow_error *err)
+{
+    *created = false;
+    for (size_t i = 0; i < ng->n; i++)
+        if (!strcmp(ng->names[i], name)) {
+            *gi = i;
+            return OW_OK;
+        }
+    if (ow__grow((void **)&ng->names, &ng->cap, ng->n + 1, sizeof(char *)))
+        return ow__nomem(err);
+    char *copy = ow__strdup(name);
+    if (!copy)
+        return ow__nomem(err);
+    int rc = ow_groups_add(g, gi, err);
+    if (rc) {
+        ow_free(copy);
+        return rc;
+    }
+    ng->names[ng->n++] = copy;
+    *created = true;
+    return OW_OK;
+}
+
+void ow__named_groups_free(ow__named_groups *ng)
+{
+    for (size_t i = 0; i < ng->n; i++)
+        ow_free(ng->names[i]);
+    ow_free(ng->names);
+    memset(ng, 0, sizeof *ng);
+}
+
+int ow__group_append_name(ow_groups *g, size_t gi, const char *key, const char *name,
+                          ow_error *err)
+{
+    ow_cfg *list = ow__cfg_map_get(g->g[gi].opts, key);
+    if (!list) {
+        if (!(list = ow__cfg_new(OW_CFG_LIST, NULL, 0, 0)) ||
+            ow__cfg_map_set(g->g[gi].opts, key, list) != OW_OK)
+            return ow__nomem(err);
+    }
+    ow_cfg *s = ow__cfg_new_string(name);
+    if (!s || ow__cfg_list_append(list, s) != OW_OK)
+        return ow__nomem(err);
+    return OW_OK;
+}
