@@ -499,8 +499,10 @@ OW_API void ow_optimizer_free(ow_optimizer *opt);
 
 /* One step over every parameter that requires a gradient and whose grad pointer is set
  * (ow_model_set_data); the others are skipped as torch skips them, and frozen ones never
- * move. The lr used is the group's `lr` times its `lr_scale` when it has one (timm's
- * layer decay): schedulers write the unscaled lr. Gradients are read, never written. On
+ * move. The lr used is the group's `lr` times its `lr_scale` for groups built by
+ * TimmOptimWrapperConstructor (timm's layer decay, see ow_groups_get_effective_lr):
+ * schedulers write the unscaled lr there. Elsewhere (mmpretrain, mmseg) lr_scale is
+ * already folded into lr and the optimizer uses `lr` as it is. Gradients are read, never written. On
  * failure (OW_ERR_NOMEM creating state) nothing has moved. */
 OW_API int ow_optimizer_step(ow_optimizer *opt, ow_error *err);
 
@@ -598,7 +600,7 @@ typedef struct ow_slot {
 typedef struct ow_prepare_args {
     const ow_hparam *hp;       /* [keys] the group's hyperparameters */
     const ow_hparam *defaults; /* [keys] optimizer-level values (timm's defaults['lr']) */
-    double lr;                 /* this step's lr: hp lr times the group's lr_scale */
+    double lr;                 /* this step's lr: hp lr (times lr_scale, timm groups) */
     double initial_lr;         /* the group's lr when the optimizer was made (composer) */
     double *scalars;           /* [slots] a tensor's scalar slots, in/out (step += 1) */
     void *ctx;                 /* out: ctx_size bytes of constants for the kernels */
@@ -734,6 +736,10 @@ typedef struct ow_sched ow_sched;
 typedef struct ow_sched_target {
     size_t num_groups;   /* the groups, the base group included */
     bool has_base_group; /* the last group is mmengine's base_param_settings */
+    /* The optimizer multiplies lr by each group's lr_scale when stepping (groups of
+     * TimmOptimWrapperConstructor): timm schedulers then write the unscaled lr instead
+     * of timm's value * lr_scale, so the scale is applied once. */
+    bool lr_scale_at_step;
     void *ctx;           /* passed to get and set */
     /* Reads hyperparameter `key` of a group; false when the group has no such key. */
     bool (*get)(void *ctx, size_t group, const char *key, double *value);

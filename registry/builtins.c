@@ -3,66 +3,13 @@
  * order is the registration order; lookup is by name and ow_registry_next sorts. */
 #include "registry_internal.h"
 #include "sched/sched_entries.h" /* src/sched: the scheduler entries */
+#include "optim/optim_entries.h" /* src/optim: the optimizer entries */
 
 extern const ow_entry ow__optim_wrapper_default; /* src/wrapper/optim_wrapper.c */
 extern const ow_entry ow__constructor_default;   /* src/constructors/default.c */
 extern const ow_entry ow__optimizer_sgd;         /* src/optim/sgd.c */
 extern const ow_entry ow__optimizer_adam;        /* src/optim/adam.c */
 extern const ow_entry ow__optimizer_adamw;       /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_timm_sgd; /* src/optim/sgd.c */
-extern const ow_entry ow__optimizer_timm_momentum; /* src/optim/sgd.c */
-extern const ow_entry ow__optimizer_timm_sgdw; /* src/optim/sgd.c */
-extern const ow_entry ow__optimizer_timm_sgdc; /* src/optim/sgd.c */
-extern const ow_entry ow__optimizer_timm_csgdw; /* src/optim/sgd.c */
-extern const ow_entry ow__optimizer_timm_csgdc; /* src/optim/sgd.c */
-extern const ow_entry ow__optimizer_composer_sgdw; /* src/optim/sgd.c */
-extern const ow_entry ow__optimizer_timm_adam; /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_timm_adamw; /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_timm_adamwlegacy; /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_timm_adamc; /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_timm_cadamw; /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_timm_cadamc; /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_timm_nadamw; /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_timm_nadamc; /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_timm_cnadamw; /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_timm_cnadamc; /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_composer_adamw; /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_nadam; /* src/optim/nadam.c */
-extern const ow_entry ow__optimizer_timm_nadam; /* src/optim/nadam.c */
-extern const ow_entry ow__optimizer_timm_nadamlegacy; /* src/optim/nadam.c */
-extern const ow_entry ow__optimizer_radam; /* src/optim/radam.c */
-extern const ow_entry ow__optimizer_timm_radam; /* src/optim/radam.c */
-extern const ow_entry ow__optimizer_timm_radamlegacy; /* src/optim/radam.c */
-extern const ow_entry ow__optimizer_adamax; /* src/optim/adamax.c */
-extern const ow_entry ow__optimizer_timm_adamax; /* src/optim/adamax.c */
-extern const ow_entry ow__optimizer_adagrad; /* src/optim/adagrad.c */
-extern const ow_entry ow__optimizer_timm_adagrad; /* src/optim/adagrad.c */
-extern const ow_entry ow__optimizer_adadelta; /* src/optim/adagrad.c */
-extern const ow_entry ow__optimizer_timm_adadelta; /* src/optim/adagrad.c */
-extern const ow_entry ow__optimizer_rmsprop; /* src/optim/rmsprop.c */
-extern const ow_entry ow__optimizer_timm_rmsprop; /* src/optim/rmsprop.c */
-extern const ow_entry ow__optimizer_timm_rmsproptf; /* src/optim/rmsprop.c */
-extern const ow_entry ow__optimizer_timm_rmsproptfc; /* src/optim/rmsprop.c */
-extern const ow_entry ow__optimizer_timm_crmsproptf; /* src/optim/rmsprop.c */
-extern const ow_entry ow__optimizer_timm_lion; /* src/optim/lion.c */
-extern const ow_entry ow__optimizer_timm_lionc; /* src/optim/lion.c */
-extern const ow_entry ow__optimizer_timm_clion; /* src/optim/lion.c */
-extern const ow_entry ow__optimizer_timm_clionc; /* src/optim/lion.c */
-extern const ow_entry ow__optimizer_timm_adabelief; /* src/optim/adabelief.c */
-extern const ow_entry ow__optimizer_timm_radabelief; /* src/optim/adabelief.c */
-extern const ow_entry ow__optimizer_timm_lars; /* src/optim/lars.c */
-extern const ow_entry ow__optimizer_timm_larc; /* src/optim/lars.c */
-extern const ow_entry ow__optimizer_timm_nlars; /* src/optim/lars.c */
-extern const ow_entry ow__optimizer_timm_nlarc; /* src/optim/lars.c */
-extern const ow_entry ow__optimizer_timm_lamb; /* src/optim/lamb.c */
-extern const ow_entry ow__optimizer_timm_lambc; /* src/optim/lamb.c */
-extern const ow_entry ow__optimizer_timm_lambw; /* src/optim/lamb.c */
-extern const ow_entry ow__optimizer_timm_lambcw; /* src/optim/lamb.c */
-extern const ow_entry ow__optimizer_timm_lambcd; /* src/optim/lamb.c */
-extern const ow_entry ow__optimizer_timm_clamb; /* src/optim/lamb.c */
-extern const ow_entry ow__optimizer_timm_clambw; /* src/optim/lamb.c */
-extern const ow_entry ow__optimizer_timm_adafactor; /* src/optim/adafactor.c */
-extern const ow_entry ow__optimizer_timm_cadafactor; /* src/optim/adafactor.c */
 
 extern const ow_entry ow__constructor_lr_decay;   /* src/constructors/lr_decay.c */
 extern const ow_entry ow__constructor_mmseg_lr_decay;     /* src/constructors/layer_decay.c */
@@ -79,7 +26,6 @@ extern const ow_entry ow__layer_depth_resnet;     /* src/constructors/depth_conv
 extern const ow_entry ow__layer_depth_swin;       /* src/constructors/depth_swin.c */
 extern const ow_entry ow__layer_depth_mixmim;     /* src/constructors/depth_swin.c */
 extern const ow_entry ow__layer_depth_regex;      /* src/constructors/depth_regex.c */
-extern const ow_entry ow__optimizer_mmpretrain_lamb; /* src/optim/lamb.c */
 
 const ow_entry *const ow__builtins[] = {
     &ow__optim_wrapper_default,

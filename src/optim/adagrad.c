@@ -1,0 +1,226 @@
+/* Adagrad and Adadelta: torch.optim.Adagrad (sum of squared gradients, lr decayed by
+ * 1/(1 + (t-1)*lr_decay)) and torch.optim.Adadelta (running averages of squared
+ * gradients and squared updates).
+ * https://pytorch.org/docs/1.13/generated/torch.optim.Adagrad.html */
+#include "optim_internal.h"
+
+/* ---- Adagrad ------------------------------------------------------------------------
+ */
+
+#define ADAGRAD_KEYS(eps, wd)                                                            \
+    OW__KEY_NUM("lr", "0.01", "learning rate"),                                          \
+        OW__KEY_NUM("lr_decay", "0", "learning rate decay"),                             \
+        {.name = "eps",                                                                  \
+         .type = OW_T_FLOAT,                                                             \
+         .def = eps,                                                                     \
+         .min = 0,                                                                       \
+         .max = INFINITY,                                                                \
+         .flags = OW_KEY_RANGE,                                                          \
+         .doc = "added to the denominator"},                                             \
+        OW__KEY_NUM("weight_decay", wd, "L2 penalty"),                                   \
+        OW__KEY_NUM("initial_accumulator_value", "0", "initial value of the sum"),       \
+        OW__KEY_FOREACH,                                                                 \
+        OW__KEY_BOOL("maximize", "false",                                                \
+                     "maximize the objective instead of minimizing"),                    \
+    {                                                                                    \
+        0                                                                                \
+    }
+static const ow_key adagrad_keys[] = {ADAGRAD_KEYS("1e-10", "0")};
+static const ow_key timm_adagrad_keys[] = {ADAGRAD_KEYS("1e-08", "0.0")};
+
+enum { A_LR, A_LR_DECAY, A_EPS, A_WD, A_INIT, A_FOREACH, A_MAXIMIZE };
+
+typedef struct adagrad_ctx {
+    float sign, l2, eps, nclr, init;
+    bool has_l2, first;
+} adagrad_ctx;
+
+enum { S_STEP, S_SUM };
+static const ow_slot adagrad_slots[] = {
+    [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_F32},
+    [S_SUM] = {.name = "sum"},
+    {0},
+};
+
+static void adagrad_prepare(ow_prepare_args *a)
+{
+    adagrad_ctx *c = a->ctx;
+    const ow_hparam *hp = a->hp;
+    c->first = a->scalars[S_STEP] == 0; /* torch fills sum with the initial value */
+    double t = a->scalars[S_STEP] += 1;
+    c->sign = ow__hp_true(&hp[A_MAXIMIZE]) ? -1.0f : 1.0f;
+    c->has_l2 = hp[A_WD].v[0] != 0;
+    c->l2 = ow__f(hp[A_WD].v[0]);
+    c->eps = ow__f(hp[A_EPS].v[0]);
+    c->init = ow__f(hp[A_INIT].v[0]);
+    c->nclr = ow__f(-(a->lr / (1 + (t - 1) * hp[A_LR_DECAY].v[0])));
+}
+
+/* sum += g*g; p += -clr * g / (sqrt(sum) + eps) */
+OW_SIMD static void adagrad_run(const ow_kernel_args *a)
+{
+    const adagrad_ctx *c = a->ctx;
+    size_t n = a->n;
+    float *restrict p = a->p, *restrict s = a->s[S_SUM];
+    const float *restrict g = a->g;
+    const float sg = c->sign, l2 = c->l2, eps = c->eps, nclr = c->nclr, init = c->init;
+    const bool has_l2 = c->has_l2, first = c->first;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * sg;
+        if (has_l2)
+            gi = fmaf(l2, p[i], gi);
+        float si = fmaf(gi, gi, first ? init : s[i]);
+        s[i] = si;
+        p[i] = p[i] + (nclr * gi) / (sqrtf(si) + eps);
+    }
+}
+
+static void adagrad_ref(const ow_kernel_args *a)
+{
+    const adagrad_ctx *c = a->ctx;
+    for (size_t i = 0; i < a->n; i++) {
+        float g = c->sign < 0 ? -a->g[i] : a->g[i];
+        if (c->has_l2)
+            g = fmaf(c->l2, a->p[i], g);               /* grad.add(param, wd) */
+        float s = c->first ? c->init : a->s[S_SUM][i]; /* full_like(p, init) */
+        s = fmaf(1.0f * g, g, s);                      /* addcmul_(g, g, value=1) */
+        a->s[S_SUM][i] = s;
+        float std = sqrtf(s) + c->eps;           /* sqrt().add_(eps) */
+        a->p[i] = a->p[i] + (c->nclr * g) / std; /* addcdiv_(g, std, -clr) */
+    }
+}
+
+static const ow_optimizer_ops adagrad_ops = {
+    .abi_version = OW_ABI_VERSION,
+    .slots = adagrad_slots,
+    .ctx_size = sizeof(adagrad_ctx),
+    .prepare = adagrad_prepare,
+    .passes = {{.run = adagrad_run, .ref = adagrad_ref}}};
+
+/* ---- Adadelta -----------------------------------------------------------------------
+ */
+
+#define ADADELTA_KEYS(wd)                                                                \
+    OW__KEY_NUM("lr", "1.0", "coefficient scaling delta"),                               \
+        {.name = "rho",                                                                  \
+         .type = OW_T_NUMBER,                                                            \
+         .def = "0.9",                                                                   \
+         .min = 0,                                                                       \
+         .max = 1,                                                                       \
+         .flags = OW_KEY_RANGE,                                                          \
+         .doc = "decay of the running averages"},                                        \
+        {.name = "eps",                                                                  \
+         .type = OW_T_FLOAT,                                                             \
+         .def = "1e-06",                                                                 \
+         .min = 0,                                                                       \
+         .max = INFINITY,                                                                \
+         .flags = OW_KEY_RANGE,                                                          \
+         .doc = "added inside the square roots"},                                        \
+        OW__KEY_NUM("weight_decay", wd, "L2 penalty"),                                   \
+        OW__KEY_BOOL("maximize", "false",                                                \
+                     "maximize the objective instead of minimizing"),                    \
+        OW__KEY_FOREACH,                                                                 \
+    {                                                                                    \
+        0                                                                                \
+    }
+static const ow_key adadelta_keys[] = {ADADELTA_KEYS("0")};
+static const ow_key timm_adadelta_keys[] = {ADADELTA_KEYS("0.0")};
+
+enum { D_LR, D_RHO, D_EPS, D_WD, D_MAXIMIZE };
+
+typedef struct adadelta_ctx {
+    float sign, l2, rho, omr, eps, nlr;
+    bool has_l2;
+} adadelta_ctx;
+
+enum { S_DSTEP, S_SQUARE_AVG, S_ACC_DELTA };
+static const ow_slot adadelta_slots[] = {
+    [S_DSTEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_I64},
+    [S_SQUARE_AVG] = {.name = "square_avg"},
+    [S_ACC_DELTA] = {.name = "acc_delta"},
+    {0},
+};
+
+static void adadelta_prepare(ow_prepare_args *a)
+{
+    adadelta_ctx *c = a->ctx;
+    const ow_hparam *hp = a->hp;
+    a->scalars[S_DSTEP] += 1;
+    c->sign = ow__hp_true(&hp[D_MAXIMIZE]) ? -1.0f : 1.0f;
+    c->has_l2 = hp[D_WD].v[0] != 0;
+    c->l2 = ow__f(hp[D_WD].v[0]);
+    c->rho = ow__f(hp[D_RHO].v[0]);
+    c->omr = ow__f(1 - hp[D_RHO].v[0]);
+    c->eps = ow__f(hp[D_EPS].v[0]);
+    c->nlr = ow__f(-a->lr);
+}
+
+/* s = rho*s + (1-rho)*g*g; d = sqrt(acc + eps) / sqrt(s + eps) * g;
+ * acc = rho*acc + (1-rho)*d*d; p -= lr*d */
+OW_SIMD static void adadelta_run(const ow_kernel_args *a)
+{
+    const adadelta_ctx *c = a->ctx;
+    size_t n = a->n;
+    float *restrict p = a->p, *restrict s = a->s[S_SQUARE_AVG],
+                    *restrict acc = a->s[S_ACC_DELTA];
+    const float *restrict g = a->g;
+    const float sg = c->sign, l2 = c->l2, rho = c->rho, omr = c->omr, eps = c->eps,
+                nlr = c->nlr;
+    const bool has_l2 = c->has_l2;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * sg;
+        if (has_l2)
+            gi = fmaf(l2, p[i], gi);
+        float si = fmaf(omr * gi, gi, s[i] * rho);
+        float d = sqrtf(acc[i] + eps) / sqrtf(si + eps) * gi;
+        s[i] = si;
+        acc[i] = fmaf(omr * d, d, acc[i] * rho);
+        p[i] = fmaf(nlr, d, p[i]);
+    }
+}
+
+static void adadelta_ref(const ow_kernel_args *a)
+{
+    const adadelta_ctx *c = a->ctx;
+    for (size_t i = 0; i < a->n; i++) {
+        float g = c->sign < 0 ? -a->g[i] : a->g[i];
+        if (c->has_l2)
+            g = fmaf(c->l2, a->p[i], g);
+        float s = fmaf(c->omr * g, g, a->s[S_SQUARE_AVG][i] * c->rho); /* addcmul_ */
+        float std = sqrtf(s + c->eps); /* square_avg.add(eps).sqrt_() */
+        float delta =
+            sqrtf(a->s[S_ACC_DELTA][i] + c->eps); /* acc_delta.add(eps).sqrt_() */
+        delta = delta / std;                      /* .div_(std) */
+        delta = delta * g;                        /* .mul_(grad) */
+        a->s[S_SQUARE_AVG][i] = s;
+        a->s[S_ACC_DELTA][i] = fmaf(c->omr * delta, delta, a->s[S_ACC_DELTA][i] * c->rho);
+        a->p[i] = fmaf(c->nlr, delta, a->p[i]); /* add_(delta, alpha=-lr) */
+    }
+}
+
+static const ow_optimizer_ops adadelta_ops = {
+    .abi_version = OW_ABI_VERSION,
+    .slots = adadelta_slots,
+    .ctx_size = sizeof(adadelta_ctx),
+    .prepare = adadelta_prepare,
+    .passes = {{.run = adadelta_run, .ref = adadelta_ref}}};
+
+#define ENTRY(var, nm, scp, keys_, ops_, sum)                                            \
+    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
+                          .name = nm,                                                    \
+                          .kind = OW_KIND_OPTIMIZER,                                     \
+                          .scope = scp,                                                  \
+                          .summary = sum,                                                \
+                          .keys = keys_,                                                 \
+                          .ops = &ops_}
+
+ENTRY(ow__optimizer_adagrad, "Adagrad", "mmengine", adagrad_keys, adagrad_ops,
+      "torch.optim.Adagrad: per-element lr from the sum of squared gradients");
+ENTRY(ow__optimizer_timm_adagrad, "adagrad", "timm", timm_adagrad_keys, adagrad_ops,
+      "timm 'adagrad': torch.optim.Adagrad, eps 1e-8");
+ENTRY(ow__optimizer_adadelta, "Adadelta", "mmengine", adadelta_keys, adadelta_ops,
+      "torch.optim.Adadelta: running averages of squared gradients and updates");
+ENTRY(ow__optimizer_timm_adadelta, "adadelta", "timm", timm_adadelta_keys, adadelta_ops,
+      "timm 'adadelta': torch.optim.Adadelta");

@@ -1,0 +1,355 @@
+/* Adam family: torch.optim.Adam (L2 decay in the gradient) and AdamW (decoupled decay),
+ * timm's AdamWLegacy and NAdamW (Nesterov numerator), composer's DecoupledAdamW (decay
+ * scaled by lr/initial_lr), with amsgrad, maximize, caution and corrected decay as flags
+ * on one kernel. timm's foreach (multi-tensor) path rounds differently from the
+ * single-tensor one; both are reproduced. Schemas in each class's `defaults` order.
+ * https://pytorch.org/docs/1.13/generated/torch.optim.AdamW.html */
+#include "optim_internal.h"
+
+#include <string.h>
+
+/* ---- schemas ------------------------------------------------------------------------
+ */
+
+#define ADAM_HEAD(lr, betas, wd)                                                         \
+    OW__KEY_NUM("lr", lr, "learning rate"), OW__KEY_BETAS(betas),                        \
+        {.name = "eps",                                                                  \
+         .type = OW_T_FLOAT,                                                             \
+         .def = "1e-08",                                                                 \
+         .min = 0,                                                                       \
+         .max = INFINITY,                                                                \
+         .flags = OW_KEY_RANGE,                                                          \
+         .doc = "added to the denominator for numerical stability"},                     \
+        OW__KEY_NUM("weight_decay", wd, "weight decay")
+#define K_AMSGRAD                                                                        \
+    OW__KEY_BOOL("amsgrad", "false", "AMSGrad: maximum of past squared gradients")
+#define K_MAXIMIZE                                                                       \
+    OW__KEY_BOOL("maximize", "false", "maximize the objective instead of minimizing")
+#define K_CAUTION(d)                                                                     \
+    OW__KEY_BOOL("caution", d,                                                           \
+                 "cautious update (mask where update and gradient disagree)")
+#define K_CORRECTED(d)                                                                   \
+    OW__KEY_BOOL("corrected_weight_decay", d, "decay scaled by lr**2/max_lr")
+
+/* torch 1.13: Adam(lr, betas, eps, weight_decay, amsgrad, maximize, ...) */
+static const ow_key adam_keys[] = {
+    ADAM_HEAD("0.001", "[0.9, 0.999]", "0"), K_AMSGRAD, K_MAXIMIZE, {0}};
+static const ow_key adamw_keys[] = {
+    ADAM_HEAD("0.001", "[0.9, 0.999]", "0.01"), K_AMSGRAD, K_MAXIMIZE, {0}};
+/* timm's factory passes weight_decay=0 unless given */
+static const ow_key timm_adam_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.999]", "0.0"),
+                                        K_AMSGRAD,
+                                        K_MAXIMIZE,
+                                        OW__KEY_FOREACH,
+                                        OW__KEY_PERF("capturable"),
+                                        OW__KEY_PERF("differentiable"),
+                                        OW__KEY_PERF("fused"),
+                                        {0}};
+static const ow_key timm_adamw_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.999]", "0.0"),
+                                         K_AMSGRAD,
+                                         OW__KEY_FOREACH,
+                                         K_MAXIMIZE,
+                                         OW__KEY_PERF("capturable"),
+                                         {0}};
+#define LEGACY_KEYS(caution, corrected)                                                  \
+    ADAM_HEAD("0.001", "[0.9, 0.999]", "0.0"), K_AMSGRAD, K_CAUTION(caution),            \
+        K_CORRECTED(corrected), OW__KEY_FOREACH, K_MAXIMIZE, OW__KEY_PERF("capturable"), \
+    {                                                                                    \
+        0                                                                                \
+    }
+static const ow_key adamwlegacy_keys[] = {LEGACY_KEYS("false", "false")};
+static const ow_key adamc_keys[] = {LEGACY_KEYS("false", "true")};
+static const ow_key cadamw_keys[] = {LEGACY_KEYS("true", "false")};
+static const ow_key cadamc_keys[] = {LEGACY_KEYS("true", "true")};
+#define NADAMW_KEYS(caution, corrected)                                                  \
+    ADAM_HEAD("0.001", "[0.9, 0.999]", "0.0"), K_CAUTION(caution),                       \
+        K_CORRECTED(corrected), OW__KEY_FOREACH, K_MAXIMIZE, OW__KEY_PERF("capturable"), \
+    {                                                                                    \
+        0                                                                                \
+    }
+static const ow_key nadamw_keys[] = {NADAMW_KEYS("false", "false")};
+static const ow_key nadamc_keys[] = {NADAMW_KEYS("false", "true")};
+static const ow_key cnadamw_keys[] = {NADAMW_KEYS("true", "false")};
+static const ow_key cnadamc_keys[] = {NADAMW_KEYS("true", "true")};
+static const ow_key composer_adamw_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.95]", "1e-05"),
+                                             K_AMSGRAD,
+                                             OW__KEY_FOREACH,
+                                             K_MAXIMIZE,
+                                             OW__KEY_PERF("capturable"),
+                                             {0}};
+
+/* ---- per-step constants -------------------------------------------------------------
+ */
+
+enum { K_LR, K_BETAS, K_EPS, K_WD };
+enum { WD_L2, WD_DECOUPLED, WD_COMPOSER };
+
+/* How one entry runs the shared kernel. Key indices are -1 where absent. */
+typedef struct adam_variant {
+    int wd_mode;
+    int amsgrad, caution, corrected, maximize, foreach; /* key indices */
+    bool multi;    /* timm's foreach path (taken unless caution or foreach: false) */
+    bool nesterov; /* NAdamW's look-ahead numerator */
+    bool pow_half; /* bias_correction2 ** 0.5 instead of math.sqrt */
+} adam_variant;
+
+typedef struct adam_ctx {
+    float sign, l2, keep, b1, omb1, b2, omb2, bc2s, eps, nss;
+    bool has_l2, amsgrad, multi, nesterov, caution;
+} adam_ctx;
+
+enum { S_STEP, S_EXP_AVG, S_EXP_AVG_SQ, S_MAX_EXP_AVG_SQ };
+static const ow_slot adam_slots[] = {
+    [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_F32},
+    [S_EXP_AVG] = {.name = "exp_avg"},
+    [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},
+    [S_MAX_EXP_AVG_SQ] = {.name = "max_exp_avg_sq"},
+    {0},
+};
+
+static bool flag(const ow_hparam *hp, int k)
+{
+    return k >= 0 && ow__hp_true(&hp[k]);
+}
+
+static void prepare(ow_prepare_args *a, const adam_variant *v)
+{
+    adam_ctx *c = a->ctx;
+    const ow_hparam *hp = a->hp;
+    double lr = a->lr, wd = hp[K_WD].v[0], b1 = hp[K_BETAS].v[0], b2 = hp[K_BETAS].v[1];
+    double step = a->scalars[S_STEP] += 1;
+    c->sign = flag(hp, v->maximize) ? -1.0f : 1.0f;
+    c->has_l2 = v->wd_mode == WD_L2 && wd != 0;
+    c->l2 = ow__f(wd);
+    c->keep = 1.0f;
+    if (v->wd_mode == WD_DECOUPLED) /* param.mul_(1 - wd_scale * weight_decay) */
+        c->keep = ow__f(
+            1. - ow__wd_scale(lr, flag(hp, v->corrected), a->defaults[K_LR].v[0]) * wd);
+    else if (v->wd_mode == WD_COMPOSER && wd != 0)
+        c->keep = ow__f(1 - (a->initial_lr != 0 ? lr / a->initial_lr : 1.0) * wd);
+    c->b1 = ow__f(b1);
+    c->omb1 = ow__f(1 - b1);
+    c->b2 = ow__f(b2);
+    c->omb2 = ow__f(1 - b2);
+    double bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step);
+    c->bc2s = ow__f(v->pow_half ? pow(bc2, 0.5) : sqrt(bc2));
+    c->eps = ow__f(hp[K_EPS].v[0]);
+    c->nss = ow__f(-(lr / bc1));
+    c->amsgrad = flag(hp, v->amsgrad);
+    c->caution = flag(hp, v->caution);
+    /* foreach=None means foreach for timm, but not with caution (no
+     * _foreach_maximum_.Scalar in torch 1.13) */
+    bool foreach =
+        v->foreach < 0 || hp[v->foreach].is_null || ow__hp_true(&hp[v->foreach]);
+    c->multi = v->multi && foreach && !c->caution;
+    c->nesterov = v->nesterov;
+    a->passes = c->caution ? 6u : 1u; /* caution: count the mask, then step */
+}
+
+static int slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *shape,
+                      int64_t *out, int amsgrad_key)
+{
+    if (slot == S_STEP)
+        return 0;
+    if (slot == S_MAX_EXP_AVG_SQ && !flag(hp, amsgrad_key))
+        return -1;
+    memcpy(out, shape, (size_t)ndim * sizeof *out);
+    return ndim;
+}
+
+/* ---- kernels ------------------------------------------------------------------------
+ */
+
+/* One element: g (+ wd*p); m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; amsgrad max;
+ * denom = sqrt(v)/sqrt(bc2) + eps; p = p*keep - lr/bc1 * m/denom, rounded the way the
+ * reference's code path rounds it. */
+static inline __attribute__((always_inline)) void adam_loop(const ow_kernel_args *a,
+                                                            const adam_ctx *c, bool l2,
+                                                            bool ams, bool multi,
+                                                            bool nest)
+{
+    size_t n = a->n;
+    float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG],
+                    *restrict v = a->s[S_EXP_AVG_SQ];
+    float *restrict vmax = a->s[S_MAX_EXP_AVG_SQ];
+    const float *restrict g = a->g;
+    const float sg = c->sign, wd = c->l2, keep = c->keep, b1 = c->b1, omb1 = c->omb1,
+                b2 = c->b2, omb2 = c->omb2, bc2s = c->bc2s, eps = c->eps, nss = c->nss;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * sg;
+        if (l2)
+            gi = fmaf(wd, p[i], gi);
+        float mi = fmaf(omb1, gi, m[i] * b1);
+        float vi = fmaf(omb2 * gi, gi, v[i] * b2);
+        m[i] = mi;
+        v[i] = vi;
+        if (ams)
+            vi = vmax[i] = fmaxf(vmax[i], vi);
+        float num = nest ? fmaf(omb1, gi, mi * b1) : mi;
+        float denom = sqrtf(vi) / bc2s + eps;
+        float pi = p[i] * keep;
+        p[i] = multi ? pi + num / (denom / nss) : pi + (nss * num) / denom;
+    }
+}
+
+OW_SIMD static void adam_run(const ow_kernel_args *a)
+{
+    const adam_ctx *c = a->ctx;
+    unsigned key = (unsigned)c->has_l2 | (unsigned)c->amsgrad << 1 |
+                   (unsigned)c->multi << 2 | (unsigned)c->nesterov << 3;
+    switch (key) {
+    case 0: adam_loop(a, c, false, false, false, false); break;
+    case 1: adam_loop(a, c, true, false, false, false); break;
+    case 2: adam_loop(a, c, false, true, false, false); break;
+    case 3: adam_loop(a, c, true, true, false, false); break;
+    case 4: adam_loop(a, c, false, false, true, false); break;
+    case 6: adam_loop(a, c, false, true, true, false); break;
+    case 12: adam_loop(a, c, false, false, true, true); break;
+    default: adam_loop(a, c, c->has_l2, c->amsgrad, c->multi, c->nesterov); break;
+    }
+}
+
+/* The reference's op sequence, one statement per torch call. */
+static void adam_ref(const ow_kernel_args *a)
+{
+    const adam_ctx *c = a->ctx;
+    for (size_t i = 0; i < a->n; i++) {
+        float g = c->sign < 0 ? -a->g[i] : a->g[i];
+        if (c->has_l2)
+            g = fmaf(c->l2, a->p[i], g); /* grad.add(param, alpha=wd) */
+        float p = a->p[i] * c->keep;     /* param.mul_(1 - lr*wd) */
+        float m =
+            fmaf(c->omb1, g, a->s[S_EXP_AVG][i] * c->b1); /* m.mul_(b1).add_(g, 1-b1) */
+        float v = fmaf(c->omb2 * g, g, a->s[S_EXP_AVG_SQ][i] * c->b2); /* .addcmul_ */
+        a->s[S_EXP_AVG][i] = m;
+        a->s[S_EXP_AVG_SQ][i] = v;
+        if (c->amsgrad) {
+            float *vm = &a->s[S_MAX_EXP_AVG_SQ][i];
+            *vm = v = fmaxf(*vm, v); /* torch.maximum(..., out=) */
+        }
+        if (c->nesterov)
+            m = fmaf(c->omb1, g, m * c->b1); /* exp_avg.mul(b1).add_(g) */
+        float denom = sqrtf(v) / c->bc2s;    /* v.sqrt() / bc2_sqrt */
+        denom = denom + c->eps;              /* .add_(eps) */
+        if (c->caution) {
+            a->sums[0] += m * g > 0; /* (exp_avg * grad > 0) */
+            continue;
+        }
+        if (c->multi) {
+            denom = denom / c->nss;  /* _foreach_div_(denom, ss) */
+            a->p[i] = p + m / denom; /* _foreach_addcdiv_ */
+        } else {
+            a->p[i] = p + (c->nss * m) / denom; /* addcdiv_(m, d, -ss) */
+        }
+    }
+}
+
+/* caution, pass 0: the moments move and the mask is counted; p waits for pass 1 */
+static void adam_caution_count(const ow_kernel_args *a)
+{
+    adam_ref(a);
+}
+
+static void caution_finish(const ow_finish_args *f)
+{
+    f->t[0] = ow__caution_scale(f->sums[0], f->numel);
+}
+
+static void adam_caution_apply(const ow_kernel_args *a)
+{
+    const adam_ctx *c = a->ctx;
+    const float scale = (float)a->t[0];
+    for (size_t i = 0; i < a->n; i++) {
+        float g = c->sign < 0 ? -a->g[i] : a->g[i];
+        float m = a->s[S_EXP_AVG][i];
+        float v = c->amsgrad ? a->s[S_MAX_EXP_AVG_SQ][i] : a->s[S_EXP_AVG_SQ][i];
+        if (c->nesterov)
+            m = fmaf(c->omb1, g, m * c->b1);
+        float denom = sqrtf(v) / c->bc2s + c->eps;
+        float mask = m * g > 0 ? scale : 0.0f; /* mask.div_(mask.mean().clamp_(1e-3)) */
+        m = m * mask;
+        a->p[i] = a->p[i] * c->keep + (c->nss * m) / denom;
+    }
+}
+
+/* ---- entries ------------------------------------------------------------------------
+ */
+
+#define VARIANT(name, ...)                                                               \
+    static const adam_variant name##_v = {__VA_ARGS__};                                  \
+    static void name##_prepare(ow_prepare_args *a)                                       \
+    {                                                                                    \
+        prepare(a, &name##_v);                                                           \
+    }                                                                                    \
+    static int name##_shape(const ow_hparam *hp, int s, int nd, const int64_t *sh,       \
+                            int64_t *o)                                                  \
+    {                                                                                    \
+        return slot_shape(hp, s, nd, sh, o, name##_v.amsgrad);                           \
+    }                                                                                    \
+    static const ow_optimizer_ops name##_ops = {                                         \
+        .abi_version = OW_ABI_VERSION,                                                   \
+        .slots = adam_slots,                                                             \
+        .ctx_size = sizeof(adam_ctx),                                                    \
+        .prepare = name##_prepare,                                                       \
+        .slot_shape = name##_shape,                                                      \
+        .passes = {{.run = adam_run, .ref = adam_ref},                                   \
+                   {.run = adam_caution_count,                                           \
+                    .ref = adam_caution_count,                                           \
+                    .nsums = 1,                                                          \
+                    .finish = caution_finish},                                           \
+                   {.run = adam_caution_apply, .ref = adam_caution_apply}}}
+
+/* adam_keys / timm_adam_keys: amsgrad 4, maximize 5 */
+VARIANT(torch_adam, .wd_mode = WD_L2, .amsgrad = 4, .caution = -1, .corrected = -1,
+        .maximize = 5, .foreach = -1);
+VARIANT(torch_adamw, .wd_mode = WD_DECOUPLED, .amsgrad = 4, .caution = -1,
+        .corrected = -1, .maximize = 5, .foreach = -1);
+/* timm_adamw_keys: amsgrad 4, maximize 6 */
+VARIANT(timm_adamw, .wd_mode = WD_DECOUPLED, .amsgrad = 4, .caution = -1, .corrected = -1,
+        .maximize = 6, .foreach = -1);
+/* legacy: amsgrad 4, caution 5, corrected 6, foreach 7, maximize 8 */
+VARIANT(legacy, .wd_mode = WD_DECOUPLED, .amsgrad = 4, .caution = 5, .corrected = 6,
+        .maximize = 8, .foreach = 7, .multi = true, .pow_half = true);
+/* nadamw: caution 4, corrected 5, foreach 6, maximize 7 */
+VARIANT(nadamw, .wd_mode = WD_DECOUPLED, .amsgrad = -1, .caution = 4, .corrected = 5,
+        .maximize = 7, .foreach = 6, .multi = true, .nesterov = true);
+/* composer: amsgrad 4; maximize ignored (composer's step does not read it) */
+VARIANT(composer, .wd_mode = WD_COMPOSER, .amsgrad = 4, .caution = -1, .corrected = -1,
+        .maximize = -1, .foreach = -1);
+
+#define ENTRY(var, nm, scp, keys_, ops_, sum)                                            \
+    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
+                          .name = nm,                                                    \
+                          .kind = OW_KIND_OPTIMIZER,                                     \
+                          .scope = scp,                                                  \
+                          .summary = sum,                                                \
+                          .keys = keys_,                                                 \
+                          .ops = &ops_}
+
+ENTRY(ow__optimizer_adam, "Adam", "mmengine", adam_keys, torch_adam_ops,
+      "torch.optim.Adam: adaptive moment estimation (L2 weight decay)");
+ENTRY(ow__optimizer_adamw, "AdamW", "mmengine", adamw_keys, torch_adamw_ops,
+      "torch.optim.AdamW: Adam with decoupled weight decay");
+ENTRY(ow__optimizer_timm_adam, "adam", "timm", timm_adam_keys, torch_adam_ops,
+      "timm 'adam': torch.optim.Adam");
+ENTRY(ow__optimizer_timm_adamw, "adamw", "timm", timm_adamw_keys, timm_adamw_ops,
+      "timm 'adamw': torch.optim.AdamW");
+ENTRY(ow__optimizer_timm_adamwlegacy, "adamwlegacy", "timm", adamwlegacy_keys, legacy_ops,
+      "timm AdamWLegacy (foreach path)");
+ENTRY(ow__optimizer_timm_adamc, "adamc", "timm", adamc_keys, legacy_ops,
+      "timm AdamWLegacy, corrected weight decay (lr**2/max_lr)");
+ENTRY(ow__optimizer_timm_cadamw, "cadamw", "timm", cadamw_keys, legacy_ops,
+      "timm AdamWLegacy, cautious");
+ENTRY(ow__optimizer_timm_cadamc, "cadamc", "timm", cadamc_keys, legacy_ops,
+      "timm AdamWLegacy, cautious, corrected weight decay");
+ENTRY(ow__optimizer_timm_nadamw, "nadamw", "timm", nadamw_keys, nadamw_ops,
+      "timm NAdamW: AdamW with a Nesterov look-ahead numerator");
+ENTRY(ow__optimizer_timm_nadamc, "nadamc", "timm", nadamc_keys, nadamw_ops,
+      "timm NAdamW, corrected weight decay");
+ENTRY(ow__optimizer_timm_cnadamw, "cnadamw", "timm", cnadamw_keys, nadamw_ops,
+      "timm NAdamW, cautious");
+ENTRY(ow__optimizer_timm_cnadamc, "cnadamc", "timm", cnadamc_keys, nadamw_ops,
+      "timm NAdamW, cautious, corrected weight decay");
+ENTRY(ow__optimizer_composer_adamw, "DecoupledAdamW", "composer", composer_adamw_keys,
+      composer_ops, "composer DecoupledAdamW: decay p *= 1 - (lr/initial_lr)*wd");

@@ -1,0 +1,409 @@
+/* Lamb (timm): a global gradient-norm clip (grads divided by max(|g|/max_grad_norm, 1)
+ * over all groups), an Adam direction u, L2 or decoupled decay, and, when decay is on
+ * (or always_adapt), the layer-wise trust ratio |p| / |u| (LAMBC clips it at 1). Runs as
+ * up to four passes: the grad norms, the moments (and the norms of p and u), the
+ * cautious mask when asked, and the update. Norms are summed in double.
+ * Large Batch Optimization for Deep Learning, https://arxiv.org/abs/1904.00962 */
+#include "optim_internal.h"
+
+#include <string.h>
+
+#define LAMB_KEYS(clip, caution, decoupled, corrected)                                   \
+    OW__KEY_NUM("lr", "0.001", "learning rate"),                                         \
+        OW__KEY_BOOL("bias_correction", "true", "Adam bias correction"),                 \
+        OW__KEY_BETAS("[0.9, 0.999]"),                                                   \
+        {.name = "eps",                                                                  \
+         .type = OW_T_FLOAT,                                                             \
+         .def = "1e-06",                                                                 \
+         .min = 0,                                                                       \
+         .max = INFINITY,                                                                \
+         .flags = OW_KEY_RANGE,                                                          \
+         .doc = "added to the denominator"},                                             \
+        OW__KEY_NUM("weight_decay", "0.0", "weight decay (turns the trust ratio on)"),   \
+        OW__KEY_BOOL("grad_averaging", "true",                                           \
+                     "scale the gradient by 1-beta1 in the mean"),                       \
+        {.name = "max_grad_norm",                                                        \
+         .type = OW_T_NUMBER,                                                            \
+         .def = "1.0",                                                                   \
+         .min = 0,                                                                       \
+         .max = INFINITY,                                                                \
+         .flags = OW_KEY_RANGE | OW_KEY_NULLABLE,                                        \
+         .doc = "global gradient-norm clip (optimizer-level; null: none)"},              \
+        OW__KEY_BOOL("trust_clip", clip, "LAMBC: clip the trust ratio at 1"),            \
+        OW__KEY_BOOL("always_adapt", "false", "trust ratio without weight decay too"),   \
+        OW__KEY_BOOL("caution", caution, "cautious update"),                             \
+        OW__KEY_BOOL("decoupled_decay", decoupled, "decay p -= lr*wd*p instead of L2"),  \
+        OW__KEY_BOOL("corrected_weight_decay", corrected,                                \
+                     "decoupled decay scaled by lr**2/max_lr"),                          \
+    {                                                                                    \
+        0                                                                                \
+    }
+static const ow_key lamb_keys[] = {LAMB_KEYS("false", "false", "false", "false")};
+static const ow_key lambc_keys[] = {LAMB_KEYS("true", "false", "false", "false")};
+static const ow_key lambw_keys[] = {LAMB_KEYS("false", "false", "true", "false")};
+static const ow_key lambcw_keys[] = {LAMB_KEYS("true", "false", "true", "false")};
+static const ow_key lambcd_keys[] = {LAMB_KEYS("false", "false", "true", "true")};
+static const ow_key clamb_keys[] = {LAMB_KEYS("false", "true", "false", "false")};
+static const ow_key clambw_keys[] = {LAMB_KEYS("false", "true", "true", "false")};
+/* mmpretrain's Lamb: timm's before caution and decoupled decay, weight_decay 0.01 */
+static const ow_key mmpretrain_keys[] = {
+    OW__KEY_NUM("lr", "0.001", "learning rate"),
+    OW__KEY_BOOL("bias_correction", "true", "Adam bias correction"),
+    OW__KEY_BETAS("[0.9, 0.999]"),
+    {.name = "eps",
+     .type = OW_T_FLOAT,
+     .def = "1e-06",
+     .min = 0,
+     .max = INFINITY,
+     .flags = OW_KEY_RANGE,
+     .doc = "added to the denominator"},
+    OW__KEY_NUM("weight_decay", "0.01", "weight decay (turns the trust ratio on)"),
+    OW__KEY_BOOL("grad_averaging", "true", "scale the gradient by 1-beta1 in the mean"),
+    {.name = "max_grad_norm",
+     .type = OW_T_NUMBER,
+     .def = "1.0",
+     .min = 0,
+     .max = INFINITY,
+     .flags = OW_KEY_RANGE | OW_KEY_NULLABLE,
+     .doc = "global gradient-norm clip (optimizer-level; null: none)"},
+    OW__KEY_BOOL("trust_clip", "false", "LAMBC: clip the trust ratio at 1"),
+    OW__KEY_BOOL("always_adapt", "false", "trust ratio without weight decay too"),
+    {0},
+};
+
+enum {
+    K_LR,
+    K_BIAS,
+    K_BETAS,
+    K_EPS,
+    K_WD,
+    K_AVERAGING,
+    K_MAX_NORM,
+    K_CLIP,
+    K_ALWAYS,
+    K_CAUTION,
+    K_DECOUPLED,
+    K_CORRECTED
+};
+enum { T_MASK, T_CLIP, T_TRUST };               /* tensor values */
+enum { P_GNORM, P_MOMENTS, P_MASKED, P_APPLY }; /* passes */
+
+typedef struct lamb_ctx {
+    float b1, beta3, b2, omb2, bc1, bc2s, eps, l2, decay, nlr, max_norm;
+    bool clip_grads, adapt, trust_clip, caution, has_l2, has_decay;
+} lamb_ctx;
+
+enum { S_STEP, S_EXP_AVG, S_EXP_AVG_SQ };
+static const ow_slot slots[] = {
+    /* timm keeps the step in the param group; optwrap keeps it per parameter */
+    [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_F32},
+    [S_EXP_AVG] = {.name = "exp_avg"},
+    [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},
+    {0},
+};
+
+static void prepare(ow_prepare_args *a)
+{
+    lamb_ctx *c = a->ctx;
+    const ow_hparam *hp = a->hp;
+    double t = a->scalars[S_STEP] += 1, b1 = hp[K_BETAS].v[0], b2 = hp[K_BETAS].v[1];
+    double wd = hp[K_WD].v[0];
+    bool bias = ow__hp_true(&hp[K_BIAS]);
+    c->b1 = ow__f(b1);
+    c->beta3 = ow__f(ow__hp_true(&hp[K_AVERAGING]) ? 1 - b1 : 1.0);
+    c->b2 = ow__f(b2);
+    c->omb2 = ow__f(1 - b2);
+    c->bc1 = ow__f(bias ? 1 - pow(b1, t) : 1.0);
+    c->bc2s = ow__f(sqrt(bias ? 1 - pow(b2, t) : 1.0));
+    c->eps = ow__f(hp[K_EPS].v[0]);
+    /* the clip uses the optimizer-level max_grad_norm (self.defaults) */
+    c->clip_grads = !a->defaults[K_MAX_NORM].is_null;
+    c->max_norm = ow__f(a->defaults[K_MAX_NORM].v[0]);
+    bool decoupled = ow__hp_true(&hp[K_DECOUPLED]);
+    c->has_l2 = wd != 0 && !decoupled;
+    c->l2 = ow__f(wd);
+    c->has_decay = wd != 0 && decoupled;
+    c->decay = ow__f(
+        -ow__wd_scale(a->lr, ow__hp_true(&hp[K_CORRECTED]), a->defaults[K_LR].v[0]) * wd);
+    c->adapt = wd != 0 || ow__hp_true(&hp[K_ALWAYS]);
+    c->trust_clip = ow__hp_true(&hp[K_CLIP]);
+    c->caution = ow__hp_true(&hp[K_CAUTION]);
+    c->nlr = ow__f(-a->lr);
+    a->passes = (c->clip_grads ? 1u << P_GNORM : 0) | 1u << P_MOMENTS |
+                (c->caution ? 1u << P_MASKED : 0) | (c->adapt ? 1u << P_APPLY : 0);
+}
+
+/* ---- pass 0: the global gradient norm ------------------------------------------------
+ */
+
+OW_SIMD static void gnorm_run(const ow_kernel_args *a)
+{
+    const float *restrict g = a->g;
+    size_t n = a->n;
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (size_t i = 0; i < n; i++)
+        s += (double)g[i] * g[i];
+    a->sums[0] += s;
+}
+
+static void gnorm_ref(const ow_kernel_args *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        a->sums[0] += (double)a->g[i] * a->g[i];
+}
+
+/* (global_norm / max_grad_norm).clamp_(min=1.0), over every tensor of every group */
+static void gnorm_finish(const ow_finish_args *f)
+{
+    const lamb_ctx *c = f->ctx;
+    float clip = (float)sqrt(f->totals[0]) / c->max_norm;
+    f->t[T_CLIP] = clip < 1.0f ? 1.0f : clip;
+}
+
+/* ---- the update, element by element
+ * ---------------------------------------------------- */
+
+typedef enum { MOVE, COUNT, NORMS, APPLY } what;
+
+/* The constants of one pass, loaded once. Switched-off features take neutral values
+ * (clip 1, decay 0, mask 1) so that the loop has no branches; x/1, x*1 and fma(0,p,x)
+ * are exact. */
+typedef struct lamb_pass {
+    float clip, b1, beta3, b2, omb2, bc1, bc2s, eps, l2, decay, nlr, agree, disagree,
+        trust;
+} lamb_pass;
+
+static inline lamb_pass pass_of(const ow_kernel_args *a)
+{
+    const lamb_ctx *c = a->ctx;
+    return (lamb_pass){.clip = c->clip_grads ? (float)a->t[T_CLIP] : 1.0f,
+                       .b1 = c->b1,
+                       .beta3 = c->beta3,
+                       .b2 = c->b2,
+                       .omb2 = c->omb2,
+                       .bc1 = c->bc1,
+                       .bc2s = c->bc2s,
+                       .eps = c->eps,
+                       .l2 = c->has_l2 ? c->l2 : 0.0f,
+                       .decay = c->has_decay ? c->decay : 0.0f,
+                       .nlr = c->nlr,
+                       .agree = c->caution ? (float)a->t[T_MASK] : 1.0f,
+                       .disagree = c->caution ? 0.0f : 1.0f,
+                       .trust = (float)a->t[T_TRUST]};
+}
+
+/* One element: the clipped gradient, the moments (moved in pass 1 only; later passes
+ * recompute the direction from them, cheaper than storing it), the direction
+ * u = (m/bc1) / (sqrt(v)/sqrt(bc2) + eps), masked (caution) and decayed when `final`. */
+static inline __attribute__((always_inline)) float element(const lamb_pass *k,
+                                                           bool moments, bool final,
+                                                           float g, float p, float *m,
+                                                           float *v, float *gc, float *pd)
+{
+    float gi = g / k->clip; /* grad.div_(clip_global_norm) */
+    float mi = *m, vi = *v;
+    if (moments) {
+        mi = fmaf(k->beta3, gi, mi * k->b1); /* exp_avg.mul_(b1).add_(g, alpha=b3) */
+        vi = fmaf(k->omb2 * gi, gi, vi * k->b2);
+        *m = mi;
+        *v = vi;
+    }
+    float u = (mi / k->bc1) / (sqrtf(vi) / k->bc2s + k->eps);
+    *gc = gi;
+    if (!final)
+        return u;
+    u = u * (u * gi > 0 ? k->agree : k->disagree); /* caution: mask / mean(mask) */
+    *pd = fmaf(k->decay, p, p);                    /* p.add_(p, alpha=-lr*wd) */
+    return fmaf(k->l2, p, u);                      /* update.add_(p, alpha=wd) */
+}
+
+static inline __attribute__((always_inline)) void body(const ow_kernel_args *a,
+                                                       bool moments, what w)
+{
+    const lamb_pass k = pass_of(a);
+    float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG],
+                    *restrict v = a->s[S_EXP_AVG_SQ];
+    const float *restrict g = a->g;
+    size_t n = a->n;
+    if (w == COUNT) { /* (update * grad > 0) */
+        double cnt = 0;
+#pragma omp simd reduction(+ : cnt)
+        for (size_t i = 0; i < n; i++) {
+            float gi, pd;
+            float u = element(&k, moments, false, g[i], p[i], &m[i], &v[i], &gi, &pd);
+            cnt += u * gi > 0;
+        }
+        a->sums[0] += cnt;
+    } else if (w == NORMS) {
+        double pp = 0, uu = 0;
+#pragma omp simd reduction(+ : pp, uu)
+        for (size_t i = 0; i < n; i++) {
+            float gi, pd;
+            float u = element(&k, moments, true, g[i], p[i], &m[i], &v[i], &gi, &pd);
+            pp += (double)pd * pd;
+            uu += (double)u * u;
+        }
+        a->sums[1] += pp;
+        a->sums[2] += uu;
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float gi, pd;
+            float u = element(&k, moments, true, g[i], p[i], &m[i], &v[i], &gi, &pd);
+            p[i] = fmaf(k.nlr, w == APPLY ? u * k.trust : u, pd); /* p.add_(u, -lr) */
+        }
+    }
+}
+
+/* pass 1: moments, then the mask count (caution), the norms (trust ratio) or the step;
+ * pass 2 (caution): the masked direction's norms, or the step; pass 3: the step with
+ * the trust ratio. The _ref twins run the same body without SIMD (sums in order). */
+static inline __attribute__((always_inline)) void moments(const ow_kernel_args *a)
+{
+    const lamb_ctx *c = a->ctx;
+    if (c->caution)
+        body(a, true, COUNT);
+    else if (c->adapt)
+        body(a, true, NORMS);
+    else
+        body(a, true, MOVE);
+}
+static inline __attribute__((always_inline)) void masked(const ow_kernel_args *a)
+{
+    const lamb_ctx *c = a->ctx;
+    if (c->adapt)
+        body(a, false, NORMS);
+    else
+        body(a, false, MOVE);
+}
+OW_SIMD static void moments_run(const ow_kernel_args *a)
+{
+    moments(a);
+}
+static void moments_ref(const ow_kernel_args *a)
+{
+    moments(a);
+}
+OW_SIMD static void masked_run(const ow_kernel_args *a)
+{
+    masked(a);
+}
+static void masked_ref(const ow_kernel_args *a)
+{
+    masked(a);
+}
+OW_SIMD static void apply_run(const ow_kernel_args *a)
+{
+    body(a, false, APPLY);
+}
+static void apply_ref(const ow_kernel_args *a)
+{
+    body(a, false, APPLY);
+}
+
+static void trust_of(const lamb_ctx *c, const ow_finish_args *f)
+{
+    float w = (float)sqrt(f->sums[1]), u = (float)sqrt(f->sums[2]);
+    float ratio = w / u;
+    if (!(w > 0) || !(u > 0))
+        ratio = 1.0f;
+    if (c->trust_clip && ratio > 1.0f)
+        ratio = 1.0f;
+    f->t[T_TRUST] = ratio;
+}
+
+static void moments_finish(const ow_finish_args *f)
+{
+    const lamb_ctx *c = f->ctx;
+    if (c->caution)
+        f->t[T_MASK] = ow__caution_scale(f->sums[0], f->numel);
+    else if (c->adapt)
+        trust_of(c, f);
+}
+
+static void masked_finish(const ow_finish_args *f)
+{
+    const lamb_ctx *c = f->ctx;
+    if (c->adapt)
+        trust_of(c, f);
+}
+
+/* mmpretrain's keys are timm's first nine: the rest (caution, decoupled, corrected)
+ * read as false */
+static void prepare_mmpretrain(ow_prepare_args *a)
+{
+    ow_hparam hp[K_CORRECTED + 1], defaults[K_CORRECTED + 1];
+    memset(hp, 0, sizeof hp);
+    memset(defaults, 0, sizeof defaults);
+    memcpy(hp, a->hp, (K_ALWAYS + 1) * sizeof *hp);
+    memcpy(defaults, a->defaults, (K_ALWAYS + 1) * sizeof *defaults);
+    ow_prepare_args b = *a;
+    b.hp = hp;
+    b.defaults = defaults;
+    prepare(&b);
+    a->passes = b.passes;
+}
+
+#define LAMB_PASSES                                                                      \
+    {                                                                                    \
+        [P_GNORM] = {.run = gnorm_run,                                                   \
+                     .ref = gnorm_ref,                                                   \
+                     .nsums = 1,                                                         \
+                     .finish = gnorm_finish},                                            \
+        [P_MOMENTS] = {.run = moments_run,                                               \
+                       .ref = moments_ref,                                               \
+                       .nsums = 3,                                                       \
+                       .finish = moments_finish},                                        \
+        [P_MASKED] = {.run = masked_run,                                                 \
+                      .ref = masked_ref,                                                 \
+                      .nsums = 3,                                                        \
+                      .finish = masked_finish},                                          \
+        [P_APPLY] = {                                                                    \
+            .run = apply_run,                                                            \
+            .ref = apply_ref                                                             \
+        }                                                                                \
+    }
+static const ow_optimizer_ops mmpretrain_ops = {.abi_version = OW_ABI_VERSION,
+                                                .slots = slots,
+                                                .ctx_size = sizeof(lamb_ctx),
+                                                .prepare = prepare_mmpretrain,
+                                                .passes = LAMB_PASSES,
+                                                .tolerance = 1e-5};
+
+static const ow_optimizer_ops lamb_ops = {.abi_version = OW_ABI_VERSION,
+                                          .slots = slots,
+                                          .ctx_size = sizeof(lamb_ctx),
+                                          .prepare = prepare,
+                                          .passes = LAMB_PASSES,
+                                          .tolerance = 1e-5};
+
+#define ENTRY(var, nm, keys_, sum)                                                       \
+    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
+                          .name = nm,                                                    \
+                          .kind = OW_KIND_OPTIMIZER,                                     \
+                          .scope = "timm",                                               \
+                          .summary = sum,                                                \
+                          .keys = keys_,                                                 \
+                          .ops = &lamb_ops}
+
+ENTRY(ow__optimizer_timm_lamb, "lamb", lamb_keys,
+      "timm Lamb: Adam direction, layer-wise trust ratio");
+ENTRY(ow__optimizer_timm_lambc, "lambc", lambc_keys,
+      "timm Lamb, trust ratio clipped at 1");
+ENTRY(ow__optimizer_timm_lambw, "lambw", lambw_keys, "timm Lamb, decoupled weight decay");
+ENTRY(ow__optimizer_timm_lambcw, "lambcw", lambcw_keys,
+      "timm Lamb, clipped trust, decoupled decay");
+ENTRY(ow__optimizer_timm_lambcd, "lambcd", lambcd_keys,
+      "timm Lamb, decoupled corrected decay");
+ENTRY(ow__optimizer_timm_clamb, "clamb", clamb_keys, "timm Lamb, cautious");
+ENTRY(ow__optimizer_timm_clambw, "clambw", clambw_keys,
+      "timm Lamb, cautious, decoupled decay");
+const ow_entry ow__optimizer_mmpretrain_lamb = {
+    .abi_version = OW_ABI_VERSION,
+    .name = "Lamb",
+    .kind = OW_KIND_OPTIMIZER,
+    .scope = "mmpretrain",
+    .summary = "mmpretrain Lamb (timm's Lamb, weight_decay 0.01)",
+    .keys = mmpretrain_keys,
+    .ops = &mmpretrain_ops};

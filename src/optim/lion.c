@@ -1,0 +1,168 @@
+/* Lion (timm): p *= 1 - lr*wd; p -= lr * sign(b1*m + (1-b1)*g); m = b2*m + (1-b2)*g.
+ * timm runs the foreach path by default (m updated by mul/add) and the single-tensor
+ * one with caution (m updated by lerp); both are reproduced.
+ * Symbolic Discovery of Optimization Algorithms, https://arxiv.org/abs/2302.06675 */
+#include "optim_internal.h"
+
+#define LION_KEYS(caution, corrected)                                                    \
+    OW__KEY_NUM("lr", "0.0001", "learning rate"), OW__KEY_BETAS("[0.9, 0.99]"),          \
+        OW__KEY_NUM("weight_decay", "0.0", "decoupled weight decay"),                    \
+        OW__KEY_BOOL("caution", caution, "cautious update"),                             \
+        OW__KEY_BOOL("corrected_weight_decay", corrected,                                \
+                     "decay scaled by lr**2/max_lr"),                                    \
+        OW__KEY_FOREACH,                                                                 \
+        OW__KEY_BOOL("maximize", "false",                                                \
+                     "maximize the objective instead of minimizing"),                    \
+    {                                                                                    \
+        0                                                                                \
+    }
+static const ow_key lion_keys[] = {LION_KEYS("false", "false")};
+static const ow_key lionc_keys[] = {LION_KEYS("false", "true")};
+static const ow_key clion_keys[] = {LION_KEYS("true", "false")};
+static const ow_key clionc_keys[] = {LION_KEYS("true", "true")};
+
+enum { K_LR, K_BETAS, K_WD, K_CAUTION, K_CORRECTED, K_FOREACH, K_MAXIMIZE };
+
+typedef struct lion_ctx {
+    float sign, keep, b1, omb1, b2, omb2, nlr;
+    bool single, caution;
+} lion_ctx;
+
+enum { S_EXP_AVG };
+static const ow_slot lion_slots[] = {[S_EXP_AVG] = {.name = "exp_avg"}, {0}};
+
+static void prepare(ow_prepare_args *a)
+{
+    lion_ctx *c = a->ctx;
+    const ow_hparam *hp = a->hp;
+    double b1 = hp[K_BETAS].v[0], b2 = hp[K_BETAS].v[1];
+    c->sign = ow__hp_true(&hp[K_MAXIMIZE]) ? -1.0f : 1.0f;
+    c->keep = ow__f(
+        1 - ow__wd_scale(a->lr, ow__hp_true(&hp[K_CORRECTED]), a->defaults[K_LR].v[0]) *
+                hp[K_WD].v[0]);
+    c->b1 = ow__f(b1);
+    c->omb1 = ow__f(1 - b1);
+    c->b2 = ow__f(b2);
+    c->omb2 = ow__f(1 - b2);
+    c->nlr = ow__f(-a->lr);
+    /* foreach unless caution (no _foreach_maximum_.Scalar in torch 1.13) or foreach=False
+     */
+    c->caution = ow__hp_true(&hp[K_CAUTION]);
+    c->single = c->caution || (!hp[K_FOREACH].is_null && !ow__hp_true(&hp[K_FOREACH]));
+    a->passes = c->caution ? 6u : 1u; /* caution: count the mask, then step */
+}
+
+static inline float sign_of(float x)
+{
+    return (float)((x > 0) - (x < 0));
+}
+
+/* torch lerp_(end, w) for w < 0.5: self + w * (end - self), fused */
+static inline float lerp(float x, float y, float w)
+{
+    return fmaf(w, y - x, x);
+}
+
+OW_SIMD static void lion_run(const ow_kernel_args *a)
+{
+    const lion_ctx *c = a->ctx;
+    size_t n = a->n;
+    float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG];
+    const float *restrict g = a->g;
+    const float sg = c->sign, keep = c->keep, b1 = c->b1, omb1 = c->omb1, b2 = c->b2,
+                omb2 = c->omb2, nlr = c->nlr;
+    if (c->caution) { /* pass 0: count where the sign update agrees with the gradient */
+        double cnt = 0;
+#pragma omp simd reduction(+ : cnt)
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] * sg;
+            float u = sign_of(fmaf(omb1, gi, m[i] * b1));
+            cnt += u * gi > 0;
+        }
+        a->sums[0] += cnt;
+        return;
+    }
+    if (c->single) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] * sg;
+            float u = sign_of(fmaf(omb1, gi, m[i] * b1));
+            p[i] = fmaf(nlr, u, p[i] * keep);
+            m[i] = lerp(m[i], gi, omb2);
+        }
+        return;
+    }
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * sg;
+        float u = sign_of(fmaf(omb1, gi, m[i] * b1));
+        p[i] = fmaf(nlr, u, p[i] * keep);
+        m[i] = fmaf(omb2, gi, m[i] * b2);
+    }
+}
+
+static void lion_ref(const ow_kernel_args *a)
+{
+    const lion_ctx *c = a->ctx;
+    for (size_t i = 0; i < a->n; i++) {
+        float g = c->sign < 0 ? -a->g[i] : a->g[i];
+        float *m = &a->s[S_EXP_AVG][i];
+        float u = fmaf(c->omb1, g, *m * c->b1);  /* exp_avg.mul(b1).add_(g, 1-b1) */
+        u = u > 0 ? 1.0f : u < 0 ? -1.0f : 0.0f; /* .sign_() */
+        if (c->caution) {
+            a->sums[0] += u * g > 0;
+            continue;
+        }
+        a->p[i] = a->p[i] * c->keep;        /* param.mul_(1 - lr*wd) */
+        a->p[i] = fmaf(c->nlr, u, a->p[i]); /* param.add_(update, alpha=-lr) */
+        if (c->single)
+            *m = fmaf(c->omb2, g - *m, *m); /* exp_avg.lerp_(g, 1-b2) */
+        else
+            *m = fmaf(c->omb2, g, *m * c->b2); /* _foreach_mul_, _foreach_add_ */
+    }
+}
+
+static void caution_finish(const ow_finish_args *f)
+{
+    f->t[0] = ow__caution_scale(f->sums[0], f->numel);
+}
+
+/* caution, pass 1: update * mask, then the step and the (lerp) moment update */
+static void lion_caution(const ow_kernel_args *a)
+{
+    const lion_ctx *c = a->ctx;
+    const float scale = (float)a->t[0];
+    for (size_t i = 0; i < a->n; i++) {
+        float g = c->sign < 0 ? -a->g[i] : a->g[i];
+        float *m = &a->s[S_EXP_AVG][i];
+        float u = sign_of(fmaf(c->omb1, g, *m * c->b1));
+        u = u * (u * g > 0 ? scale : 0.0f);
+        a->p[i] = fmaf(c->nlr, u, a->p[i] * c->keep);
+        *m = lerp(*m, g, c->omb2);
+    }
+}
+
+static const ow_optimizer_ops lion_ops = {
+    .abi_version = OW_ABI_VERSION,
+    .slots = lion_slots,
+    .ctx_size = sizeof(lion_ctx),
+    .prepare = prepare,
+    .passes = {{.run = lion_run, .ref = lion_ref},
+               {.run = lion_run, .ref = lion_ref, .nsums = 1, .finish = caution_finish},
+               {.run = lion_caution, .ref = lion_caution}}};
+
+#define ENTRY(var, nm, keys_, sum)                                                       \
+    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
+                          .name = nm,                                                    \
+                          .kind = OW_KIND_OPTIMIZER,                                     \
+                          .scope = "timm",                                               \
+                          .summary = sum,                                                \
+                          .keys = keys_,                                                 \
+                          .ops = &lion_ops}
+
+ENTRY(ow__optimizer_timm_lion, "lion", lion_keys,
+      "timm Lion: sign of an interpolated momentum");
+ENTRY(ow__optimizer_timm_lionc, "lionc", lionc_keys, "timm Lion, corrected weight decay");
+ENTRY(ow__optimizer_timm_clion, "clion", clion_keys, "timm Lion, cautious");
+ENTRY(ow__optimizer_timm_clionc, "clionc", clionc_keys,
+      "timm Lion, cautious, corrected weight decay");

@@ -1,0 +1,87 @@
+/* optim_entries.h -- the optimizer registry entries of src/optim, one per name, for the
+ * built-in table (registry/builtins.c). */
+#ifndef OW_OPTIM_ENTRIES_H
+#define OW_OPTIM_ENTRIES_H
+
+#include "optwrap.h"
+
+/* src/optim/sgd.c */
+extern const ow_entry ow__optimizer_timm_sgd;
+extern const ow_entry ow__optimizer_timm_momentum;
+extern const ow_entry ow__optimizer_timm_sgdw;
+extern const ow_entry ow__optimizer_timm_sgdc;
+extern const ow_entry ow__optimizer_timm_csgdw;
+extern const ow_entry ow__optimizer_timm_csgdc;
+extern const ow_entry ow__optimizer_composer_sgdw;
+
+/* src/optim/adam.c */
+extern const ow_entry ow__optimizer_timm_adam;
+extern const ow_entry ow__optimizer_timm_adamw;
+extern const ow_entry ow__optimizer_timm_adamwlegacy;
+extern const ow_entry ow__optimizer_timm_adamc;
+extern const ow_entry ow__optimizer_timm_cadamw;
+extern const ow_entry ow__optimizer_timm_cadamc;
+extern const ow_entry ow__optimizer_timm_nadamw;
+extern const ow_entry ow__optimizer_timm_nadamc;
+extern const ow_entry ow__optimizer_timm_cnadamw;
+extern const ow_entry ow__optimizer_timm_cnadamc;
+extern const ow_entry ow__optimizer_composer_adamw;
+
+/* src/optim/nadam.c */
+extern const ow_entry ow__optimizer_nadam;
+extern const ow_entry ow__optimizer_timm_nadam;
+extern const ow_entry ow__optimizer_timm_nadamlegacy;
+
+/* src/optim/radam.c */
+extern const ow_entry ow__optimizer_radam;
+extern const ow_entry ow__optimizer_timm_radam;
+extern const ow_entry ow__optimizer_timm_radamlegacy;
+
+/* src/optim/adamax.c */
+extern const ow_entry ow__optimizer_adamax;
+extern const ow_entry ow__optimizer_timm_adamax;
+
+/* src/optim/adagrad.c */
+extern const ow_entry ow__optimizer_adagrad;
+extern const ow_entry ow__optimizer_timm_adagrad;
+extern const ow_entry ow__optimizer_adadelta;
+extern const ow_entry ow__optimizer_timm_adadelta;
+
+/* src/optim/rmsprop.c */
+extern const ow_entry ow__optimizer_rmsprop;
+extern const ow_entry ow__optimizer_timm_rmsprop;
+extern const ow_entry ow__optimizer_timm_rmsproptf;
+extern const ow_entry ow__optimizer_timm_rmsproptfc;
+extern const ow_entry ow__optimizer_timm_crmsproptf;
+
+/* src/optim/lion.c */
+extern const ow_entry ow__optimizer_timm_lion;
+extern const ow_entry ow__optimizer_timm_lionc;
+extern const ow_entry ow__optimizer_timm_clion;
+extern const ow_entry ow__optimizer_timm_clionc;
+
+/* src/optim/adabelief.c */
+extern const ow_entry ow__optimizer_timm_adabelief;
+extern const ow_entry ow__optimizer_timm_radabelief;
+
+/* src/optim/lars.c */
+extern const ow_entry ow__optimizer_timm_lars;
+extern const ow_entry ow__optimizer_timm_larc;
+extern const ow_entry ow__optimizer_timm_nlars;
+extern const ow_entry ow__optimizer_timm_nlarc;
+
+/* src/optim/lamb.c */
+extern const ow_entry ow__optimizer_timm_lamb;
+extern const ow_entry ow__optimizer_timm_lambc;
+extern const ow_entry ow__optimizer_timm_lambw;
+extern const ow_entry ow__optimizer_timm_lambcw;
+extern const ow_entry ow__optimizer_timm_lambcd;
+extern const ow_entry ow__optimizer_timm_clamb;
+extern const ow_entry ow__optimizer_timm_clambw;
+extern const ow_entry ow__optimizer_mmpretrain_lamb;
+
+/* src/optim/adafactor.c */
+extern const ow_entry ow__optimizer_timm_adafactor;
+extern const ow_entry ow__optimizer_timm_cadafactor;
+
+#endif /* OW_OPTIM_ENTRIES_H */

@@ -1,0 +1,182 @@
+/* optim_internal.h -- what the optimizer engine's files share: the layout of an
+ * ow_optimizer and its tensors, the multi-tensor pass runner, and the small helpers the
+ * optimizer files use (SIMD dispatch, Python float rules, hyperparameter indexing). */
+#ifndef OW_OPTIM_INTERNAL_H
+#define OW_OPTIM_INTERNAL_H
+
+#include "../internal.h"
+
+#include <math.h>
+
+/* Kernels are compiled for AVX-512, AVX2+FMA and baseline x86-64, and the loader picks
+ * the best one for the CPU (GCC function multi-versioning). Elsewhere: plain C. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define OW_SIMD                                                                          \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define OW_SIMD
+#endif
+
+/* Elements below which a step runs on one thread: a parallel region costs more. */
+#define OW__SERIAL_BELOW 65536
+/* Elements per work unit: per-tensor sums are kept per unit and added in order, so
+ * norms do not depend on the thread count. */
+#define OW__UNIT 16384
+
+/* One distinct parameter tensor of the optimizer, in param_groups order. */
+typedef struct ow__tensor {
+    size_t group; /* optimizer group */
+    size_t param; /* model occurrence index */
+    int ndim;
+    int64_t shape[OW_MAX_DIMS];
+    size_t numel;
+    bool has_state;     /* state created (first step with a gradient) */
+    bool fresh;         /* state created by the step in progress */
+    float **slot;       /* [slots] tensor storage, NULL where absent / scalar */
+    size_t *slot_numel; /* [slots] */
+    double *scalar;     /* [slots] scalar slot values */
+    double t[OW_MAX_TENSOR_SCALARS]; /* finish-hook values of the current step */
+    /* per step */
+    float *p;
+    const float *g;
+    size_t ctx; /* index of its prepared constants */
+} ow__tensor;
+
+typedef struct ow__group {
+    ow_cfg *opts;    /* owned copy of the group's hyperparameters */
+    ow_hparam *hp;   /* [keys] resolved from opts */
+    double lr_scale; /* 1 when the group has none */
+    double initial_lr;
+} ow__group;
+
+struct ow_optimizer {
+    const ow_entry *entry;
+    const ow_optimizer_ops *ops;
+    const ow_groups *groups;
+    const ow_model *model;
+    bool apply_lr_scale; /* the groups' lr_scale multiplies lr when stepping (timm's
+                            layer decay); false where the constructor folded it into lr */
+    size_t nkeys, nslots;
+    ow__group *g;
+    size_t ng;
+    ow_hparam *defaults;  /* [keys] */
+    ow_cfg *defaults_cfg; /* owned copy (strings in defaults point into it) */
+    ow__tensor *t;
+    size_t nt;
+    int threads;  /* 0: default */
+    bool use_ref; /* tests: run the _ref kernels */
+    /* step scratch, grown on demand */
+    size_t *active;     /* [nt] tensors stepping now */
+    unsigned char *ctx; /* [nctx * OW_MAX_CTX] prepared constants */
+    unsigned *ctx_passes;
+    size_t ctx_cap;
+    double shared[OW_MAX_CTX / sizeof(double)]; /* ow_prepare_args.shared */
+    float *scratch;                             /* ow_tensor_args.scratch */
+    size_t scratch_cap;
+    struct ow__unit *units; /* work units of the active tensors */
+    size_t units_cap, nunits;
+    size_t *order; /* [units] units of one pass, then their element prefix */
+    size_t order_cap;
+    double *sums; /* [units * OW_MAX_SUMS] */
+    size_t sums_cap;
+};
+
+/* A piece of at most OW__UNIT elements of one active tensor. */
+typedef struct ow__unit {
+    size_t active; /* index into opt->active */
+    size_t off, n;
+} ow__unit;
+
+/* At most this many slots per optimizer. */
+#define OW__MAX_SLOTS 16
+
+/* ---- optimizer.c ----------------------------------------------------------------- */
+
+/* Resolves a config value into an ow_hparam (strings are borrowed from node). */
+void ow__hparam_from_cfg(const ow_cfg *node, ow_hparam *out);
+/* The index of key name in the entry's keys, or -1. */
+long ow__optimizer_key(const ow_optimizer *opt, const char *name);
+/* The thread count a step would use for this many elements. */
+int ow__optimizer_threads(const ow_optimizer *opt);
+/* Tests: run the plain _ref kernels instead of the fast ones. */
+void ow__optimizer_use_ref(ow_optimizer *opt, bool on);
+/* Creates the state of tensor i (slots at their init values); NOMEM leaves it absent. */
+int ow__tensor_alloc_state(ow_optimizer *opt, size_t i, ow_error *err);
+void ow__tensor_free_state(ow_optimizer *opt, ow__tensor *t);
+/* A slot's shape for tensor t (its ndim, or -1 when the tensor has no such slot). */
+int ow__slot_shape(const ow_optimizer *opt, const ow__tensor *t, size_t slot,
+                   int64_t *shape);
+/* Replaces group gi's options with opts (taken, even on failure), re-resolving hp and
+ * checking it; nothing changes on failure. */
+int ow__optimizer_set_group(ow_optimizer *opt, size_t gi, ow_cfg *opts, ow_error *err);
+
+/* ---- kernels.c ------------------------------------------------------------------- */
+
+/* Cuts the active tensors into work units (the only step that can fail: NOMEM). */
+int ow__plan_passes(ow_optimizer *opt, size_t nactive, ow_error *err);
+/* Runs the element passes over the planned units (p, g and ctx of the tensors set). */
+void ow__run_passes(ow_optimizer *opt, size_t nactive);
+
+/* ---- helpers for optimizer files -------------------------------------------------- */
+
+/* torch applies a Python scalar to a float32 tensor as (float)scalar. */
+static inline float ow__f(double x)
+{
+    return (float)x;
+}
+
+/* The caution mask scale of timm: mean of the 0/1 mask in float32, clamped at 1e-3,
+ * then 1/mean (mask.div_(mask.mean().clamp_(min=1e-3))). */
+static inline double ow__caution_scale(double count, size_t numel)
+{
+    float mean = (float)count / (float)numel;
+    if (mean < 1e-3f)
+        mean = 1e-3f;
+    return (double)(1.0f / mean);
+}
+
+/* A hyperparameter as a bool / first number. */
+static inline bool ow__hp_true(const ow_hparam *hp)
+{
+    return !hp->is_null && hp->n > 0 && hp->v[0] != 0;
+}
+
+/* timm's decoupled decay scale: lr, or lr**2 / defaults['lr'] when corrected. */
+static inline double ow__wd_scale(double lr, bool corrected, double max_lr)
+{
+    return corrected ? lr * lr / max_lr : lr;
+}
+
+/* Key rows the optimizer files share (torch's names and checks). */
+#define OW__KEY_NUM(n, d, doc_)                                                          \
+    {                                                                                    \
+        .name = n, .type = OW_T_NUMBER, .def = d, .min = 0, .max = INFINITY,             \
+        .flags = OW_KEY_RANGE, .doc = doc_                                               \
+    }
+#define OW__KEY_ANYNUM(n, d, doc_)                                                       \
+    {                                                                                    \
+        .name = n, .type = OW_T_NUMBER, .def = d, .doc = doc_                            \
+    }
+#define OW__KEY_BOOL(n, d, doc_)                                                         \
+    {                                                                                    \
+        .name = n, .type = OW_T_BOOL, .def = d, .doc = doc_                              \
+    }
+#define OW__KEY_BETAS(d)                                                                 \
+    {                                                                                    \
+        .name = "betas", .type = OW_T_NUMLIST, .def = d, .min = 0, .max = 1,             \
+        .flags = OW_KEY_RANGE | OW_KEY_MAX_OPEN,                                         \
+        .doc = "decay rates of the running averages of the gradient and its square"      \
+    }
+/* torch's performance switches: accepted, no effect on a CPU step */
+#define OW__KEY_PERF(n)                                                                  \
+    {                                                                                    \
+        .name = n, .type = OW_T_BOOL, .def = "false", .flags = OW_KEY_NULLABLE,          \
+        .doc = "torch implementation switch, accepted and ignored"                       \
+    }
+#define OW__KEY_FOREACH                                                                  \
+    {                                                                                    \
+        .name = "foreach", .type = OW_T_BOOL, .def = "null", .flags = OW_KEY_NULLABLE,   \
+        .doc = "torch implementation switch, accepted and ignored"                       \
+    }
+
+#endif /* OW_OPTIM_INTERNAL_H */

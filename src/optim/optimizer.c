@@ -1,0 +1,599 @@
+/* optimizer.c -- the ow_optimizer object: built from param groups and their optimizer
+ * entry, it keeps each group's hyperparameters (settable between steps), creates the
+ * state of a parameter at its first step with a gradient, and runs one step: prepare
+ * once per group and step, then the element passes or the per-tensor hook. */
+#include "../constructors/groups_internal.h"
+#include "optim_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void ow__hparam_from_cfg(const ow_cfg *node, ow_hparam *out)
+{
+    memset(out, 0, sizeof *out);
+    switch (ow_cfg_get_type(node)) {
+    case OW_CFG_NULL: out->is_null = true; break;
+    case OW_CFG_BOOL:
+        out->v[0] = node->v.b;
+        out->n = 1;
+        break;
+    case OW_CFG_INT:
+        out->v[0] = (double)node->v.i;
+        out->n = 1;
+        break;
+    case OW_CFG_FLOAT:
+        out->v[0] = node->v.d;
+        out->n = 1;
+        break;
+    case OW_CFG_STRING: out->s = node->v.s; break;
+    case OW_CFG_LIST:
+        for (size_t i = 0; i < node->v.c.n && i < OW_MAX_VALUES; i++) {
+            const ow_cfg *it = node->v.c.items[i];
+            if (it->type == OW_CFG_INT)
+                out->v[out->n++] = (double)it->v.i;
+            else if (it->type == OW_CFG_FLOAT)
+                out->v[out->n++] = it->v.d;
+            else if (it->type == OW_CFG_BOOL)
+                out->v[out->n++] = it->v.b;
+        }
+        break;
+    default: break;
+    }
+}
+
+long ow__optimizer_key(const ow_optimizer *opt, const char *name)
+{
+    for (size_t k = 0; k < opt->nkeys; k++)
+        if (!strcmp(opt->entry->keys[k].name, name))
+            return (long)k;
+    return -1;
+}
+
+static int default_threads(void)
+{
+    const char *env = getenv("OW_NUM_THREADS");
+    if (env && *env) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (*end == '\0' && n > 0 && n <= 4096)
+            return (int)n;
+    }
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int ow__optimizer_threads(const ow_optimizer *opt)
+{
+    int n = opt->threads > 0 ? opt->threads : default_threads();
+    return n < 1 ? 1 : n;
+}
+
+void ow__optimizer_use_ref(ow_optimizer *opt, bool on)
+{
+    opt->use_ref = on;
+}
+
+/* ---- groups ------------------------------------------------------------------------ */
+
+static double cfg_number(const ow_cfg *n, double fallback)
+{
+    if (n && n->type == OW_CFG_INT)
+        return (double)n->v.i;
+    if (n && n->type == OW_CFG_FLOAT)
+        return n->v.d;
+    return fallback;
+}
+
+/* Resolves opts into hp and checks the optimizer's cross-key rules. */
+static int resolve_group(const ow_optimizer *opt, size_t gi, const ow_cfg *opts,
+                         ow_hparam *hp, ow_error *err)
+{
+    for (size_t k = 0; k < opt->nkeys; k++) {
+        const ow_cfg *v = ow__cfg_map_get(opts, opt->entry->keys[k].name);
+        if (v)
+            ow__hparam_from_cfg(v, &hp[k]);
+        else
+            hp[k] = opt->defaults[k];
+    }
+    char msg[256];
+    if (opt->ops->check && !opt->ops->check(hp, msg, sizeof msg))
+        return ow__error(err, OW_ERR_VALUE, NULL, 0, 0, "%s: param group %zu: %s",
+                         opt->entry->name, gi, msg);
+    return OW_OK;
+}
+
+int ow__optimizer_set_group(ow_optimizer *opt, size_t gi, ow_cfg *opts, ow_error *err)
+{
+    ow_hparam *hp = ow__calloc(opt->nkeys ? opt->nkeys : 1, sizeof *hp);
+    if (!hp) {
+        ow_cfg_free(opts);
+        return ow__nomem(err);
+    }
+    int rc = resolve_group(opt, gi, opts, hp, err);
+    if (rc) {
+        ow_free(hp);
+        ow_cfg_free(opts);
+        return rc;
+    }
+    ow__group *g = &opt->g[gi];
+    ow_cfg_free(g->opts);
+    ow_free(g->hp);
+    g->opts = opts;
+    g->hp = hp;
+    g->lr_scale =
+        opt->apply_lr_scale ? cfg_number(ow__cfg_map_get(opts, "lr_scale"), 1.0) : 1.0;
+    return OW_OK;
+}
+
+/* ---- new / free -------------------------------------------------------------------- */
+
+void ow__tensor_free_state(ow_optimizer *opt, ow__tensor *t)
+{
+    if (t->slot)
+        for (size_t s = 0; s < opt->nslots; s++)
+            ow_free(t->slot[s]);
+    ow_free(t->slot);
+    ow_free(t->slot_numel);
+    ow_free(t->scalar);
+    t->slot = NULL;
+    t->slot_numel = NULL;
+    t->scalar = NULL;
+    t->has_state = false;
+}
+
+void ow_optimizer_free(ow_optimizer *opt)
+{
+    if (!opt)
+        return;
+    for (size_t i = 0; i < opt->nt; i++)
+        ow__tensor_free_state(opt, &opt->t[i]);
+    for (size_t i = 0; opt->g && i < opt->ng; i++) {
+        ow_cfg_free(opt->g[i].opts);
+        ow_free(opt->g[i].hp);
+    }
+    ow_free(opt->g);
+    ow_free(opt->t);
+    ow_free(opt->defaults);
+    ow_cfg_free(opt->defaults_cfg);
+    ow_free(opt->active);
+    ow_free(opt->ctx);
+    ow_free(opt->ctx_passes);
+    ow_free(opt->units);
+    ow_free(opt->order);
+    ow_free(opt->sums);
+    ow_free(opt->scratch);
+    ow_free(opt);
+}
+
+static int add_tensors(ow_optimizer *opt, ow_error *err)
+{
+    size_t total = 0;
+    for (size_t gi = 0; gi < opt->ng; gi++)
+        total += ow_groups_get_num_params(opt->groups, gi);
+    size_t ntensors = ow_model_get_num_tensors(opt->model);
+    opt->t = ow__calloc(total ? total : 1, sizeof *opt->t);
+    bool *seen = ow__calloc(ntensors ? ntensors : 1, sizeof *seen);
+    if (!opt->t || !seen) {
+        ow_free(seen);
+        return ow__nomem(err);
+    }
+    for (size_t gi = 0; gi < opt->ng; gi++)
+        for (size_t j = 0; j < ow_groups_get_num_params(opt->groups, gi); j++) {
+            ow_param_view pv;
+            size_t param = ow_groups_get_param(opt->groups, gi, j);
+            if (ow_model_get_param(opt->model, param, &pv) != OW_OK || seen[pv.tensor])
+                continue; /* a tied tensor is stepped once, under its first name */
+            seen[pv.tensor] = true;
+            ow__tensor *t = &opt->t[opt->nt++];
+            t->group = gi;
+            t->param = param;
+            t->ndim = pv.ndim;
+            memcpy(t->shape, pv.shape, (size_t)pv.ndim * sizeof *pv.shape);
+            t->numel = (size_t)pv.numel;
+        }
+    ow_free(seen);
+    return OW_OK;
+}
+
+int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
+{
+    if (!out)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_optimizer_new: out is NULL");
+    *out = NULL;
+    if (!groups || !groups->optimizer)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_optimizer_new: groups is NULL or was not built for an "
+                         "optimizer");
+    const ow_entry *e = groups->optimizer;
+    const ow_optimizer_ops *ops = e->ops;
+    if (e->kind != OW_KIND_OPTIMIZER || !ops)
+        return ow__error(err, OW_ERR_UNSUPPORTED, NULL, 0, 0,
+                         "optimizer '%s%s%s' has no kernels in optwrap (only its schema)",
+                         e->scope ? e->scope : "", e->scope ? "." : "", e->name);
+    if (ops->abi_version != OW_ABI_VERSION || !ops->slots || !ops->prepare ||
+        ops->ctx_size > OW_MAX_CTX || (!ops->passes[0].run && !ops->tensor_step))
+        return ow__error(err, OW_ERR_PLUGIN, NULL, 0, 0,
+                         "optimizer '%s': invalid ow_optimizer_ops (abi_version %d, "
+                         "expected %d)",
+                         e->name, ops->abi_version, OW_ABI_VERSION);
+    ow_optimizer *opt = ow__calloc(1, sizeof *opt);
+    if (!opt)
+        return ow__nomem(err);
+    opt->entry = e;
+    opt->ops = ops;
+    opt->groups = groups;
+    opt->model = groups->model;
+    opt->apply_lr_scale = groups->apply_lr_scale;
+    while (e->keys[opt->nkeys].name)
+        opt->nkeys++;
+    while (ops->slots[opt->nslots].name)
+        opt->nslots++;
+    if (opt->nslots > OW__MAX_SLOTS) {
+        ow_free(opt);
+        return ow__error(err, OW_ERR_PLUGIN, NULL, 0, 0,
+                         "optimizer '%s': more than %d state slots", e->name,
+                         OW__MAX_SLOTS);
+    }
+    int rc = OW_ERR_NOMEM;
+    opt->ng = ow_groups_get_count(groups);
+    opt->g = ow__calloc(opt->ng ? opt->ng : 1, sizeof *opt->g);
+    opt->defaults = ow__calloc(opt->nkeys ? opt->nkeys : 1, sizeof *opt->defaults);
+    if (!opt->g || !opt->defaults)
+        goto nomem;
+    /* optimizer-level values: the defaults dict, else the schema's defaults */
+    if (groups->defaults && !(opt->defaults_cfg = ow__cfg_dup(groups->defaults)))
+        goto nomem;
+    for (size_t k = 0; k < opt->nkeys; k++) {
+        const ow_cfg *v = ow__cfg_map_get(opt->defaults_cfg, e->keys[k].name);
+        if (v) {
+            ow__hparam_from_cfg(v, &opt->defaults[k]);
+            continue;
+        }
+        ow_cfg *d = NULL;
+        if ((rc = ow__schema_default(&e->keys[k], &d, err)))
+            goto fail;
+        if (d) {
+            if (!opt->defaults_cfg &&
+                !(opt->defaults_cfg = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0))) {
+                ow_cfg_free(d);
+                goto nomem;
+            }
+            if (ow__cfg_map_set(opt->defaults_cfg, e->keys[k].name, d) != OW_OK)
+                goto nomem;
+            ow__hparam_from_cfg(ow__cfg_map_get(opt->defaults_cfg, e->keys[k].name),
+                                &opt->defaults[k]);
+        } else {
+            opt->defaults[k].is_null = true;
+        }
+    }
+    long lr_key = ow__optimizer_key(opt, "lr");
+    for (size_t gi = 0; gi < opt->ng; gi++) {
+        ow_cfg *copy = ow__cfg_dup(ow_groups_get_options(groups, gi));
+        if (!copy)
+            goto nomem;
+        if ((rc = ow__optimizer_set_group(opt, gi, copy, err)))
+            goto fail;
+        const ow_cfg *init = ow__cfg_map_get(opt->g[gi].opts, "initial_lr");
+        double lr = lr_key >= 0 ? opt->g[gi].hp[lr_key].v[0] : 0.0;
+        opt->g[gi].initial_lr = cfg_number(init, lr);
+    }
+    if ((rc = add_tensors(opt, err)))
+        goto fail;
+    size_t nt = opt->nt ? opt->nt : 1;
+    opt->active = ow__calloc(nt, sizeof *opt->active);
+    if (!opt->active)
+        goto nomem;
+    *out = opt;
+    return OW_OK;
+nomem:
+    rc = ow__nomem(err);
+fail:
+    ow_optimizer_free(opt);
+    return rc;
+}
+
+/* ---- state ------------------------------------------------------------------------- */
+
+int ow__slot_shape(const ow_optimizer *opt, const ow__tensor *t, size_t slot,
+                   int64_t *shape)
+{
+    if (opt->ops->slot_shape)
+        return opt->ops->slot_shape(opt->g[t->group].hp, (int)slot, t->ndim, t->shape,
+                                    shape);
+    if (opt->ops->slots[slot].flags & OW_SLOT_SCALAR)
+        return 0;
+    memcpy(shape, t->shape, (size_t)t->ndim * sizeof *shape);
+    return t->ndim;
+}
+
+int ow__tensor_alloc_state(ow_optimizer *opt, size_t i, ow_error *err)
+{
+    ow__tensor *t = &opt->t[i];
+    size_t ns = opt->nslots ? opt->nslots : 1;
+    t->slot = ow__calloc(ns, sizeof *t->slot);
+    t->slot_numel = ow__calloc(ns, sizeof *t->slot_numel);
+    t->scalar = ow__calloc(ns, sizeof *t->scalar);
+    if (!t->slot || !t->slot_numel || !t->scalar)
+        goto nomem;
+    for (size_t s = 0; s < opt->nslots; s++) {
+        const ow_slot *sl = &opt->ops->slots[s];
+        int64_t shape[OW_MAX_DIMS];
+        int nd = ow__slot_shape(opt, t, s, shape);
+        if (nd >= 0 && (sl->flags & OW_SLOT_SCALAR))
+            t->scalar[s] = sl->init;
+        if (nd < 0 || (sl->flags & OW_SLOT_SCALAR))
+            continue;
+        size_t n = 1;
+        for (int d = 0; d < nd; d++)
+            n *= (size_t)shape[d];
+        if (!(t->slot[s] = ow__malloc((n ? n : 1) * sizeof(float))))
+            goto nomem;
+        for (size_t k = 0; k < n; k++)
+            t->slot[s][k] = sl->init;
+        t->slot_numel[s] = n;
+    }
+    t->has_state = true;
+    return OW_OK;
+nomem:
+    ow__tensor_free_state(opt, t);
+    return ow__nomem(err);
+}
+
+/* ---- step -------------------------------------------------------------------------- */
+
+static int grow_ctx(ow_optimizer *opt, size_t need, ow_error *err)
+{
+    if (need <= opt->ctx_cap)
+        return OW_OK;
+    size_t cap = opt->ctx_cap ? opt->ctx_cap : 4;
+    while (cap < need)
+        cap *= 2;
+    unsigned char *c = ow__realloc(opt->ctx, cap * OW_MAX_CTX);
+    if (!c)
+        return ow__nomem(err);
+    opt->ctx = c;
+    unsigned *p = ow__realloc(opt->ctx_passes, cap * sizeof *p);
+    if (!p)
+        return ow__nomem(err);
+    opt->ctx_passes = p;
+    opt->ctx_cap = cap;
+    return OW_OK;
+}
+
+/* prepare once per group and scalar state: tensors of a group that share their step
+ * (the usual case) share one set of constants. Cannot fail: the constants' room is
+ * reserved before (grow_ctx). */
+static void prepare_all(ow_optimizer *opt, size_t nactive)
+{
+    size_t ns = opt->nslots ? opt->nslots : 1, nctx = 0;
+    long lr_key = ow__optimizer_key(opt, "lr");
+    const ow__tensor *prev = NULL;
+    double prev_in[OW__MAX_SLOTS + 1], in[OW__MAX_SLOTS + 1];
+    for (size_t a = 0; a < nactive; a++) {
+        ow__tensor *t = &opt->t[opt->active[a]];
+        /* a few doubles: plain loops beat memcpy/memcmp calls, 1,000 times a step */
+        bool same = prev && prev->group == t->group;
+        for (size_t k = 0; k < ns; k++) {
+            in[k] = t->scalar[k];
+            same = same && in[k] == prev_in[k];
+        }
+        for (int k = 0; k < OW_MAX_TENSOR_SCALARS; k++)
+            t->t[k] = 0;
+        if (same) {
+            for (size_t k = 0; k < ns; k++)
+                t->scalar[k] = prev->scalar[k];
+            t->ctx = prev->ctx;
+        } else {
+            const ow__group *g = &opt->g[t->group];
+            double lr = lr_key >= 0 && !g->hp[lr_key].is_null ? g->hp[lr_key].v[0] : NAN;
+            ow_prepare_args pa = {.hp = g->hp,
+                                  .defaults = opt->defaults,
+                                  .lr = lr * g->lr_scale,
+                                  .initial_lr = g->initial_lr,
+                                  .scalars = t->scalar,
+                                  .ctx = opt->ctx + nctx * OW_MAX_CTX,
+                                  .passes = ~0u,
+                                  .shared = opt->shared};
+            memset(pa.ctx, 0, OW_MAX_CTX);
+            opt->ops->prepare(&pa);
+            opt->ctx_passes[nctx] = pa.passes;
+            t->ctx = nctx++;
+            for (size_t k = 0; k < ns; k++)
+                prev_in[k] = in[k];
+        }
+        prev = t;
+    }
+}
+
+/* Scratch for per-tensor steps: three times the largest active tensor. */
+static int grow_scratch(ow_optimizer *opt, size_t nactive, ow_error *err)
+{
+    size_t need = 1;
+    for (size_t a = 0; a < nactive; a++)
+        if (3 * opt->t[opt->active[a]].numel > need)
+            need = 3 * opt->t[opt->active[a]].numel;
+    if (need <= opt->scratch_cap)
+        return OW_OK;
+    float *s = ow__malloc(need * sizeof *s);
+    if (!s)
+        return ow__nomem(err);
+    ow_free(opt->scratch);
+    opt->scratch = s;
+    opt->scratch_cap = need;
+    return OW_OK;
+}
+
+int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
+{
+    if (!opt)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_optimizer_step: opt is NULL");
+    size_t nactive = 0;
+    int rc = OW_OK;
+    for (size_t i = 0; i < opt->nt; i++) {
+        ow__tensor *t = &opt->t[i];
+        ow_param_view pv;
+        if (ow_model_get_param(opt->model, t->param, &pv) != OW_OK || !pv.requires_grad ||
+            !pv.data || !pv.grad)
+            continue;
+        t->p = pv.data;
+        t->g = pv.grad;
+        opt->active[nactive++] = i;
+    }
+    /* everything that can fail comes first, so that a failure leaves all as it was:
+     * missing state, the room for the constants, the work units or the scratch */
+    for (size_t a = 0; a < nactive && rc == OW_OK; a++) {
+        ow__tensor *t = &opt->t[opt->active[a]];
+        if (!t->has_state &&
+            (rc = ow__tensor_alloc_state(opt, opt->active[a], err)) == OW_OK)
+            t->fresh = true;
+    }
+    if (rc == OW_OK)
+        rc = grow_ctx(opt, nactive + 1, err);
+    if (rc == OW_OK)
+        rc = opt->ops->tensor_step ? grow_scratch(opt, nactive, err)
+                                   : ow__plan_passes(opt, nactive, err);
+    if (rc == OW_OK) {
+        prepare_all(opt, nactive);
+        if (!opt->ops->tensor_step)
+            ow__run_passes(opt, nactive);
+        for (size_t a = 0; a < nactive && opt->ops->tensor_step; a++) {
+            ow__tensor *t = &opt->t[opt->active[a]];
+            ow_tensor_args ta = {.ndim = t->ndim,
+                                 .shape = t->shape,
+                                 .numel = t->numel,
+                                 .p = t->p,
+                                 .g = t->g,
+                                 .s = t->slot,
+                                 .scalars = t->scalar,
+                                 .ctx = opt->ctx + t->ctx * OW_MAX_CTX,
+                                 .scratch = opt->scratch,
+                                 .threads = t->numel < OW__SERIAL_BELOW || opt->use_ref
+                                                ? 1
+                                                : ow__optimizer_threads(opt),
+                                 .ref = opt->use_ref};
+            opt->ops->tensor_step(&ta);
+        }
+    }
+    for (size_t a = 0; a < nactive; a++) {
+        ow__tensor *t = &opt->t[opt->active[a]];
+        if (rc && t->fresh)
+            ow__tensor_free_state(opt, t); /* state created by a step that did not run */
+        t->fresh = false;
+    }
+    return rc;
+}
+
+/* ---- accessors --------------------------------------------------------------------- */
+
+const ow_entry *ow_optimizer_get_entry(const ow_optimizer *opt)
+{
+    return opt ? opt->entry : NULL;
+}
+
+size_t ow_optimizer_get_num_groups(const ow_optimizer *opt)
+{
+    return opt ? opt->ng : 0;
+}
+
+const ow_cfg *ow_optimizer_get_options(const ow_optimizer *opt, size_t group)
+{
+    return opt && group < opt->ng ? opt->g[group].opts : NULL;
+}
+
+static int bad_group(const ow_optimizer *opt, size_t group, const char *key,
+                     ow_error *err)
+{
+    if (!opt || !key)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "optimizer or key is NULL");
+    if (group >= opt->ng)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "group index %zu out of range (%zu groups)", group, opt->ng);
+    return OW_OK;
+}
+
+int ow_optimizer_get_double(const ow_optimizer *opt, size_t group, const char *key,
+                            double *out, ow_error *err)
+{
+    int rc = bad_group(opt, group, key, err);
+    if (rc)
+        return rc;
+    const ow_cfg *v = ow__cfg_map_get(opt->g[group].opts, key);
+    if (!v)
+        return ow__error(err, OW_ERR_MISSING_KEY, NULL, 0, 0,
+                         "param group %zu has no key '%s'", group, key);
+    return ow_cfg_get_double(v, out, err);
+}
+
+int ow_optimizer_set_value(ow_optimizer *opt, size_t group, const char *key,
+                           const ow_cfg *value, ow_error *err)
+{
+    int rc = bad_group(opt, group, key, err);
+    if (rc)
+        return rc;
+    if (!value)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "value is NULL");
+    long k = ow__optimizer_key(opt, key);
+    char context[160];
+    snprintf(context, sizeof context, "%s: param group %zu", opt->entry->name, group);
+    if (k >= 0) {
+        if ((rc = ow__schema_check_value(value, &opt->entry->keys[k], context, err)))
+            return rc;
+    } else if (!ow__cfg_map_get(opt->g[group].opts, key)) {
+        const char *names[64];
+        size_t n = 0;
+        for (size_t i = 0; i < opt->nkeys && n + 1 < OW__ARRAY_LEN(names); i++)
+            names[n++] = opt->entry->keys[i].name;
+        names[n] = NULL;
+        const char *near = ow__closest(key, names);
+        return ow__error(
+            err, OW_ERR_UNKNOWN_KEY, NULL, 0, 0, "%s: unknown key '%s'%s%s%s", context,
+            key, near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    } else if (ow_cfg_get_type(value) != OW_CFG_INT &&
+               ow_cfg_get_type(value) != OW_CFG_FLOAT) {
+        return ow__error(err, OW_ERR_TYPE, NULL, 0, 0,
+                         "%s: expected a number for key '%s'", context, key);
+    }
+    ow_cfg *opts = ow__cfg_dup(opt->g[group].opts);
+    ow_cfg *v = ow__cfg_dup(value);
+    if (!opts || !v) {
+        ow_cfg_free(opts);
+        ow_cfg_free(v);
+        return ow__nomem(err);
+    }
+    if (ow__cfg_map_set(opts, key, v) != OW_OK) {
+        ow_cfg_free(opts);
+        return ow__nomem(err);
+    }
+    return ow__optimizer_set_group(opt, group, opts, err);
+}
+
+int ow_optimizer_set_double(ow_optimizer *opt, size_t group, const char *key,
+                            double value, ow_error *err)
+{
+    ow_cfg *v = ow__cfg_new_double(value);
+    if (!v)
+        return ow__nomem(err);
+    int rc = ow_optimizer_set_value(opt, group, key, v, err);
+    ow_cfg_free(v);
+    return rc;
+}
+
+int ow_optimizer_set_threads(ow_optimizer *opt, int n, ow_error *err)
+{
+    if (!opt)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "optimizer is NULL");
+    opt->threads = n > 0 ? n : 0;
+    return OW_OK;
+}
+
+int ow_optimizer_get_threads(const ow_optimizer *opt)
+{
+    return opt ? ow__optimizer_threads(opt) : 0;
+}

@@ -1,0 +1,353 @@
+/* SGD family: torch.optim.SGD (L2 weight decay added to the gradient), timm's SGDW and
+ * composer's DecoupledSGDW (decoupled decay `p *= 1 - scale*wd`), with momentum,
+ * dampening, Nesterov, maximize, and timm's cautious / corrected-decay variants as
+ * flags on one kernel. Schemas in the order of each class's `defaults` dict.
+ * https://pytorch.org/docs/1.13/generated/torch.optim.SGD.html */
+#include "optim_internal.h"
+
+#include <string.h>
+
+/* ---- schemas ------------------------------------------------------------------------
+ */
+
+#define SGD_COMMON(mom, damp, nest)                                                      \
+    OW__KEY_NUM("momentum", mom, "momentum factor"),                                     \
+        OW__KEY_ANYNUM("dampening", damp, "dampening for momentum"),                     \
+        OW__KEY_NUM("weight_decay", "0", "weight decay"),                                \
+        OW__KEY_BOOL("nesterov", nest, "Nesterov momentum")
+
+/* no lr default: torch's `required` */
+static const ow_key sgd_keys[] = {
+    {.name = "lr",
+     .type = OW_T_NUMBER,
+     .min = 0,
+     .max = INFINITY,
+     .flags = OW_KEY_RANGE,
+     .doc = "learning rate"},
+    SGD_COMMON("0", "0", "false"),
+    OW__KEY_BOOL("maximize", "false", "maximize the objective instead of minimizing"),
+    {0},
+};
+
+/* timm's factory: momentum 0.9 injected, lr from create_optimizer_v2 (required here) */
+#define TIMM_SGD_KEYS(nest)                                                              \
+    {.name = "lr",                                                                       \
+     .type = OW_T_NUMBER,                                                                \
+     .min = 0,                                                                           \
+     .max = INFINITY,                                                                    \
+     .flags = OW_KEY_RANGE,                                                              \
+     .doc = "learning rate"},                                                            \
+        SGD_COMMON("0.9", "0", nest),                                                    \
+        OW__KEY_BOOL("maximize", "false",                                                \
+                     "maximize the objective instead of minimizing"),                    \
+        OW__KEY_FOREACH, OW__KEY_PERF("differentiable"),                                 \
+    {                                                                                    \
+        0                                                                                \
+    }
+static const ow_key timm_sgd_keys[] = {TIMM_SGD_KEYS("true")};
+static const ow_key timm_momentum_keys[] = {TIMM_SGD_KEYS("false")};
+
+#define TIMM_SGDW_KEYS(caution, corrected)                                               \
+    OW__KEY_NUM("lr", "0.001", "learning rate"),                                         \
+        OW__KEY_NUM("momentum", "0.9", "momentum factor"),                               \
+        OW__KEY_ANYNUM("dampening", "0.0", "dampening for momentum"),                    \
+        OW__KEY_NUM("weight_decay", "0", "decoupled weight decay"),                      \
+        OW__KEY_BOOL("nesterov", "true", "Nesterov momentum"),                           \
+        OW__KEY_BOOL("caution", caution,                                                 \
+                     "cautious update (mask where update and gradient disagree)"),       \
+        OW__KEY_BOOL("corrected_weight_decay", corrected,                                \
+                     "decay scaled by lr**2/max_lr"),                                    \
+        OW__KEY_BOOL("maximize", "false",                                                \
+                     "maximize the objective instead of minimizing"),                    \
+        OW__KEY_FOREACH, OW__KEY_PERF("differentiable"),                                 \
+    {                                                                                    \
+        0                                                                                \
+    }
+static const ow_key sgdw_keys[] = {TIMM_SGDW_KEYS("false", "false")};
+static const ow_key sgdc_keys[] = {TIMM_SGDW_KEYS("false", "true")};
+static const ow_key csgdw_keys[] = {TIMM_SGDW_KEYS("true", "false")};
+static const ow_key csgdc_keys[] = {TIMM_SGDW_KEYS("true", "true")};
+
+static const ow_key composer_sgdw_keys[] = {
+    {.name = "lr",
+     .type = OW_T_NUMBER,
+     .min = 0,
+     .max = INFINITY,
+     .flags = OW_KEY_RANGE,
+     .doc = "learning rate"},
+    OW__KEY_NUM("momentum", "0", "momentum factor"),
+    OW__KEY_ANYNUM("dampening", "0", "dampening for momentum"),
+    OW__KEY_NUM("weight_decay", "0", "decoupled decay, scaled by lr/initial_lr"),
+    OW__KEY_BOOL("nesterov", "false", "Nesterov momentum"),
+    OW__KEY_BOOL("maximize", "false", "accepted; composer ignores it"),
+    OW__KEY_FOREACH,
+    OW__KEY_PERF("differentiable"),
+    {0},
+};
+
+/* ---- per-step constants -------------------------------------------------------------
+ */
+
+enum { K_LR, K_MOMENTUM, K_DAMPENING, K_WD, K_NESTEROV };
+enum { WD_L2, WD_DECOUPLED, WD_COMPOSER }; /* how an entry applies weight decay */
+
+typedef struct sgd_ctx {
+    float l2;   /* g += l2 * p (torch); 0 = none */
+    float keep; /* p *= keep before the update (decoupled); 1 = none */
+    float momentum, damp1, neg_lr, sign;
+    bool has_l2, has_momentum, first, nesterov, caution;
+} sgd_ctx;
+
+enum { S_BUF, S_STEP };
+static const ow_slot sgd_slots[] = {
+    [S_BUF] = {.name = "momentum_buffer"},
+    /* not torch's: tells whether the buffer exists yet (torch: `buf is None`) */
+    [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_I64},
+    {0},
+};
+
+static bool sgd_check(const ow_hparam *hp, char *msg, size_t n)
+{
+    if (ow__hp_true(&hp[K_NESTEROV]) &&
+        (hp[K_MOMENTUM].v[0] <= 0 || hp[K_DAMPENING].v[0] != 0)) {
+        snprintf(msg, n, "Nesterov momentum requires a momentum and zero dampening");
+        return false;
+    }
+    return true;
+}
+
+static int sgd_slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *shape,
+                          int64_t *out)
+{
+    if (slot == S_STEP)
+        return 0;
+    if (hp[K_MOMENTUM].v[0] == 0)
+        return -1; /* torch keeps no buffer without momentum */
+    memcpy(out, shape, (size_t)ndim * sizeof *out);
+    return ndim;
+}
+
+static void prepare_common(ow_prepare_args *a, int wd_mode, bool caution, bool corrected,
+                           bool maximize)
+{
+    sgd_ctx *c = a->ctx;
+    const ow_hparam *hp = a->hp;
+    double wd = hp[K_WD].v[0], mom = hp[K_MOMENTUM].v[0];
+    c->has_l2 = wd_mode == WD_L2 && wd != 0;
+    c->l2 = ow__f(wd);
+    c->keep = 1.0f;
+    if (wd_mode == WD_DECOUPLED) /* timm: param.mul_(1. - wd_scale * weight_decay) */
+        c->keep = ow__f(1. - ow__wd_scale(a->lr, corrected, a->defaults[K_LR].v[0]) * wd);
+    else if (wd_mode == WD_COMPOSER &&
+             wd != 0) /* (lr / initial_lr) if initial_lr else 1 */
+        c->keep = ow__f(1 - (a->initial_lr != 0 ? a->lr / a->initial_lr : 1.0) * wd);
+    c->has_momentum = mom != 0;
+    c->momentum = ow__f(mom);
+    c->damp1 = ow__f(1 - hp[K_DAMPENING].v[0]);
+    c->nesterov = ow__hp_true(&hp[K_NESTEROV]);
+    c->neg_lr = ow__f(-a->lr);
+    c->sign = maximize ? -1.0f : 1.0f;
+    c->first = a->scalars[S_STEP] == 0;
+    c->caution = caution && c->has_momentum;
+    a->scalars[S_STEP] += 1;
+    a->passes = c->caution ? 6u : 1u; /* caution: count the mask, then step */
+}
+
+/* ---- kernels ------------------------------------------------------------------------
+ */
+
+/* One element, as torch's op sequence: d = g (+ wd*p); buf = mom*buf + (1-damp)*d, or
+ * a copy of d at first; d = d + mom*buf (Nesterov) or buf; p = p*keep - lr*d. */
+static inline __attribute__((always_inline)) void sgd_loop(const ow_kernel_args *a,
+                                                           const sgd_ctx *c, bool l2,
+                                                           bool mom, bool first,
+                                                           bool nest)
+{
+    size_t n = a->n;
+    float *restrict p = a->p;
+    const float *restrict g = a->g;
+    float *restrict buf = a->s[S_BUF];
+    const float wd = c->l2, keep = c->keep, m = c->momentum, d1 = c->damp1,
+                nlr = c->neg_lr, sg = c->sign;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float d = g[i] * sg;
+        if (l2)
+            d = fmaf(wd, p[i], d);
+        if (mom) {
+            float b = first ? d : fmaf(d1, d, buf[i] * m);
+            buf[i] = b;
+            d = nest ? fmaf(m, b, d) : b;
+        }
+        p[i] = fmaf(nlr, d, p[i] * keep);
+    }
+}
+
+OW_SIMD static void sgd_run(const ow_kernel_args *a)
+{
+    const sgd_ctx *c = a->ctx;
+    if (c->caution) { /* pass 0 only moves the buffer and counts the mask */
+        size_t n = a->n, cnt = 0;
+        const float *restrict g = a->g;
+        float *restrict buf = a->s[S_BUF];
+        const float m = c->momentum, d1 = c->damp1, sg = c->sign;
+#pragma omp simd reduction(+ : cnt)
+        for (size_t i = 0; i < n; i++) {
+            float d = g[i] * sg;
+            float b = c->first ? d : fmaf(d1, d, buf[i] * m);
+            buf[i] = b;
+            float u = c->nesterov ? fmaf(m, b, d) : b;
+            cnt += u * d > 0;
+        }
+        a->sums[0] += (double)cnt;
+        return;
+    }
+    unsigned key = (unsigned)c->has_l2 | (unsigned)c->has_momentum << 1 |
+                   (unsigned)c->first << 2 | (unsigned)c->nesterov << 3;
+    switch (key) {
+    case 0:
+    case 4:
+    case 8:
+    case 12: sgd_loop(a, c, false, false, false, false); break;
+    case 1:
+    case 5:
+    case 9:
+    case 13: sgd_loop(a, c, true, false, false, false); break;
+    case 2: sgd_loop(a, c, false, true, false, false); break;
+    case 3: sgd_loop(a, c, true, true, false, false); break;
+    case 6: sgd_loop(a, c, false, true, true, false); break;
+    case 7: sgd_loop(a, c, true, true, true, false); break;
+    case 10: sgd_loop(a, c, false, true, false, true); break;
+    case 11: sgd_loop(a, c, true, true, false, true); break;
+    case 14: sgd_loop(a, c, false, true, true, true); break;
+    default: sgd_loop(a, c, true, true, true, true); break;
+    }
+}
+
+static void sgd_ref(const ow_kernel_args *a)
+{
+    const sgd_ctx *c = a->ctx;
+    double cnt = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        float d = c->sign < 0 ? -a->g[i] : a->g[i];
+        if (c->has_l2)
+            d = fmaf(c->l2, a->p[i], d); /* d_p.add(param, alpha=weight_decay) */
+        if (!c->caution)
+            a->p[i] = a->p[i] * c->keep; /* param.mul_(1 - wd_scale*wd) */
+        if (c->has_momentum) {
+            float b = a->s[S_BUF][i];
+            if (c->first)
+                b = d; /* torch.clone(d_p) */
+            else
+                b = fmaf(c->damp1, d,
+                         b * c->momentum); /* buf.mul_(m).add_(d_p, 1-damp) */
+            a->s[S_BUF][i] = b;
+            float u =
+                c->nesterov ? fmaf(c->momentum, b, d) : b; /* d_p.add(buf, alpha=m) */
+            if (c->caution) {
+                cnt += u * d > 0;
+                continue;
+            }
+            d = u;
+        }
+        a->p[i] = fmaf(c->neg_lr, d, a->p[i]); /* param.add_(d_p, alpha=-lr) */
+    }
+    if (c->caution)
+        a->sums[0] += cnt;
+}
+
+/* caution, pass 1: the update where it agrees in sign with the gradient, scaled by
+ * 1/mean(mask) (timm: grad = buf * mask) */
+static void caution_finish(const ow_finish_args *f)
+{
+    f->t[0] = ow__caution_scale(f->sums[0], f->numel);
+}
+
+OW_SIMD static void sgd_caution_run(const ow_kernel_args *a)
+{
+    const sgd_ctx *c = a->ctx;
+    size_t n = a->n;
+    float *restrict p = a->p;
+    const float *restrict g = a->g, *restrict buf = a->s[S_BUF];
+    const float scale = (float)a->t[0], m = c->momentum, keep = c->keep, nlr = c->neg_lr,
+                sg = c->sign;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float d = g[i] * sg;
+        float u = c->nesterov ? fmaf(m, buf[i], d) : buf[i];
+        float mask = u * d > 0 ? scale : 0.0f;
+        p[i] = fmaf(nlr, u * mask, p[i] * keep);
+    }
+}
+
+static void sgd_caution_ref(const ow_kernel_args *a)
+{
+    const sgd_ctx *c = a->ctx;
+    for (size_t i = 0; i < a->n; i++) {
+        float d = c->sign < 0 ? -a->g[i] : a->g[i];
+        float u = c->nesterov ? fmaf(c->momentum, a->s[S_BUF][i], d) : a->s[S_BUF][i];
+        float mask = u * d > 0 ? (float)a->t[0] : 0.0f;
+        a->p[i] = fmaf(c->neg_lr, u * mask, a->p[i] * c->keep);
+    }
+}
+
+/* ---- entries ------------------------------------------------------------------------
+ */
+
+static void prepare_torch(ow_prepare_args *a)
+{
+    prepare_common(a, WD_L2, false, false, ow__hp_true(&a->hp[5]));
+}
+/* timm SGDW keys: ..., nesterov, caution(5), corrected_weight_decay(6), maximize(7) */
+static void prepare_sgdw(ow_prepare_args *a)
+{
+    prepare_common(a, WD_DECOUPLED, ow__hp_true(&a->hp[5]), ow__hp_true(&a->hp[6]),
+                   ow__hp_true(&a->hp[7]));
+}
+static void prepare_composer(ow_prepare_args *a)
+{
+    prepare_common(a, WD_COMPOSER, false, false, false);
+}
+
+#define SGD_OPS(prep)                                                                    \
+    {                                                                                    \
+        .abi_version = OW_ABI_VERSION, .slots = sgd_slots, .ctx_size = sizeof(sgd_ctx),  \
+        .check = sgd_check, .prepare = prep, .slot_shape = sgd_slot_shape, .passes = {   \
+            {.run = sgd_run, .ref = sgd_ref},                                            \
+            {.run = sgd_run, .ref = sgd_ref, .nsums = 1, .finish = caution_finish},      \
+            {.run = sgd_caution_run, .ref = sgd_caution_ref}                             \
+        }                                                                                \
+    }
+static const ow_optimizer_ops torch_sgd_ops = SGD_OPS(prepare_torch);
+static const ow_optimizer_ops sgdw_ops = SGD_OPS(prepare_sgdw);
+static const ow_optimizer_ops composer_sgdw_ops = SGD_OPS(prepare_composer);
+
+#define ENTRY(var, nm, scp, keys_, ops_, sum, ...)                                       \
+    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
+                          .name = nm,                                                    \
+                          .kind = OW_KIND_OPTIMIZER,                                     \
+                          .scope = scp,                                                  \
+                          .summary = sum,                                                \
+                          .keys = keys_,                                                 \
+                          .ops = &ops_,                                                  \
+                          __VA_ARGS__}
+
+ENTRY(ow__optimizer_sgd, "SGD", "mmengine", sgd_keys, torch_sgd_ops,
+      "torch.optim.SGD: stochastic gradient descent with optional (Nesterov) momentum");
+static const char *const sgd_aliases[] = {"nesterov", NULL};
+ENTRY(ow__optimizer_timm_sgd, "sgd", "timm", timm_sgd_keys, torch_sgd_ops,
+      "timm 'sgd'/'nesterov': torch.optim.SGD, momentum 0.9, nesterov",
+      .aliases = sgd_aliases);
+ENTRY(ow__optimizer_timm_momentum, "momentum", "timm", timm_momentum_keys, torch_sgd_ops,
+      "timm 'momentum': torch.optim.SGD, momentum 0.9, no nesterov");
+static const char *const sgdw_aliases[] = {"nesterovw", NULL};
+ENTRY(ow__optimizer_timm_sgdw, "sgdw", "timm", sgdw_keys, sgdw_ops,
+      "timm SGDW: SGD with decoupled weight decay, nesterov", .aliases = sgdw_aliases);
+ENTRY(ow__optimizer_timm_sgdc, "sgdc", "timm", sgdc_keys, sgdw_ops,
+      "timm SGDW with corrected weight decay (lr**2/max_lr)");
+ENTRY(ow__optimizer_timm_csgdw, "csgdw", "timm", csgdw_keys, sgdw_ops,
+      "timm SGDW, cautious");
+ENTRY(ow__optimizer_timm_csgdc, "csgdc", "timm", csgdc_keys, sgdw_ops,
+      "timm SGDW, cautious, corrected weight decay");
+ENTRY(ow__optimizer_composer_sgdw, "DecoupledSGDW", "composer", composer_sgdw_keys,
+      composer_sgdw_ops, "composer DecoupledSGDW: decay p *= 1 - (lr/initial_lr)*wd");

@@ -1,0 +1,463 @@
+/* trajectory.c -- replays a golden `optimizer_trajectory` file (recorded gradients and
+ * the parameters the reference produced from them): builds a model of its tensors,
+ * groups with its defaults and overrides, and the optimizer it names, then steps and
+ * compares in float32 units in the last place. Used by `optwrap replay` and the tests. */
+#include "../constructors/groups_internal.h"
+#include "optim_internal.h"
+
+#include <stdint.h>
+#include <string.h>
+
+struct ow_trajectory {
+    ow_cfg *doc;
+    ow_model *model;
+    ow_groups *groups;
+    ow_optimizer *opt;
+    size_t nt;
+    float **data, **grad;
+    size_t *numel;
+    int steps, done;
+    const ow_cfg *grads, *params, *lr_per_step, *state;
+    ow_trajectory_stats stats;
+};
+
+void ow_trajectory_free(ow_trajectory *traj)
+{
+    if (!traj)
+        return;
+    ow_optimizer_free(traj->opt);
+    ow_groups_free(traj->groups);
+    ow_model_free(traj->model);
+    for (size_t i = 0; i < traj->nt; i++) {
+        if (traj->data)
+            ow_free(traj->data[i]);
+        if (traj->grad)
+            ow_free(traj->grad[i]);
+    }
+    ow_free(traj->data);
+    ow_free(traj->grad);
+    ow_free(traj->numel);
+    ow_cfg_free(traj->doc);
+    ow_free(traj);
+}
+
+static int need(const ow_cfg *doc, const char *key, ow_cfg_type type, const ow_cfg **out,
+                ow_error *err)
+{
+    const ow_cfg *v = ow__cfg_map_get(doc, key);
+    if (!v)
+        return ow__error_at(err, OW_ERR_MISSING_KEY, doc, "trajectory: missing key '%s'",
+                            key);
+    if (v->type != type)
+        return ow__error_at(err, OW_ERR_TYPE, v, "trajectory: %s: expected %s, got %s",
+                            key, ow_cfg_type_name(type), ow_cfg_type_name(v->type));
+    *out = v;
+    return OW_OK;
+}
+
+/* A float32 value as the golden files write it: a number, or "nan"/"inf"/"-inf". */
+static int read_float(const ow_cfg *v, float *out, ow_error *err)
+{
+    if (v->type == OW_CFG_STRING) {
+        if (!strcmp(v->v.s, "nan"))
+            *out = NAN;
+        else if (!strcmp(v->v.s, "inf"))
+            *out = INFINITY;
+        else if (!strcmp(v->v.s, "-inf"))
+            *out = -INFINITY;
+        else
+            return ow__error_at(err, OW_ERR_TYPE, v,
+                                "trajectory: expected a number, got '%s'", v->v.s);
+        return OW_OK;
+    }
+    double d;
+    int rc = ow_cfg_get_double(v, &d, err);
+    *out = (float)d;
+    return rc;
+}
+
+/* Copies a list of n float32 values. */
+static int read_floats(const ow_cfg *list, float *out, size_t n, ow_error *err)
+{
+    if (!list || list->type != OW_CFG_LIST || list->v.c.n != n)
+        return ow__error_at(err, OW_ERR_VALUE, list,
+                            "trajectory: expected a list of %zu numbers", n);
+    for (size_t i = 0; i < n; i++) {
+        int rc = read_float(list->v.c.items[i], &out[i], err);
+        if (rc)
+            return rc;
+    }
+    return OW_OK;
+}
+
+/* The registry name of a file's optimizer: timm names under `timm.`, torch.optim.X as
+ * X, composer.X as composer.X. NULL for families optwrap does not implement. */
+static const ow_entry *find_entry(const char *name, char *buf, size_t n)
+{
+    if (!strncmp(name, "torch.optim.", 12))
+        snprintf(buf, n, "%s", name + 12);
+    else if (!strncmp(name, "composer.", 9))
+        snprintf(buf, n, "%s", name);
+    else if (strchr(name, '.'))
+        snprintf(buf, n, "%s", name);
+    else
+        snprintf(buf, n, "timm.%s", name);
+    const ow_entry *e = ow_registry_find(OW_KIND_OPTIMIZER, buf);
+    return e && e->ops ? e : NULL;
+}
+
+/* torch's implementation switches, present in every defaults dict and meaningless here */
+static bool perf_flag(const char *key)
+{
+    static const char *const flags[] = {"foreach", "fused", "capturable",
+                                        "differentiable", NULL};
+    for (const char *const *f = flags; *f; f++)
+        if (!strcmp(*f, key))
+            return true;
+    return false;
+}
+
+/* The optimizer's defaults: the file's `defaults` restricted to the declared keys (the
+ * rest are derived values such as Adafactor's relative_step); factory_kwargs, which a
+ * user wrote, must all be declared. */
+static int make_defaults(const ow_cfg *doc, const ow_entry *e, ow_cfg **out,
+                         ow_error *err)
+{
+    const ow_cfg *defaults, *kwargs = ow__cfg_map_get(doc, "factory_kwargs");
+    int rc;
+    if ((rc = need(doc, "defaults", OW_CFG_MAP, &defaults, err)))
+        return rc;
+    ow_cfg *d = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0);
+    if (!d)
+        return ow__nomem(err);
+    for (size_t i = 0; kwargs && kwargs->type == OW_CFG_MAP && i < kwargs->v.c.n; i++)
+        if (!ow__schema_find(e->keys, kwargs->v.c.keys[i]) &&
+            !perf_flag(kwargs->v.c.keys[i])) {
+            rc = ow__error_at(err, OW_ERR_UNKNOWN_KEY, kwargs->v.c.items[i],
+                              "trajectory: factory_kwargs: '%s' is not a key of %s",
+                              kwargs->v.c.keys[i], e->name);
+            goto fail;
+        }
+    for (size_t i = 0; i < defaults->v.c.n; i++) {
+        if (!ow__schema_find(e->keys, defaults->v.c.keys[i]))
+            continue;
+        ow_cfg *v = ow__cfg_dup(defaults->v.c.items[i]);
+        if (!v || ow__cfg_map_set(d, defaults->v.c.keys[i], v) != OW_OK) {
+            rc = ow__nomem(err);
+            goto fail;
+        }
+    }
+    if ((rc = ow__schema_check(d, e->keys, "trajectory: defaults", NULL, err)))
+        goto fail;
+    *out = d;
+    return OW_OK;
+fail:
+    ow_cfg_free(d);
+    return rc;
+}
+
+static int build_model(ow_trajectory *t, const ow_cfg *shapes, const ow_cfg *init,
+                       ow_error *err)
+{
+    int rc;
+    const ow_module_info root = {.name = "", .type = "Trajectory"};
+    if ((rc = ow_model_new("trajectory", &t->model, err)) ||
+        (rc = ow_model_add_module(t->model, &root, err)))
+        return rc;
+    t->nt = shapes->v.c.n;
+    t->data = ow__calloc(t->nt, sizeof *t->data);
+    t->grad = ow__calloc(t->nt, sizeof *t->grad);
+    t->numel = ow__calloc(t->nt, sizeof *t->numel);
+    if (!t->data || !t->grad || !t->numel)
+        return ow__nomem(err);
+    for (size_t i = 0; i < t->nt; i++) {
+        const ow_cfg *sh = shapes->v.c.items[i];
+        int64_t shape[OW_MAX_DIMS];
+        size_t nd = ow_cfg_get_size(sh), n = 1;
+        if (sh->type != OW_CFG_LIST || nd > OW_MAX_DIMS)
+            return ow__error_at(err, OW_ERR_VALUE, sh, "trajectory: bad shape");
+        for (size_t d = 0; d < nd; d++) {
+            if ((rc = ow_cfg_get_int(sh->v.c.items[d], &shape[d], err)))
+                return rc;
+            n *= (size_t)shape[d];
+        }
+        char name[32];
+        snprintf(name, sizeof name, "p%zu", i);
+        t->numel[i] = n;
+        t->data[i] = ow__calloc(n ? n : 1, sizeof(float));
+        t->grad[i] = ow__calloc(n ? n : 1, sizeof(float));
+        if (!t->data[i] || !t->grad[i])
+            return ow__nomem(err);
+        if ((rc = read_floats(ow_cfg_get_item(init, i), t->data[i], n, err)))
+            return rc;
+        ow_param_info pi = {.module = "",
+                            .name = name,
+                            .ndim = (int)nd,
+                            .shape = shape,
+                            .requires_grad = true,
+                            .data = t->data[i],
+                            .grad = t->grad[i]};
+        if ((rc = ow_model_add_param(t->model, &pi, err)))
+            return rc;
+    }
+    return OW_OK;
+}
+
+static int build_groups(ow_trajectory *t, const ow_entry *e, ow_cfg *defaults,
+                        ow_error *err)
+{
+    const ow_cfg *groups;
+    int rc;
+    if (!(t->groups = ow__groups_new(t->model))) {
+        ow_cfg_free(defaults);
+        return ow__nomem(err);
+    }
+    t->groups->optimizer = e;
+    t->groups->defaults = defaults;
+    if ((rc = need(t->doc, "groups", OW_CFG_LIST, &groups, err)))
+        return rc;
+    for (size_t gi = 0; gi < groups->v.c.n; gi++) {
+        const ow_cfg *g = groups->v.c.items[gi];
+        const ow_cfg *tensors = ow__cfg_map_get(g, "tensors");
+        const ow_cfg *over = ow__cfg_map_get(g, "overrides");
+        size_t index;
+        if ((rc = ow_groups_add(t->groups, &index, err)))
+            return rc;
+        for (size_t j = 0; j < ow_cfg_get_size(tensors); j++) {
+            int64_t k;
+            if ((rc = ow_cfg_get_int(tensors->v.c.items[j], &k, err)))
+                return rc;
+            if (k < 0 || (size_t)k >= t->nt)
+                return ow__error_at(err, OW_ERR_VALUE, tensors->v.c.items[j],
+                                    "trajectory: tensor index %lld out of range",
+                                    (long long)k);
+            char name[32];
+            snprintf(name, sizeof name, "p%lld", (long long)k);
+            if ((rc = ow_groups_add_param(
+                     t->groups, index, (size_t)ow_model_find_param(t->model, name), err)))
+                return rc;
+        }
+        /* torch's add_param_group: the group's own keys, then setdefault the defaults */
+        for (size_t k = 0; k < ow_cfg_get_size(over); k++) {
+            const ow_key *key = ow__schema_find(e->keys, over->v.c.keys[k]);
+            if (!key)
+                return ow__error_at(err, OW_ERR_UNKNOWN_KEY, over->v.c.items[k],
+                                    "trajectory: overrides: '%s' is not a key of %s",
+                                    over->v.c.keys[k], e->name);
+            if ((rc = ow__schema_check_value(over->v.c.items[k], key,
+                                             "trajectory: overrides", err)) ||
+                (rc = ow_groups_set_value(t->groups, index, over->v.c.keys[k],
+                                          over->v.c.items[k], err)))
+                return rc;
+        }
+        for (size_t k = 0; k < defaults->v.c.n; k++)
+            if (!ow__cfg_map_get(t->groups->g[index].opts, defaults->v.c.keys[k]) &&
+                (rc = ow_groups_set_value(t->groups, index, defaults->v.c.keys[k],
+                                          defaults->v.c.items[k], err)))
+                return rc;
+    }
+    return OW_OK;
+}
+
+int ow_trajectory_load(const char *path, ow_trajectory **out, ow_error *err)
+{
+    if (!out || !path)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_trajectory_load: NULL argument");
+    *out = NULL;
+    ow_trajectory *t = ow__calloc(1, sizeof *t);
+    if (!t)
+        return ow__nomem(err);
+    char *text = NULL;
+    size_t len = 0;
+    const ow_cfg *kind, *name, *shapes, *init;
+    int rc;
+    if ((rc = ow__read_file(path, &text, &len, err)) ||
+        (rc = ow__cfg_parse(text, len, path, &t->doc, err)))
+        goto fail;
+    if (t->doc->type != OW_CFG_MAP) {
+        rc = ow__error_at(err, OW_ERR_TYPE, t->doc, "trajectory: expected a map");
+        goto fail;
+    }
+    if ((rc = need(t->doc, "kind", OW_CFG_STRING, &kind, err)))
+        goto fail;
+    if (strcmp(kind->v.s, "optimizer_trajectory")) {
+        rc = ow__error_at(err, OW_ERR_VALUE, kind,
+                          "trajectory: kind is '%s', not 'optimizer_trajectory'",
+                          kind->v.s);
+        goto fail;
+    }
+    if ((rc = need(t->doc, "optimizer", OW_CFG_STRING, &name, err)) ||
+        (rc = need(t->doc, "shapes", OW_CFG_LIST, &shapes, err)) ||
+        (rc = need(t->doc, "init", OW_CFG_LIST, &init, err)) ||
+        (rc = need(t->doc, "grads", OW_CFG_LIST, &t->grads, err)) ||
+        (rc = need(t->doc, "params", OW_CFG_LIST, &t->params, err)))
+        goto fail;
+    char lookup[128];
+    const ow_entry *e = find_entry(name->v.s, lookup, sizeof lookup);
+    if (!e) {
+        rc = ow__error_at(
+            err, OW_ERR_UNSUPPORTED, name,
+            "optimizer '%s' (registry name '%s') is not implemented in optwrap",
+            name->v.s, lookup);
+        goto fail;
+    }
+    t->lr_per_step = ow__cfg_map_get(t->doc, "lr_per_step");
+    t->state = ow__cfg_map_get(t->doc, "state");
+    t->steps = (int)t->grads->v.c.n;
+    if (t->params->v.c.n != t->grads->v.c.n || ow_cfg_get_size(init) != shapes->v.c.n) {
+        rc =
+            ow__error_at(err, OW_ERR_VALUE, t->params,
+                         "trajectory: grads, params, init and shapes disagree in length");
+        goto fail;
+    }
+    ow_cfg *defaults = NULL;
+    if ((rc = build_model(t, shapes, init, err)) ||
+        (rc = make_defaults(t->doc, e, &defaults, err)) ||
+        (rc = build_groups(t, e, defaults, err)) ||
+        (rc = ow_optimizer_new(t->groups, &t->opt, err)))
+        goto fail;
+    t->stats.tolerance = ((const ow_optimizer_ops *)e->ops)->tolerance;
+    t->stats.passed = true;
+    ow_free(text);
+    *out = t;
+    return OW_OK;
+fail:
+    ow_free(text);
+    ow_trajectory_free(t);
+    return rc;
+}
+
+/* Distance in float32 units in the last place (+0 and -0 are the same). */
+static uint64_t ulp_distance(float a, float b)
+{
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b) ? 0 : UINT32_MAX;
+    int32_t ia, ib;
+    memcpy(&ia, &a, 4);
+    memcpy(&ib, &b, 4);
+    int64_t x = ia < 0 ? (int64_t)INT32_MIN - ia : ia;
+    int64_t y = ib < 0 ? (int64_t)INT32_MIN - ib : ib;
+    return (uint64_t)(x > y ? x - y : y - x);
+}
+
+static void compare(ow_trajectory *t, const float *got, const float *want, size_t n)
+{
+    ow_trajectory_stats *s = &t->stats;
+    for (size_t i = 0; i < n; i++) {
+        double abs_err = fabs((double)got[i] - (double)want[i]);
+        double rel = want[i] != 0 ? abs_err / fabs((double)want[i]) : abs_err;
+        uint64_t ulp = ulp_distance(got[i], want[i]);
+        if (isnan(abs_err))
+            abs_err = rel = isnan(got[i]) && isnan(want[i]) ? 0 : INFINITY;
+        if (abs_err > s->max_abs_err)
+            s->max_abs_err = abs_err;
+        if (rel > s->max_rel_err)
+            s->max_rel_err = rel;
+        if (ulp > s->max_ulp)
+            s->max_ulp = ulp;
+    }
+    s->passed = s->tolerance == 0 ? s->max_ulp == 0 : s->max_rel_err <= s->tolerance;
+}
+
+/* The final state's tensors that optwrap also keeps, compared like the parameters. */
+static int compare_state(ow_trajectory *t, ow_error *err)
+{
+    const ow_optimizer *opt = t->opt;
+    for (size_t i = 0; i < opt->nt && i < ow_cfg_get_size(t->state); i++) {
+        const ow__tensor *ot = &opt->t[i];
+        const ow_cfg *st = ow_cfg_get_item(t->state, i);
+        if (!ot->has_state || ow_cfg_get_type(st) != OW_CFG_MAP)
+            continue;
+        for (size_t s = 0; s < opt->nslots; s++) {
+            const ow_cfg *v = ow__cfg_map_get(st, opt->ops->slots[s].name);
+            const ow_cfg *data = ow__cfg_map_get(v, "data");
+            const ow_cfg *dtype = ow__cfg_map_get(v, "dtype");
+            if (!data || !dtype || dtype->type != OW_CFG_STRING ||
+                strcmp(dtype->v.s, "float32"))
+                continue;
+            size_t n = ow_cfg_get_size(data);
+            float want[4096], got;
+            if (opt->ops->slots[s].flags & OW_SLOT_SCALAR) {
+                int rc = read_floats(data, want, 1, err);
+                if (rc)
+                    return rc;
+                got = (float)ot->scalar[s];
+                compare(t, &got, want, 1);
+            } else if (ot->slot[s] && n == ot->slot_numel[s] && n <= 4096) {
+                int rc = read_floats(data, want, n, err);
+                if (rc)
+                    return rc;
+                compare(t, ot->slot[s], want, n);
+            }
+        }
+    }
+    return OW_OK;
+}
+
+int ow_trajectory_step(ow_trajectory *t, ow_error *err)
+{
+    if (!t)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "trajectory is NULL");
+    if (t->done >= t->steps)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "trajectory: all %d steps were run", t->steps);
+    int rc, k = t->done;
+    const ow_cfg *grads = t->grads->v.c.items[k], *params = t->params->v.c.items[k];
+    for (size_t i = 0; i < t->nt; i++)
+        if ((rc = read_floats(ow_cfg_get_item(grads, i), t->grad[i], t->numel[i], err)))
+            return rc;
+    const ow_cfg *lrs = ow_cfg_get_item(t->lr_per_step, (size_t)k);
+    for (size_t g = 0; g < ow_cfg_get_size(lrs); g++) {
+        double lr;
+        if ((rc = ow_cfg_get_double(ow_cfg_get_item(lrs, g), &lr, err)) ||
+            (rc = ow_optimizer_set_double(t->opt, g, "lr", lr, err)))
+            return rc;
+    }
+    if ((rc = ow_optimizer_step(t->opt, err)))
+        return rc;
+    float want[4096];
+    for (size_t i = 0; i < t->nt; i++) {
+        size_t n = t->numel[i];
+        for (size_t off = 0; off < n; off += 4096) {
+            size_t m = n - off < 4096 ? n - off : 4096;
+            const ow_cfg *list = ow_cfg_get_item(params, i);
+            if (ow_cfg_get_size(list) != n)
+                return ow__error_at(err, OW_ERR_VALUE, list,
+                                    "trajectory: step %d tensor %zu: expected %zu values",
+                                    k, i, n);
+            for (size_t j = 0; j < m; j++)
+                if ((rc = read_float(list->v.c.items[off + j], &want[j], err)))
+                    return rc;
+            compare(t, t->data[i] + off, want, m);
+        }
+    }
+    t->stats.steps = ++t->done;
+    if (t->done == t->steps && t->state)
+        return compare_state(t, err);
+    return OW_OK;
+}
+
+int ow_trajectory_get_num_steps(const ow_trajectory *traj)
+{
+    return traj ? traj->steps : 0;
+}
+
+ow_optimizer *ow_trajectory_get_optimizer(ow_trajectory *traj)
+{
+    return traj ? traj->opt : NULL;
+}
+
+const ow_model *ow_trajectory_get_model(const ow_trajectory *traj)
+{
+    return traj ? traj->model : NULL;
+}
+
+void ow_trajectory_get_stats(const ow_trajectory *traj, ow_trajectory_stats *out)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof *out);
+    if (traj)
+        *out = traj->stats;
+}

@@ -1,0 +1,415 @@
+/* check_optim.c -- the optimizer engine: every golden trajectory through the code of
+ * `optwrap replay --check`, fast kernels against their plain _ref twins, hand-checked
+ * degenerate hyperparameters, state save/load round trips and refusals, and the
+ * checks on hyperparameters. */
+#include "optim/optim_internal.h"
+#include "optim_fixture.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- golden trajectories ------------------------------------------------------------
+ */
+
+/* Every file under tests/golden/optim, sorted (found once). */
+static char *golden_files[256];
+static int n_golden;
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void find_golden(void)
+{
+    static const char *const families[] = {"torch", "composer", "timm", "fastai"};
+    char dir[1024], path[2048];
+    for (size_t f = 0; f < OW__ARRAY_LEN(families); f++) {
+        snprintf(dir, sizeof dir, "%s/optim/%s", OW_TEST_GOLDEN, families[f]);
+        DIR *d = opendir(dir);
+        if (!d)
+            continue;
+        struct dirent *de;
+        while ((de = readdir(d)) && n_golden < 256) {
+            size_t len = strlen(de->d_name);
+            if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
+                continue;
+            snprintf(path, sizeof path, "%s/%s", families[f], de->d_name);
+            golden_files[n_golden++] = strdup(path);
+        }
+        closedir(d);
+    }
+    qsort(golden_files, (size_t)n_golden, sizeof *golden_files, cmp_str);
+}
+
+/* Files of optimizers outside issue 4 (fastai, the rest of the timm zoo): they must be
+ * refused as unsupported, with a clear message. */
+static bool implemented(const char *file)
+{
+    static const char *const later[] = {"fastai/",           "timm/adafactorbv",
+                                        "timm/cadafactorbv", "timm/adahessian_",
+                                        "timm/adamp_",       "timm/cadamp_",
+                                        "timm/adamuon_",     "timm/nadamuon_",
+                                        "timm/adan_",        "timm/adanw_",
+                                        "timm/cadanw_",      "timm/adopt",
+                                        "timm/cadopt",       "timm/kron",
+                                        "timm/laprop_",      "timm/lapropc_",
+                                        "timm/claprop_",     "timm/lookahead_",
+                                        "timm/madgrad",      "timm/mars_",
+                                        "timm/cmars_",       "timm/muon_",
+                                        "timm/nmuon_",       "timm/novograd_",
+                                        "timm/sgdp_",        NULL};
+    for (const char *const *n = later; *n; n++)
+        if (!strncmp(file, *n, strlen(*n)))
+            return false;
+    return true;
+}
+
+/* Runs one file the way `optwrap replay --check` does; returns the stats. */
+static int replay(const char *rel, int threads, bool ref, ow_trajectory_stats *st,
+                  ow_error *err)
+{
+    char path[2048];
+    ow_test_path(path, sizeof path, OW_TEST_GOLDEN, "optim");
+    strncat(path, "/", sizeof path - strlen(path) - 1);
+    strncat(path, rel, sizeof path - strlen(path) - 1);
+    ow_trajectory *t = NULL;
+    int rc = ow_trajectory_load(path, &t, err);
+    if (rc)
+        return rc;
+    ow_optimizer_set_threads(ow_trajectory_get_optimizer(t), threads, NULL);
+    ow__optimizer_use_ref(ow_trajectory_get_optimizer(t), ref);
+    for (int k = 0; k < ow_trajectory_get_num_steps(t) && !rc; k++)
+        rc = ow_trajectory_step(t, err);
+    ow_trajectory_get_stats(t, st);
+    ow_trajectory_free(t);
+    return rc;
+}
+
+START_TEST(golden_trajectory)
+{
+    ck_assert_int_lt(_i, n_golden);
+    const char *file = golden_files[_i];
+    ow_error err;
+    ow_error_clear(&err);
+    ow_trajectory_stats st;
+    int rc = replay(file, 1, false, &st, &err);
+    if (!implemented(file)) {
+        ck_assert_msg(rc == OW_ERR_UNSUPPORTED, "%s: expected unsupported, got %s (%s)",
+                      file, ow_error_code_name(rc), err.message);
+        ck_assert_ptr_nonnull(strstr(err.message, "is not implemented in optwrap"));
+        return;
+    }
+    ck_assert_msg(rc == OW_OK, "%s: %s", file, err.message);
+    ck_assert_msg(
+        st.passed, "%s: max_abs_err=%g max_rel_err=%g max_ulp=%llu (tolerance %g)", file,
+        st.max_abs_err, st.max_rel_err, (unsigned long long)st.max_ulp, st.tolerance);
+    /* the plain kernels give the same numbers */
+    ow_trajectory_stats st_ref;
+    ck_assert_int_eq(replay(file, 1, true, &st_ref, &err), OW_OK);
+    ck_assert_msg(st_ref.passed, "%s (ref): max_ulp=%llu", file,
+                  (unsigned long long)st_ref.max_ulp);
+}
+END_TEST
+
+/* ---- fast kernels against their plain twins ------------------------------------------
+ */
+
+static const int k_ndim[] = {1, 1, 2, 3, 1};
+static const int64_t k_shapes[][3] = {{7}, {70000}, {40, 50}, {3, 20, 20}, {1}};
+
+/* Every optimizer entry, and some settings its defaults do not reach. */
+static const struct {
+    const char *entry, *extra;
+} variants[] = {
+    {"Adam", "amsgrad: true, maximize: true"},
+    {"SGD", "momentum: 0.9, nesterov: true"},
+    {"SGD", "momentum: 0.9, dampening: 0.5, maximize: true"},
+    {"RMSprop", "momentum: 0.9, centered: true"},
+    {"timm.rmsproptf", "centered: true, lr_in_momentum: false"},
+    {"timm.crmsproptf", "lr_in_momentum: false, decoupled_decay: true"},
+    {"timm.adafactor", "lr: null, betas: [0.9]"},
+    {"timm.cadafactor", "betas: [0.9]"},
+    {"timm.lamb", "always_adapt: true, max_grad_norm: null"},
+    {"timm.clamb", "decoupled_decay: true"},
+    {"timm.adabelief", "amsgrad: true, decoupled_decay: false"},
+    {"timm.lars", "always_adapt: true, momentum: 0"},
+    {"Adagrad", "initial_accumulator_value: 0.1, lr_decay: 0.01"},
+    {"timm.lion", "foreach: false"},
+    {"timm.adamwlegacy", "amsgrad: true"},
+    {"timm.nadamw", "foreach: false, maximize: true"},
+};
+
+static const ow_entry *nth_optimizer(int i)
+{
+    int k = 0;
+    for (const ow_entry *e = ow_registry_next(NULL); e; e = ow_registry_next(e))
+        if (e->kind == OW_KIND_OPTIMIZER && e->ops && k++ == i)
+            return e;
+    return NULL;
+}
+
+static int count_optimizers(void)
+{
+    int k = 0;
+    while (nth_optimizer(k))
+        k++;
+    return k;
+}
+
+static void compare_kernels(const char *name, const char *extra)
+{
+    char o0[256], o1[256];
+    bool own_lr = !strncmp(extra, "lr:", 3);
+    snprintf(o0, sizeof o0, "{%sweight_decay: 0.0%s%s}", own_lr ? "" : "lr: 0.01, ",
+             *extra ? ", " : "", extra);
+    snprintf(o1, sizeof o1, "{%sweight_decay: 0.1%s%s}", own_lr ? "" : "lr: 0.02, ",
+             *extra ? ", " : "", extra);
+    const char *const opts[] = {o0, o1};
+    fixture fast, ref;
+    fix_make(&fast, name, 5, k_ndim, k_shapes, 2, opts, 11);
+    fix_make(&ref, name, 5, k_ndim, k_shapes, 2, opts, 11);
+    ow_optimizer_set_threads(fast.opt, 2, NULL);
+    ow_optimizer_set_threads(ref.opt, 1, NULL);
+    ow__optimizer_use_ref(ref.opt, true);
+    double tol =
+        ((const ow_optimizer_ops *)ow_optimizer_get_entry(fast.opt)->ops)->tolerance;
+    ow_error err;
+    ow_error_clear(&err);
+    for (int step = 0; step < 3; step++) {
+        fix_grads(&fast, 100 + (unsigned)step);
+        fix_grads(&ref, 100 + (unsigned)step);
+        ow_check_ok(ow_optimizer_step(fast.opt, &err), &err);
+        ow_check_ok(ow_optimizer_step(ref.opt, &err), &err);
+    }
+    for (size_t i = 0; i < fast.n; i++)
+        for (size_t k = 0; k < fast.numel[i]; k++) {
+            float a = fast.data[i][k], b = ref.data[i][k];
+            if (tol == 0)
+                ck_assert_msg(a == b || (isnan(a) && isnan(b)),
+                              "%s {%s}: tensor %zu[%zu]: fast %.9g, ref %.9g", name,
+                              extra, i, k, a, b);
+            else
+                ck_assert_msg(fabsf(a - b) <= tol * fabsf(b) + 1e-12f,
+                              "%s {%s}: tensor %zu[%zu]: fast %.9g, ref %.9g", name,
+                              extra, i, k, a, b);
+        }
+    fix_free(&fast);
+    fix_free(&ref);
+}
+
+START_TEST(fast_matches_ref)
+{
+    const ow_entry *e = nth_optimizer(_i);
+    ck_assert_ptr_nonnull(e);
+    char name[96];
+    snprintf(name, sizeof name, "%s%s%s", e->scope ? e->scope : "", e->scope ? "." : "",
+             e->name);
+    compare_kernels(name, "");
+}
+END_TEST
+
+START_TEST(fast_matches_ref_variants)
+{
+    compare_kernels(variants[_i].entry, variants[_i].extra);
+}
+END_TEST
+
+/* ---- degenerate hyperparameters, worked out by hand
+ * ------------------------------------ */
+
+/* One step of `entry` with `opts` on p = [1.5, -2, 0.25], g = [0.5, -3, 2]. */
+static void one_step(const char *entry, const char *opts, float *out)
+{
+    static const int nd[] = {1};
+    static const int64_t sh[][3] = {{3}};
+    fixture f;
+    const char *const o[] = {opts};
+    fix_make(&f, entry, 1, nd, sh, 1, o, 1);
+    const float p[] = {1.5f, -2.0f, 0.25f}, g[] = {0.5f, -3.0f, 2.0f};
+    memcpy(f.data[0], p, sizeof p);
+    memcpy(f.grad[0], g, sizeof g);
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_optimizer_step(f.opt, &err), &err);
+    memcpy(out, f.data[0], sizeof p);
+    fix_free(&f);
+}
+
+static const struct {
+    const char *entry, *opts;
+    float want[3];
+} degenerate[] = {
+    /* p - lr*g */
+    {"SGD", "{lr: 1, momentum: 0}", {1.0f, 1.0f, -1.75f}},
+    /* L2: g + wd*p = [1.25, -4, 2.125] */
+    {"SGD", "{lr: 1, weight_decay: 0.5}", {0.25f, 2.0f, -1.875f}},
+    /* betas (0, 0), eps 0: m = g, v = g*g, bias corrections 1: p - sign(g) */
+    {"AdamW", "{lr: 1, betas: [0, 0], eps: 0, weight_decay: 0}", {0.5f, -1.0f, -0.75f}},
+    /* decoupled decay first: p*(1 - 1*0.5) - sign(g) */
+    {"AdamW",
+     "{lr: 1, betas: [0, 0], eps: 0, weight_decay: 0.5}",
+     {-0.25f, 0.0f, -0.875f}},
+    /* L2 into the gradient: sign(g + 0.5p) = [+, -, +] */
+    {"Adam", "{lr: 1, betas: [0, 0], eps: 0, weight_decay: 0.5}", {0.5f, -1.0f, -0.75f}},
+    /* sign(g), no decay */
+    {"timm.lion", "{lr: 1, betas: [0, 0], weight_decay: 0}", {0.5f, -1.0f, -0.75f}},
+    /* sum = g*g: p - g/|g| */
+    {"Adagrad", "{lr: 1, eps: 0}", {0.5f, -1.0f, -0.75f}},
+    /* buffer = g at the first step, nesterov: g + 0.5*g */
+    {"timm.sgd", "{lr: 1, momentum: 0.5, nesterov: true}", {0.75f, 2.5f, -2.75f}},
+    /* composer: decay by lr/initial_lr = 1: p*(1 - 0.5) - g */
+    {"composer.DecoupledSGDW", "{lr: 1, weight_decay: 0.5}", {0.25f, 2.0f, -1.875f}},
+};
+
+START_TEST(degenerate_by_hand)
+{
+    float got[3];
+    one_step(degenerate[_i].entry, degenerate[_i].opts, got);
+    for (int k = 0; k < 3; k++)
+        ck_assert_msg(got[k] == degenerate[_i].want[k],
+                      "%s %s: p[%d] = %.9g, expected %.9g", degenerate[_i].entry,
+                      degenerate[_i].opts, k, got[k], degenerate[_i].want[k]);
+}
+END_TEST
+
+/* ---- parameters without a gradient, frozen ones, threads
+ * -------------------------------- */
+
+START_TEST(skips_missing_grads_and_frozen)
+{
+    ow_error err;
+    ow_error_clear(&err);
+    ow_cfg *cfg = NULL;
+    ow_model *m = NULL;
+    ow_groups *groups = NULL;
+    ow_optimizer *opt = NULL;
+    float data[3][4] = {{1, 2, 3, 4}, {5, 6, 7, 8}, {9, 10, 11, 12}}, grad[3][4];
+    float before[3][4];
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 4; k++)
+            grad[i][k] = 0.5f;
+    memcpy(before, data, sizeof data);
+    const ow_module_info root = {.name = "", .type = "Net"};
+    const int64_t shape[] = {4};
+    ow_check_ok(ow_model_new("net", &m, &err), &err);
+    ow_check_ok(ow_model_add_module(m, &root, &err), &err);
+    for (int i = 0; i < 3; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "w%d", i);
+        /* w0 trains; w1 has no gradient; w2 is frozen although its gradient is set */
+        ow_param_info pi = {.module = "",
+                            .name = name,
+                            .ndim = 1,
+                            .shape = shape,
+                            .requires_grad = i != 2,
+                            .data = data[i],
+                            .grad = i == 1 ? NULL : grad[i]};
+        ow_check_ok(ow_model_add_param(m, &pi, &err), &err);
+    }
+    /* no paramwise_cfg: one group of model.parameters(), frozen ones included */
+    ow_check_ok(ow_cfg_load_string("optim_wrapper: {optimizer: {type: SGD, lr: 0.1, "
+                                   "momentum: 0.9}}",
+                                   NULL, &cfg, &err),
+                &err);
+    ow_check_ok(ow_groups_build(cfg, m, &groups, &err), &err);
+    ow_check_ok(ow_optimizer_new(groups, &opt, &err), &err);
+    for (int step = 0; step < 2; step++)
+        ow_check_ok(ow_optimizer_step(opt, &err), &err);
+    /* p = fma(-lr, g, p); buf = fma(1 - dampening, g, 0.9 * buf); p = fma(-lr, buf, p) */
+    ck_assert_float_eq(
+        data[0][0], fmaf(-0.1f, fmaf(1.0f, 0.5f, 0.5f * 0.9f), fmaf(-0.1f, 0.5f, 1.0f)));
+    ck_assert_mem_eq(data[1], before[1], sizeof data[1]);
+    ck_assert_mem_eq(data[2], before[2], sizeof data[2]);
+    /* w1 gets a gradient later: its buffer starts then, as torch's would */
+    ow_check_ok(ow_model_set_data(m, "w1", data[1], grad[1], &err), &err);
+    ow_check_ok(ow_optimizer_step(opt, &err), &err);
+    ck_assert_float_eq(data[1][0], fmaf(-0.1f, 0.5f, 5.0f));
+    ow_optimizer_free(opt);
+    ow_groups_free(groups);
+    ow_model_free(m);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(threads_from_api_and_environment)
+{
+    static const int nd[] = {1};
+    static const int64_t sh[][3] = {{4}};
+    const char *const o[] = {"{lr: 0.1}"};
+    fixture f;
+    setenv("OW_NUM_THREADS", "3", 1);
+    fix_make(&f, "SGD", 1, nd, sh, 1, o, 3);
+    ck_assert_int_eq(ow_optimizer_get_threads(f.opt), 3);
+    ck_assert_int_eq(ow_optimizer_set_threads(f.opt, 5, NULL), OW_OK);
+    ck_assert_int_eq(ow_optimizer_get_threads(f.opt), 5);
+    ow_optimizer_set_threads(f.opt, 0, NULL);
+    ck_assert_int_eq(ow_optimizer_get_threads(f.opt), 3);
+    setenv("OW_NUM_THREADS", "junk", 1);
+    ck_assert_int_ge(ow_optimizer_get_threads(f.opt), 1);
+    unsetenv("OW_NUM_THREADS");
+    fix_free(&f);
+}
+END_TEST
+
+/* ---- the command ----------------------------------------------------------------------
+ */
+
+/* `optwrap replay` runs the same code; its exit status and its one line of figures. */
+START_TEST(replay_command)
+{
+    char cmd[3072], out[1024];
+    snprintf(out, sizeof out, "%s/tests/replay-%d.out", OW_TEST_BUILDDIR, (int)getpid());
+    snprintf(cmd, sizeof cmd,
+             "%s/optwrap replay %s/optim/torch/AdamW__base.json --check --quiet >%s 2>&1",
+             OW_TEST_BUILDDIR, OW_TEST_GOLDEN, out);
+    ck_assert_int_eq(system(cmd), 0);
+    char *text = ow_test_slurp(out);
+    ck_assert_str_eq(text, "max_abs_err=0 max_rel_err=0 max_ulp=0\n");
+    ow_free(text);
+    snprintf(cmd, sizeof cmd,
+             "%s/optwrap replay %s/optim/timm/kron__base.json --check >%s 2>&1",
+             OW_TEST_BUILDDIR, OW_TEST_GOLDEN, out);
+    int st = system(cmd);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    text = ow_test_slurp(out);
+    ck_assert_ptr_nonnull(strstr(text,
+                                 "kron__base.json:3:13: optimizer 'kron' (registry name "
+                                 "'timm.kron') is not implemented in optwrap\n"));
+    ow_free(text);
+    unlink(out);
+}
+END_TEST
+
+Suite *make_optim_suite(void)
+{
+    Suite *s = suite_create("optim");
+    TCase *tc = tcase_create("Golden");
+    tcase_set_timeout(tc, 120);
+    find_golden();
+    tcase_add_loop_test(tc, golden_trajectory, 0, n_golden);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Kernels");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, fast_matches_ref, 0, count_optimizers());
+    tcase_add_loop_test(tc, fast_matches_ref_variants, 0, (int)OW__ARRAY_LEN(variants));
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Core");
+    tcase_add_loop_test(tc, degenerate_by_hand, 0, (int)OW__ARRAY_LEN(degenerate));
+    tcase_add_test(tc, skips_missing_grads_and_frozen);
+    tcase_add_test(tc, threads_from_api_and_environment);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Command");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, replay_command);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return ow_test_run(make_optim_suite());
+}

@@ -1,0 +1,491 @@
+/* check_optim_state.c -- optimizer state files (round trips that continue bit for bit,
+ * torch-readable safetensors layout, refusals that leave the optimizer untouched),
+ * hyperparameter checks with their positions, and allocation failures. */
+#include "optim/optim_internal.h"
+#include "optim_fixture.h"
+
+#include <dirent.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "%s/tests/optim-state-XXXXXX", OW_TEST_BUILDDIR);
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    DIR *d = opendir(tmpdir);
+    struct dirent *de;
+    char path[512];
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", tmpdir, de->d_name);
+            unlink(path);
+        }
+    if (d)
+        closedir(d);
+    rmdir(tmpdir);
+}
+
+static const char *tmp(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static size_t read_bytes(const char *path, unsigned char **out)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *out = malloc((size_t)n + 1);
+    ck_assert_int_eq(fread(*out, 1, (size_t)n, f), n);
+    fclose(f);
+    return (size_t)n;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static const int st_ndim[] = {1, 2, 3};
+static const int64_t st_shapes[][3] = {{7}, {40, 50}, {3, 20, 20}};
+
+/* ---- round trips
+ * ----------------------------------------------------------------------- */
+
+static const struct {
+    const char *entry, *opts0, *opts1;
+} round_trips[] = {
+    {"AdamW", "{lr: 0.01, weight_decay: 0.0}",
+     "{lr: 0.02, weight_decay: 0.1, amsgrad: true}"},
+    {"SGD", "{lr: 0.1, momentum: 0.9}", "{lr: 0.05, momentum: 0.9, nesterov: true}"},
+    {"timm.nadam", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1}"},
+    {"timm.nadamlegacy", "{lr: 0.01}", "{lr: 0.02}"},
+    {"timm.lamb", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1}"},
+    {"timm.adafactor", "{lr: 0.01, min_dim_size_to_factor: 3}",
+     "{lr: 0.02, min_dim_size_to_factor: 3, betas: [0.9]}"},
+    {"timm.cadamw", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1}"},
+    {"timm.rmsproptf", "{lr: 0.01, centered: true}", "{lr: 0.02}"},
+    {"Adagrad", "{lr: 0.1, initial_accumulator_value: 0.5}", "{lr: 0.05}"},
+    {"composer.DecoupledAdamW", "{lr: 0.01}", "{lr: 0.005}"},
+};
+
+START_TEST(save_load_continues_bit_for_bit)
+{
+    const char *const opts[] = {round_trips[_i].opts0, round_trips[_i].opts1};
+    const char *entry = round_trips[_i].entry;
+    fixture a, b;
+    ow_error err;
+    ow_error_clear(&err);
+    make_tmpdir();
+    fix_make(&a, entry, 3, st_ndim, st_shapes, 2, opts, 5);
+    fix_make(&b, entry, 3, st_ndim, st_shapes, 2, opts, 6);
+    for (unsigned s = 0; s < 3; s++) {
+        fix_grads(&a, 20 + s);
+        ow_check_ok(ow_optimizer_step(a.opt, &err), &err);
+    }
+    ow_check_ok(ow_optimizer_save(a.opt, tmp("state.safetensors"), &err), &err);
+    fix_copy_data(&b, &a);
+    for (unsigned s = 3; s < 6; s++) {
+        fix_grads(&a, 20 + s);
+        ow_check_ok(ow_optimizer_step(a.opt, &err), &err);
+    }
+    ow_check_ok(ow_optimizer_load(b.opt, tmp("state.safetensors"), &err), &err);
+    for (unsigned s = 3; s < 6; s++) {
+        fix_grads(&b, 20 + s);
+        ow_check_ok(ow_optimizer_step(b.opt, &err), &err);
+    }
+    for (size_t i = 0; i < a.n; i++)
+        ck_assert_msg(!memcmp(a.data[i], b.data[i], a.numel[i] * sizeof(float)),
+                      "%s: tensor %zu differs after load", entry, i);
+    /* nothing but the state file is left behind (no temporary) */
+    DIR *d = opendir(tmpdir);
+    struct dirent *de;
+    int files = 0;
+    while ((de = readdir(d)))
+        files += de->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(files, 1);
+    fix_free(&a);
+    fix_free(&b);
+    remove_tmpdir();
+}
+END_TEST
+
+/* The layout a PyTorch user reads with safetensors: torch's keys, F32 tensors in the
+ * parameter's shape, the 0-d step, the groups' hyperparameters in the metadata. */
+START_TEST(file_is_torch_safetensors)
+{
+    const char *const opts[] = {"{lr: 0.01, weight_decay: 0.0}",
+                                "{lr: 0.02, weight_decay: 0.1}"};
+    fixture a;
+    ow_error err;
+    ow_error_clear(&err);
+    make_tmpdir();
+    fix_make(&a, "AdamW", 3, st_ndim, st_shapes, 2, opts, 5);
+    ow_check_ok(ow_optimizer_step(a.opt, &err), &err);
+    ow_check_ok(ow_optimizer_save(a.opt, tmp("s"), &err), &err);
+    unsigned char *buf;
+    size_t n = read_bytes(tmp("s"), &buf);
+    uint64_t hl = 0;
+    for (int k = 7; k >= 0; k--)
+        hl = hl << 8 | buf[k];
+    ck_assert_uint_eq(hl % 8, 0);
+    ck_assert_uint_le(8 + hl, n);
+    ow_cfg *head = NULL;
+    ow_check_ok(ow__cfg_parse((char *)buf + 8, (size_t)hl, "header", &head, &err), &err);
+    /* indices in param_groups order: group 0 holds t0 and t2, group 1 t1 */
+    const ow_cfg *t = ow__cfg_map_get(head, "state.2.exp_avg");
+    ck_assert_str_eq(ow_cfg_find(t, "dtype")->v.s, "F32");
+    ck_assert_int_eq(ow_cfg_find(t, "shape.0")->v.i, 40);
+    ck_assert_int_eq(ow_cfg_find(t, "shape.1")->v.i, 50);
+    const ow_cfg *step = ow__cfg_map_get(head, "state.0.step");
+    ck_assert_str_eq(ow_cfg_find(step, "dtype")->v.s, "F32");
+    ck_assert_uint_eq(ow_cfg_get_size(ow_cfg_find(step, "shape")), 0);
+    ck_assert_ptr_null(ow__cfg_map_get(head, "state.0.max_exp_avg_sq")); /* amsgrad off */
+    ck_assert_str_eq(ow_cfg_find(head, "__metadata__.format")->v.s,
+                     "optwrap-optimizer/1");
+    ck_assert_str_eq(ow_cfg_find(head, "__metadata__.optimizer")->v.s, "mmengine.AdamW");
+    ck_assert_str_eq(ow_cfg_find(head, "__metadata__.param_names")->v.s,
+                     "[\"t0\", \"t2\", \"t1\"]");
+    ck_assert_ptr_nonnull(strstr(ow_cfg_find(head, "__metadata__.param_groups")->v.s,
+                                 "\"lr\": 0.02, \"weight_decay\": 0.1"));
+    /* state.0.step's value: 1.0 as a little-endian float */
+    int64_t b0;
+    ow_cfg_get_int(ow_cfg_find(step, "data_offsets.0"), &b0, NULL);
+    float one;
+    memcpy(&one, buf + 8 + hl + b0, 4);
+    ck_assert_float_eq(one, 1.0f);
+    ow_cfg_free(head);
+    free(buf);
+    fix_free(&a);
+    remove_tmpdir();
+}
+END_TEST
+
+/* ---- refusals
+ * -------------------------------------------------------------------------- */
+
+/* Loads path into f's optimizer, expects code and message, and checks that the optimizer
+ * saves exactly the same bytes as before. */
+static void refused(fixture *f, const char *path, int code, const char *message)
+{
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_optimizer_save(f->opt, tmp("before"), &err), &err);
+    ck_assert_int_eq(ow_optimizer_load(f->opt, path, &err), code);
+    ow_check_error(&err, code, NULL, 0, 0, message);
+    ck_assert_str_eq(err.file, path);
+    ow_error_clear(&err);
+    ow_check_ok(ow_optimizer_save(f->opt, tmp("after"), &err), &err);
+    unsigned char *x, *y;
+    size_t nx = read_bytes(tmp("before"), &x), ny = read_bytes(tmp("after"), &y);
+    ck_assert_msg(nx == ny && !memcmp(x, y, nx), "the optimizer changed after a refusal");
+    free(x);
+    free(y);
+}
+
+START_TEST(refuses_bad_files)
+{
+    const char *const opts[] = {"{lr: 0.01}", "{lr: 0.02}"};
+    static const int nd2[] = {1, 2, 3};
+    static const int64_t other[][3] = {{7}, {40, 51}, {3, 20, 20}};
+    fixture a, sgd, shaped;
+    ow_error err;
+    ow_error_clear(&err);
+    make_tmpdir();
+    fix_make(&a, "AdamW", 3, st_ndim, st_shapes, 2, opts, 5);
+    fix_make(&sgd, "SGD", 3, st_ndim, st_shapes, 2, opts, 5);
+    fix_make(&shaped, "AdamW", 3, nd2, other, 2, opts, 5);
+    ow_check_ok(ow_optimizer_step(a.opt, &err), &err);
+    ow_check_ok(ow_optimizer_step(sgd.opt, &err), &err);
+    ow_check_ok(ow_optimizer_step(shaped.opt, &err), &err);
+    ow_check_ok(ow_optimizer_save(a.opt, tmp("good"), &err), &err);
+    ow_check_ok(ow_optimizer_save(sgd.opt, tmp("sgd"), &err), &err);
+
+    refused(&a, tmp("missing"), OW_ERR_IO, "cannot open: No such file or directory");
+    write_bytes(tmp("empty"), "", 0);
+    refused(&a, tmp("empty"), OW_ERR_STATE,
+            "state file: truncated (0 bytes, header of 0)");
+    static const char junk[] = "\x0e\0\0\0\0\0\0\0{not: [json...";
+    write_bytes(tmp("junk"), junk, sizeof junk - 1);
+    refused(&a, tmp("junk"), OW_ERR_STATE,
+            "state file: the header is not valid JSON (not a safetensors file?)");
+    refused(&a, tmp("sgd"), OW_ERR_STATE,
+            "state file: written by optimizer 'mmengine.SGD', not 'mmengine.AdamW'");
+    refused(
+        &shaped, tmp("good"), OW_ERR_STATE,
+        "state file: 'state.2.exp_avg': its shape differs from parameter 't1' (another "
+        "model?)");
+    unsigned char *buf;
+    size_t n = read_bytes(tmp("good"), &buf);
+    write_bytes(tmp("cut"), buf, n - 4);
+    refused(&a, tmp("cut"), OW_ERR_STATE,
+            "state file: 'state.2.exp_avg_sq': data offsets out of range (truncated or "
+            "corrupt file)");
+    write_bytes(tmp("cut-header"), buf, 100);
+    refused(&a, tmp("cut-header"), OW_ERR_STATE,
+            "state file: truncated (100 bytes, header of 952)");
+    free(buf);
+    fix_free(&a);
+    fix_free(&sgd);
+    fix_free(&shaped);
+    remove_tmpdir();
+}
+END_TEST
+
+/* ---- hyperparameters
+ * ------------------------------------------------------------------- */
+
+START_TEST(set_checks_keys_and_ranges)
+{
+    const char *const opts[] = {"{lr: 0.01}"};
+    fixture f;
+    ow_error err;
+    fix_make(&f, "SGD", 1, st_ndim, st_shapes, 1, opts, 5);
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_optimizer_set_double(f.opt, 0, "momentun", 0.9, &err),
+                     OW_ERR_UNKNOWN_KEY);
+    ow_check_error(
+        &err, OW_ERR_UNKNOWN_KEY, NULL, 0, 0,
+        "SGD: param group 0: unknown key 'momentun' (did you mean 'momentum'?)");
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_optimizer_set_double(f.opt, 0, "lr", -1, &err), OW_ERR_RANGE);
+    ck_assert_int_eq(err.code, OW_ERR_RANGE);
+    ck_assert_ptr_nonnull(strstr(err.message, "lr"));
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_optimizer_set_double(f.opt, 3, "lr", 1, &err), OW_ERR_MISUSE);
+    ow_check_error(&err, OW_ERR_MISUSE, NULL, 0, 0,
+                   "group index 3 out of range (1 groups)");
+    /* a cross-key rule of torch: nothing changes when it fails */
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_optimizer_set_double(f.opt, 0, "nesterov", 1, &err), OW_ERR_TYPE);
+    ow_cfg *yes = NULL;
+    ow_check_ok(ow__cfg_parse("true", 4, "<v>", &yes, &err), &err);
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_optimizer_set_value(f.opt, 0, "nesterov", yes, &err),
+                     OW_ERR_VALUE);
+    ow_check_error(&err, OW_ERR_VALUE, NULL, 0, 0,
+                   "SGD: param group 0: Nesterov momentum requires a momentum and zero "
+                   "dampening");
+    const ow_cfg *nest = ow__cfg_map_get(ow_optimizer_get_options(f.opt, 0), "nesterov");
+    ck_assert(!nest || !nest->v.b);
+    ow_cfg_free(yes);
+    /* schedulers write lr between steps */
+    ow_error_clear(&err);
+    ow_check_ok(ow_optimizer_set_double(f.opt, 0, "lr", 0.5, &err), &err);
+    double lr;
+    ow_check_ok(ow_optimizer_get_double(f.opt, 0, "lr", &lr, &err), &err);
+    ck_assert_double_eq(lr, 0.5);
+    fix_free(&f);
+}
+END_TEST
+
+/* Bad optimizer configs on disk: tests/bad/optim/<case>/{config.yaml, expected}, where
+ * expected is "CODE line:column: message" for config.yaml. */
+static const char *const bad_cases[] = {
+    "lamb_negative_lr",          "adamw_beta_too_large",          "sgdw_unknown_key",
+    "adafactor_min_dim_not_int", "sgd_nesterov_without_momentum",
+};
+
+START_TEST(bad_configs_positioned)
+{
+    char dir[512], path[600], exp_path[600];
+    snprintf(dir, sizeof dir, "%s/optim/%s", OW_TEST_BAD, bad_cases[_i]);
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    snprintf(exp_path, sizeof exp_path, "%s/expected", dir);
+    char *expected = ow_test_slurp(exp_path);
+    expected[strcspn(expected, "\n")] = '\0';
+    ow_error err;
+    ow_error_clear(&err);
+    ow_cfg *cfg = NULL;
+    ow_model *m = NULL;
+    ow_groups *groups = NULL;
+    ow_optimizer *opt = NULL;
+    float data[4] = {0}, grad[4] = {0};
+    const int64_t shape[] = {4};
+    const ow_module_info root = {.name = "", .type = "Net"};
+    ow_param_info pi = {.module = "",
+                        .name = "w",
+                        .ndim = 1,
+                        .shape = shape,
+                        .requires_grad = true,
+                        .data = data,
+                        .grad = grad};
+    ow_check_ok(ow_model_new("net", &m, &err), &err);
+    ow_check_ok(ow_model_add_module(m, &root, &err), &err);
+    ow_check_ok(ow_model_add_param(m, &pi, &err), &err);
+    ow_check_ok(ow_cfg_load(path, &cfg, &err), &err);
+    int rc = ow_groups_build(cfg, m, &groups, &err);
+    if (rc == OW_OK)
+        rc = ow_optimizer_new(groups, &opt, &err);
+    ck_assert_int_ne(rc, OW_OK);
+    char got[1024], line[1200];
+    ow_error_format(&err, got, sizeof got);
+    /* the file part is the absolute path: compare from "config.yaml" on */
+    const char *rel = strstr(got, "config.yaml");
+    snprintf(line, sizeof line, "%s %s", ow_error_code_name(rc), rel ? rel : got);
+    ck_assert_str_eq(line, expected);
+    ow_optimizer_free(opt);
+    ow_groups_free(groups);
+    ow_cfg_free(cfg);
+    ow_model_free(m);
+    ow_free(expected);
+}
+END_TEST
+
+START_TEST(entry_without_kernels_is_unsupported)
+{
+    static const ow_key keys[] = {{.name = "lr", .type = OW_T_NUMBER, .def = "0.1"}, {0}};
+    static const ow_entry schema_only = {.abi_version = OW_ABI_VERSION,
+                                         .name = "SchemaOnly",
+                                         .kind = OW_KIND_OPTIMIZER,
+                                         .scope = "test",
+                                         .summary = "no kernels",
+                                         .keys = keys};
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_registry_add(&schema_only, false, &err), &err);
+    ow_cfg *cfg = NULL;
+    ow_model *m = NULL;
+    ow_groups *groups = NULL;
+    ow_optimizer *opt = NULL;
+    float data[2] = {0}, grad[2] = {0};
+    const int64_t shape[] = {2};
+    const ow_module_info root = {.name = "", .type = "Net"};
+    ow_param_info pi = {.module = "",
+                        .name = "w",
+                        .ndim = 1,
+                        .shape = shape,
+                        .requires_grad = true,
+                        .data = data,
+                        .grad = grad};
+    ow_check_ok(ow_model_new("net", &m, &err), &err);
+    ow_check_ok(ow_model_add_module(m, &root, &err), &err);
+    ow_check_ok(ow_model_add_param(m, &pi, &err), &err);
+    ow_check_ok(ow_cfg_load_string("optim_wrapper: {optimizer: {type: test.SchemaOnly}}",
+                                   NULL, &cfg, &err),
+                &err);
+    ow_check_ok(ow_groups_build(cfg, m, &groups, &err), &err);
+    ck_assert_int_eq(ow_optimizer_new(groups, &opt, &err), OW_ERR_UNSUPPORTED);
+    ow_check_error(
+        &err, OW_ERR_UNSUPPORTED, NULL, 0, 0,
+        "optimizer 'test.SchemaOnly' has no kernels in optwrap (only its schema)");
+    ck_assert_ptr_null(opt);
+    ow_groups_free(groups);
+    ow_cfg_free(cfg);
+    ow_model_free(m);
+    ow__registry_reset();
+}
+END_TEST
+
+/* ---- allocation failures
+ * --------------------------------------------------------------- */
+
+START_TEST(oom_new_step_save_load)
+{
+    const char *const opts[] = {"{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1}"};
+    fixture f;
+    ow_error err;
+    make_tmpdir();
+    fix_make(&f, "timm.lamb", 3, st_ndim, st_shapes, 2, opts, 5);
+    /* new */
+    for (long k = 0;; k++) {
+        ow_optimizer *opt = NULL;
+        ow_error_clear(&err);
+        ow__alloc_fail_after(k);
+        int rc = ow_optimizer_new(f.groups, &opt, &err);
+        ow__alloc_fail_after(-1);
+        if (rc == OW_OK) {
+            ow_optimizer_free(opt);
+            break;
+        }
+        ck_assert_int_eq(rc, OW_ERR_NOMEM);
+        ck_assert_ptr_null(opt);
+    }
+    /* the first step creates the state: a failure moves nothing */
+    float before[7];
+    memcpy(before, f.data[0], sizeof before);
+    for (long k = 0;; k++) {
+        ow_error_clear(&err);
+        ow__alloc_fail_after(k);
+        int rc = ow_optimizer_step(f.opt, &err);
+        ow__alloc_fail_after(-1);
+        if (rc == OW_OK)
+            break;
+        ck_assert_int_eq(rc, OW_ERR_NOMEM);
+        ck_assert_mem_eq(f.data[0], before, sizeof before);
+        ck_assert(!f.opt->t[0].has_state);
+    }
+    ck_assert(f.opt->t[0].has_state);
+    for (long k = 0;; k++) {
+        ow_error_clear(&err);
+        ow__alloc_fail_after(k);
+        int rc = ow_optimizer_save(f.opt, tmp("s"), &err);
+        ow__alloc_fail_after(-1);
+        if (rc == OW_OK)
+            break;
+        ck_assert_int_eq(rc, OW_ERR_NOMEM);
+    }
+    ow_check_ok(ow_optimizer_save(f.opt, tmp("ref"), &err), &err);
+    for (long k = 0;; k++) {
+        ow_error_clear(&err);
+        ow__alloc_fail_after(k);
+        int rc = ow_optimizer_load(f.opt, tmp("s"), &err);
+        ow__alloc_fail_after(-1);
+        if (rc == OW_OK)
+            break;
+        ck_assert_int_eq(rc, OW_ERR_NOMEM);
+        ow_check_ok(ow_optimizer_save(f.opt, tmp("now"), &err), &err);
+        unsigned char *x, *y;
+        size_t nx = read_bytes(tmp("ref"), &x), ny = read_bytes(tmp("now"), &y);
+        ck_assert(nx == ny && !memcmp(x, y, nx));
+        free(x);
+        free(y);
+    }
+    fix_free(&f);
+    remove_tmpdir();
+}
+END_TEST
+
+Suite *make_optim_state_suite(void)
+{
+    Suite *s = suite_create("optim_state");
+    TCase *tc = tcase_create("State");
+    tcase_add_loop_test(tc, save_load_continues_bit_for_bit, 0,
+                        (int)OW__ARRAY_LEN(round_trips));
+    tcase_add_test(tc, file_is_torch_safetensors);
+    tcase_add_test(tc, refuses_bad_files);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Errors");
+    tcase_add_test(tc, set_checks_keys_and_ranges);
+    tcase_add_loop_test(tc, bad_configs_positioned, 0, (int)OW__ARRAY_LEN(bad_cases));
+    tcase_add_test(tc, entry_without_kernels_is_unsupported);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Limits");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, oom_new_step_save_load);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return ow_test_run(make_optim_state_suite());
+}

@@ -1,0 +1,96 @@
+/* optim_fixture.c -- see optim_fixture.h. */
+#include "optim_fixture.h"
+#include "constructors/groups_internal.h"
+
+#include <string.h>
+
+static float rnd(unsigned *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (float)(*s >> 8) / 8388608.0f - 1.0f;
+}
+
+void fix_grads(fixture *f, unsigned seed)
+{
+    for (size_t i = 0; i < f->n; i++)
+        for (size_t k = 0; k < f->numel[i]; k++)
+            f->grad[i][k] = rnd(&seed);
+}
+
+void fix_make(fixture *f, const char *entry, size_t n, const int *ndim,
+              const int64_t (*shapes)[3], size_t ngroups, const char *const *opts,
+              unsigned seed)
+{
+    memset(f, 0, sizeof *f);
+    ow_error err;
+    ow_error_clear(&err);
+    const ow_entry *e = ow_registry_find(OW_KIND_OPTIMIZER, entry);
+    ck_assert_msg(e != NULL, "no optimizer '%s'", entry);
+    const ow_module_info root = {.name = "", .type = "Fixture"};
+    ow_check_ok(ow_model_new("fixture", &f->model, &err), &err);
+    ow_check_ok(ow_model_add_module(f->model, &root, &err), &err);
+    f->n = n;
+    for (size_t i = 0; i < n; i++) {
+        size_t m = 1;
+        for (int d = 0; d < ndim[i]; d++)
+            m *= (size_t)shapes[i][d];
+        f->numel[i] = m;
+        f->data[i] = ow__malloc(m * sizeof(float));
+        f->grad[i] = ow__malloc(m * sizeof(float));
+        ck_assert(f->data[i] && f->grad[i]);
+        for (size_t k = 0; k < m; k++)
+            f->data[i][k] = rnd(&seed);
+        char name[16];
+        snprintf(name, sizeof name, "t%zu", i);
+        ow_param_info pi = {.module = "",
+                            .name = name,
+                            .ndim = ndim[i],
+                            .shape = shapes[i],
+                            .requires_grad = true,
+                            .data = f->data[i],
+                            .grad = f->grad[i]};
+        ow_check_ok(ow_model_add_param(f->model, &pi, &err), &err);
+    }
+    fix_grads(f, seed + 7);
+    f->groups = ow__groups_new(f->model);
+    ck_assert_ptr_nonnull(f->groups);
+    f->groups->optimizer = e;
+    for (size_t g = 0; g < ngroups; g++) {
+        size_t index;
+        ow_check_ok(ow_groups_add(f->groups, &index, &err), &err);
+        for (size_t i = g; i < n; i += ngroups)
+            ow_check_ok(ow_groups_add_param(f->groups, index, i, &err), &err);
+        ow_cfg *o = NULL;
+        ow_check_ok(ow__cfg_parse(opts[g], strlen(opts[g]), "<opts>", &o, &err), &err);
+        for (size_t k = 0; k < o->v.c.n; k++)
+            ow_check_ok(ow_groups_set_value(f->groups, index, o->v.c.keys[k],
+                                            o->v.c.items[k], &err),
+                        &err);
+        ow_cfg_free(o);
+    }
+    /* the optimizer-level defaults: group 0's options (timm's defaults['lr']) */
+    ow_check_ok(
+        ow__cfg_parse(opts[0], strlen(opts[0]), "<opts>", &f->groups->defaults, &err),
+        &err);
+    ow_check_ok(ow_optimizer_new(f->groups, &f->opt, &err), &err);
+}
+
+void fix_copy_data(fixture *b, const fixture *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        memcpy(b->data[i], a->data[i], a->numel[i] * sizeof(float));
+        memcpy(b->grad[i], a->grad[i], a->numel[i] * sizeof(float));
+    }
+}
+
+void fix_free(fixture *f)
+{
+    ow_optimizer_free(f->opt);
+    ow_groups_free(f->groups);
+    ow_model_free(f->model);
+    for (size_t i = 0; i < f->n; i++) {
+        ow_free(f->data[i]);
+        ow_free(f->grad[i]);
+    }
+    memset(f, 0, sizeof *f);
+}
