@@ -40,7 +40,7 @@ static void run_free(run_result *r)
     ow_free(r->err);
 }
 
-static const char *const commands[] = {"check", "groups", "list", "model", "print-config"};
+static const char *const commands[] = {"bench", "check", "groups", "list", "model", "print-config", "replay", "schedule"};
 
 START_TEST(help_lists_every_command)
 {
@@ -286,6 +286,44 @@ START_TEST(plugin_from_custom_imports)
 }
 END_TEST
 
+/* replay reads the kind of a golden file: optimizer trajectories and schedules alike. */
+START_TEST(replay_golden_files)
+{
+    char args[1024];
+    snprintf(args, sizeof args, "replay --check %s/sched/mmengine/constant.json",
+             OW_TEST_GOLDEN);
+    run_result r = run(args);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.out, "max_rel_err=0\n");
+    run_free(&r);
+    snprintf(args, sizeof args, "replay --check --quiet %s/optim/torch/AdamW__base.json",
+             OW_TEST_GOLDEN);
+    r = run(args);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.out, "max_abs_err=0 max_rel_err=0 max_ulp=0\n");
+    run_free(&r);
+    /* a schedule whose recorded lr is changed no longer replays */
+    char src[1024];
+    snprintf(src, sizeof src, "%s/sched/mmengine/constant.json", OW_TEST_GOLDEN);
+    char *text = ow_test_slurp(src);
+    char *hit = strstr(text, "\"lr\":[[0.025");
+    ck_assert_ptr_nonnull(hit);
+    hit[10] = '6'; /* 0.025 -> 0.065 */
+    char path[] = "/tmp/ow_cli_replayXXXXXX.json";
+    int fd = mkstemps(path, 5);
+    ck_assert(fd >= 0);
+    ck_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    ow_free(text);
+    snprintf(args, sizeof args, "replay --check %s", path);
+    r = run(args);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert(strstr(r.err, "beyond tolerance"));
+    run_free(&r);
+    unlink(path);
+}
+END_TEST
+
 static Suite *make_cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -300,6 +338,7 @@ static Suite *make_cli_suite(void)
     tcase_add_test(tc, errors_are_positioned_with_exit_1);
     tcase_add_test(tc, list_and_model);
     tcase_add_test(tc, plugin_from_custom_imports);
+    tcase_add_test(tc, replay_golden_files);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,6 +1,7 @@
-/* cmd_replay.c -- `optwrap replay FILE.json [--check]`: re-runs a golden optimizer
- * trajectory (recorded gradients) through optwrap, prints the parameters after each
- * step, and with --check compares them with the recorded ones. */
+/* cmd_replay.c -- `optwrap replay FILE.json [--check]`: re-runs a golden file through
+ * optwrap: an optimizer trajectory (recorded gradients; prints the parameters after
+ * each step) or a schedule (mmengine_param_scheduler, timm_scheduler); with --check it
+ * compares with the recorded values. */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -39,6 +40,28 @@ static void print_params(const ow_model *m, int step)
     }
 }
 
+/* The schedule kinds of golden files, replayed by the scheduler code. */
+static int replay_schedule(const char *path, const ow_cfg *golden, bool check)
+{
+    ow_error err;
+    ow_error_clear(&err);
+    double max_err = 0;
+    char msg[512] = "";
+    int rc = ow_sched_replay(golden, &max_err, msg, sizeof msg, &err);
+    if (rc && rc != OW_ERR_VALUE)
+        return cli_fail(&err);
+    if (!check) {
+        printf("%s\n", msg);
+        return CLI_OK;
+    }
+    printf("max_rel_err=%.9g\n", max_err);
+    if (rc) {
+        fprintf(stderr, "optwrap replay: %s: beyond tolerance: %s\n", path, msg);
+        return CLI_ERROR;
+    }
+    return CLI_OK;
+}
+
 int cli_replay(int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("replay");
@@ -65,6 +88,19 @@ int cli_replay(int argc, char **argv)
     }
     ow_error err;
     ow_error_clear(&err);
+    ow_cfg *golden = NULL;
+    if (ow_cfg_load(a.positional[0], &golden, &err))
+        return cli_fail(&err);
+    const ow_cfg *kind = ow_cfg_find(golden, "kind");
+    const char *k = ow_cfg_get_type(kind) == OW_CFG_STRING ? NULL : "";
+    if (!k)
+        ow_cfg_get_string(kind, &k, NULL);
+    if (!strcmp(k, "mmengine_param_scheduler") || !strcmp(k, "timm_scheduler")) {
+        st = replay_schedule(a.positional[0], golden, check);
+        ow_cfg_free(golden);
+        return st;
+    }
+    ow_cfg_free(golden);
     ow_trajectory *t = NULL;
     if (ow_trajectory_load(a.positional[0], &t, &err))
         return cli_fail(&err);

@@ -19,7 +19,7 @@ const cli_command cli_commands[] = {
      "print-config CONFIG [--format yaml|json] [--cfg-options K=V ...]"},
     {"bench", cli_bench, "time optimizer steps against the memory-bandwidth pattern",
      "bench [--quick] [--optimizers LIST] [--sizes LIST] [--threads LIST]"},
-    {"replay", cli_replay, "re-run a reference optimizer trajectory and compare",
+    {"replay", cli_replay, "re-run a reference optimizer trajectory or schedule and compare",
      "replay FILE.json [--check]"},
     {"schedule", cli_schedule, "the lr/momentum schedule as a chart, SVG or CSV",
      "schedule CONFIG [--iters N | --epochs E --epoch-length L] [-o FILE.svg] [--csv] "
