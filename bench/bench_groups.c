@@ -42,10 +42,22 @@ static ow_model *synthetic(int blocks)
         ow_model_add_module(m, &fc, NULL);
         ow_model_add_module(m, &ln, NULL);
         ow_param_info p[] = {
-            {.module = lin, .name = "weight", .ndim = 2, .shape = w, .requires_grad = true},
+            {.module = lin,
+             .name = "weight",
+             .ndim = 2,
+             .shape = w,
+             .requires_grad = true},
             {.module = lin, .name = "bias", .ndim = 1, .shape = b, .requires_grad = true},
-            {.module = norm, .name = "weight", .ndim = 1, .shape = b, .requires_grad = true},
-            {.module = norm, .name = "bias", .ndim = 1, .shape = b, .requires_grad = true},
+            {.module = norm,
+             .name = "weight",
+             .ndim = 1,
+             .shape = b,
+             .requires_grad = true},
+            {.module = norm,
+             .name = "bias",
+             .ndim = 1,
+             .shape = b,
+             .requires_grad = true},
         };
         for (size_t k = 0; k < 4; k++)
             ow_model_add_param(m, &p[k], NULL);
@@ -92,8 +104,8 @@ int main(int argc, char **argv)
     for (int tensors = 1000; tensors <= 20000; tensors *= 2) {
         ow_model *m = synthetic(tensors / 4);
         double t = time_build(cfg, m, 5);
-        printf("param groups, %6d tensors             %8.3f ms  (%.2f us/tensor)\n", tensors,
-               t * 1e3, t * 1e6 / tensors);
+        printf("param groups, %6d tensors             %8.3f ms  (%.2f us/tensor)\n",
+               tensors, t * 1e3, t * 1e6 / tensors);
         ow_model_free(m);
     }
     ow_cfg_free(cfg);

@@ -170,7 +170,8 @@ OW_API int ow_cfg_get_string(const ow_cfg *node, const char **out, ow_error *err
 OW_API int ow_cfg_get_doubles(const ow_cfg *node, double *out, size_t n, ow_error *err);
 
 /* Writes node as block YAML (print-config) or as compact JSON into a new string the
- * caller releases with ow_free(). Floats are written in their shortest round-trip form. */
+ * caller releases with ow_free(). Floats are written in their shortest round-trip form.
+ */
 OW_API int ow_cfg_save_yaml(const ow_cfg *node, char **out, ow_error *err);
 OW_API int ow_cfg_save_json(const ow_cfg *node, char **out, ow_error *err);
 
@@ -197,22 +198,23 @@ typedef enum ow_registry_kind {
 
 /* Value types of declared keys. */
 typedef enum ow_type {
-    OW_T_ANY,     /* any value, copied as written */
+    OW_T_ANY, /* any value, copied as written */
     OW_T_BOOL,
     OW_T_INT,
-    OW_T_NUMBER,  /* int or float, kept as written (torch keeps `dampening: 0` an int) */
-    OW_T_FLOAT,   /* a float; an int is accepted and converted */
+    OW_T_NUMBER, /* int or float, kept as written (torch keeps `dampening: 0` an int) */
+    OW_T_FLOAT,  /* a float; an int is accepted and converted */
     OW_T_STRING,
-    OW_T_NUMLIST, /* a list of numbers (betas, milestones); `.min`/`.max` bound each item */
+    OW_T_NUMLIST, /* a list of numbers (betas, milestones); `.min`/`.max` bound each item
+                   */
     OW_T_LIST,
     OW_T_MAP
 } ow_type;
 
 /* Key flags. */
-#define OW_KEY_REQUIRED 0x1u /* must be given (no default) */
-#define OW_KEY_NULLABLE 0x2u /* null is accepted in addition to .type */
-#define OW_KEY_RANGE    0x4u /* .min/.max apply (numbers, and each item of a NUMLIST) */
-#define OW_KEY_MIN_OPEN 0x8u /* the value must be strictly greater than .min */
+#define OW_KEY_REQUIRED 0x1u  /* must be given (no default) */
+#define OW_KEY_NULLABLE 0x2u  /* null is accepted in addition to .type */
+#define OW_KEY_RANGE    0x4u  /* .min/.max apply (numbers, and each item of a NUMLIST) */
+#define OW_KEY_MIN_OPEN 0x8u  /* the value must be strictly greater than .min */
 #define OW_KEY_MAX_OPEN 0x10u /* the value must be strictly less than .max */
 
 /* One declared key of an entry, a row of its schema: `.def` is the default written as
@@ -276,15 +278,15 @@ typedef struct ow_layer_depth_ops {
 /* A registry entry: static const data owned by whoever registers it, which must stay
  * valid for as long as it is registered (for a plugin: until the process exits). */
 struct ow_entry {
-    int abi_version;               /* OW_ABI_VERSION */
-    const char *name;              /* type string, e.g. "AdamW" */
+    int abi_version;  /* OW_ABI_VERSION */
+    const char *name; /* type string, e.g. "AdamW" */
     ow_registry_kind kind;
-    const char *scope;             /* "mmengine", "mmpretrain", "timm", ... or NULL */
-    const char *summary;           /* one line, for `optwrap list` */
-    const ow_key *keys;            /* the accepted keys, ended by a row with name NULL */
-    const char *const *aliases;    /* optional: NULL-terminated other names, or NULL */
-    const void *ops;               /* kind-specific: ow_constructor_ops for constructors;
-                                      optional (NULL) for schema-only entries */
+    const char *scope;          /* "mmengine", "mmpretrain", "timm", ... or NULL */
+    const char *summary;        /* one line, for `optwrap list` */
+    const ow_key *keys;         /* the accepted keys, ended by a row with name NULL */
+    const char *const *aliases; /* optional: NULL-terminated other names, or NULL */
+    const void *ops;            /* kind-specific: ow_constructor_ops for constructors;
+                                   optional (NULL) for schema-only entries */
 };
 
 /* Registers a run-time entry. Fails with OW_ERR_DUPLICATE when the name (or an alias)
@@ -315,15 +317,15 @@ typedef int (*ow_plugin_init_fn)(ow_error *err);
 
 typedef enum ow_module_kind {
     OW_MODULE_OTHER,
-    OW_MODULE_NORM,      /* BatchNorm, InstanceNorm, GroupNorm, LayerNorm and subclasses */
-    OW_MODULE_CONV,      /* Conv1d/2d/3d, ConvTranspose */
+    OW_MODULE_NORM, /* BatchNorm, InstanceNorm, GroupNorm, LayerNorm and subclasses */
+    OW_MODULE_CONV, /* Conv1d/2d/3d, ConvTranspose */
     OW_MODULE_LINEAR,
     OW_MODULE_EMBEDDING
 } ow_module_kind;
 
 typedef struct ow_module_info {
-    const char *name;  /* dotted full name; "" for the root */
-    const char *type;  /* class name: "Conv2d", "LayerNorm", "VisionTransformer" */
+    const char *name; /* dotted full name; "" for the root */
+    const char *type; /* class name: "Conv2d", "LayerNorm", "VisionTransformer" */
     ow_module_kind kind;
     int64_t in_channels, out_channels, groups; /* conv only; 0 otherwise */
 } ow_module_info;
@@ -331,31 +333,31 @@ typedef struct ow_module_info {
 #define OW_MAX_DIMS 8
 
 typedef struct ow_param_info {
-    const char *module;         /* full name of an added module */
-    const char *name;           /* direct name ("weight") */
-    int ndim;                   /* 0..OW_MAX_DIMS */
-    const int64_t *shape;       /* [ndim] */
+    const char *module;   /* full name of an added module */
+    const char *name;     /* direct name ("weight") */
+    int ndim;             /* 0..OW_MAX_DIMS */
+    const int64_t *shape; /* [ndim] */
     bool requires_grad;
-    float *data;                /* host-owned [numel], or NULL for a tree without data */
-    float *grad;                /* host-owned [numel], or NULL (no gradient) */
-    const char *shared;         /* full name of an earlier parameter this one is, or NULL;
-                                   shape, data and grad are then taken from it (ndim 0
-                                   and shape NULL: not checked; data, grad NULL or the
-                                   same), requires_grad must be the tensor's */
+    float *data;        /* host-owned [numel], or NULL for a tree without data */
+    float *grad;        /* host-owned [numel], or NULL (no gradient) */
+    const char *shared; /* full name of an earlier parameter this one is, or NULL;
+                           shape, data and grad are then taken from it (ndim 0
+                           and shape NULL: not checked; data, grad NULL or the
+                           same), requires_grad must be the tensor's */
 } ow_param_info;
 
 /* A read-only view of one parameter occurrence, valid until the model changes. */
 typedef struct ow_param_view {
-    const char *full_name;     /* "backbone.layers.0.gn.weight"; "logit_scale" at root */
-    const char *module;        /* owning module's full name */
-    const char *name;          /* direct name */
+    const char *full_name; /* "backbone.layers.0.gn.weight"; "logit_scale" at root */
+    const char *module;    /* owning module's full name */
+    const char *name;      /* direct name */
     const ow_module_info *module_info;
     int ndim;
     const int64_t *shape;
     int64_t numel;
     bool requires_grad;
-    size_t tensor;             /* index of the distinct tensor; equal for shared params */
-    bool is_shared;            /* a later occurrence of an earlier tensor */
+    size_t tensor;  /* index of the distinct tensor; equal for shared params */
+    bool is_shared; /* a later occurrence of an earlier tensor */
     float *data, *grad;
 } ow_param_view;
 
@@ -363,7 +365,8 @@ OW_API int ow_model_new(const char *name, ow_model **out, ow_error *err);
 OW_API void ow_model_free(ow_model *model);
 /* Adds a module after all earlier ones. Its parent (the name up to the last dot, "" for
  * a top-level name) must already exist, and the name must be new. */
-OW_API int ow_model_add_module(ow_model *model, const ow_module_info *info, ow_error *err);
+OW_API int ow_model_add_module(ow_model *model, const ow_module_info *info,
+                               ow_error *err);
 /* Adds a direct parameter to an existing module. */
 OW_API int ow_model_add_param(ow_model *model, const ow_param_info *info, ow_error *err);
 /* Sets the host's data and grad pointers of a distinct tensor (found by any of its
@@ -455,8 +458,8 @@ OW_API int ow_groups_set_reason(ow_groups *groups, size_t group, const char *rea
 OW_API size_t ow_groups_get_num_warnings(const ow_groups *groups);
 OW_API const char *ow_groups_get_warning(const ow_groups *groups, size_t i);
 /* For constructors: records a warning at a config node's position (node may be NULL). */
-OW_API int ow_groups_add_warning(ow_groups *groups, const ow_cfg *node, const char *message,
-                                 ow_error *err);
+OW_API int ow_groups_add_warning(ow_groups *groups, const ow_cfg *node,
+                                 const char *message, ow_error *err);
 /* The model the groups were built for (borrowed). */
 OW_API const ow_model *ow_groups_get_model(const ow_groups *groups);
 /* Writes {"groups": [{"params": [names], key: value, ...}, ...]} into a new string. */
@@ -502,8 +505,8 @@ OW_API void ow_optimizer_free(ow_optimizer *opt);
  * move. The lr used is the group's `lr` times its `lr_scale` for groups built by
  * TimmOptimWrapperConstructor (timm's layer decay, see ow_groups_get_effective_lr):
  * schedulers write the unscaled lr there. Elsewhere (mmpretrain, mmseg) lr_scale is
- * already folded into lr and the optimizer uses `lr` as it is. Gradients are read, never written. On
- * failure (OW_ERR_NOMEM creating state) nothing has moved. */
+ * already folded into lr and the optimizer uses `lr` as it is. Gradients are read, never
+ * written. On failure (OW_ERR_NOMEM creating state) nothing has moved. */
 OW_API int ow_optimizer_step(ow_optimizer *opt, ow_error *err);
 
 /* The registry entry it runs (borrowed). */
@@ -565,11 +568,12 @@ OW_API int ow_optimizer_load(ow_optimizer *opt, const char *path, ow_error *err)
  * passes whose per-tensor sums reach a `finish` hook between passes; factored ones
  * (Adafactor) step tensor by tensor. */
 
-#define OW_MAX_VALUES 4        /* numbers in one hyperparameter (Adan's three betas) */
-#define OW_MAX_PASSES 4        /* element passes of one step */
-#define OW_MAX_SUMS 4          /* per-tensor sums one pass accumulates */
-#define OW_MAX_TENSOR_SCALARS 4 /* per-tensor values finish hooks hand to later passes */
-#define OW_MAX_CTX 256         /* bytes of per-step constants */
+#define OW_MAX_VALUES         4 /* numbers in one hyperparameter (Adan's three betas) */
+#define OW_MAX_PASSES         4 /* element passes of one step */
+#define OW_MAX_SUMS           4 /* per-tensor sums one pass accumulates */
+#define OW_MAX_TENSOR_SCALARS 4 /* per-tensor values finish hooks hand to later passes   \
+                                 */
+#define OW_MAX_CTX 256          /* bytes of per-step constants */
 
 /* One hyperparameter of a group, resolved from its config value. */
 typedef struct ow_hparam {
@@ -604,21 +608,21 @@ typedef struct ow_prepare_args {
     double initial_lr;         /* the group's lr when the optimizer was made (composer) */
     double *scalars;           /* [slots] a tensor's scalar slots, in/out (step += 1) */
     void *ctx;                 /* out: ctx_size bytes of constants for the kernels */
-    unsigned passes;           /* out: bit k set = pass k runs for the group (preset: all) */
-    void *shared;              /* OW_MAX_CTX bytes per optimizer, zero at first, kept across
-                                  groups and steps (caches the references share between
-                                  groups, such as RAdamLegacy's `buffer`); not saved */
+    unsigned passes; /* out: bit k set = pass k runs for the group (preset: all) */
+    void *shared;    /* OW_MAX_CTX bytes per optimizer, zero at first, kept across
+                        groups and steps (caches the references share between
+                        groups, such as RAdamLegacy's `buffer`); not saved */
 } ow_prepare_args;
 
 /* What an element kernel gets: a contiguous range of one tensor. */
 typedef struct ow_kernel_args {
-    size_t n;                /* elements */
-    float *p;                /* [n] parameters */
-    const float *g;          /* [n] gradients */
-    float *const *s;         /* [slots] parameter-shaped slots at this range, else NULL */
-    const void *ctx;         /* the group's constants from prepare */
-    const double *t;         /* [OW_MAX_TENSOR_SCALARS] the tensor's values from finish */
-    double *sums;            /* [pass nsums] add this range's sums here */
+    size_t n;        /* elements */
+    float *p;        /* [n] parameters */
+    const float *g;  /* [n] gradients */
+    float *const *s; /* [slots] parameter-shaped slots at this range, else NULL */
+    const void *ctx; /* the group's constants from prepare */
+    const double *t; /* [OW_MAX_TENSOR_SCALARS] the tensor's values from finish */
+    double *sums;    /* [pass nsums] add this range's sums here */
 } ow_kernel_args;
 typedef void (*ow_kernel_fn)(const ow_kernel_args *a);
 
@@ -629,7 +633,7 @@ typedef struct ow_finish_args {
     const double *sums;   /* [nsums] this tensor's */
     const double *totals; /* [nsums] over every tensor in the pass */
     size_t numel;
-    double *t;            /* [OW_MAX_TENSOR_SCALARS] in/out */
+    double *t; /* [OW_MAX_TENSOR_SCALARS] in/out */
 } ow_finish_args;
 
 typedef struct ow_pass {
@@ -649,14 +653,14 @@ typedef struct ow_tensor_args {
     float *const *s; /* [slots] every tensor slot in its own shape, NULL where absent */
     double *scalars; /* [slots] in/out */
     const void *ctx;
-    float *scratch;  /* [3 * numel] scratch space for the step */
-    int threads;     /* threads its element-wise loops may use (reductions stay serial so
-                        that results do not depend on it) */
-    bool ref;        /* use plain loops only (tests) */
+    float *scratch; /* [3 * numel] scratch space for the step */
+    int threads;    /* threads its element-wise loops may use (reductions stay serial so
+                       that results do not depend on it) */
+    bool ref;       /* use plain loops only (tests) */
 } ow_tensor_args;
 
 typedef struct ow_optimizer_ops {
-    int abi_version; /* OW_ABI_VERSION */
+    int abi_version;      /* OW_ABI_VERSION */
     const ow_slot *slots; /* state slots, ended by a row with name NULL */
     size_t ctx_size;      /* bytes prepare writes, <= OW_MAX_CTX */
     /* optional: torch's checks across keys ("Nesterov momentum requires a momentum and
@@ -689,7 +693,7 @@ typedef struct ow_trajectory_stats {
     double max_rel_err; /* |x - ref| / |ref| (ref != 0) */
     uint64_t max_ulp;   /* float32 units in the last place */
     double tolerance;   /* the optimizer's ops->tolerance */
-    bool passed;        /* max_ulp == 0 when tolerance is 0, else max_rel_err <= tolerance */
+    bool passed; /* max_ulp == 0 when tolerance is 0, else max_rel_err <= tolerance */
 } ow_trajectory_stats;
 
 /* Loads a trajectory file and builds its model, groups and optimizer. A name optwrap does
@@ -724,7 +728,8 @@ OW_API void ow_trajectory_get_stats(const ow_trajectory *traj, ow_trajectory_sta
  *
  * Schedulers read and write hyperparameters through an ow_sched_target, which the
  * optimizer engine reads them from too. Key "momentum" means the group's `momentum`,
- * or `betas[0]` for Adam-style optimizers (mmengine's momentum schedulers do the same). */
+ * or `betas[0]` for Adam-style optimizers (mmengine's momentum schedulers do the same).
+ */
 
 typedef struct ow_sched ow_sched;
 
@@ -740,7 +745,7 @@ typedef struct ow_sched_target {
      * TimmOptimWrapperConstructor): timm schedulers then write the unscaled lr instead
      * of timm's value * lr_scale, so the scale is applied once. */
     bool lr_scale_at_step;
-    void *ctx;           /* passed to get and set */
+    void *ctx; /* passed to get and set */
     /* Reads hyperparameter `key` of a group; false when the group has no such key. */
     bool (*get)(void *ctx, size_t group, const char *key, double *value);
     /* Writes it. Called only with keys that get found; it must not fail. */
@@ -816,10 +821,10 @@ OW_API const ow_error *ow_sched_get_warning(const ow_sched *sched, size_t i);
 
 /* What a schedule is made of, for charts and logs. */
 typedef struct ow_sched_info {
-    const char *type;   /* registry name: "LinearLR" (borrowed) */
-    const char *param;  /* the scheduled key: "lr", "momentum", ... (borrowed) */
-    bool by_epoch;      /* steps per epoch (false after convert_to_iter_based) */
-    double begin, end;  /* its window, in its steps; end 1e9 when open */
+    const char *type;  /* registry name: "LinearLR" (borrowed) */
+    const char *param; /* the scheduled key: "lr", "momentum", ... (borrowed) */
+    bool by_epoch;     /* steps per epoch (false after convert_to_iter_based) */
+    double begin, end; /* its window, in its steps; end 1e9 when open */
     int64_t begin_iter, end_iter; /* the window in iterations; -1 when unknown or open */
 } ow_sched_info;
 

@@ -1,9 +1,9 @@
 /* builtins.c -- the one table of built-in registry entries, one line each (sqlite's
  * aBuiltinFunc). Adding an optimizer: its file in src/optim/, then a line here. The
  * order is the registration order; lookup is by name and ow_registry_next sorts. */
+#include "optim/optim_entries.h" /* src/optim: the optimizer entries */
 #include "registry_internal.h"
 #include "sched/sched_entries.h" /* src/sched: the scheduler entries */
-#include "optim/optim_entries.h" /* src/optim: the optimizer entries */
 
 extern const ow_entry ow__optim_wrapper_default; /* src/wrapper/optim_wrapper.c */
 extern const ow_entry ow__constructor_default;   /* src/constructors/default.c */
@@ -11,21 +11,23 @@ extern const ow_entry ow__optimizer_sgd;         /* src/optim/sgd.c */
 extern const ow_entry ow__optimizer_adam;        /* src/optim/adam.c */
 extern const ow_entry ow__optimizer_adamw;       /* src/optim/adam.c */
 
-extern const ow_entry ow__constructor_lr_decay;   /* src/constructors/lr_decay.c */
-extern const ow_entry ow__constructor_mmseg_lr_decay;     /* src/constructors/layer_decay.c */
-extern const ow_entry ow__constructor_mmseg_layer_decay;  /* src/constructors/layer_decay.c */
-extern const ow_entry ow__constructor_mmdet_lr_decay;     /* src/constructors/layer_decay.c */
-extern const ow_entry ow__constructor_vitdet_layer_decay; /* src/constructors/vit_layer_decay.c */
-extern const ow_entry ow__constructor_timm;               /* src/constructors/timm.c */
-extern const ow_entry ow__layer_depth_vit;        /* src/constructors/depth_vit.c */
-extern const ow_entry ow__layer_depth_beit;       /* src/constructors/depth_vit.c */
-extern const ow_entry ow__layer_depth_sam;        /* src/constructors/depth_vit.c */
-extern const ow_entry ow__layer_depth_hivit;      /* src/constructors/depth_vit.c */
-extern const ow_entry ow__layer_depth_convnext;   /* src/constructors/depth_conv.c */
-extern const ow_entry ow__layer_depth_resnet;     /* src/constructors/depth_conv.c */
-extern const ow_entry ow__layer_depth_swin;       /* src/constructors/depth_swin.c */
-extern const ow_entry ow__layer_depth_mixmim;     /* src/constructors/depth_swin.c */
-extern const ow_entry ow__layer_depth_regex;      /* src/constructors/depth_regex.c */
+extern const ow_entry ow__constructor_lr_decay;       /* src/constructors/lr_decay.c */
+extern const ow_entry ow__constructor_mmseg_lr_decay; /* src/constructors/layer_decay.c */
+extern const ow_entry
+    ow__constructor_mmseg_layer_decay;                /* src/constructors/layer_decay.c */
+extern const ow_entry ow__constructor_mmdet_lr_decay; /* src/constructors/layer_decay.c */
+extern const ow_entry
+    ow__constructor_vitdet_layer_decay;         /* src/constructors/vit_layer_decay.c */
+extern const ow_entry ow__constructor_timm;     /* src/constructors/timm.c */
+extern const ow_entry ow__layer_depth_vit;      /* src/constructors/depth_vit.c */
+extern const ow_entry ow__layer_depth_beit;     /* src/constructors/depth_vit.c */
+extern const ow_entry ow__layer_depth_sam;      /* src/constructors/depth_vit.c */
+extern const ow_entry ow__layer_depth_hivit;    /* src/constructors/depth_vit.c */
+extern const ow_entry ow__layer_depth_convnext; /* src/constructors/depth_conv.c */
+extern const ow_entry ow__layer_depth_resnet;   /* src/constructors/depth_conv.c */
+extern const ow_entry ow__layer_depth_swin;     /* src/constructors/depth_swin.c */
+extern const ow_entry ow__layer_depth_mixmim;   /* src/constructors/depth_swin.c */
+extern const ow_entry ow__layer_depth_regex;    /* src/constructors/depth_regex.c */
 
 const ow_entry *const ow__builtins[] = {
     &ow__optim_wrapper_default,

@@ -11,8 +11,8 @@
 #include <strings.h>
 
 #define ROOT_SCOPE "mmengine" /* the scope of an entry whose .scope is NULL */
-#define SCOPE_MAX 128         /* longest scope prefix a type string may carry */
-#define CLOSE_MAX 3           /* "closest" names: at most this many, this distance */
+#define SCOPE_MAX  128        /* longest scope prefix a type string may carry */
+#define CLOSE_MAX  3          /* "closest" names: at most this many, this distance */
 
 typedef struct record {
     const ow_entry *entry;
@@ -230,7 +230,8 @@ static size_t collect_closest(ow_registry_kind kind, const char *word, const cha
         if ((*b)->kind == kind && !hidden(*b, 0))
             offer_entry(best, &nb, word, *b, scope, qualify, names, &used);
     for (size_t i = 0; i < runtime.n; i++)
-        if (runtime.items[i].entry->kind == kind && !hidden(runtime.items[i].entry, i + 1))
+        if (runtime.items[i].entry->kind == kind &&
+            !hidden(runtime.items[i].entry, i + 1))
             offer_entry(best, &nb, word, runtime.items[i].entry, scope, qualify, names,
                         &used);
     return nb;
@@ -239,8 +240,8 @@ static size_t collect_closest(ow_registry_kind kind, const char *word, const cha
 /* Suggestions for a miss: a scoped name gets names of its scope; an unscoped one gets
  * names of the default scope and of mmengine, and only when none is close, names of
  * every scope written with their scope ("timm.adamw"). */
-static const char *closest(ow_registry_kind kind, const char *name, const char *default_scope,
-                           char *buf, size_t n)
+static const char *closest(ow_registry_kind kind, const char *name,
+                           const char *default_scope, char *buf, size_t n)
 {
     near_name best[CLOSE_MAX];
     char names[64][128];
@@ -341,24 +342,28 @@ static int validate(const ow_entry *e, ow_error *err)
     if (!e->name || !*e->name)
         return invalid(err, "registry entry has no name");
     if (!plain_word(e->name))
-        return invalid(err, "registry entry name '%s' must not contain '.' (it separates "
-                            "a scope from a name)",
+        return invalid(err,
+                       "registry entry name '%s' must not contain '.' (it separates "
+                       "a scope from a name)",
                        e->name);
     if ((unsigned)e->kind >= OW_KIND__COUNT)
         return invalid(err, "registry entry `%s`: unknown kind %d", e->name,
                        (int)e->kind);
     if (e->scope && !plain_word(e->scope))
-        return invalid(err, "registry entry `%s`: scope '%s' must be non-empty and "
-                            "without '.'",
+        return invalid(err,
+                       "registry entry `%s`: scope '%s' must be non-empty and "
+                       "without '.'",
                        e->name, e->scope);
     if (!e->keys)
-        return invalid(err, "registry entry `%s`: keys is NULL (give a table ended by a "
-                            "row with name NULL)",
+        return invalid(err,
+                       "registry entry `%s`: keys is NULL (give a table ended by a "
+                       "row with name NULL)",
                        e->name);
     for (const char *const *a = e->aliases; a && *a; a++)
         if (!plain_word(*a))
-            return invalid(err, "registry entry `%s`: alias '%s' must be non-empty and "
-                                "without '.'",
+            return invalid(err,
+                           "registry entry `%s`: alias '%s' must be non-empty and "
+                           "without '.'",
                            e->name, *a);
     return OW_OK;
 }

@@ -21,7 +21,8 @@ void *ow__realloc(void *ptr, size_t n);
 char *ow__strdup(const char *s);
 char *ow__strndup(const char *s, size_t n);
 /* Test hook: the allocation after `n` more successful ones fails (n < 0: never).
- * Returns the number of allocations made since the last call. Not thread-safe; tests only. */
+ * Returns the number of allocations made since the last call. Not thread-safe; tests
+ * only. */
 long ow__alloc_fail_after(long n);
 
 /* Grows *items (of elem_size) so that it holds at least need elements. */
@@ -162,7 +163,8 @@ const char *ow__registry_closest(ow_registry_kind kind, const char *name, char *
  * allow_failed_imports: false}` (paths relative to the config file's directory);
  * no-op when root has no custom_imports. */
 int ow__registry_import(const ow_cfg *root, ow_error *err);
-/* Tests only: drops every run-time entry and forgets loaded plugins (they stay mapped). */
+/* Tests only: drops every run-time entry and forgets loaded plugins (they stay mapped).
+ */
 void ow__registry_reset(void);
 
 #endif /* OW_INTERNAL_H */

@@ -1,8 +1,8 @@
 /* check_cfg.c -- the config layer: _base_ chains and merging, {{ }} templates,
  * --cfg-options overrides, YAML/JSON output, the schema validator, the bad-config
  * corpus in tests/bad/cfg and allocation failures in each entry point. */
-#include "testlib.h"
 #include "cfg/cfg_internal.h"
+#include "testlib.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -53,9 +53,10 @@ static void check_tree_at(int line, const ow_cfg *cfg, const char *expected)
     ow_cfg_free(want);
 }
 
-#define check_pos(node, suffix, line, column)                                              \
+#define check_pos(node, suffix, line, column)                                            \
     check_pos_at(__LINE__, (node), (suffix), (line), (column))
-static void check_pos_at(int at, const ow_cfg *node, const char *suffix, int line, int column)
+static void check_pos_at(int at, const ow_cfg *node, const char *suffix, int line,
+                         int column)
 {
     ck_assert_msg(node != NULL, "line %d: no node", at);
     const char *file = ow_cfg_get_file(node);
@@ -73,21 +74,23 @@ static void check_pos_at(int at, const ow_cfg *node, const char *suffix, int lin
 START_TEST(chain_merges_three_levels)
 {
     ow_cfg *cfg = load_data("chain/top.yaml");
-    check_tree(cfg, "optim_wrapper:\n"
-                    "  type: OptimWrapper\n"
-                    "  optimizer: {type: AdamW, lr: 0.01, momentum: 0.9, betas: [0.8, 0.9],\n"
-                    "              weight_decay: 0.05}\n"
-                    "  paramwise_cfg: {norm_decay_mult: 0.0}\n"
-                    "  clip_grad: null\n"
-                    "model: {depth: 50}\n"
-                    "work: top\n");
+    check_tree(cfg,
+               "optim_wrapper:\n"
+               "  type: OptimWrapper\n"
+               "  optimizer: {type: AdamW, lr: 0.01, momentum: 0.9, betas: [0.8, 0.9],\n"
+               "              weight_decay: 0.05}\n"
+               "  paramwise_cfg: {norm_decay_mult: 0.0}\n"
+               "  clip_grad: null\n"
+               "model: {depth: 50}\n"
+               "work: top\n");
     /* every value keeps the place where it was written, bases included */
-    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.momentum"), "/chain_bases/leaf.yaml",
-              6, 15);
-    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.type"), "/chain_bases/mid.yaml", 4,
-              11);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.momentum"),
+              "/chain_bases/leaf.yaml", 6, 15);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.type"), "/chain_bases/mid.yaml",
+              4, 11);
     check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.lr"), "/chain/top.yaml", 4, 9);
-    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.betas.1"), "/chain/top.yaml", 5, 18);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.betas.1"), "/chain/top.yaml", 5,
+              18);
     check_pos(cfg, "/chain/top.yaml", 1, 1);
     ow_cfg_free(cfg);
 }
@@ -113,15 +116,16 @@ START_TEST(refs_resolve_against_bases)
 {
     ow_cfg *cfg = load_data("refs/child.yaml");
     /* `lr: {{_base_.lr}}` sees the bases' 0.02, not the child's own lr: 0.5 */
-    check_tree(cfg, "lr: 0.5\n"
-                    "betas: [0.9, 0.99]\n"
-                    "optimizer: {type: SGD, lr: 0.1}\n"
-                    "sched: [{type: A}, {type: B}]\n"
-                    "optim_wrapper:\n"
-                    "  optimizer: {type: AdamW, lr: 0.02, betas: [0.9, 0.99], inner: SGD}\n"
-                    "  from_list: B\n"
-                    "  whole: {type: SGD, lr: 0.1}\n"
-                    "  pair: [0.02, 1]\n");
+    check_tree(cfg,
+               "lr: 0.5\n"
+               "betas: [0.9, 0.99]\n"
+               "optimizer: {type: SGD, lr: 0.1}\n"
+               "sched: [{type: A}, {type: B}]\n"
+               "optim_wrapper:\n"
+               "  optimizer: {type: AdamW, lr: 0.02, betas: [0.9, 0.99], inner: SGD}\n"
+               "  from_list: B\n"
+               "  whole: {type: SGD, lr: 0.1}\n"
+               "  pair: [0.02, 1]\n");
     /* a copied value keeps the base's position */
     check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.lr"), "/refs/base.yaml", 1, 5);
     check_pos(ow_cfg_find(cfg, "optim_wrapper.pair.1"), "/refs/child.yaml", 10, 25);
@@ -278,15 +282,16 @@ static ow_cfg *base_for_overrides(void)
     ow_cfg *cfg = NULL;
     ow_error err;
     ow_error_clear(&err);
-    ow_check_ok(ow_cfg_load_string("optim_wrapper:\n"
-                                   "  optimizer: {type: AdamW, lr: 0.001, betas: [0.9, 0.999]}\n"
-                                   "  paramwise_cfg: {norm_decay_mult: 0.0}\n"
-                                   "param_scheduler:\n"
-                                   "  - {type: LinearLR, end: 5}\n"
-                                   "  - {type: CosineAnnealingLR, begin: 5}\n"
-                                   "name: run\n",
-                                   "base.yaml", &cfg, &err),
-                &err);
+    ow_check_ok(
+        ow_cfg_load_string("optim_wrapper:\n"
+                           "  optimizer: {type: AdamW, lr: 0.001, betas: [0.9, 0.999]}\n"
+                           "  paramwise_cfg: {norm_decay_mult: 0.0}\n"
+                           "param_scheduler:\n"
+                           "  - {type: LinearLR, end: 5}\n"
+                           "  - {type: CosineAnnealingLR, begin: 5}\n"
+                           "name: run\n",
+                           "base.yaml", &cfg, &err),
+        &err);
     return cfg;
 }
 
@@ -297,17 +302,19 @@ START_TEST(override_values_and_positions)
     ow_error_clear(&err);
     ow_check_ok(ow_cfg_set(cfg, "optim_wrapper.optimizer.lr=1e-4", &err), &err);
     ow_check_ok(ow_cfg_set(cfg, "optim_wrapper.optimizer.betas=[0.9,0.95]", &err), &err);
-    ow_check_ok(ow_cfg_set(cfg, "optim_wrapper.paramwise_cfg.custom_keys.head.lr_mult=10",
-                           &err),
-                &err);
-    ow_check_ok(ow_cfg_set(cfg, "optim_wrapper.paramwise_cfg={bias_decay_mult: 0, "
-                                "custom_keys: {head: {decay_mult: 0.5}}}",
+    ow_check_ok(
+        ow_cfg_set(cfg, "optim_wrapper.paramwise_cfg.custom_keys.head.lr_mult=10", &err),
+        &err);
+    ow_check_ok(ow_cfg_set(cfg,
+                           "optim_wrapper.paramwise_cfg={bias_decay_mult: 0, "
+                           "custom_keys: {head: {decay_mult: 0.5}}}",
                            &err),
                 &err);
     ow_check_ok(ow_cfg_set(cfg, "param_scheduler.1.end=90", &err), &err);
     ow_check_ok(ow_cfg_set(cfg, "optim_wrapper.optimizer.betas.1=0.99", &err), &err);
-    ow_check_ok(ow_cfg_set(cfg, "param_scheduler.0={_delete_: true, type: ConstantLR}", &err),
-                &err);
+    ow_check_ok(
+        ow_cfg_set(cfg, "param_scheduler.0={_delete_: true, type: ConstantLR}", &err),
+        &err);
     ow_check_ok(ow_cfg_set(cfg, "name= x y ", &err), &err);
     ow_check_ok(ow_cfg_set(cfg, "new.deep.key=true", &err), &err);
     check_tree(cfg, "optim_wrapper:\n"
@@ -324,13 +331,15 @@ START_TEST(override_values_and_positions)
     /* value nodes: the column where VALUE starts in the assignment */
     check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.lr"), "<cfg-options>", 1, 28);
     check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.betas"), "<cfg-options>", 1, 31);
-    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.betas.0"), "<cfg-options>", 1, 32);
-    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.betas.1"), "<cfg-options>", 1, 33);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.betas.0"), "<cfg-options>", 1,
+              32);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer.betas.1"), "<cfg-options>", 1,
+              33);
     check_pos(ow_cfg_find(cfg, "param_scheduler.1.end"), "<cfg-options>", 1, 23);
     check_pos(ow_cfg_find(cfg, "name"), "<cfg-options>", 1, 7);
     /* created maps sit at their first key; merged maps keep their place */
-    check_pos(ow_cfg_find(cfg, "optim_wrapper.paramwise_cfg.custom_keys"), "<cfg-options>", 1,
-              41);
+    check_pos(ow_cfg_find(cfg, "optim_wrapper.paramwise_cfg.custom_keys"),
+              "<cfg-options>", 1, 41);
     check_pos(ow_cfg_find(cfg, "new.deep"), "<cfg-options>", 1, 10);
     check_pos(ow_cfg_find(cfg, "optim_wrapper.optimizer"), "base.yaml", 2, 14);
     check_pos(ow_cfg_find(cfg, "param_scheduler.1.begin"), "base.yaml", 6, 38);
@@ -436,21 +445,22 @@ START_TEST(yaml_output_exact)
     ow_error err;
     ow_error_clear(&err);
     ow_check_ok(ow_cfg_save_yaml(cfg, &text, &err), &err);
-    ck_assert_str_eq(text, "a:\n"
-                           "  b: 1\n"
-                           "  c: [0.9, 0.999]\n"
-                           "  d: {}\n"
-                           "  e: []\n"
-                           "  f: null\n"
-                           "l:\n"
-                           "  - x: 1\n"
-                           "    y:\n"
-                           "      - 1\n"
-                           "      - [2, 3]\n"
-                           "  - [a, b]\n"
-                           "  - \"true\"\n"
-                           "  - \"\"\n"
-                           "s: [0.001, \"1e-3\", \"a: b\", -1, 1e+16, .inf, \"#x\", x#y]\n");
+    ck_assert_str_eq(text,
+                     "a:\n"
+                     "  b: 1\n"
+                     "  c: [0.9, 0.999]\n"
+                     "  d: {}\n"
+                     "  e: []\n"
+                     "  f: null\n"
+                     "l:\n"
+                     "  - x: 1\n"
+                     "    y:\n"
+                     "      - 1\n"
+                     "      - [2, 3]\n"
+                     "  - [a, b]\n"
+                     "  - \"true\"\n"
+                     "  - \"\"\n"
+                     "s: [0.001, \"1e-3\", \"a: b\", -1, 1e+16, .inf, \"#x\", x#y]\n");
     ow_free(text);
     ow_cfg_free(cfg);
 }
@@ -458,10 +468,13 @@ END_TEST
 
 static const char *const round_trip_texts[] = {
     "strings: ['1e-3', 'true', '', 'null', '~', '- x', 'a: b', '#c', ' lead', 'x #y',\n"
-    "          \"multi\\nline\", \"tab\\t\", '[x]', '0x1F', '123', '1.5', '.inf', 'yes',\n"
-    "          'a,b', '{x}', '...', 'trail:', \"q'\\\"\", \"\\u00e9t\\u00e9\", '*a', '&b',\n"
+    "          \"multi\\nline\", \"tab\\t\", '[x]', '0x1F', '123', '1.5', '.inf', "
+    "'yes',\n"
+    "          'a,b', '{x}', '...', 'trail:', \"q'\\\"\", \"\\u00e9t\\u00e9\", '*a', "
+    "'&b',\n"
     "          '!t', '%p', '@x', '`x', '|', '>', '?', 'x: ']\n"
-    "numbers: [0, -7, 9223372036854775807, 0.1, 1e-05, 1e+16, -0.0, .inf, -.inf, 2.5e-300]\n"
+    "numbers: [0, -7, 9223372036854775807, 0.1, 1e-05, 1e+16, -0.0, .inf, -.inf, "
+    "2.5e-300]\n"
     "keys: {'a: b': 1, '1': 2, '': 3, '#': 4, 'true': 5, '- x': 6, plain key: 7}\n"
     "nested: [[[]], [{}], [{a: [1, {b: [c]}]}], {x: [[1, 2], [3]]}]\n"
     "long: [aaaaaaaaaa, bbbbbbbbbb, cccccccccc, dddddddddd, eeeeeeeeee, ffffffffff, g]\n",
@@ -498,7 +511,8 @@ START_TEST(loaded_configs_round_trip)
         ow_check_ok(ow_cfg_save_yaml(cfg, &text, &err), &err);
         ow_cfg *back = NULL;
         ow_check_ok(ow_cfg_load_string(text, "printed.yaml", &back, &err), &err);
-        ck_assert_msg(ow__cfg_equal(cfg, back), "%s: round trip differs:\n%s", files[i], text);
+        ck_assert_msg(ow__cfg_equal(cfg, back), "%s: round trip differs:\n%s", files[i],
+                      text);
         ow_cfg_free(back);
         ow_free(text);
         ow_cfg_free(cfg);
@@ -508,15 +522,17 @@ END_TEST
 
 START_TEST(json_output_exact)
 {
-    ow_cfg *cfg = parse_text("a: 1\nb: [1.0, 1e-05, 0.1]\nc: {d: null, e: true}\n"
-                             "f: \"x\\\"y\\n\"\ng: .inf\nh: .nan\ni: -.inf\nj: []\nk: {}\n");
+    ow_cfg *cfg =
+        parse_text("a: 1\nb: [1.0, 1e-05, 0.1]\nc: {d: null, e: true}\n"
+                   "f: \"x\\\"y\\n\"\ng: .inf\nh: .nan\ni: -.inf\nj: []\nk: {}\n");
     char *text = NULL;
     ow_error err;
     ow_error_clear(&err);
     ow_check_ok(ow_cfg_save_json(cfg, &text, &err), &err);
-    ck_assert_str_eq(text, "{\"a\": 1, \"b\": [1.0, 1e-05, 0.1], \"c\": {\"d\": null, "
-                           "\"e\": true}, \"f\": \"x\\\"y\\n\", \"g\": Infinity, \"h\": NaN, "
-                           "\"i\": -Infinity, \"j\": [], \"k\": {}}");
+    ck_assert_str_eq(text,
+                     "{\"a\": 1, \"b\": [1.0, 1e-05, 0.1], \"c\": {\"d\": null, "
+                     "\"e\": true}, \"f\": \"x\\\"y\\n\", \"g\": Infinity, \"h\": NaN, "
+                     "\"i\": -Infinity, \"j\": [], \"k\": {}}");
     ow_free(text);
     ow_check_ok(ow_cfg_save_json(NULL, &text, &err), &err);
     ck_assert_str_eq(text, "null");
@@ -530,13 +546,28 @@ END_TEST
 /* ---- Schema -------------------------------------------------------------------- */
 
 static const ow_key test_keys[] = {
-    {.name = "lr", .type = OW_T_FLOAT, .min = 0, .max = INFINITY,
+    {.name = "lr",
+     .type = OW_T_FLOAT,
+     .min = 0,
+     .max = INFINITY,
      .flags = OW_KEY_REQUIRED | OW_KEY_RANGE},
-    {.name = "momentum", .type = OW_T_NUMBER, .def = "0", .min = 0, .max = 1,
+    {.name = "momentum",
+     .type = OW_T_NUMBER,
+     .def = "0",
+     .min = 0,
+     .max = 1,
      .flags = OW_KEY_RANGE},
-    {.name = "eps", .type = OW_T_FLOAT, .def = "1e-08", .min = 0, .max = INFINITY,
+    {.name = "eps",
+     .type = OW_T_FLOAT,
+     .def = "1e-08",
+     .min = 0,
+     .max = INFINITY,
      .flags = OW_KEY_RANGE | OW_KEY_MIN_OPEN},
-    {.name = "betas", .type = OW_T_NUMLIST, .def = "[0.9, 0.999]", .min = 0, .max = 1,
+    {.name = "betas",
+     .type = OW_T_NUMLIST,
+     .def = "[0.9, 0.999]",
+     .min = 0,
+     .max = 1,
      .flags = OW_KEY_RANGE},
     {.name = "nesterov", .type = OW_T_BOOL, .def = "false"},
     {.name = "norm_decay_mult", .type = OW_T_FLOAT, .flags = OW_KEY_NULLABLE},
@@ -546,9 +577,16 @@ static const ow_key test_keys[] = {
     {.name = "extra", .type = OW_T_ANY},
     {.name = "milestones", .type = OW_T_LIST},
     {.name = "scale", .type = OW_T_FLOAT, .def = "2"},
-    {.name = "gamma", .type = OW_T_NUMBER, .min = 0, .max = 1,
+    {.name = "gamma",
+     .type = OW_T_NUMBER,
+     .min = 0,
+     .max = 1,
      .flags = OW_KEY_RANGE | OW_KEY_MAX_OPEN},
-    {.name = "clip", .type = OW_T_NUMBER, .min = -INFINITY, .max = 10, .flags = OW_KEY_RANGE},
+    {.name = "clip",
+     .type = OW_T_NUMBER,
+     .min = -INFINITY,
+     .max = 10,
+     .flags = OW_KEY_RANGE},
     {0},
 };
 
@@ -562,7 +600,8 @@ static const struct {
     {"lr: 0.1\nnorm_decay_mul: 0", OW_ERR_UNKNOWN_KEY, 2, 17,
      "opt.paramwise_cfg: unknown key 'norm_decay_mul' (did you mean 'norm_decay_mult'?)"},
     {"lr: 0.1\nfoo: 1", OW_ERR_UNKNOWN_KEY, 2, 6,
-     "opt.paramwise_cfg: unknown key 'foo' (accepted: lr, momentum, eps, betas, nesterov, "
+     "opt.paramwise_cfg: unknown key 'foo' (accepted: lr, momentum, eps, betas, "
+     "nesterov, "
      "norm_decay_mult, custom_keys, name, steps, extra, milestones, scale, gamma, clip, "
      "type)"},
     {"typ: SGD\nlr: x", OW_ERR_UNKNOWN_KEY, 1, 6,
@@ -575,7 +614,8 @@ static const struct {
     {"lr: 0.1\nmomentum: 1.5", OW_ERR_RANGE, 2, 11,
      "opt.paramwise_cfg.momentum: must be between 0 and 1, got 1.5"},
     {"lr: 0.1\neps: 0", OW_ERR_RANGE, 2, 6, "opt.paramwise_cfg.eps: must be > 0, got 0"},
-    {"lr: 0.1\neps: 0.0", OW_ERR_RANGE, 2, 6, "opt.paramwise_cfg.eps: must be > 0, got 0"},
+    {"lr: 0.1\neps: 0.0", OW_ERR_RANGE, 2, 6,
+     "opt.paramwise_cfg.eps: must be > 0, got 0"},
     {"lr: 0.1\ngamma: 1", OW_ERR_RANGE, 2, 8,
      "opt.paramwise_cfg.gamma: must be >= 0 and < 1, got 1"},
     {"lr: 0.1\nclip: 1e3", OW_ERR_RANGE, 2, 7,
@@ -586,7 +626,8 @@ static const struct {
      "opt.paramwise_cfg.betas[1]: expected number, got string"},
     {"lr: 0.1\nbetas: 0.9", OW_ERR_TYPE, 2, 8,
      "opt.paramwise_cfg.betas: expected list of numbers, got float"},
-    {"lr: 0.1\nsteps: 1.0", OW_ERR_TYPE, 2, 8, "opt.paramwise_cfg.steps: expected int, got float"},
+    {"lr: 0.1\nsteps: 1.0", OW_ERR_TYPE, 2, 8,
+     "opt.paramwise_cfg.steps: expected int, got float"},
     {"lr: 0.1\nnesterov: yes", OW_ERR_TYPE, 2, 11,
      "opt.paramwise_cfg.nesterov: expected bool, got string"},
     {"lr: 0.1\ncustom_keys: [1]", OW_ERR_TYPE, 2, 14,
@@ -596,7 +637,8 @@ static const struct {
     {"lr: 0.1\nname: 3", OW_ERR_TYPE, 2, 7,
      "opt.paramwise_cfg.name: expected string or null, got int"},
     {"lr: null", OW_ERR_TYPE, 1, 5, "opt.paramwise_cfg.lr: expected float, got null"},
-    {"momentum: 0.9", OW_ERR_MISSING_KEY, 1, 1, "opt.paramwise_cfg: missing required key 'lr'"},
+    {"momentum: 0.9", OW_ERR_MISSING_KEY, 1, 1,
+     "opt.paramwise_cfg: missing required key 'lr'"},
     {"- 1", OW_ERR_TYPE, 1, 1, "opt.paramwise_cfg: expected map, got list"},
     {"lr: 1\nmomentum: 0\nextra: [any, {thing: 1}]\nname: null\ntype: SGD\n"
      "norm_decay_mult: null\nbetas: [0, 1]\neps: 1e-300\ngamma: 0\nclip: -1e9\nscale: 1",
@@ -636,7 +678,8 @@ START_TEST(schema_without_context)
                      OW_OK);
     /* an absent map is an empty one */
     ck_assert_int_eq(ow__schema_check(NULL, two, "x", NULL, &err), OW_OK);
-    ck_assert_int_eq(ow__schema_check(NULL, test_keys, "x", NULL, &err), OW_ERR_MISSING_KEY);
+    ck_assert_int_eq(ow__schema_check(NULL, test_keys, "x", NULL, &err),
+                     OW_ERR_MISSING_KEY);
     ow_check_error(&err, OW_ERR_MISSING_KEY, NULL, 0, 0, "x: missing required key 'lr'");
     ck_assert_ptr_eq(ow__schema_find(test_keys, "eps"), &test_keys[2]);
     ck_assert_ptr_null(ow__schema_find(test_keys, "nope"));
@@ -648,9 +691,9 @@ END_TEST
 static const struct {
     const char *key, *expected; /* expected: YAML of {v: default}, NULL: no default */
 } defaults[] = {
-    {"momentum", "v: 0"},         {"eps", "v: 1.0e-8"},      {"betas", "v: [0.9, 0.999]"},
-    {"nesterov", "v: false"},     {"custom_keys", "v: {}"},  {"name", "v: null"},
-    {"steps", "v: 1"},            {"scale", "v: 2.0"},       {"lr", NULL},
+    {"momentum", "v: 0"},     {"eps", "v: 1.0e-8"},     {"betas", "v: [0.9, 0.999]"},
+    {"nesterov", "v: false"}, {"custom_keys", "v: {}"}, {"name", "v: null"},
+    {"steps", "v: 1"},        {"scale", "v: 2.0"},      {"lr", NULL},
 };
 
 START_TEST(schema_defaults)
@@ -683,7 +726,8 @@ START_TEST(schema_bad_default_is_misuse)
     ow_error_clear(&err);
     ck_assert_int_eq(ow__schema_default(&bad, &v, &err), OW_ERR_MISUSE);
     ck_assert_ptr_null(v);
-    ck_assert_int_eq(strncmp(err.message, "default of key 'k' is not valid YAML: ", 38), 0);
+    ck_assert_int_eq(strncmp(err.message, "default of key 'k' is not valid YAML: ", 38),
+                     0);
 }
 END_TEST
 

@@ -23,8 +23,8 @@ static run_result run(const char *args)
     close(fo);
     close(fe);
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cd '%s/..' && '%s/optwrap' %s >'%s' 2>'%s'", OW_TEST_CONFIGS,
-             OW_TEST_BUILDDIR, args, out_path, err_path);
+    snprintf(cmd, sizeof cmd, "cd '%s/..' && '%s/optwrap' %s >'%s' 2>'%s'",
+             OW_TEST_CONFIGS, OW_TEST_BUILDDIR, args, out_path, err_path);
     int st = system(cmd);
     run_result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
     r.out = ow_test_slurp(out_path);
@@ -40,7 +40,8 @@ static void run_free(run_result *r)
     ow_free(r->err);
 }
 
-static const char *const commands[] = {"bench", "check", "groups", "list", "model", "print-config", "replay", "schedule"};
+static const char *const commands[] = {"bench", "check",        "groups", "list",
+                                       "model", "print-config", "replay", "schedule"};
 
 START_TEST(help_lists_every_command)
 {
@@ -65,9 +66,10 @@ START_TEST(help_lists_every_command)
     run_free(&r);
     r = run("groups configs/resnet50_8xb32_in1k.yaml --model");
     ck_assert_int_eq(r.status, 2);
-    ck_assert_str_eq(r.err, "optwrap groups: option '--model' needs a value\nusage: optwrap "
-                            "groups CONFIG (--model MODEL.yaml | --arch NAME) [--format "
-                            "table|json] [--explain] [--cfg-options K=V ...]\n");
+    ck_assert_str_eq(r.err,
+                     "optwrap groups: option '--model' needs a value\nusage: optwrap "
+                     "groups CONFIG (--model MODEL.yaml | --arch NAME) [--format "
+                     "table|json] [--explain] [--cfg-options K=V ...]\n");
     run_free(&r);
 }
 END_TEST
@@ -84,7 +86,8 @@ static const struct {
 START_TEST(recipes_check_and_build)
 {
     char args[1024], want[256];
-    snprintf(args, sizeof args, "check %s --model %s", recipes[_i].config, recipes[_i].model);
+    snprintf(args, sizeof args, "check %s --model %s", recipes[_i].config,
+             recipes[_i].model);
     run_result r = run(args);
     snprintf(want, sizeof want, "%s: OK (%zu param groups)\n", recipes[_i].config,
              recipes[_i].groups);
@@ -137,7 +140,8 @@ START_TEST(recipe_groups_values)
     ow_cfg_free(j);
     run_free(&r);
     /* the table ends with the summary line */
-    r = run("groups configs/resnet50_8xb32_in1k.yaml --model models/mmpretrain_resnet50.yaml");
+    r = run("groups configs/resnet50_8xb32_in1k.yaml --model "
+            "models/mmpretrain_resnet50.yaml");
     ck_assert_int_eq(r.status, 0);
     ck_assert(strstr(r.out, "\n161 groups, 161 parameters, 25557032 elements\n"));
     run_free(&r);
@@ -152,10 +156,12 @@ START_TEST(inline_optim_wrapper_json_matches_golden)
     char *ow_json = NULL;
     ow_error err;
     ow_error_clear(&err);
-    ow_check_ok(ow_cfg_save_json(ow_cfg_find(golden, "optim_wrapper"), &ow_json, &err), &err);
+    ow_check_ok(ow_cfg_save_json(ow_cfg_find(golden, "optim_wrapper"), &ow_json, &err),
+                &err);
     char args[4096];
-    snprintf(args, sizeof args, "groups '%s' --model %s/models/torch_tied-tiny.yaml --format json",
-             ow_json, OW_TEST_GOLDEN);
+    snprintf(args, sizeof args,
+             "groups '%s' --model %s/models/torch_tied-tiny.yaml --format json", ow_json,
+             OW_TEST_GOLDEN);
     run_result r = run(args);
     ck_assert_msg(r.status == 0, "%s", r.err);
     ow_cfg *got = NULL;
@@ -198,8 +204,9 @@ START_TEST(cfg_options_override)
     r = run("print-config configs/resnet50_8xb32_in1k.yaml --format json "
             "--cfg-options optim_wrapper.optimizer.lr=0.2");
     ck_assert_int_eq(r.status, 0);
-    ck_assert(strstr(r.out, "\"optimizer\": {\"type\": \"SGD\", \"lr\": 0.2, \"momentum\": 0.9, "
-                            "\"weight_decay\": 0.0001}"));
+    ck_assert(strstr(r.out,
+                     "\"optimizer\": {\"type\": \"SGD\", \"lr\": 0.2, \"momentum\": 0.9, "
+                     "\"weight_decay\": 0.0001}"));
     ck_assert(strstr(r.out, "\"default_scope\": \"mmpretrain\""));
     run_free(&r);
 }
@@ -210,13 +217,16 @@ START_TEST(errors_are_positioned_with_exit_1)
     run_result r = run("check '{optimizer: {type: SGD, lr: 0.1}, paramwise_cfg: "
                        "{norm_decay_mul: 0}}'");
     ck_assert_int_eq(r.status, 1);
-    ck_assert_str_eq(r.err, "optwrap: <inline>:1:67: optim_wrapper.paramwise_cfg: unknown key "
-                            "'norm_decay_mul' (did you mean 'norm_decay_mult'?)\n");
+    ck_assert_str_eq(r.err,
+                     "optwrap: <inline>:1:67: optim_wrapper.paramwise_cfg: unknown key "
+                     "'norm_decay_mul' (did you mean 'norm_decay_mult'?)\n");
     run_free(&r);
-    r = run("check configs/resnet50_8xb32_in1k.yaml --cfg-options optim_wrapper.optimizer.lr=-1");
+    r = run("check configs/resnet50_8xb32_in1k.yaml --cfg-options "
+            "optim_wrapper.optimizer.lr=-1");
     ck_assert_int_eq(r.status, 1);
-    ck_assert_str_eq(r.err, "optwrap: <cfg-options>:1:28: optim_wrapper.optimizer.lr: must be "
-                            ">= 0, got -1\n");
+    ck_assert_str_eq(r.err,
+                     "optwrap: <cfg-options>:1:28: optim_wrapper.optimizer.lr: must be "
+                     ">= 0, got -1\n");
     run_free(&r);
     r = run("model no/such/model.yaml");
     ck_assert_int_eq(r.status, 1);
@@ -243,8 +253,9 @@ START_TEST(list_and_model)
     run_free(&r);
     r = run("model models/mmpretrain_resnet50.yaml");
     ck_assert_int_eq(r.status, 0);
-    const char *head = "model mmpretrain_resnet50: 172 modules, 161 parameters (161 tensors), "
-                       "25557032 elements\n(root)  (ImageClassifier)\n";
+    const char *head =
+        "model mmpretrain_resnet50: 172 modules, 161 parameters (161 tensors), "
+        "25557032 elements\n(root)  (ImageClassifier)\n";
     ck_assert_msg(!strncmp(r.out, head, strlen(head)), "%.200s", r.out);
     run_free(&r);
 }
@@ -268,15 +279,15 @@ START_TEST(plugin_from_custom_imports)
             OW_TEST_PLUGINS);
     fclose(f);
     char args[1024];
-    snprintf(args, sizeof args, "groups %s --model models/mmpretrain_resnet50.yaml", path);
+    snprintf(args, sizeof args, "groups %s --model models/mmpretrain_resnet50.yaml",
+             path);
     run_result r = run(args);
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert(strstr(r.out, "group 0: lr=0.5 momentum=0\n"));
     ck_assert(strstr(r.out, "\n1 groups, 161 parameters, 25557032 elements\n"));
     run_free(&r);
     /* without the plugin the names are unknown */
-    snprintf(args, sizeof args,
-             "check '{optimizer: {type: owtest.PluginSGD, lr: 0.5}}'");
+    snprintf(args, sizeof args, "check '{optimizer: {type: owtest.PluginSGD, lr: 0.5}}'");
     r = run(args);
     ck_assert_int_eq(r.status, 1);
     ck_assert_str_eq(r.err, "optwrap: <inline>:1:20: unknown optimizer type "

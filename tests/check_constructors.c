@@ -53,38 +53,44 @@ static const struct {
     {"error__mmpretrain_vit-base-p16__negative_lr.json", OW_ERR_RANGE, 4, 79,
      "optim_wrapper.optimizer.lr: must be >= 0, got -0.1"},
     /* ValueError: base_wd should not be None (x3, one per multiplier) */
-    {"error__mmpretrain_vit-base-p16__bias_decay_without_wd.json", OW_ERR_MISSING_KEY, 4, 139,
-     "optim_wrapper.paramwise_cfg.bias_decay_mult: needs optim_wrapper.optimizer.weight_decay "
+    {"error__mmpretrain_vit-base-p16__bias_decay_without_wd.json", OW_ERR_MISSING_KEY, 4,
+     139,
+     "optim_wrapper.paramwise_cfg.bias_decay_mult: needs "
+     "optim_wrapper.optimizer.weight_decay "
      "(base_wd should not be None)"},
-    {"error__mmpretrain_vit-base-p16__norm_decay_without_wd.json", OW_ERR_MISSING_KEY, 4, 139,
-     "optim_wrapper.paramwise_cfg.norm_decay_mult: needs optim_wrapper.optimizer.weight_decay "
+    {"error__mmpretrain_vit-base-p16__norm_decay_without_wd.json", OW_ERR_MISSING_KEY, 4,
+     139,
+     "optim_wrapper.paramwise_cfg.norm_decay_mult: needs "
+     "optim_wrapper.optimizer.weight_decay "
      "(base_wd should not be None)"},
-    {"error__mmpretrain_mobilenet-v2__dwconv_decay_without_wd.json", OW_ERR_MISSING_KEY, 4,
-     141,
+    {"error__mmpretrain_mobilenet-v2__dwconv_decay_without_wd.json", OW_ERR_MISSING_KEY,
+     4, 141,
      "optim_wrapper.paramwise_cfg.dwconv_decay_mult: needs "
      "optim_wrapper.optimizer.weight_decay (base_wd should not be None)"},
-    {"error__mmpretrain_vit-base-p16__custom_decay_without_wd.json", OW_ERR_MISSING_KEY, 4,
-     159,
+    {"error__mmpretrain_vit-base-p16__custom_decay_without_wd.json", OW_ERR_MISSING_KEY,
+     4, 159,
      "optim_wrapper.paramwise_cfg.custom_keys.head.decay_mult: needs "
      "optim_wrapper.optimizer.weight_decay (base_wd should not be None)"},
     /* TypeError: unsupported operand type(s) for *: 'NoneType' and 'float' */
-    {"error__mmpretrain_vit-base-p16__custom_lr_mult_without_lr.json", OW_ERR_MISSING_KEY, 4,
-     140,
-     "optim_wrapper.paramwise_cfg.custom_keys.head: sets lr = optimizer.lr * lr_mult, but "
+    {"error__mmpretrain_vit-base-p16__custom_lr_mult_without_lr.json", OW_ERR_MISSING_KEY,
+     4, 140,
+     "optim_wrapper.paramwise_cfg.custom_keys.head: sets lr = optimizer.lr * lr_mult, "
+     "but "
      "optim_wrapper.optimizer has no lr"},
     /* ValueError: parameter group didn't specify a value of required optimization
      * parameter lr */
     {"error__mmpretrain_vit-base-p16__sgd_missing_lr.json", OW_ERR_MISSING_KEY, 4, 57,
      "optim_wrapper.optimizer: parameter group 0 didn't specify a value of required "
      "optimization parameter lr"},
-    /* KeyError: 'NoSuchOptimWrapperConstructor is not in the mmpretrain::optimizer wrapper
-     * constructor registry...' */
-    {"error__mmpretrain_vit-base-p16__unknown_constructor.json", OW_ERR_UNKNOWN_TYPE, 4, 184,
-     "unknown constructor type 'NoSuchOptimWrapperConstructor'"},
+    /* KeyError: 'NoSuchOptimWrapperConstructor is not in the mmpretrain::optimizer
+     * wrapper constructor registry...' */
+    {"error__mmpretrain_vit-base-p16__unknown_constructor.json", OW_ERR_UNKNOWN_TYPE, 4,
+     184, "unknown constructor type 'NoSuchOptimWrapperConstructor'"},
     /* ValueError: some parameters appear in more than one parameter group */
     {"error__torch_tied-tiny__tied_no_bypass.json", OW_ERR_DUPLICATE, 4, 143,
      "some parameters appear in more than one parameter group: 'head.weight' is the same "
-     "tensor as an earlier parameter (set paramwise_cfg.bypass_duplicate: true to keep only "
+     "tensor as an earlier parameter (set paramwise_cfg.bypass_duplicate: true to keep "
+     "only "
      "its first occurrence)"},
 };
 
@@ -109,7 +115,8 @@ END_TEST
 
 START_TEST(unknown_optimizer_names_closest)
 {
-    ow_cfg *golden = ow_golden_load("error__mmpretrain_vit-base-p16__unknown_optimizer.json");
+    ow_cfg *golden =
+        ow_golden_load("error__mmpretrain_vit-base-p16__unknown_optimizer.json");
     ow_cfg *cfg = ow_golden_config(golden);
     ow_model *model = ow_golden_model(golden);
     ow_groups *groups = NULL;
@@ -118,7 +125,8 @@ START_TEST(unknown_optimizer_names_closest)
     ck_assert_int_eq(ow_groups_build(cfg, model, &groups, &err), OW_ERR_UNKNOWN_TYPE);
     /* mmengine: "TypeError: None is not a callable object" */
     const char *want = "unknown optimizer type 'AdamX' (closest: ";
-    ck_assert_msg(!strncmp(err.message, want, strlen(want)) && strstr(err.message, "'AdamW'"),
+    ck_assert_msg(!strncmp(err.message, want, strlen(want)) &&
+                      strstr(err.message, "'AdamW'"),
                   "got '%s'", err.message);
     ck_assert_int_eq(err.line, 4);
     ck_assert_int_eq(err.column, 66);
@@ -138,25 +146,51 @@ static ow_model *worked_model(void)
     const ow_module_info mods[] = {
         {.name = "", .type = "Net"},
         {.name = "backbone", .type = "Backbone"},
-        {.name = "backbone.dw", .type = "Conv2d", .kind = OW_MODULE_CONV, .in_channels = 8,
-         .out_channels = 8, .groups = 8},
+        {.name = "backbone.dw",
+         .type = "Conv2d",
+         .kind = OW_MODULE_CONV,
+         .in_channels = 8,
+         .out_channels = 8,
+         .groups = 8},
         {.name = "backbone.bn", .type = "BatchNorm2d", .kind = OW_MODULE_NORM},
         {.name = "head", .type = "Head"},
         {.name = "head.fc", .type = "Linear", .kind = OW_MODULE_LINEAR},
     };
     for (size_t i = 0; i < OW__ARRAY_LEN(mods); i++)
         ow_check_ok(ow_model_add_module(m, &mods[i], &err), &err);
-    static const int64_t dw_w[] = {8, 1, 3, 3}, v8[] = {8}, fc_w[] = {10, 8}, v10[] = {10};
+    static const int64_t dw_w[] = {8, 1, 3, 3}, v8[] = {8}, fc_w[] = {10, 8},
+                         v10[] = {10};
     const ow_param_info params[] = {
-        {.module = "backbone.dw", .name = "weight", .ndim = 4, .shape = dw_w,
+        {.module = "backbone.dw",
+         .name = "weight",
+         .ndim = 4,
+         .shape = dw_w,
          .requires_grad = true},
-        {.module = "backbone.dw", .name = "bias", .ndim = 1, .shape = v8, .requires_grad = true},
-        {.module = "backbone.bn", .name = "weight", .ndim = 1, .shape = v8,
+        {.module = "backbone.dw",
+         .name = "bias",
+         .ndim = 1,
+         .shape = v8,
          .requires_grad = true},
-        {.module = "backbone.bn", .name = "bias", .ndim = 1, .shape = v8, .requires_grad = true},
-        {.module = "head.fc", .name = "weight", .ndim = 2, .shape = fc_w,
+        {.module = "backbone.bn",
+         .name = "weight",
+         .ndim = 1,
+         .shape = v8,
          .requires_grad = true},
-        {.module = "head.fc", .name = "bias", .ndim = 1, .shape = v10, .requires_grad = true},
+        {.module = "backbone.bn",
+         .name = "bias",
+         .ndim = 1,
+         .shape = v8,
+         .requires_grad = true},
+        {.module = "head.fc",
+         .name = "weight",
+         .ndim = 2,
+         .shape = fc_w,
+         .requires_grad = true},
+        {.module = "head.fc",
+         .name = "bias",
+         .ndim = 1,
+         .shape = v10,
+         .requires_grad = true},
     };
     for (size_t i = 0; i < OW__ARRAY_LEN(params); i++)
         ow_check_ok(ow_model_add_param(m, &params[i], &err), &err);
@@ -194,9 +228,9 @@ START_TEST(worked_example)
     /* dw.weight: dwconv rule; dw.bias: bias before dwconv; bn: norm; head: custom */
     static const double wd[] = {5e-05, 0.0, 0.0, 0.0, 0.0001, 0.0001};
     static const double lr[] = {0.01, 0.01, 0.01, 0.01, 0.1, 0.1};
-    static const char *const why[] = {"dwconv_decay_mult", "bias_decay_mult", "norm_decay_mult",
-                                      "norm_decay_mult", "custom key 'head'",
-                                      "custom key 'head'"};
+    static const char *const why[] = {"dwconv_decay_mult", "bias_decay_mult",
+                                      "norm_decay_mult",   "norm_decay_mult",
+                                      "custom key 'head'", "custom key 'head'"};
     for (size_t i = 0; i < 6; i++) {
         const ow_cfg *o = ow_groups_get_options(g, i);
         ck_assert_double_eq(ow_cfg_find(o, "weight_decay")->v.d, wd[i]);
@@ -204,7 +238,8 @@ START_TEST(worked_example)
         ck_assert_str_eq(ow_groups_get_reason(g, i), why[i]);
     }
     /* lr_mult 10 is an int: 0.01 * 10 is a float, and the key is copied as an int */
-    ck_assert_int_eq(ow_cfg_find(ow_groups_get_options(g, 4), "lr_mult")->type, OW_CFG_INT);
+    ck_assert_int_eq(ow_cfg_find(ow_groups_get_options(g, 4), "lr_mult")->type,
+                     OW_CFG_INT);
     /* defaults fill in after the explicit keys, in torch's order */
     ck_assert_str_eq(ow_cfg_get_key(ow_groups_get_options(g, 0), 0), "weight_decay");
     ck_assert_str_eq(ow_cfg_get_key(ow_groups_get_options(g, 0), 1), "lr");
@@ -220,17 +255,18 @@ START_TEST(custom_keys_longest_then_alphabetical)
     ow_model *m = worked_model();
     /* "head.fc" (7) beats "head" (4); "bn.b" and "dw.b" tie at 4 with "head" and sort
      * alphabetically before it, so "bn.b" wins for backbone.bn.bias. */
-    ow_cfg *cfg = config_from("optim_wrapper:\n"
-                              "  optimizer: {type: SGD, lr: 1.0}\n"
-                              "  paramwise_cfg:\n"
-                              "    custom_keys: {head: {lr_mult: 2}, head.fc: {lr_mult: 3},\n"
-                              "                  bn.b: {lr_mult: 5}, backbone: {lr_mult: 7}}\n");
+    ow_cfg *cfg =
+        config_from("optim_wrapper:\n"
+                    "  optimizer: {type: SGD, lr: 1.0}\n"
+                    "  paramwise_cfg:\n"
+                    "    custom_keys: {head: {lr_mult: 2}, head.fc: {lr_mult: 3},\n"
+                    "                  bn.b: {lr_mult: 5}, backbone: {lr_mult: 7}}\n");
     ow_groups *g = NULL;
     ow_error err;
     ow_error_clear(&err);
     ow_check_ok(ow_groups_build(cfg, m, &g, &err), &err);
-    /* dw.weight, dw.bias, bn.weight -> backbone (8 chars beats 4); bn.bias -> backbone too
-     * (longest first); head.fc.* -> head.fc */
+    /* dw.weight, dw.bias, bn.weight -> backbone (8 chars beats 4); bn.bias -> backbone
+     * too (longest first); head.fc.* -> head.fc */
     static const int64_t lr[] = {7, 7, 7, 7, 3, 3};
     for (size_t i = 0; i < 6; i++) {
         const ow_cfg *v = ow_cfg_find(ow_groups_get_options(g, i), "lr");
@@ -265,9 +301,10 @@ START_TEST(all_frozen_is_an_empty_parameter_list)
                       "  paramwise_cfg: {bypass_duplicate: true}\n");
     ow_error_clear(&err);
     ck_assert_int_eq(ow_groups_build(cfg, m, &g, &err), OW_ERR_MODEL);
-    ow_check_error(&err, OW_ERR_MODEL, "t.yaml", 2, 3,
-                   "optimizer got an empty parameter list (the model has no parameter that "
-                   "requires a gradient)");
+    ow_check_error(
+        &err, OW_ERR_MODEL, "t.yaml", 2, 3,
+        "optimizer got an empty parameter list (the model has no parameter that "
+        "requires a gradient)");
     ow_cfg_free(cfg);
     ow_model_free(m);
 }
@@ -284,28 +321,40 @@ START_TEST(dcn_offset_rules)
     const ow_module_info mods[] = {
         {.name = "", .type = "Net"},
         {.name = "dcn", .type = "DeformConv2dPack", .kind = OW_MODULE_OTHER},
-        {.name = "dcn.conv_offset", .type = "Conv2d", .kind = OW_MODULE_CONV,
-         .in_channels = 4, .out_channels = 18, .groups = 1},
+        {.name = "dcn.conv_offset",
+         .type = "Conv2d",
+         .kind = OW_MODULE_CONV,
+         .in_channels = 4,
+         .out_channels = 18,
+         .groups = 1},
         {.name = "fc", .type = "Linear", .kind = OW_MODULE_LINEAR},
     };
     for (size_t i = 0; i < OW__ARRAY_LEN(mods); i++)
         ow_check_ok(ow_model_add_module(m, &mods[i], &err), &err);
-    static const int64_t w[] = {4, 4, 3, 3}, b4[] = {4}, ow[] = {18, 4, 3, 3}, b18[] = {18};
+    static const int64_t w[] = {4, 4, 3, 3}, b4[] = {4}, ow[] = {18, 4, 3, 3},
+                         b18[] = {18};
     const ow_param_info params[] = {
         {.module = "dcn", .name = "weight", .ndim = 4, .shape = w, .requires_grad = true},
         {.module = "dcn", .name = "bias", .ndim = 1, .shape = b4, .requires_grad = true},
-        {.module = "dcn.conv_offset", .name = "weight", .ndim = 4, .shape = ow,
+        {.module = "dcn.conv_offset",
+         .name = "weight",
+         .ndim = 4,
+         .shape = ow,
          .requires_grad = true},
-        {.module = "dcn.conv_offset", .name = "bias", .ndim = 1, .shape = b18,
+        {.module = "dcn.conv_offset",
+         .name = "bias",
+         .ndim = 1,
+         .shape = b18,
          .requires_grad = true},
         {.module = "fc", .name = "bias", .ndim = 1, .shape = b4, .requires_grad = true},
     };
     for (size_t i = 0; i < OW__ARRAY_LEN(params); i++)
         ow_check_ok(ow_model_add_param(m, &params[i], &err), &err);
-    ow_cfg *cfg = config_from("optim_wrapper:\n"
-                              "  optimizer: {type: SGD, lr: 1.0, weight_decay: 0.5}\n"
-                              "  paramwise_cfg: {dcn_offset_lr_mult: 0.25, bias_lr_mult: 2,\n"
-                              "                  flat_decay_mult: 0.5}\n");
+    ow_cfg *cfg =
+        config_from("optim_wrapper:\n"
+                    "  optimizer: {type: SGD, lr: 1.0, weight_decay: 0.5}\n"
+                    "  paramwise_cfg: {dcn_offset_lr_mult: 0.25, bias_lr_mult: 2,\n"
+                    "                  flat_decay_mult: 0.5}\n");
     ow_groups *g = NULL;
     ow_check_ok(ow_groups_build(cfg, m, &g, &err), &err);
     static const double lr[] = {1.0, 2.0, 0.25, 0.25, 2.0};

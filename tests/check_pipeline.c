@@ -11,10 +11,13 @@ static const char *model_yaml =
     "group_matcher: {stem: '^embed', blocks: [['^blocks\\.(\\d+)', null]]}\n"
     "modules:\n"
     "  - {name: '', type: Net}\n"
-    "  - {name: embed, type: Linear, kind: linear, params: [{name: weight, shape: [2, 2]}]}\n"
+    "  - {name: embed, type: Linear, kind: linear, params: [{name: weight, shape: [2, "
+    "2]}]}\n"
     "  - {name: blocks, type: ModuleList}\n"
-    "  - {name: blocks.0, type: Linear, kind: linear, params: [{name: weight, shape: [2, 2]}]}\n"
-    "  - {name: blocks.1, type: Linear, kind: linear, params: [{name: weight, shape: [2, 2]}]}\n";
+    "  - {name: blocks.0, type: Linear, kind: linear, params: [{name: weight, shape: [2, "
+    "2]}]}\n"
+    "  - {name: blocks.1, type: Linear, kind: linear, params: [{name: weight, shape: [2, "
+    "2]}]}\n";
 
 /* Both put embed, blocks.0, blocks.1 at layer 0, 1, 2 of 3 with decay 0.5: scales 0.25,
  * 0.5, 1. timm keeps lr and records lr_scale; mmpretrain folds the scale into lr. */
@@ -25,13 +28,14 @@ static const struct {
              "  optimizer: {type: SGD, lr: 1.0}\n"
              "  constructor: TimmOptimWrapperConstructor\n"
              "  paramwise_cfg: {layer_decay: 0.5}\n"},
-    {"mmpretrain", "optim_wrapper:\n"
-                   "  optimizer: {type: SGD, lr: 1.0, weight_decay: 0.0}\n"
-                   "  constructor: LearningRateDecayOptimWrapperConstructor\n"
-                   "  paramwise_cfg:\n"
-                   "    layer_decay_rate: 0.5\n"
-                   "    layer_depth: {type: RegexLayerDepth, num_layers: 3,\n"
-                   "                  rules: [['^embed', 0], ['^blocks\\.(\\d+)', '$1 + 1']]}\n"},
+    {"mmpretrain",
+     "optim_wrapper:\n"
+     "  optimizer: {type: SGD, lr: 1.0, weight_decay: 0.0}\n"
+     "  constructor: LearningRateDecayOptimWrapperConstructor\n"
+     "  paramwise_cfg:\n"
+     "    layer_decay_rate: 0.5\n"
+     "    layer_depth: {type: RegexLayerDepth, num_layers: 3,\n"
+     "                  rules: [['^embed', 0], ['^blocks\\.(\\d+)', '$1 + 1']]}\n"},
 };
 
 START_TEST(layer_decay_scale_applied_once)
@@ -40,7 +44,8 @@ START_TEST(layer_decay_scale_applied_once)
     ow_error_clear(&err);
     ow_model *m = NULL;
     ow_check_ok(ow_model_load_string(model_yaml, "tiny.yaml", &m, &err), &err);
-    static const char *const names[] = {"embed.weight", "blocks.0.weight", "blocks.1.weight"};
+    static const char *const names[] = {"embed.weight", "blocks.0.weight",
+                                        "blocks.1.weight"};
     float data[3][4], grad[3][4];
     for (size_t t = 0; t < 3; t++) {
         for (size_t i = 0; i < 4; i++)

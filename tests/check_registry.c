@@ -233,7 +233,8 @@ START_TEST(closest_names_sorted)
 {
     /* neighbours of AdamX in a scope of their own (the built-in zoo keeps growing):
      * distance, then nearer length, then alphabetical */
-    static const char *const names[] = {"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SGD"};
+    static const char *const names[] = {"Adam",  "AdamW", "Adamax",
+                                        "NAdam", "RAdam", "SGD"};
     ow_entry more[OW__ARRAY_LEN(names)];
     ow_error err;
     ow_error_clear(&err);
@@ -247,8 +248,9 @@ START_TEST(closest_names_sorted)
     ck_assert_int_eq(
         ow__registry_lookup(OW_KIND_OPTIMIZER, ow_cfg_find(cfg, "type"), NULL, &e, &err),
         OW_ERR_UNKNOWN_TYPE);
-    ow_check_error(&err, OW_ERR_UNKNOWN_TYPE, "t.yaml", 1, 7,
-                   "unknown optimizer type 'zz.AdamX' (closest: 'AdamW', 'Adam', 'Adamax')");
+    ow_check_error(
+        &err, OW_ERR_UNKNOWN_TYPE, "t.yaml", 1, 7,
+        "unknown optimizer type 'zz.AdamX' (closest: 'AdamW', 'Adam', 'Adamax')");
     ow_cfg_free(cfg);
 
     char buf[64];
@@ -337,8 +339,12 @@ static const struct {
     int code;
     const char *message;
 } invalid_cases[] = {
-#define ENTRY(...) {.abi_version = OW_ABI_VERSION, .keys = no_keys, __VA_ARGS__}
-    {{.abi_version = OW_ABI_VERSION + 1, .name = "New", .keys = no_keys}, OW_ERR_PLUGIN,
+#define ENTRY(...)                                                                       \
+    {                                                                                    \
+        .abi_version = OW_ABI_VERSION, .keys = no_keys, __VA_ARGS__                      \
+    }
+    {{.abi_version = OW_ABI_VERSION + 1, .name = "New", .keys = no_keys},
+     OW_ERR_PLUGIN,
      "registry entry has ABI version 2, but this optwrap (" OW_VERSION_STRING
      ") expects 1: rebuild it against this optwrap.h"},
     {ENTRY(.name = ""), OW_ERR_VALUE, "registry entry has no name"},
@@ -350,7 +356,8 @@ static const struct {
      "registry entry `X`: unknown kind 5"},
     {ENTRY(.name = "X", .scope = ""), OW_ERR_VALUE,
      "registry entry `X`: scope '' must be non-empty and without '.'"},
-    {{.abi_version = OW_ABI_VERSION, .name = "X"}, OW_ERR_VALUE,
+    {{.abi_version = OW_ABI_VERSION, .name = "X"},
+     OW_ERR_VALUE,
      "registry entry `X`: keys is NULL (give a table ended by a row with name NULL)"},
     {ENTRY(.name = "X", .aliases = dotted_alias), OW_ERR_VALUE,
      "registry entry `X`: alias 'a.b' must be non-empty and without '.'"},
@@ -413,12 +420,17 @@ START_TEST(iteration_sorted_and_complete)
         for (const ow_key *k = e->keys; k->name; k++)
             ck_assert_msg(k->doc && *k->doc, "%s.%s has no doc", e->name, k->name);
         /* the order of a fixed set of names; the zoo grows around them */
-        static const char *const watched[] = {"Adam", "adam_lower", "AdamW", "SGD",
+        static const char *const watched[] = {"Adam",
+                                              "adam_lower",
+                                              "AdamW",
+                                              "SGD",
                                               "DefaultOptimWrapperConstructor",
-                                              "OptimWrapper", "Zeta"};
+                                              "OptimWrapper",
+                                              "Zeta"};
         for (size_t w = 0; w < OW__ARRAY_LEN(watched); w++)
             if (!strcmp(e->name, watched[w]) &&
-                (!e->scope || !strcmp(e->scope, "mmengine") || e == &lower || e == &sched))
+                (!e->scope || !strcmp(e->scope, "mmengine") || e == &lower ||
+                 e == &sched))
                 len += (size_t)snprintf(order + len, sizeof order - len, "%s:%s ",
                                         ow_registry_kind_name(e->kind), e->name);
         builtins += e != &lower && e != &sched;
@@ -445,9 +457,9 @@ END_TEST
 
 /* ---- Plugins ----------------------------------------------------------------------- */
 
-#define PLUGIN OW_TEST_PLUGINS "/libowtestplugin.so"
-#define FAIL_PLUGIN OW_TEST_PLUGINS "/libowfailplugin.so"
-#define NOINIT_PLUGIN OW_TEST_PLUGINS "/libownoinit.so"
+#define PLUGIN            OW_TEST_PLUGINS "/libowtestplugin.so"
+#define FAIL_PLUGIN       OW_TEST_PLUGINS "/libowfailplugin.so"
+#define NOINIT_PLUGIN     OW_TEST_PLUGINS "/libownoinit.so"
 #define PLUGIN_DIR_CONFIG OW_TEST_BUILDDIR "/tests/plugin/config.yaml"
 
 static void check_plugin_entries(void)

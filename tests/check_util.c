@@ -22,7 +22,8 @@ START_TEST(error_first_wins_and_formats)
     ow_error_clear(&err);
     ck_assert_int_eq(ow__error(&err, OW_ERR_TYPE, "a.yaml", 3, 7, "inner %d", 1),
                      OW_ERR_TYPE);
-    ck_assert_int_eq(ow__error(&err, OW_ERR_RANGE, "b.yaml", 1, 1, "outer"), OW_ERR_RANGE);
+    ck_assert_int_eq(ow__error(&err, OW_ERR_RANGE, "b.yaml", 1, 1, "outer"),
+                     OW_ERR_RANGE);
     char buf[128];
     ow_error_format(&err, buf, sizeof buf);
     ck_assert_str_eq(buf, "a.yaml:3:7: inner 1");
@@ -39,13 +40,26 @@ static const struct {
     double v;
     const char *repr;
 } repr_cases[] = {
-    {0.1, "0.1"},       {1.0, "1.0"},         {0.0, "0.0"},
-    {-0.0, "-0.0"},     {1e-05, "1e-05"},     {5e-05, "5e-05"},
-    {0.0001, "0.0001"}, {1e-08, "1e-08"},     {0.30000000000000004, "0.30000000000000004"},
-    {9e-05, "9e-05"},   {1e16, "1e+16"},      {123456789012345678.0, "1.2345678901234568e+17"},
-    {1e15, "1000000000000000.0"}, {0.0026000000000000003, "0.0026000000000000003"},
-    {2.5, "2.5"},       {-3.75e-7, "-3.75e-07"}, {0.274625, "0.274625"},
-    {100.0, "100.0"},   {1.5e300, "1.5e+300"}, {INFINITY, "inf"},
+    {0.1, "0.1"},
+    {1.0, "1.0"},
+    {0.0, "0.0"},
+    {-0.0, "-0.0"},
+    {1e-05, "1e-05"},
+    {5e-05, "5e-05"},
+    {0.0001, "0.0001"},
+    {1e-08, "1e-08"},
+    {0.30000000000000004, "0.30000000000000004"},
+    {9e-05, "9e-05"},
+    {1e16, "1e+16"},
+    {123456789012345678.0, "1.2345678901234568e+17"},
+    {1e15, "1000000000000000.0"},
+    {0.0026000000000000003, "0.0026000000000000003"},
+    {2.5, "2.5"},
+    {-3.75e-7, "-3.75e-07"},
+    {0.274625, "0.274625"},
+    {100.0, "100.0"},
+    {1.5e300, "1.5e+300"},
+    {INFINITY, "inf"},
 };
 
 START_TEST(format_double_like_python_repr)
@@ -107,7 +121,8 @@ END_TEST
 START_TEST(json_is_read_as_yaml_flow)
 {
     ow_error err;
-    ow_cfg *c = parse("{\"a\": [1, 2.5, 1e-05], \"b\": {\"c\": null, \"d\": false}}", &err);
+    ow_cfg *c =
+        parse("{\"a\": [1, 2.5, 1e-05], \"b\": {\"c\": null, \"d\": false}}", &err);
     ow_check_ok(err.code, &err);
     ck_assert_double_eq(ow_cfg_find(c, "a.2")->v.d, 1e-05);
     ck_assert_int_eq(ow_cfg_get_type(ow_cfg_find(c, "a.0")), OW_CFG_INT);

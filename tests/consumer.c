@@ -1,5 +1,6 @@
 /* consumer.c -- a program outside the tree that uses the installed library the way the
- * header's "Intended usage" shows; tests/check-install.sh builds it through pkg-config. */
+ * header's "Intended usage" shows; tests/check-install.sh builds it through pkg-config.
+ */
 #include <optwrap.h>
 #include <stdio.h>
 

@@ -24,9 +24,9 @@ ow_cfg *ow_golden_config(const ow_cfg *golden)
     ow_error err;
     ow_error_clear(&err);
     ow_check_ok(ow_cfg_new(&cfg, &err), &err);
-    ow_check_ok(ow_cfg_set_node(cfg, "optim_wrapper", ow_cfg_find(golden, "optim_wrapper"),
-                                &err),
-                &err);
+    ow_check_ok(
+        ow_cfg_set_node(cfg, "optim_wrapper", ow_cfg_find(golden, "optim_wrapper"), &err),
+        &err);
     return cfg;
 }
 
@@ -45,7 +45,8 @@ ow_model *ow_golden_model(const ow_cfg *golden)
 
 static bool bookkeeping(const char *key)
 {
-    static const char *const skip[] = {"foreach", "capturable", "differentiable", "fused"};
+    static const char *const skip[] = {"foreach", "capturable", "differentiable",
+                                       "fused"};
     for (size_t i = 0; i < OW__ARRAY_LEN(skip); i++)
         if (!strcmp(key, skip[i]))
             return true;
@@ -60,7 +61,8 @@ static char *json(const ow_cfg *v)
     return ow__sb_take(&sb);
 }
 
-void ow_golden_check_groups(const char *name, const ow_groups *groups, const ow_cfg *golden)
+void ow_golden_check_groups(const char *name, const ow_groups *groups,
+                            const ow_cfg *golden)
 {
     const ow_cfg *want = ow_cfg_find(golden, "groups_effective");
     ck_assert_msg(want, "%s: no groups_effective", name);
@@ -88,22 +90,26 @@ void ow_golden_check_groups(const char *name, const ow_groups *groups, const ow_
             const char *key = ow_cfg_get_key(wg, k);
             if (!strcmp(key, "params") || bookkeeping(key))
                 continue;
-            while (k_ours < ow_cfg_get_size(opts) && bookkeeping(ow_cfg_get_key(opts, k_ours)))
+            while (k_ours < ow_cfg_get_size(opts) &&
+                   bookkeeping(ow_cfg_get_key(opts, k_ours)))
                 k_ours++; /* ours may declare them where torch puts them elsewhere */
-            ck_assert_msg(k_ours < ow_cfg_get_size(opts), "%s: group %zu lacks key '%s'", name,
-                          gi, key);
+            ck_assert_msg(k_ours < ow_cfg_get_size(opts), "%s: group %zu lacks key '%s'",
+                          name, gi, key);
             const char *ours = ow_cfg_get_key(opts, k_ours);
-            ck_assert_msg(!strcmp(ours, key), "%s: group %zu key %zu is '%s', reference '%s'",
-                          name, gi, k_ours, ours, key);
+            ck_assert_msg(!strcmp(ours, key),
+                          "%s: group %zu key %zu is '%s', reference '%s'", name, gi,
+                          k_ours, ours, key);
             const ow_cfg *a = ow_cfg_get_item(opts, k_ours), *b = ow_cfg_get_item(wg, k);
             if (!ow__cfg_equal(a, b)) {
                 char *ja = json(a), *jb = json(b);
-                ck_abort_msg("%s: group %zu '%s' = %s (%s), reference %s (%s)", name, gi, key,
-                             ja, ow_cfg_type_name(a->type), jb, ow_cfg_type_name(b->type));
+                ck_abort_msg("%s: group %zu '%s' = %s (%s), reference %s (%s)", name, gi,
+                             key, ja, ow_cfg_type_name(a->type), jb,
+                             ow_cfg_type_name(b->type));
             }
             k_ours++;
         }
-        while (k_ours < ow_cfg_get_size(opts) && bookkeeping(ow_cfg_get_key(opts, k_ours)))
+        while (k_ours < ow_cfg_get_size(opts) &&
+               bookkeeping(ow_cfg_get_key(opts, k_ours)))
             k_ours++;
         ck_assert_msg(k_ours == ow_cfg_get_size(opts), "%s: group %zu has extra key '%s'",
                       name, gi, ow_cfg_get_key(opts, k_ours));

@@ -15,7 +15,8 @@ ow_model *ow_golden_model(const ow_cfg *golden);
 /* Asserts groups equal golden["groups_effective"]: same groups in the same order, the
  * same parameter names, the same keys in the same order with the same values and types
  * (torch bookkeeping keys foreach/capturable/differentiable/fused are not compared). */
-void ow_golden_check_groups(const char *name, const ow_groups *groups, const ow_cfg *golden);
+void ow_golden_check_groups(const char *name, const ow_groups *groups,
+                            const ow_cfg *golden);
 /* Names of golden files starting with prefix, sorted; NULL-terminated (caller frees with
  * ow_golden_free_list). */
 char **ow_golden_list(const char *prefix, size_t *n);

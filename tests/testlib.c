@@ -31,7 +31,8 @@ void ow__check_ok(const char *tf, int tl, int rc, const ow_error *err)
     if (rc != OW_OK) {
         char buf[1024];
         ow_error_format(err, buf, sizeof buf);
-        ck_abort_msg("%s:%d: unexpected error %s: %s", tf, tl, ow_error_code_name(rc), buf);
+        ck_abort_msg("%s:%d: unexpected error %s: %s", tf, tl, ow_error_code_name(rc),
+                     buf);
     }
 }
 

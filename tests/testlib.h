@@ -10,8 +10,8 @@
 /* Asserts err holds code, message and a position. file_suffix: the error's file must
  * end with it (NULL: not checked); line/column 0: no position expected. message: the
  * whole message must equal it. */
-#define ow_check_error(err, code, file_suffix, line, column, message)                      \
-    ow__check_error(__FILE__, __LINE__, (err), (code), (file_suffix), (line), (column),   \
+#define ow_check_error(err, code, file_suffix, line, column, message)                    \
+    ow__check_error(__FILE__, __LINE__, (err), (code), (file_suffix), (line), (column),  \
                     (message))
 void ow__check_error(const char *tf, int tl, const ow_error *err, int code,
                      const char *file_suffix, int line, int column, const char *message);

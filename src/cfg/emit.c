@@ -30,8 +30,8 @@ static bool plain_ok(const char *s)
             return false;
     }
     ow_cfg probe = {.type = OW_CFG_NULL};
-    bool string = ow__cfg_resolve_scalar(&probe, s, false) == OW_OK &&
-                  probe.type == OW_CFG_STRING;
+    bool string =
+        ow__cfg_resolve_scalar(&probe, s, false) == OW_OK && probe.type == OW_CFG_STRING;
     if (probe.type == OW_CFG_STRING)
         ow_free(probe.v.s);
     return string;

@@ -36,7 +36,8 @@ const ow_cfg *ow_cfg_find(const ow_cfg *node, const char *path)
 static int type_error(const ow_cfg *node, const char *want, ow_error *err)
 {
     if (!node)
-        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "expected %s, got no node", want);
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "expected %s, got no node",
+                         want);
     return ow__error_at(err, OW_ERR_TYPE, node, "expected %s, got %s", want,
                         ow_cfg_type_name(node->type));
 }
@@ -82,8 +83,8 @@ int ow_cfg_get_doubles(const ow_cfg *node, double *out, size_t n, ow_error *err)
     if (!node || node->type != OW_CFG_LIST)
         return type_error(node, "list of numbers", err);
     if (node->v.c.n != n)
-        return ow__error_at(err, OW_ERR_TYPE, node, "expected a list of %zu numbers, got %zu",
-                            n, node->v.c.n);
+        return ow__error_at(err, OW_ERR_TYPE, node,
+                            "expected a list of %zu numbers, got %zu", n, node->v.c.n);
     for (size_t i = 0; i < n; i++) {
         int rc = ow_cfg_get_double(node->v.c.items[i], &out[i], err);
         if (rc != OW_OK)

@@ -122,7 +122,7 @@ static ext_kind extension(const char *path)
 }
 
 #define PYTHON_HINT "optwrap reads only YAML and JSON configs (.yaml, .yml, .json)"
-#define EXT_HINT "only .yaml, .yml and .json configs are supported"
+#define EXT_HINT    "only .yaml, .yml and .json configs are supported"
 
 /* ---- errors from a chain ------------------------------------------------------- */
 
@@ -192,8 +192,9 @@ static int load_base(loader *ld, const ow_cfg *entry, const char *base_dir, ow_c
     if (!path) {
         rc = ow__nomem(err);
     } else if (stat(path, &st) != 0) {
-        rc = ow__error_at(err, OW_ERR_INHERIT, entry, "base config '%s' %s (looked for '%s')",
-                          rel, errno == ENOENT ? "does not exist" : strerror(errno), path);
+        rc = ow__error_at(err, OW_ERR_INHERIT, entry,
+                          "base config '%s' %s (looked for '%s')", rel,
+                          errno == ENOENT ? "does not exist" : strerror(errno), path);
     } else if (ld->depth == MAX_DEPTH) {
         rc = ow__error_at(err, OW_ERR_INHERIT, entry,
                           "base configs nested more than %d deep", MAX_DEPTH);
@@ -204,11 +205,10 @@ static int load_base(loader *ld, const ow_cfg *entry, const char *base_dir, ow_c
                 ld->stack[k].ino == st.st_ino)
                 rc = cycle_error(ld, entry, k, path);
         if (rc == OW_OK && (rc = ow__read_file(path, &text, &len, &read_err)) != OW_OK)
-            rc = rc == OW_ERR_NOMEM
-                     ? ow__nomem(err)
-                     : ow__error_at(err, OW_ERR_INHERIT, entry,
-                                    "cannot read base config '%s': %s", path,
-                                    read_err.message);
+            rc = rc == OW_ERR_NOMEM ? ow__nomem(err)
+                                    : ow__error_at(err, OW_ERR_INHERIT, entry,
+                                                   "cannot read base config '%s': %s",
+                                                   path, read_err.message);
         if (rc == OW_OK && (!(abs = absolute(path)) || !(dir = dir_of(path))))
             rc = ow__nomem(err);
         if (rc == OW_OK) {
@@ -238,10 +238,11 @@ static int add_base(loader *ld, ow_cfg *bases, const ow_cfg *entry, const char *
         const ow_cfg *first = ow__cfg_map_get(bases, key);
         if (first) {
             const char *f1 = first->file, *f2 = b->v.c.items[i]->file;
-            rc = ow__error_at(ld->err, OW_ERR_INHERIT, entry,
-                              "duplicate key '%s' among bases '%s' and '%s' (mmengine does "
-                              "not allow a top-level key in two bases)",
-                              key, f1 ? f1 : "?", f2 ? f2 : "?");
+            rc = ow__error_at(
+                ld->err, OW_ERR_INHERIT, entry,
+                "duplicate key '%s' among bases '%s' and '%s' (mmengine does "
+                "not allow a top-level key in two bases)",
+                key, f1 ? f1 : "?", f2 ? f2 : "?");
         } else if (ow__cfg_map_set(bases, key, b->v.c.items[i]) != OW_OK) {
             rc = ow__nomem(ld->err);
         }
@@ -308,9 +309,10 @@ static int lookup(const ow_cfg *bases, const ow_cfg *ref, const char *path, size
             const char *near = ow__closest(key, keys); /* one of cur's own keys */
             ow_free(keys);
             if (near)
-                return ow__error_at(err, OW_ERR_INHERIT, ref,
-                                    "'%s': the bases have no '%.*s' (did you mean '%.*s%s'?)",
-                                    ref->v.s, (int)len, path, (int)start, path, near);
+                return ow__error_at(
+                    err, OW_ERR_INHERIT, ref,
+                    "'%s': the bases have no '%.*s' (did you mean '%.*s%s'?)", ref->v.s,
+                    (int)len, path, (int)start, path, near);
         }
         cur = next;
         start = end + 1;
@@ -376,8 +378,9 @@ static int load_text(loader *ld, const char *text, size_t len, const char *file,
     if (rc != OW_OK)
         return rc;
     if (root->type != OW_CFG_MAP) {
-        rc = ow__error_at(err, OW_ERR_TYPE, root, "a config must be a map of keys, got %s",
-                          ow_cfg_type_name(root->type));
+        rc =
+            ow__error_at(err, OW_ERR_TYPE, root, "a config must be a map of keys, got %s",
+                         ow_cfg_type_name(root->type));
         goto fail;
     }
     const ow_cfg *spec = ow__cfg_map_get(root, "_base_");
@@ -479,10 +482,12 @@ int ow_cfg_load(const char *path, ow_cfg **out, ow_error *err)
 int ow_cfg_load_string(const char *text, const char *name, ow_cfg **out, ow_error *err)
 {
     if (!out)
-        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_load_string: out is NULL");
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_cfg_load_string: out is NULL");
     *out = NULL;
     if (!text)
-        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_load_string: text is NULL");
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_cfg_load_string: text is NULL");
     const char *file = name ? name : "<string>";
     /* the text lives in the current directory: bases and {{ fileDirname }} say so */
     const char *slash = strrchr(file, '/');

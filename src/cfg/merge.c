@@ -99,12 +99,13 @@ static int merge_over(const merger *m, ow_cfg *existing, ow_cfg *v, const char *
             }
             char where[OW_ERROR_FILE_LEN + 40] = "";
             if (existing->file)
-                snprintf(where, sizeof where, " (%s:%d:%d)", existing->file, existing->line,
-                         existing->column);
-            rc = ow__error_at(m->err, m->code, v,
-                              "'%s' is a map here but %s in the %s%s; set '_delete_: true' "
-                              "in the map to replace it",
-                              path, with_article(existing->type), m->into_name, where);
+                snprintf(where, sizeof where, " (%s:%d:%d)", existing->file,
+                         existing->line, existing->column);
+            rc = ow__error_at(
+                m->err, m->code, v,
+                "'%s' is a map here but %s in the %s%s; set '_delete_: true' "
+                "in the map to replace it",
+                path, with_article(existing->type), m->into_name, where);
             goto fail;
         }
     }
@@ -137,10 +138,12 @@ static int merge_map(const merger *m, ow_cfg *into, ow_cfg *from, const char *pr
                                   "'%s' is a list: '%s' is not an index", prefix, key);
             } else if (idx >= into->v.c.n) {
                 ow_cfg_free(v);
-                rc = ow__error_at(m->err, OW_ERR_RANGE, from,
-                                  "index %s is out of range for '%s', a list of %zu items",
-                                  key, prefix, into->v.c.n);
-            } else if ((rc = merge_over(m, into->v.c.items[idx], v, path, &out)) == OW_OK &&
+                rc =
+                    ow__error_at(m->err, OW_ERR_RANGE, from,
+                                 "index %s is out of range for '%s', a list of %zu items",
+                                 key, prefix, into->v.c.n);
+            } else if ((rc = merge_over(m, into->v.c.items[idx], v, path, &out)) ==
+                           OW_OK &&
                        out != into->v.c.items[idx]) {
                 ow_cfg_free(into->v.c.items[idx]);
                 into->v.c.items[idx] = out;

@@ -183,8 +183,7 @@ ow_cfg *ow__cfg_dup(const ow_cfg *node)
                 goto fail;
         }
         break;
-    default:
-        c->v = node->v;
+    default: c->v = node->v;
     }
     return c;
 fail:
@@ -240,7 +239,7 @@ ow_cfg_type ow_cfg_get_type(const ow_cfg *node)
 
 const char *ow_cfg_type_name(ow_cfg_type type)
 {
-    static const char *const names[] = {"null", "bool",  "int", "float",
+    static const char *const names[] = {"null",   "bool", "int", "float",
                                         "string", "list", "map"};
     return (unsigned)type < OW__ARRAY_LEN(names) ? names[type] : "?";
 }

@@ -74,14 +74,14 @@ static int parse_value(const char *text, int col, ow_cfg **out, ow_error *err)
                              perr.line == 1 ? perr.column + col - 1 : perr.column, "%s",
                              perr.message);
         }
-        ow_cfg_type want = text[0] == '[' ? OW_CFG_LIST
+        ow_cfg_type want = text[0] == '['   ? OW_CFG_LIST
                            : text[0] == '{' ? OW_CFG_MAP
                                             : OW_CFG_STRING;
         if (v->type != want) {
             ow_cfg_free(v);
-            return ow__error(err, OW_ERR_SYNTAX, WHERE, 1, col,
-                             "value must be a YAML scalar or flow collection, got '%.128s'",
-                             text);
+            return ow__error(
+                err, OW_ERR_SYNTAX, WHERE, 1, col,
+                "value must be a YAML scalar or flow collection, got '%.128s'", text);
         }
         shift_columns(v, col - 1);
     } else {
@@ -135,11 +135,12 @@ int ow_cfg_set(ow_cfg *cfg, const char *assignment, ow_error *err)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_cfg_set: needs a config and an assignment");
     if (cfg->type != OW_CFG_MAP)
-        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_set: the config is not a map");
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_cfg_set: the config is not a map");
     const char *eq = strchr(assignment, '=');
     if (!eq)
-        return ow__error(err, OW_ERR_SYNTAX, WHERE, 1, 1, "expected KEY=VALUE, got '%.128s'",
-                         assignment);
+        return ow__error(err, OW_ERR_SYNTAX, WHERE, 1, 1,
+                         "expected KEY=VALUE, got '%.128s'", assignment);
     if (eq == assignment)
         return ow__error(err, OW_ERR_SYNTAX, WHERE, 1, 1, "empty key in '%.128s'",
                          assignment);

@@ -129,8 +129,9 @@ static int next_event(parser *p, yaml_event_t *ev)
             return ow__error(p->err, OW_ERR_SYNTAX, p->file, (int)m.line + 1,
                              (int)m.column + 1, "%s: %s", p->yp.context,
                              p->yp.problem ? p->yp.problem : "syntax error");
-        return ow__error(p->err, OW_ERR_SYNTAX, p->file, (int)m.line + 1, (int)m.column + 1,
-                         "%s", p->yp.problem ? p->yp.problem : "syntax error");
+        return ow__error(p->err, OW_ERR_SYNTAX, p->file, (int)m.line + 1,
+                         (int)m.column + 1, "%s",
+                         p->yp.problem ? p->yp.problem : "syntax error");
     }
     return OW_OK;
 }
@@ -247,8 +248,8 @@ static int parse_collection(parser *p, yaml_event_t *start, ow_cfg **out)
         if (first) {
             rc = ow__error(p->err, OW_ERR_DUPLICATE, p->file, (int)km.line + 1,
                            (int)km.column + 1,
-                           "duplicate key '%s' (first defined at line %d, column %d)", key,
-                           first->line, first->column);
+                           "duplicate key '%s' (first defined at line %d, column %d)",
+                           key, first->line, first->column);
             ow_free(key);
             break;
         }
@@ -271,11 +272,9 @@ static int parse_node(parser *p, yaml_event_t *ev, ow_cfg **out)
 {
     *out = NULL;
     switch (ev->type) {
-    case YAML_SCALAR_EVENT:
-        return parse_scalar(p, ev, out);
+    case YAML_SCALAR_EVENT: return parse_scalar(p, ev, out);
     case YAML_SEQUENCE_START_EVENT:
-    case YAML_MAPPING_START_EVENT:
-        return parse_collection(p, ev, out);
+    case YAML_MAPPING_START_EVENT: return parse_collection(p, ev, out);
     case YAML_ALIAS_EVENT: {
         const char *name = (const char *)ev->data.alias.anchor;
         for (size_t i = p->n_anchors; i-- > 0;)
@@ -292,13 +291,13 @@ static int parse_node(parser *p, yaml_event_t *ev, ow_cfg **out)
                 return OW_OK;
             }
         yaml_mark_t m = ev->start_mark;
-        return ow__error(p->err, OW_ERR_SYNTAX, p->file, (int)m.line + 1, (int)m.column + 1,
-                         "unknown alias '*%s'", name);
+        return ow__error(p->err, OW_ERR_SYNTAX, p->file, (int)m.line + 1,
+                         (int)m.column + 1, "unknown alias '*%s'", name);
     }
     default: {
         yaml_mark_t m = ev->start_mark;
-        return ow__error(p->err, OW_ERR_SYNTAX, p->file, (int)m.line + 1, (int)m.column + 1,
-                         "unexpected YAML event");
+        return ow__error(p->err, OW_ERR_SYNTAX, p->file, (int)m.line + 1,
+                         (int)m.column + 1, "unexpected YAML event");
     }
     }
 }

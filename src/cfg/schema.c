@@ -3,7 +3,8 @@
  * failure; and the defaults of key rows, parsed from their YAML text.
  *
  * Bounds: with OW_KEY_RANGE, .min applies unless it is -INFINITY and .max unless it is
- * INFINITY (rows write `.max = INFINITY` for "no upper bound"). NaN is out of any range. */
+ * INFINITY (rows write `.max = INFINITY` for "no upper bound"). NaN is out of any range.
+ */
 #include "cfg_internal.h"
 
 #include <inttypes.h>
@@ -11,10 +12,14 @@
 #include <string.h>
 
 static const char *const type_names[] = {
-    [OW_T_ANY] = "any",       [OW_T_BOOL] = "bool",
-    [OW_T_INT] = "int",       [OW_T_NUMBER] = "number",
-    [OW_T_FLOAT] = "float",   [OW_T_STRING] = "string",
-    [OW_T_NUMLIST] = "list of numbers", [OW_T_LIST] = "list",
+    [OW_T_ANY] = "any",
+    [OW_T_BOOL] = "bool",
+    [OW_T_INT] = "int",
+    [OW_T_NUMBER] = "number",
+    [OW_T_FLOAT] = "float",
+    [OW_T_STRING] = "string",
+    [OW_T_NUMLIST] = "list of numbers",
+    [OW_T_LIST] = "list",
     [OW_T_MAP] = "map",
 };
 
@@ -65,7 +70,8 @@ static void number_text(double d, char *buf, size_t n)
         buf[len - 2] = '\0';
 }
 
-static int check_range(const ow_cfg *v, const ow_key *key, const char *label, ow_error *err)
+static int check_range(const ow_cfg *v, const ow_key *key, const char *label,
+                       ow_error *err)
 {
     double x = v->type == OW_CFG_INT ? (double)v->v.i : v->v.d;
     bool has_min = key->min > -INFINITY, has_max = key->max < INFINITY;
@@ -87,8 +93,8 @@ static int check_range(const ow_cfg *v, const ow_key *key, const char *label, ow
         return ow__error_at(err, OW_ERR_RANGE, v, "%s: must be between %s and %s, got %s",
                             label, lo, hi, got);
     if (has_min && has_max)
-        return ow__error_at(err, OW_ERR_RANGE, v, "%s: must be %s %s and %s %s, got %s", label,
-                            ge, lo, le, hi, got);
+        return ow__error_at(err, OW_ERR_RANGE, v, "%s: must be %s %s and %s %s, got %s",
+                            label, ge, lo, le, hi, got);
     return ow__error_at(err, OW_ERR_RANGE, v, "%s: must be %s %s, got %s", label,
                         has_min ? ge : le, has_min ? lo : hi, got);
 }
@@ -151,18 +157,20 @@ static int unknown_key(const ow_cfg *value, const char *key, const ow_key *keys,
     const char *near = ow__closest(key, names);
     if (near)
         return ow__error_at(err, OW_ERR_UNKNOWN_KEY, value,
-                            "%s%sunknown key '%s' (did you mean '%s'?)", ctx, sep, key, near);
+                            "%s%sunknown key '%s' (did you mean '%s'?)", ctx, sep, key,
+                            near);
     if (n == 0)
         return ow__error_at(err, OW_ERR_UNKNOWN_KEY, value,
-                            "%s%sunknown key '%s' (no keys are accepted here)", ctx, sep, key);
+                            "%s%sunknown key '%s' (no keys are accepted here)", ctx, sep,
+                            key);
     char accepted[OW_ERROR_TEXT_LEN];
     size_t len = 0;
     accepted[0] = '\0';
     for (size_t i = 0; i < n && len < sizeof accepted; i++)
-        len += (size_t)snprintf(accepted + len, sizeof accepted - len, "%s%s", i ? ", " : "",
-                                names[i]);
-    return ow__error_at(err, OW_ERR_UNKNOWN_KEY, value, "%s%sunknown key '%s' (accepted: %s)",
-                        ctx, sep, key, accepted);
+        len += (size_t)snprintf(accepted + len, sizeof accepted - len, "%s%s",
+                                i ? ", " : "", names[i]);
+    return ow__error_at(err, OW_ERR_UNKNOWN_KEY, value,
+                        "%s%sunknown key '%s' (accepted: %s)", ctx, sep, key, accepted);
 }
 
 int ow__schema_check(const ow_cfg *map, const ow_key *keys, const char *context,
@@ -188,8 +196,8 @@ int ow__schema_check(const ow_cfg *map, const ow_key *keys, const char *context,
     }
     for (const ow_key *k = keys; k && k->name; k++)
         if ((k->flags & OW_KEY_REQUIRED) && !ow__cfg_map_get(map, k->name))
-            return ow__error_at(err, OW_ERR_MISSING_KEY, map, "%s%smissing required key '%s'",
-                                ctx, sep, k->name);
+            return ow__error_at(err, OW_ERR_MISSING_KEY, map,
+                                "%s%smissing required key '%s'", ctx, sep, k->name);
     return OW_OK;
 }
 
@@ -205,7 +213,8 @@ static void clear_positions(ow_cfg *node)
 int ow__schema_default(const ow_key *key, ow_cfg **out, ow_error *err)
 {
     if (!out || !key)
-        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow__schema_default: bad arguments");
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow__schema_default: bad arguments");
     *out = NULL;
     if (!key->def)
         return OW_OK;
@@ -223,7 +232,8 @@ int ow__schema_default(const ow_key *key, ow_cfg **out, ow_error *err)
                              perr.message);
         clear_positions(v);
     } else {
-        /* a plain scalar, typed like one in a config ("null" is null, not an empty map) */
+        /* a plain scalar, typed like one in a config ("null" is null, not an empty map)
+         */
         if (!(v = ow__cfg_new(OW_CFG_NULL, NULL, 0, 0)))
             return ow__nomem(err);
         if (ow__cfg_resolve_scalar(v, text, false) != OW_OK) {

@@ -8,13 +8,15 @@
 
 typedef enum { T_VAR, T_ENV, T_BASE } template_kind;
 
-typedef struct template {
+typedef struct template
+{
     template_kind kind;
-    size_t len;  /* length of the template as written, "{{" to "}}" */
-    char *text;  /* the template as written */
-    char *value; /* T_VAR, T_ENV: what it expands to */
+    size_t len;               /* length of the template as written, "{{" to "}}" */
+    char *text;               /* the template as written */
+    char *value;              /* T_VAR, T_ENV: what it expands to */
     size_t name_at, name_len; /* T_ENV: the variable's name within text */
-} template;
+}
+template;
 
 /* Placeholders are the stem, the template's index in decimal, '_', then '_' padding up
  * to the template's length. The stem is chosen so that it occurs nowhere in the text,
@@ -100,8 +102,8 @@ static char *file_variable(const char *abs_path, const char *name)
 }
 
 /* mmengine's `\{\{['"]?\s*\$(\w+)\s*:\s*(\S*?)\s*['"]?\}\}`, applied to the inside. */
-static bool env_template(const char *b, const char *e, char **value, const char **var_name,
-                         size_t *var_len)
+static bool env_template(const char *b, const char *e, char **value,
+                         const char **var_name, size_t *var_len)
 {
     if (b < e && (*b == '\'' || *b == '"'))
         b++;
@@ -225,7 +227,8 @@ static int scan_text(scan *sc, const char *text, size_t len, char **copy, ow_err
             for (const char *c = text; c < p; c++)
                 if (*c == '\n')
                     lineno++, line = c + 1;
-            return ow__error(err, OW_ERR_UNSUPPORTED, sc->file, lineno, (int)(p - line) + 1,
+            return ow__error(err, OW_ERR_UNSUPPORTED, sc->file, lineno,
+                             (int)(p - line) + 1,
                              "too many '{{ }}' templates in one file");
         }
         char *dst = *copy + (p - text);
@@ -267,17 +270,18 @@ static int expand(const scan *sc, const char *s, const ow_cfg *node, bool is_key
         if (t->kind == T_BASE) {
             if (!is_key && (hit != s || hit[t->len] != '\0')) {
                 ow__sb_free(&sb);
-                return ow__error_at(err, OW_ERR_VALUE, node,
-                                    "'%s' must be the whole value to refer to a base value",
-                                    t->text);
+                return ow__error_at(
+                    err, OW_ERR_VALUE, node,
+                    "'%s' must be the whole value to refer to a base value", t->text);
             }
             ow__sb_puts(&sb, t->text);
         } else if (t->kind == T_ENV && !*t->value) {
             ow__sb_free(&sb);
-            return ow__error_at(err, OW_ERR_VALUE, node,
-                                "environment variable '%.*s' is not set (or is empty) and "
-                                "'%s' gives no default",
-                                (int)t->name_len, t->text + t->name_at, t->text);
+            return ow__error_at(
+                err, OW_ERR_VALUE, node,
+                "environment variable '%.*s' is not set (or is empty) and "
+                "'%s' gives no default",
+                (int)t->name_len, t->text + t->name_at, t->text);
         } else {
             ow__sb_puts(&sb, t->value);
             *expanded = true;
@@ -313,8 +317,8 @@ static int expand_tree(const scan *sc, ow_cfg *node, ow_error *err)
         return OW_OK;
     for (size_t i = 0; i < node->v.c.n; i++) {
         if (node->type == OW_CFG_MAP && strstr(node->v.c.keys[i], sc->stem)) {
-            if ((rc = expand(sc, node->v.c.keys[i], node->v.c.items[i], true, &s, &expanded,
-                             err)) != OW_OK)
+            if ((rc = expand(sc, node->v.c.keys[i], node->v.c.items[i], true, &s,
+                             &expanded, err)) != OW_OK)
                 return rc;
             ow_free(node->v.c.keys[i]);
             node->v.c.keys[i] = s;

@@ -25,13 +25,13 @@ typedef struct cli_option {
 } cli_option;
 
 #define CLI_MAX_POSITIONAL 8
-#define CLI_MAX_VALUES 64
+#define CLI_MAX_VALUES     64
 
 /* What cli_parse found: a flag is set when values[i] is non-NULL ("" for flags). */
 typedef struct cli_args {
     const char *positional[CLI_MAX_POSITIONAL];
     int n_positional;
-    const char *values[32];         /* by option index in the table */
+    const char *values[32];            /* by option index in the table */
     const char *multi[CLI_MAX_VALUES]; /* values of arg==2 options (e.g. --cfg-options) */
     int n_multi;
     int help;
@@ -61,8 +61,8 @@ int cli_print_config(int argc, char **argv);
 int cli_list(int argc, char **argv);
 int cli_model(int argc, char **argv);
 int cli_groups(int argc, char **argv);
-int cli_replay(int argc, char **argv); /* cmd_replay.c */
-int cli_bench(int argc, char **argv);  /* cmd_bench.c */
+int cli_replay(int argc, char **argv);   /* cmd_replay.c */
+int cli_bench(int argc, char **argv);    /* cmd_bench.c */
 int cli_schedule(int argc, char **argv); /* cmd_schedule.c */
 
 /* The command table (main.c), for help and tests. */

@@ -22,7 +22,8 @@ int cli_check(int argc, char **argv)
         return CLI_OK;
     }
     if (a.n_positional != 1) {
-        fprintf(stderr, "optwrap check: expected one CONFIG\nusage: optwrap %s\n", cmd->usage);
+        fprintf(stderr, "optwrap check: expected one CONFIG\nusage: optwrap %s\n",
+                cmd->usage);
         return CLI_USAGE;
     }
     ow_error err;
@@ -68,9 +69,11 @@ int cli_print_config(int argc, char **argv)
         return CLI_OK;
     }
     const char *format = cli_value(&a, print_options, n_opts, "--format");
-    if (a.n_positional != 1 || (format && strcmp(format, "yaml") && strcmp(format, "json"))) {
-        fprintf(stderr, "optwrap print-config: expected one CONFIG and --format yaml|json\n"
-                        "usage: optwrap %s\n",
+    if (a.n_positional != 1 ||
+        (format && strcmp(format, "yaml") && strcmp(format, "json"))) {
+        fprintf(stderr,
+                "optwrap print-config: expected one CONFIG and --format yaml|json\n"
+                "usage: optwrap %s\n",
                 cmd->usage);
         return CLI_USAGE;
     }

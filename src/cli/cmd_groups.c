@@ -102,11 +102,13 @@ static void print_table(const ow_groups *g)
     for (size_t gi = 0; gi < ow_groups_get_count(g) && !scaled; gi++)
         scaled = ow_cfg_find(ow_groups_get_options(g, gi), "lr_scale") != NULL;
     if (scaled)
-        printf("effective_lr: the lr a group steps with before any schedule (optwrap's "
-               "optimizer applies timm's lr_scale; mmpretrain and mmseg fold it into lr)\n");
+        printf(
+            "effective_lr: the lr a group steps with before any schedule (optwrap's "
+            "optimizer applies timm's lr_scale; mmpretrain and mmseg fold it into lr)\n");
 }
 
-/* Every parameter occurrence, with its group, effective lr / weight decay and the rule. */
+/* Every parameter occurrence, with its group, effective lr / weight decay and the rule.
+ */
 static int print_explain(const ow_groups *g)
 {
     const ow_model *m = ow_groups_get_model(g);
@@ -128,10 +130,10 @@ static int print_explain(const ow_groups *g)
         long found = group_of[i];
         if (found < 0) {
             const char *why = ow_groups_get_param_reason(g, i);
-            printf("skipped (%s)\n", *why               ? why
+            printf("skipped (%s)\n", *why                ? why
                                      : !pv.requires_grad ? "frozen: requires_grad false"
-                                     : pv.is_shared      ? "shared with an earlier parameter"
-                                                         : "not in any group");
+                                     : pv.is_shared ? "shared with an earlier parameter"
+                                                    : "not in any group");
             continue;
         }
         printf("group %ld:", found);

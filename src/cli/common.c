@@ -23,7 +23,9 @@ void cli_help(FILE *f, const cli_command *cmd, const cli_option *opts, size_t n_
     for (size_t i = 0; i < n_opts; i++) {
         char left[64];
         snprintf(left, sizeof left, "%s%s", opts[i].name,
-                 opts[i].arg == 1 ? " VALUE" : opts[i].arg == 2 ? " K=V ..." : "");
+                 opts[i].arg == 1   ? " VALUE"
+                 : opts[i].arg == 2 ? " K=V ..."
+                                    : "");
         fprintf(f, "  %-24s %s\n", left, opts[i].help);
     }
     fprintf(f, "  %-24s %s\n", "-h, --help", "show this help");
@@ -68,7 +70,8 @@ int cli_parse(int argc, char **argv, const cli_command *cmd, const cli_option *o
         if (o->arg == 0) {
             args->values[idx] = "";
         } else if (o->arg == 1) {
-            const char *v = eq && a[1] == '-' ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            const char *v =
+                eq && a[1] == '-' ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
             if (!v)
                 return usage_error(cmd, "option '%s' needs a value", name);
             args->values[idx] = v;

@@ -5,7 +5,8 @@
 
 /* One row per subcommand; --help and the consistency test are generated from it. */
 const cli_command cli_commands[] = {
-    {"check", cli_check, "validate a config: every type known, every key known, values in range",
+    {"check", cli_check,
+     "validate a config: every type known, every key known, values in range",
      "check CONFIG [--model MODEL.yaml] [--cfg-options K=V ...]"},
     {"groups", cli_groups, "show the param groups a model gets from a config",
      "groups CONFIG (--model MODEL.yaml | --arch NAME) [--format table|json] "
@@ -19,7 +20,8 @@ const cli_command cli_commands[] = {
      "print-config CONFIG [--format yaml|json] [--cfg-options K=V ...]"},
     {"bench", cli_bench, "time optimizer steps against the memory-bandwidth pattern",
      "bench [--quick] [--optimizers LIST] [--sizes LIST] [--threads LIST]"},
-    {"replay", cli_replay, "re-run a reference optimizer trajectory or schedule and compare",
+    {"replay", cli_replay,
+     "re-run a reference optimizer trajectory or schedule and compare",
      "replay FILE.json [--check]"},
     {"schedule", cli_schedule, "the lr/momentum schedule as a chart, SVG or CSV",
      "schedule CONFIG [--iters N | --epochs E --epoch-length L] [-o FILE.svg] [--csv] "
@@ -49,7 +51,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return CLI_USAGE;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
         usage(stdout);
         return CLI_OK;
     }

@@ -61,10 +61,11 @@ static int fill_groups(ow_groups *groups, const ow_entry *opt, const ow_cfg *def
                 continue;
             const ow_cfg *v = ow__cfg_map_get(defaults, k->name);
             if (!v)
-                return ow__error_at(err, OW_ERR_MISSING_KEY, opt_cfg,
-                                    "optim_wrapper.optimizer: parameter group %zu didn't "
-                                    "specify a value of required optimization parameter %s",
-                                    gi, k->name);
+                return ow__error_at(
+                    err, OW_ERR_MISSING_KEY, opt_cfg,
+                    "optim_wrapper.optimizer: parameter group %zu didn't "
+                    "specify a value of required optimization parameter %s",
+                    gi, k->name);
             ow_cfg *copy = ow__cfg_dup(v);
             if (!copy || ow__cfg_map_set(opts, k->name, copy) != OW_OK)
                 return ow__nomem(err);
@@ -89,13 +90,15 @@ static int check_disjoint(const ow_groups *groups, const ow_cfg *where, ow_error
             ow_model_get_param(groups->model, groups->g[gi].params[j], &pv);
             if (first[pv.tensor] != (size_t)-1 && first[pv.tensor] != gi) {
                 ow_param_view fv;
-                ow_model_get_param(groups->model, groups->g[first[pv.tensor]].params[0], &fv);
-                rc = ow__error_at(err, OW_ERR_DUPLICATE, where,
-                                  "some parameters appear in more than one parameter group: "
-                                  "'%s' is the same tensor as an earlier parameter (set "
-                                  "paramwise_cfg.bypass_duplicate: true to keep only its "
-                                  "first occurrence)",
-                                  pv.full_name);
+                ow_model_get_param(groups->model, groups->g[first[pv.tensor]].params[0],
+                                   &fv);
+                rc = ow__error_at(
+                    err, OW_ERR_DUPLICATE, where,
+                    "some parameters appear in more than one parameter group: "
+                    "'%s' is the same tensor as an earlier parameter (set "
+                    "paramwise_cfg.bypass_duplicate: true to keep only its "
+                    "first occurrence)",
+                    pv.full_name);
                 break;
             }
             first[pv.tensor] = gi;
@@ -141,9 +144,10 @@ static int resolve(const ow_cfg *config, resolved *r, ow_error *err)
     if (wtype)
         rc = ow__registry_lookup(OW_KIND_OPTIM_WRAPPER, wtype, scope, &r->wrapper, err);
     else if (!(r->wrapper = ow_registry_find(OW_KIND_OPTIM_WRAPPER, "OptimWrapper")))
-        rc = ow__error_at(err, OW_ERR_UNKNOWN_TYPE, ow_node, "OptimWrapper is not registered");
-    if (rc ||
-        (rc = ow__schema_check(ow_node, r->wrapper->keys, "optim_wrapper", type_only, err)))
+        rc = ow__error_at(err, OW_ERR_UNKNOWN_TYPE, ow_node,
+                          "OptimWrapper is not registered");
+    if (rc || (rc = ow__schema_check(ow_node, r->wrapper->keys, "optim_wrapper",
+                                     type_only, err)))
         return rc;
 
     /* the optimizer */
@@ -157,8 +161,8 @@ static int resolve(const ow_cfg *config, resolved *r, ow_error *err)
         return ow__error_at(err, OW_ERR_MISSING_KEY, opt_cfg,
                             "optim_wrapper.optimizer: missing key 'type'");
     if ((rc = ow__registry_lookup(OW_KIND_OPTIMIZER, otype, scope, &r->opt, err)) ||
-        (rc = ow__schema_check(opt_cfg, r->opt->keys, "optim_wrapper.optimizer", type_only,
-                               err)))
+        (rc = ow__schema_check(opt_cfg, r->opt->keys, "optim_wrapper.optimizer",
+                               type_only, err)))
         return rc;
     r->optimizer = opt_cfg;
 

@@ -1,29 +1,46 @@
 /* default.c -- mmengine's DefaultOptimWrapperConstructor: one param group per
  * parameter, lr and weight decay from paramwise_cfg's custom_keys and bias / norm /
  * depth-wise conv / flat multipliers, with mmengine's precedence and quirks.
- * https://github.com/open-mmlab/mmengine/blob/main/mmengine/optim/optimizer/default_constructor.py */
+ * https://github.com/open-mmlab/mmengine/blob/main/mmengine/optim/optimizer/default_constructor.py
+ */
 #include "ctor_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static const ow_key default_keys[] = {
-    {.name = "custom_keys", .type = OW_T_MAP, .flags = OW_KEY_NULLABLE,
+    {.name = "custom_keys",
+     .type = OW_T_MAP,
+     .flags = OW_KEY_NULLABLE,
      .doc = "substring of a parameter's full name (or 're:REGEX', 'glob:PATTERN') -> "
             "{lr_mult, decay_mult, any group key}"},
-    {.name = "bias_lr_mult", .type = OW_T_NUMBER, .flags = OW_KEY_NULLABLE,
+    {.name = "bias_lr_mult",
+     .type = OW_T_NUMBER,
+     .flags = OW_KEY_NULLABLE,
      .doc = "lr multiplier of biases (not of norm layers)"},
-    {.name = "bias_decay_mult", .type = OW_T_NUMBER, .flags = OW_KEY_NULLABLE,
+    {.name = "bias_decay_mult",
+     .type = OW_T_NUMBER,
+     .flags = OW_KEY_NULLABLE,
      .doc = "weight-decay multiplier of biases"},
-    {.name = "norm_decay_mult", .type = OW_T_NUMBER, .flags = OW_KEY_NULLABLE,
+    {.name = "norm_decay_mult",
+     .type = OW_T_NUMBER,
+     .flags = OW_KEY_NULLABLE,
      .doc = "weight-decay multiplier of norm layers' weights and biases"},
-    {.name = "dwconv_decay_mult", .type = OW_T_NUMBER, .flags = OW_KEY_NULLABLE,
+    {.name = "dwconv_decay_mult",
+     .type = OW_T_NUMBER,
+     .flags = OW_KEY_NULLABLE,
      .doc = "weight-decay multiplier of depth-wise Conv2d (in_channels == groups)"},
-    {.name = "flat_decay_mult", .type = OW_T_NUMBER, .flags = OW_KEY_NULLABLE,
+    {.name = "flat_decay_mult",
+     .type = OW_T_NUMBER,
+     .flags = OW_KEY_NULLABLE,
      .doc = "weight-decay multiplier of 1-D parameters"},
-    {.name = "dcn_offset_lr_mult", .type = OW_T_NUMBER, .flags = OW_KEY_NULLABLE,
+    {.name = "dcn_offset_lr_mult",
+     .type = OW_T_NUMBER,
+     .flags = OW_KEY_NULLABLE,
      .doc = "lr multiplier of deformable convs' offset convs"},
-    {.name = "bypass_duplicate", .type = OW_T_BOOL, .def = "false",
+    {.name = "bypass_duplicate",
+     .type = OW_T_BOOL,
+     .def = "false",
      .doc = "keep only the first occurrence of a shared parameter"},
     {0},
 };
@@ -43,7 +60,8 @@ static bool is_dcn_type(const char *type)
  * which all carry "Conv2d" in their class names; ConvTranspose2d and Conv1d do not. */
 static bool is_conv2d(const ow_module_info *m)
 {
-    return m->kind == OW_MODULE_CONV && strstr(m->type, "Conv2d") && !is_dcn_type(m->type);
+    return m->kind == OW_MODULE_CONV && strstr(m->type, "Conv2d") &&
+           !is_dcn_type(m->type);
 }
 
 /* For every module (walk order), whether its parent is a DCN: mmengine passes
@@ -77,7 +95,8 @@ static int modules_in_dcn(const ow_model *model, bool **out, ow_error *err)
                 break;
             depth--;
         }
-        in_dcn[i] = depth > 0 && is_dcn_type(ow_model_get_module(model, stack[depth - 1])->type);
+        in_dcn[i] =
+            depth > 0 && is_dcn_type(ow_model_get_module(model, stack[depth - 1])->type);
         stack[depth++] = i;
     }
     ow_free(stack);
@@ -116,14 +135,15 @@ static int apply_custom(const rules *r, const ow__custom_key *ck, ow_groups *g, 
     const ow_cfg *lr_mult = ow__cfg_map_get(ck->cfg, "lr_mult");
     const ow_cfg *decay_mult = ow__cfg_map_get(ck->cfg, "decay_mult");
     if (!r->base_lr)
-        return ow__error_at(err, OW_ERR_MISSING_KEY, ck->cfg,
-                            "optim_wrapper.paramwise_cfg.custom_keys.%s: sets lr = "
-                            "optimizer.lr * lr_mult, but optim_wrapper.optimizer has no lr",
-                            ck->key);
+        return ow__error_at(
+            err, OW_ERR_MISSING_KEY, ck->cfg,
+            "optim_wrapper.paramwise_cfg.custom_keys.%s: sets lr = "
+            "optimizer.lr * lr_mult, but optim_wrapper.optimizer has no lr",
+            ck->key);
     int rc = set_product(g, gi, "lr", r->base_lr, lr_mult ? lr_mult : &one, err);
     if (!rc && r->base_wd)
-        rc = set_product(g, gi, "weight_decay", r->base_wd, decay_mult ? decay_mult : &one,
-                         err);
+        rc = set_product(g, gi, "weight_decay", r->base_wd,
+                         decay_mult ? decay_mult : &one, err);
     for (size_t i = 0; !rc && i < ck->cfg->v.c.n; i++)
         rc = ow_groups_set_value(g, gi, ck->cfg->v.c.keys[i], ck->cfg->v.c.items[i], err);
     if (!rc) {
@@ -213,21 +233,22 @@ int ow__check_base_wd(const ow_cfg *pw, const ow__custom_keys *ck, const ow_cfg 
                                            "dwconv_decay_mult"};
     for (size_t i = 0; i < OW__ARRAY_LEN(needs_wd); i++)
         if (mult(pw, needs_wd[i]))
-            return ow__error_at(err, OW_ERR_MISSING_KEY, ow__cfg_map_get(pw, needs_wd[i]),
-                                "optim_wrapper.paramwise_cfg.%s: needs "
-                                "optim_wrapper.optimizer.weight_decay (base_wd should not "
-                                "be None)",
-                                needs_wd[i]);
+            return ow__error_at(
+                err, OW_ERR_MISSING_KEY, ow__cfg_map_get(pw, needs_wd[i]),
+                "optim_wrapper.paramwise_cfg.%s: needs "
+                "optim_wrapper.optimizer.weight_decay (base_wd should not "
+                "be None)",
+                needs_wd[i]);
     /* in the config's order, as mmengine's loop over custom_keys.values() */
     const ow_cfg *map = ck->node;
     for (size_t i = 0; map && i < map->v.c.n; i++)
         if (ow__cfg_map_get(map->v.c.items[i], "decay_mult"))
-            return ow__error_at(err, OW_ERR_MISSING_KEY,
-                                ow__cfg_map_get(map->v.c.items[i], "decay_mult"),
-                                "optim_wrapper.paramwise_cfg.custom_keys.%s.decay_mult: "
-                                "needs optim_wrapper.optimizer.weight_decay (base_wd should "
-                                "not be None)",
-                                map->v.c.keys[i]);
+            return ow__error_at(
+                err, OW_ERR_MISSING_KEY, ow__cfg_map_get(map->v.c.items[i], "decay_mult"),
+                "optim_wrapper.paramwise_cfg.custom_keys.%s.decay_mult: "
+                "needs optim_wrapper.optimizer.weight_decay (base_wd should "
+                "not be None)",
+                map->v.c.keys[i]);
     return OW_OK;
 }
 
@@ -271,7 +292,8 @@ static int default_build(const ow_constructor_ctx *ctx, ow_groups *g, ow_error *
             continue;
         seen[pv.tensor] = true;
         size_t gi;
-        if ((rc = ow_groups_add(g, &gi, err)) || (rc = ow_groups_add_param(g, gi, i, err)))
+        if ((rc = ow_groups_add(g, &gi, err)) ||
+            (rc = ow_groups_add_param(g, gi, i, err)))
             break;
         /* mmengine matches custom keys against f'{prefix}.{name}': ".name" at the root */
         char full[1024];

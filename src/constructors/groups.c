@@ -15,8 +15,8 @@ void ow_groups_free(ow_groups *groups)
         ow_free(groups->g[i].reason);
     }
     ow_free(groups->g);
-    for (size_t i = 0; groups->param_reasons && i < ow_model_get_num_params(groups->model);
-         i++)
+    for (size_t i = 0;
+         groups->param_reasons && i < ow_model_get_num_params(groups->model); i++)
         ow_free(groups->param_reasons[i]);
     ow_free(groups->param_reasons);
     for (size_t i = 0; i < groups->n_warnings; i++)

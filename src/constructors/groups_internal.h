@@ -8,8 +8,8 @@
 typedef struct ow_group {
     size_t *params; /* [n] model occurrence indices */
     size_t n, cap;
-    ow_cfg *opts;   /* ordered map: hyperparameters */
-    char *reason;   /* why (for --explain); NULL = none */
+    ow_cfg *opts; /* ordered map: hyperparameters */
+    char *reason; /* why (for --explain); NULL = none */
 } ow_group;
 
 struct ow_groups {
@@ -21,11 +21,11 @@ struct ow_groups {
                                   corrected weight decay reads defaults['lr']), or NULL */
     char **warnings;           /* [n_warnings] formatted "file:line:column: message" */
     size_t n_warnings, cap_warnings;
-    char **param_reasons;      /* (constructors) [model params] per-occurrence reasons for
-                                  --explain; NULL until one is set */
-    bool apply_lr_scale;       /* (constructors) the optimizer steps with lr * lr_scale
-                                  (timm's layer decay); false where lr_scale is already
-                                  folded into lr (mmpretrain, mmseg) or absent */
+    char **param_reasons; /* (constructors) [model params] per-occurrence reasons for
+                             --explain; NULL until one is set */
+    bool apply_lr_scale;  /* (constructors) the optimizer steps with lr * lr_scale
+                             (timm's layer decay); false where lr_scale is already
+                             folded into lr (mmpretrain, mmseg) or absent */
 };
 
 ow_groups *ow__groups_new(const ow_model *model);

@@ -28,7 +28,8 @@ void ow__sched_timm_apply(const ow_sched *s, const ow__sched_item *it, const dou
     for (size_t g = 0; g < s->n; g++) {
         double scale;
         double x = v[g];
-        if (!s->target.lr_scale_at_step && s->target.get(s->target.ctx, g, "lr_scale", &scale))
+        if (!s->target.lr_scale_at_step &&
+            s->target.get(s->target.ctx, g, "lr_scale", &scale))
             x = x * scale;
         s->target.set(s->target.ctx, g, it->param, x);
     }

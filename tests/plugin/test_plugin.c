@@ -13,8 +13,13 @@
 #pragma weak ow_model_get_param
 
 static const ow_key plugin_sgd_keys[] = {
-    {.name = "lr", .type = OW_T_NUMBER, .def = "0.1", .min = 0, .max = INFINITY,
-     .flags = OW_KEY_RANGE, .doc = "learning rate"},
+    {.name = "lr",
+     .type = OW_T_NUMBER,
+     .def = "0.1",
+     .min = 0,
+     .max = INFINITY,
+     .flags = OW_KEY_RANGE,
+     .doc = "learning rate"},
     {.name = "momentum", .type = OW_T_NUMBER, .def = "0", .doc = "momentum factor"},
     {0},
 };
