@@ -149,6 +149,9 @@ const ow_key *ow__schema_find(const ow_key *keys, const char *name);
 
 /* ---- registry (registry/) ------------------------------------------------------- */
 
+/* The one table of built-in entries (registry/builtins.c), NULL-terminated. */
+extern const ow_entry *const ow__builtins[];
+
 /* Resolves a `type:` node of the given kind (a string, optionally "scope.Name"),
  * trying default_scope (may be NULL) first for an unscoped name. On a miss: an
  * OW_ERR_UNKNOWN_TYPE at the node naming the closest registered names, or the scope

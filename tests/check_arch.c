@@ -440,56 +440,26 @@ END_TEST
 
 /* ---- the command ------------------------------------------------------------------- */
 
-typedef struct run_result {
-    int status;
-    char *out, *err;
-} run_result;
-
-/* Runs `optwrap ARGS` from the source tree, as check_cli does. */
-static run_result run(const char *args)
-{
-    char out_path[] = "/tmp/ow_arch_outXXXXXX", err_path[] = "/tmp/ow_arch_errXXXXXX";
-    int fo = mkstemp(out_path), fe = mkstemp(err_path);
-    ck_assert(fo >= 0 && fe >= 0);
-    close(fo);
-    close(fe);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd '%s/..' && '%s/optwrap' %s >'%s' 2>'%s'",
-             OW_TEST_CONFIGS, OW_TEST_BUILDDIR, args, out_path, err_path);
-    int st = system(cmd);
-    run_result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
-    r.out = ow_test_slurp(out_path);
-    r.err = ow_test_slurp(err_path);
-    unlink(out_path);
-    unlink(err_path);
-    return r;
-}
-
-static void run_free(run_result *r)
-{
-    ow_free(r->out);
-    ow_free(r->err);
-}
 
 START_TEST(cli_model_arch)
 {
-    run_result r = run("model --arch vit-base-p16 --format yaml");
+    ow_cli_result r = ow_test_cli("model --arch vit-base-p16 --format yaml");
     ck_assert_int_eq(r.status, 0);
     char *golden = ow_test_slurp(OW_TEST_GOLDEN "/models/mmpretrain_vit-base-p16.yaml");
     assert_same_text("model --arch", r.out, strchr(golden, '\n') + 1);
     ow_free(golden);
-    run_free(&r);
+    ow_test_cli_free(&r);
 
-    r = run("model --arch timm/resnet50");
+    r = ow_test_cli("model --arch timm/resnet50");
     ck_assert_int_eq(r.status, 0);
     const char *head =
         "model timm_resnet50: 217 modules, 161 parameters (161 tensors), "
         "25557032 elements\ngroup_matcher: {\"stem\": \"^conv1|bn1|maxpool\", "
         "\"blocks\": \"^layer(\\\\d+)\\\\.(\\\\d+)\"}\n(root)  (ResNet)\n";
     ck_assert_msg(!strncmp(r.out, head, strlen(head)), "summary starts '%.300s'", r.out);
-    run_free(&r);
+    ow_test_cli_free(&r);
 
-    r = run("model --list-archs");
+    r = ow_test_cli("model --list-archs");
     ck_assert_int_eq(r.status, 0);
     const char *p = r.out;
     for (size_t i = 0; ow_model_get_arch(i); i++) {
@@ -499,22 +469,22 @@ START_TEST(cli_model_arch)
         p += len + 1;
     }
     ck_assert_str_eq(p, "");
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 
 START_TEST(cli_groups_arch)
 {
     /* the built-in tree gives the same groups as its golden file */
-    run_result a = run("groups configs/resnet50_8xb32_in1k.yaml --arch resnet50 --format "
+    ow_cli_result a = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --arch resnet50 --format "
                        "json");
-    run_result b = run("groups configs/resnet50_8xb32_in1k.yaml --model "
+    ow_cli_result b = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model "
                        "tests/golden/models/mmpretrain_resnet50.yaml --format json");
     ck_assert_int_eq(a.status, 0);
     ck_assert_int_eq(b.status, 0);
     ck_assert_str_eq(a.out, b.out);
-    run_free(&a);
-    run_free(&b);
+    ow_test_cli_free(&a);
+    ow_test_cli_free(&b);
 }
 END_TEST
 
@@ -549,7 +519,7 @@ static const struct {
 
 START_TEST(cli_arch_errors)
 {
-    run_result r = run(cli_errors[_i].args);
+    ow_cli_result r = ow_test_cli(cli_errors[_i].args);
     ck_assert_msg(r.status == cli_errors[_i].status, "%s: status %d (%s)",
                   cli_errors[_i].args, r.status, r.err);
     size_t len = strlen(cli_errors[_i].err);
@@ -559,7 +529,7 @@ START_TEST(cli_arch_errors)
     else
         ck_assert_str_eq(r.err, cli_errors[_i].err);
     ck_assert_str_eq(r.out, "");
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 

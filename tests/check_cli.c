@@ -9,43 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct run_result {
-    int status;
-    char *out, *err;
-} run_result;
-
-/* Runs `optwrap ARGS` from the source tree (so relative config paths work). */
-static run_result run(const char *args)
-{
-    char out_path[] = "/tmp/ow_cli_outXXXXXX", err_path[] = "/tmp/ow_cli_errXXXXXX";
-    int fo = mkstemp(out_path), fe = mkstemp(err_path);
-    ck_assert(fo >= 0 && fe >= 0);
-    close(fo);
-    close(fe);
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cd '%s/..' && '%s/optwrap' %s >'%s' 2>'%s'",
-             OW_TEST_CONFIGS, OW_TEST_BUILDDIR, args, out_path, err_path);
-    int st = system(cmd);
-    run_result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
-    r.out = ow_test_slurp(out_path);
-    r.err = ow_test_slurp(err_path);
-    unlink(out_path);
-    unlink(err_path);
-    return r;
-}
-
-static void run_free(run_result *r)
-{
-    ow_free(r->out);
-    ow_free(r->err);
-}
 
 static const char *const commands[] = {"bench", "check",        "groups", "list",
                                        "model", "print-config", "replay", "schedule"};
 
 START_TEST(help_lists_every_command)
 {
-    run_result r = run("--help");
+    ow_cli_result r = ow_test_cli("--help");
     ck_assert_int_eq(r.status, 0);
     for (size_t i = 0; i < OW__ARRAY_LEN(commands); i++) {
         char needle[64];
@@ -54,23 +24,23 @@ START_TEST(help_lists_every_command)
         char args[64], usage[64];
         snprintf(args, sizeof args, "%s --help", commands[i]);
         snprintf(usage, sizeof usage, "usage: optwrap %s", commands[i]);
-        run_result h = run(args);
+        ow_cli_result h = ow_test_cli(args);
         ck_assert_int_eq(h.status, 0);
         ck_assert_msg(!strncmp(h.out, usage, strlen(usage)), "%s: %s", args, h.out);
-        run_free(&h);
+        ow_test_cli_free(&h);
     }
-    run_free(&r);
-    r = run("frobnicate");
+    ow_test_cli_free(&r);
+    r = ow_test_cli("frobnicate");
     ck_assert_int_eq(r.status, 2);
     ck_assert(strstr(r.err, "optwrap: unknown command 'frobnicate'"));
-    run_free(&r);
-    r = run("groups configs/resnet50_8xb32_in1k.yaml --model");
+    ow_test_cli_free(&r);
+    r = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model");
     ck_assert_int_eq(r.status, 2);
     ck_assert_str_eq(r.err,
                      "optwrap groups: option '--model' needs a value\nusage: optwrap "
                      "groups CONFIG (--model MODEL.yaml | --arch NAME) [--format "
                      "table|json] [--explain] [--cfg-options K=V ...]\n");
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 
@@ -88,12 +58,12 @@ START_TEST(recipes_check_and_build)
     char args[1024], want[256];
     snprintf(args, sizeof args, "check %s --model %s", recipes[_i].config,
              recipes[_i].model);
-    run_result r = run(args);
+    ow_cli_result r = ow_test_cli(args);
     snprintf(want, sizeof want, "%s: OK (%zu param groups)\n", recipes[_i].config,
              recipes[_i].groups);
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert_str_eq(r.out, want);
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 
@@ -110,10 +80,10 @@ START_TEST(every_recipe_checks)
         char args[512], want[512];
         snprintf(args, sizeof args, "check configs/%s", e->d_name);
         snprintf(want, sizeof want, "configs/%s: OK\n", e->d_name);
-        run_result r = run(args);
+        ow_cli_result r = ow_test_cli(args);
         ck_assert_msg(r.status == 0, "%s: %s", args, r.err);
         ck_assert_str_eq(r.out, want);
-        run_free(&r);
+        ow_test_cli_free(&r);
         n++;
     }
     closedir(d);
@@ -124,7 +94,7 @@ END_TEST
 START_TEST(recipe_groups_values)
 {
     /* ResNet-50 recipe: biases and BN get weight_decay 0.0, convs keep 1e-4 */
-    run_result r = run("groups configs/resnet50_8xb32_in1k.yaml --model "
+    ow_cli_result r = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model "
                        "models/mmpretrain_resnet50.yaml --format json");
     ck_assert_msg(r.status == 0, "%s", r.err);
     ow_cfg *j = NULL;
@@ -138,13 +108,13 @@ START_TEST(recipe_groups_values)
     ck_assert_double_eq(ow_cfg_find(g1, "weight_decay")->v.d, 0.0);
     ck_assert_double_eq(ow_cfg_find(g1, "lr")->v.d, 0.1);
     ow_cfg_free(j);
-    run_free(&r);
+    ow_test_cli_free(&r);
     /* the table ends with the summary line */
-    r = run("groups configs/resnet50_8xb32_in1k.yaml --model "
+    r = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model "
             "models/mmpretrain_resnet50.yaml");
     ck_assert_int_eq(r.status, 0);
     ck_assert(strstr(r.out, "\n161 groups, 161 parameters, 25557032 elements\n"));
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 
@@ -162,7 +132,7 @@ START_TEST(inline_optim_wrapper_json_matches_golden)
     snprintf(args, sizeof args,
              "groups '%s' --model %s/models/torch_tied-tiny.yaml --format json", ow_json,
              OW_TEST_GOLDEN);
-    run_result r = run(args);
+    ow_cli_result r = ow_test_cli(args);
     ck_assert_msg(r.status == 0, "%s", r.err);
     ow_cfg *got = NULL;
     ow_check_ok(ow__cfg_parse(r.out, strlen(r.out), "<stdout>", &got, &err), &err);
@@ -186,13 +156,13 @@ START_TEST(inline_optim_wrapper_json_matches_golden)
     ow_cfg_free(got);
     ow_free(ow_json);
     ow_cfg_free(golden);
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 
 START_TEST(cfg_options_override)
 {
-    run_result r = run("groups configs/resnet50_8xb32_in1k.yaml --model "
+    ow_cli_result r = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model "
                        "models/mmpretrain_resnet50.yaml --format json --cfg-options "
                        "optim_wrapper.optimizer.lr=0.2 "
                        "'optim_wrapper.paramwise_cfg.custom_keys.head={lr_mult: 10}'");
@@ -200,64 +170,64 @@ START_TEST(cfg_options_override)
     ck_assert(strstr(r.out, "{\"params\": [\"backbone.conv1.weight\"], \"lr\": 0.2, "));
     ck_assert(strstr(r.out, "{\"params\": [\"head.fc.weight\"], \"lr\": 2.0, "
                             "\"weight_decay\": 0.0001, \"lr_mult\": 10, "));
-    run_free(&r);
-    r = run("print-config configs/resnet50_8xb32_in1k.yaml --format json "
+    ow_test_cli_free(&r);
+    r = ow_test_cli("print-config configs/resnet50_8xb32_in1k.yaml --format json "
             "--cfg-options optim_wrapper.optimizer.lr=0.2");
     ck_assert_int_eq(r.status, 0);
     ck_assert(strstr(r.out,
                      "\"optimizer\": {\"type\": \"SGD\", \"lr\": 0.2, \"momentum\": 0.9, "
                      "\"weight_decay\": 0.0001}"));
     ck_assert(strstr(r.out, "\"default_scope\": \"mmpretrain\""));
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 
 START_TEST(errors_are_positioned_with_exit_1)
 {
-    run_result r = run("check '{optimizer: {type: SGD, lr: 0.1}, paramwise_cfg: "
+    ow_cli_result r = ow_test_cli("check '{optimizer: {type: SGD, lr: 0.1}, paramwise_cfg: "
                        "{norm_decay_mul: 0}}'");
     ck_assert_int_eq(r.status, 1);
     ck_assert_str_eq(r.err,
                      "optwrap: <inline>:1:67: optim_wrapper.paramwise_cfg: unknown key "
                      "'norm_decay_mul' (did you mean 'norm_decay_mult'?)\n");
-    run_free(&r);
-    r = run("check configs/resnet50_8xb32_in1k.yaml --cfg-options "
+    ow_test_cli_free(&r);
+    r = ow_test_cli("check configs/resnet50_8xb32_in1k.yaml --cfg-options "
             "optim_wrapper.optimizer.lr=-1");
     ck_assert_int_eq(r.status, 1);
     ck_assert_str_eq(r.err,
                      "optwrap: <cfg-options>:1:28: optim_wrapper.optimizer.lr: must be "
                      ">= 0, got -1\n");
-    run_free(&r);
-    r = run("model no/such/model.yaml");
+    ow_test_cli_free(&r);
+    r = ow_test_cli("model no/such/model.yaml");
     ck_assert_int_eq(r.status, 1);
     ck_assert_str_eq(r.err, "optwrap: no/such/model.yaml: cannot open: No such file or "
                             "directory\n");
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 
 START_TEST(list_and_model)
 {
-    run_result r = run("list optimizer --keys");
+    ow_cli_result r = ow_test_cli("list optimizer --keys");
     ck_assert_int_eq(r.status, 0);
     ck_assert(strstr(r.out, "mmengine.AdamW"));
     ck_assert(strstr(r.out, "weight_decay"));
     ck_assert_ptr_null(strstr(r.out, "DefaultOptimWrapperConstructor"));
-    run_free(&r);
-    r = run("list constructor");
+    ow_test_cli_free(&r);
+    r = ow_test_cli("list constructor");
     ck_assert_int_eq(r.status, 0);
     ck_assert(strstr(r.out, "mmengine.DefaultOptimWrapperConstructor"));
-    run_free(&r);
-    r = run("list nonsense");
+    ow_test_cli_free(&r);
+    r = ow_test_cli("list nonsense");
     ck_assert_int_eq(r.status, 2);
-    run_free(&r);
-    r = run("model models/mmpretrain_resnet50.yaml");
+    ow_test_cli_free(&r);
+    r = ow_test_cli("model models/mmpretrain_resnet50.yaml");
     ck_assert_int_eq(r.status, 0);
     const char *head =
         "model mmpretrain_resnet50: 172 modules, 161 parameters (161 tensors), "
         "25557032 elements\n(root)  (ImageClassifier)\n";
     ck_assert_msg(!strncmp(r.out, head, strlen(head)), "%.200s", r.out);
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 
@@ -281,18 +251,18 @@ START_TEST(plugin_from_custom_imports)
     char args[1024];
     snprintf(args, sizeof args, "groups %s --model models/mmpretrain_resnet50.yaml",
              path);
-    run_result r = run(args);
+    ow_cli_result r = ow_test_cli(args);
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert(strstr(r.out, "group 0: lr=0.5 momentum=0\n"));
     ck_assert(strstr(r.out, "\n1 groups, 161 parameters, 25557032 elements\n"));
-    run_free(&r);
+    ow_test_cli_free(&r);
     /* without the plugin the names are unknown */
     snprintf(args, sizeof args, "check '{optimizer: {type: owtest.PluginSGD, lr: 0.5}}'");
-    r = run(args);
+    r = ow_test_cli(args);
     ck_assert_int_eq(r.status, 1);
     ck_assert_str_eq(r.err, "optwrap: <inline>:1:20: unknown optimizer type "
                             "'owtest.PluginSGD'\n");
-    run_free(&r);
+    ow_test_cli_free(&r);
     unlink(path);
 }
 END_TEST
@@ -303,16 +273,16 @@ START_TEST(replay_golden_files)
     char args[1024];
     snprintf(args, sizeof args, "replay --check %s/sched/mmengine/constant.json",
              OW_TEST_GOLDEN);
-    run_result r = run(args);
+    ow_cli_result r = ow_test_cli(args);
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert_str_eq(r.out, "max_rel_err=0\n");
-    run_free(&r);
+    ow_test_cli_free(&r);
     snprintf(args, sizeof args, "replay --check --quiet %s/optim/torch/AdamW__base.json",
              OW_TEST_GOLDEN);
-    r = run(args);
+    r = ow_test_cli(args);
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert_str_eq(r.out, "max_abs_err=0 max_rel_err=0 max_ulp=0\n");
-    run_free(&r);
+    ow_test_cli_free(&r);
     /* a schedule whose recorded lr is changed no longer replays */
     char src[1024];
     snprintf(src, sizeof src, "%s/sched/mmengine/constant.json", OW_TEST_GOLDEN);
@@ -327,10 +297,10 @@ START_TEST(replay_golden_files)
     close(fd);
     ow_free(text);
     snprintf(args, sizeof args, "replay --check %s", path);
-    r = run(args);
+    r = ow_test_cli(args);
     ck_assert_int_eq(r.status, 1);
     ck_assert(strstr(r.err, "beyond tolerance"));
-    run_free(&r);
+    ow_test_cli_free(&r);
     unlink(path);
 }
 END_TEST

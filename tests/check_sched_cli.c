@@ -9,36 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct run_result {
-    int status;
-    char *out, *err;
-} run_result;
-
-/* Runs `optwrap ARGS` from the source tree. */
-static run_result run(const char *args)
-{
-    char out_path[] = "/tmp/ow_sched_outXXXXXX", err_path[] = "/tmp/ow_sched_errXXXXXX";
-    int fo = mkstemp(out_path), fe = mkstemp(err_path);
-    ck_assert(fo >= 0 && fe >= 0);
-    close(fo);
-    close(fe);
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cd '%s/..' && '%s/optwrap' %s >'%s' 2>'%s'",
-             OW_TEST_CONFIGS, OW_TEST_BUILDDIR, args, out_path, err_path);
-    int st = system(cmd);
-    run_result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
-    r.out = ow_test_slurp(out_path);
-    r.err = ow_test_slurp(err_path);
-    unlink(out_path);
-    unlink(err_path);
-    return r;
-}
-
-static void run_free(run_result *r)
-{
-    ow_free(r->out);
-    ow_free(r->err);
-}
 
 /* Writes text to a new temporary file; its path goes to path[32]. */
 static void write_temp(char *path, const char *suffix, const char *text)
@@ -148,7 +118,7 @@ START_TEST(csv_matches_golden_schedules)
     snprintf(args, sizeof args,
              "schedule %s --model %s --epochs %lld --epoch-length %lld --csv", cfg_path,
              model_path, (long long)epochs, (long long)length);
-    run_result r = run(args);
+    ow_cli_result r = ow_test_cli(args);
     ck_assert_msg(r.status == 0, "%s: %s", args, r.err);
     /* header: iter,epoch,lr[0],lr[1],lr[base],momentum[0],... */
     char *line = r.out, *next = strchr(line, '\n');
@@ -174,7 +144,7 @@ START_TEST(csv_matches_golden_schedules)
         }
     }
     ck_assert_uint_eq(rows, (size_t)(epochs * length) + 1);
-    run_free(&r);
+    ow_test_cli_free(&r);
     free(text);
     unlink(cfg_path);
     unlink(model_path);
@@ -245,7 +215,7 @@ START_TEST(svg_is_well_formed)
     snprintf(args, sizeof args,
              "schedule configs/vit-base-p16_adamw_in1k.yaml --epoch-length 1251 -o %s",
              svg);
-    run_result r = run(args);
+    ow_cli_result r = ow_test_cli(args);
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert_ptr_nonnull(strstr(r.out, "wrote /tmp/ow_sched_svg"));
     char *text = ow_test_slurp(svg);
@@ -260,15 +230,15 @@ START_TEST(svg_is_well_formed)
         ck_assert_int_eq(system(cmd), 0);
     }
     ow_free(text);
-    run_free(&r);
+    ow_test_cli_free(&r);
     unlink(svg);
 }
 END_TEST
 
 START_TEST(chart_shows_key_points)
 {
-    run_result r =
-        run("schedule configs/vit-base-p16_adamw_in1k.yaml --epoch-length 1251");
+    ow_cli_result r =
+        ow_test_cli("schedule configs/vit-base-p16_adamw_in1k.yaml --epoch-length 1251");
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert_ptr_nonnull(strstr(r.out, "375300 iterations (300 epochs of 1251)"));
     ck_assert_ptr_nonnull(strstr(r.out, "  0 LinearLR"));
@@ -278,20 +248,20 @@ START_TEST(chart_shows_key_points)
                                  "  warmup end   iter 25019    epoch 19.9992  "
                                  "0.0029999999999997637\n"));
     ck_assert_ptr_nonnull(strstr(r.out, "  final        iter 375300   epoch 300      "));
-    run_free(&r);
+    ow_test_cli_free(&r);
     /* MultiStep: the steps are listed */
-    r = run("schedule configs/resnet50_8xb32_in1k.yaml --epoch-length 100");
+    r = ow_test_cli("schedule configs/resnet50_8xb32_in1k.yaml --epoch-length 100");
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert_ptr_nonnull(strstr(r.out, "  step down    iter 9000     epoch 90       "
                                         "0.00010000000000000003\n"));
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 
 START_TEST(warnings_go_to_stderr)
 {
-    run_result r =
-        run("schedule '{optim_wrapper: {optimizer: {type: SGD, lr: 0.1}}, "
+    ow_cli_result r =
+        ow_test_cli("schedule '{optim_wrapper: {optimizer: {type: SGD, lr: 0.1}}, "
             "param_scheduler: [{type: CosineAnnealingLR, end: 50}]}' --epochs 10 "
             "--epoch-length 3 --csv");
     ck_assert_int_eq(r.status, 0);
@@ -299,7 +269,7 @@ START_TEST(warnings_go_to_stderr)
                             "(CosineAnnealingLR): end=50 is beyond the run, which has 10 "
                             "epochs: it is cut off before reaching its end\n");
     ck_assert(!strncmp(r.out, "iter,epoch,lr[0],momentum[0]\n0,0,0.1,0\n", 39));
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 
@@ -331,27 +301,27 @@ static const struct {
 
 START_TEST(usage_and_user_errors)
 {
-    run_result r = run(usage_cases[_i].args);
+    ow_cli_result r = ow_test_cli(usage_cases[_i].args);
     ck_assert_int_eq(r.status, usage_cases[_i].status);
     ck_assert_msg(!strncmp(r.err, usage_cases[_i].err, strlen(usage_cases[_i].err)),
                   "%s: stderr '%s'", usage_cases[_i].args, r.err);
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 
 START_TEST(help_describes_the_command)
 {
-    run_result r = run("schedule --help");
+    ow_cli_result r = ow_test_cli("schedule --help");
     ck_assert_int_eq(r.status, 0);
     ck_assert(!strncmp(r.out,
                        "usage: optwrap schedule CONFIG [--iters N | --epochs E "
                        "--epoch-length L]",
                        72));
     ck_assert_ptr_nonnull(strstr(r.out, "--csv"));
-    run_free(&r);
-    r = run("--help");
+    ow_test_cli_free(&r);
+    r = ow_test_cli("--help");
     ck_assert_ptr_nonnull(strstr(r.out, "\n  schedule "));
-    run_free(&r);
+    ow_test_cli_free(&r);
 }
 END_TEST
 

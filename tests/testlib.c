@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 void ow__check_error(const char *tf, int tl, const ow_error *err, int code,
                      const char *file_suffix, int line, int column, const char *message)
@@ -49,6 +51,31 @@ char *ow_test_slurp(const char *path)
     ow_error_clear(&err);
     ow_check_ok(ow__read_file(path, &text, NULL, &err), &err);
     return text;
+}
+
+ow_cli_result ow_test_cli(const char *args)
+{
+    char out_path[] = "/tmp/ow_cli_outXXXXXX", err_path[] = "/tmp/ow_cli_errXXXXXX";
+    int fo = mkstemp(out_path), fe = mkstemp(err_path);
+    ck_assert(fo >= 0 && fe >= 0);
+    close(fo);
+    close(fe);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd '%s/..' && '%s/optwrap' %s >'%s' 2>'%s'",
+             OW_TEST_CONFIGS, OW_TEST_BUILDDIR, args, out_path, err_path);
+    int st = system(cmd);
+    ow_cli_result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
+    r.out = ow_test_slurp(out_path);
+    r.err = ow_test_slurp(err_path);
+    unlink(out_path);
+    unlink(err_path);
+    return r;
+}
+
+void ow_test_cli_free(ow_cli_result *r)
+{
+    ow_free(r->out);
+    ow_free(r->err);
 }
 
 int ow_test_run(Suite *s)

@@ -27,6 +27,17 @@ const char *ow_test_path(char *buf, size_t n, const char *dir, const char *rel);
 /* Reads a whole file into a string (fails the test if it cannot). Caller frees. */
 char *ow_test_slurp(const char *path);
 
+/* What `optwrap ARGS` did: exit status, stdout and stderr (owned; ow_test_cli_free). */
+typedef struct ow_cli_result {
+    int status;
+    char *out, *err;
+} ow_cli_result;
+
+/* Runs the built `optwrap ARGS` (a shell command line) from the source tree, so that
+ * relative paths such as configs/x.yaml work. */
+ow_cli_result ow_test_cli(const char *args);
+void ow_test_cli_free(ow_cli_result *r);
+
 /* Runs a suite and returns the process exit status. */
 int ow_test_run(Suite *s);
 

@@ -10,8 +10,8 @@
 const ow__sched_def *ow__sched_def_of(const ow_entry *entry)
 {
     /* only our own entries: a plugin's scheduler entry has no ops we could trust */
-    for (const ow_entry *const *e = ow__sched_entries; *e; e++)
-        if (*e == entry)
+    for (const ow_entry *const *e = ow__builtins; *e; e++)
+        if (*e == entry && entry->kind == OW_KIND_SCHEDULER)
             return entry->ops;
     return NULL;
 }
