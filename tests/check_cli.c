@@ -198,6 +198,14 @@ START_TEST(errors_are_positioned_with_exit_1)
                      "optwrap: <cfg-options>:1:28: optim_wrapper.optimizer.lr: must be "
                      ">= 0, got -1\n");
     ow_test_cli_free(&r);
+    /* a layer_depth section is checked without a model too */
+    r = ow_test_cli("check '{optimizer: {type: AdamW, lr: 0.001, weight_decay: 0.05}, "
+                    "constructor: LearningRateDecayOptimWrapperConstructor, paramwise_cfg: "
+                    "{layer_decay_rate: 0.65, layer_depth: {type: RegexLayerDeph}}}'");
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.err, "optwrap: <inline>:1:174: unknown layer_depth type "
+                            "'RegexLayerDeph' (closest: 'mmpretrain.RegexLayerDepth')\n");
+    ow_test_cli_free(&r);
     r = ow_test_cli("model no/such/model.yaml");
     ck_assert_int_eq(r.status, 1);
     ck_assert_str_eq(r.err, "optwrap: no/such/model.yaml: cannot open: No such file or "

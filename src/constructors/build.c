@@ -2,7 +2,7 @@
  * the optimizer and the constructor through the registry, run the constructor, then
  * fill every group the way torch's add_param_group does (explicit keys first, then the
  * optimizer config's values and the optimizer's defaults, in the defaults' order). */
-#include "groups_internal.h"
+#include "ctor_internal.h"
 
 #include <string.h>
 
@@ -185,6 +185,10 @@ static int resolve(const ow_cfg *config, resolved *r, ow_error *err)
         pw = NULL;
     if (pw && (rc = ow__schema_check(pw, r->ctor->keys, "optim_wrapper.paramwise_cfg",
                                      NULL, err)))
+        return rc;
+    /* a layer_depth section names its own registry entry: check it without a model */
+    const ow_cfg *ld = pw ? ow__cfg_map_get(pw, "layer_depth") : NULL;
+    if (ld && ld->type == OW_CFG_MAP && (rc = ow__depth_check(ld, scope, err)))
         return rc;
     r->paramwise_cfg = pw;
     r->where = pw ? pw : ow_node;

@@ -148,6 +148,9 @@ typedef struct ow__depth {
     void *state;
     const char *backbone_type; /* the class the provider was chosen for */
 } ow__depth;
+/* Checks a paramwise_cfg.layer_depth map without a model: its type names a layer_depth
+ * entry and its keys fit that entry's schema (what `optwrap check` can see). */
+int ow__depth_check(const ow_cfg *layer_depth, const char *scope, ow_error *err);
 int ow__depth_open(const ow_model *model, const ow_cfg *layer_depth, const ow_cfg *where,
                    const char *scope, ow_groups *groups, ow__depth *out, ow_error *err);
 void ow__depth_close(ow__depth *d);

@@ -108,6 +108,12 @@ static int open_named(const ow_cfg *cfg, const char *scope, const ow_entry **out
     return rc;
 }
 
+int ow__depth_check(const ow_cfg *layer_depth, const char *scope, ow_error *err)
+{
+    const ow_entry *e = NULL;
+    return open_named(layer_depth, scope, &e, err);
+}
+
 int ow__depth_open(const ow_model *model, const ow_cfg *layer_depth, const ow_cfg *where,
                    const char *scope, ow_groups *groups, ow__depth *out, ow_error *err)
 {
