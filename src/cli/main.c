@@ -5,6 +5,8 @@
 
 /* One row per subcommand; --help and the consistency test are generated from it. */
 const cli_command cli_commands[] = {
+    {"bench", cli_bench, "time optimizer steps against the memory-bandwidth pattern",
+     "bench [--quick] [--optimizers LIST] [--sizes LIST] [--threads LIST]"},
     {"check", cli_check,
      "validate a config: every type known, every key known, values in range",
      "check CONFIG [--model MODEL.yaml] [--cfg-options K=V ...]"},
@@ -18,8 +20,6 @@ const cli_command cli_commands[] = {
     {"print-config", cli_print_config,
      "print the config after _base_ merging and --cfg-options",
      "print-config CONFIG [--format yaml|json] [--cfg-options K=V ...]"},
-    {"bench", cli_bench, "time optimizer steps against the memory-bandwidth pattern",
-     "bench [--quick] [--optimizers LIST] [--sizes LIST] [--threads LIST]"},
     {"replay", cli_replay,
      "re-run a reference optimizer trajectory or schedule and compare",
      "replay FILE.json [--check]"},
