@@ -1,7 +1,7 @@
 /* kernels.c -- the multi-tensor pass runner: all active tensors form one flat range of
  * elements, cut into work units of at most OW__UNIT elements; one OpenMP parallel
- * region per pass hands each thread a contiguous run of units (serial below a size
- * threshold). Per-tensor sums are kept per unit and added in unit order, so results
+ * region per pass in which threads claim contiguous chunks of units (serial below a
+ * size threshold). Per-tensor sums are kept per unit and added in unit order, so results
  * never depend on the thread count. */
 #include "optim_internal.h"
 
@@ -80,21 +80,25 @@ static size_t lower_bound(const size_t *prefix, size_t n, size_t target)
     return lo;
 }
 
+/* Elements one thread claims at a time on the parallel path: large enough that a claim
+ * (one atomic add) is noise next to the ~1.8 MB of AdamW traffic it covers, small enough
+ * that a thread the machine delays holds back at most one chunk: a static split makes
+ * the whole step wait for the slower thread on this shared machine. */
+#define OW__CHUNK (4 * OW__UNIT)
+
 static void run_pass(ow_optimizer *opt, size_t k, size_t nunits, size_t nactive,
                      size_t all, int nth)
 {
     const ow_pass *pass = &opt->ops->passes[k];
     size_t *order = opt->order, *prefix = opt->order + nunits, m = 0, total = 0;
     if (!pass->nsums && (all < OW__SERIAL_BELOW || nth == 1)) {
-        /* serial, no sums: straight over the units, runs of one tensor merged */
-        for (size_t i = 0; i < nunits;) {
-            const ow__unit *u = &opt->units[i];
-            size_t j = i + 1, n = u->n;
-            while (j < nunits && opt->units[j].active == u->active)
-                n += opt->units[j++].n;
-            if (opt->ctx_passes[opt->t[opt->active[u->active]].ctx] & (1u << k))
-                call(opt, pass, u, n, NULL);
-            i = j;
+        /* serial, no sums: one kernel call per tensor, no unit bookkeeping */
+        for (size_t a = 0; a < nactive; a++) {
+            const ow__tensor *t = &opt->t[opt->active[a]];
+            if (t->numel && (opt->ctx_passes[t->ctx] & (1u << k))) {
+                ow__unit u = {.active = a, .off = 0, .n = t->numel};
+                call(opt, pass, &u, t->numel, NULL);
+            }
         }
         return;
     }
@@ -112,15 +116,18 @@ static void run_pass(ow_optimizer *opt, size_t k, size_t nunits, size_t nactive,
         run_range(opt, pass, order, 0, m);
     } else {
 #ifdef _OPENMP
+        /* chunk c: the units starting in [c, c+1) * OW__CHUNK of the pass's elements */
+        size_t next = 0, nchunks = (total + OW__CHUNK - 1) / OW__CHUNK;
 #pragma omp parallel num_threads(nth)
-        {
-            size_t id = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
-            size_t lo = lower_bound(prefix, m, total / nt * id + (total % nt) * id / nt);
+        for (;;) {
+            size_t c;
+#pragma omp atomic capture
+            c = next++;
+            if (c >= nchunks)
+                break;
+            size_t lo = lower_bound(prefix, m, c * OW__CHUNK);
             size_t hi =
-                id + 1 == nt
-                    ? m
-                    : lower_bound(prefix, m,
-                                  total / nt * (id + 1) + (total % nt) * (id + 1) / nt);
+                c + 1 == nchunks ? m : lower_bound(prefix, m, (c + 1) * OW__CHUNK);
             run_range(opt, pass, order, lo, hi);
         }
 #else
@@ -158,13 +165,19 @@ static void run_pass(ow_optimizer *opt, size_t k, size_t nunits, size_t nactive,
     }
 }
 
-int ow__plan_passes(ow_optimizer *opt, size_t nactive, ow_error *err)
+int ow__plan_passes(ow_optimizer *opt, size_t nactive, size_t all, ow_error *err)
 {
+    bool sums = false;
+    for (size_t k = 0; k < OW_MAX_PASSES && opt->ops->passes[k].run; k++)
+        sums = sums || opt->ops->passes[k].nsums;
+    opt->plan_all = all;
+    opt->plan_threads = ow__optimizer_threads(opt); /* once per step: reads the env */
+    opt->nunits = 0;
+    if (!sums && (all < OW__SERIAL_BELOW || opt->plan_threads == 1))
+        return OW_OK; /* the serial path steps whole tensors: no units */
     size_t nunits = 0;
-    for (size_t a = 0; a < nactive; a++) {
-        size_t n = opt->t[opt->active[a]].numel;
-        nunits += n ? (n + OW__UNIT - 1) / OW__UNIT : 0;
-    }
+    for (size_t a = 0; a < nactive; a++)
+        nunits += (opt->t[opt->active[a]].numel + OW__UNIT - 1) / OW__UNIT;
     int rc;
     if ((rc = grow((void **)&opt->units, &opt->units_cap, nunits + 1, sizeof *opt->units,
                    err)) ||
@@ -186,10 +199,6 @@ int ow__plan_passes(ow_optimizer *opt, size_t nactive, ow_error *err)
 
 void ow__run_passes(ow_optimizer *opt, size_t nactive)
 {
-    size_t all = 0;
-    for (size_t a = 0; a < nactive; a++)
-        all += opt->t[opt->active[a]].numel;
-    int nth = ow__optimizer_threads(opt); /* once per step: it reads the environment */
     for (size_t k = 0; k < OW_MAX_PASSES && opt->ops->passes[k].run; k++)
-        run_pass(opt, k, opt->nunits, nactive, all, nth);
+        run_pass(opt, k, opt->nunits, nactive, opt->plan_all, opt->plan_threads);
 }

@@ -23,6 +23,9 @@
  * norms do not depend on the thread count. */
 #define OW__UNIT 16384
 
+/* At most this many slots per optimizer. */
+#define OW__MAX_SLOTS 16
+
 /* One distinct parameter tensor of the optimizer, in param_groups order. */
 typedef struct ow__tensor {
     size_t group; /* optimizer group */
@@ -57,6 +60,8 @@ struct ow_optimizer {
     bool apply_lr_scale; /* the groups' lr_scale multiplies lr when stepping (timm's
                             layer decay); false where the constructor folded it into lr */
     size_t nkeys, nslots;
+    size_t scalar_slot[OW__MAX_SLOTS]; /* [nscalar] indices of the OW_SLOT_SCALAR slots */
+    size_t nscalar;
     ow__group *g;
     size_t ng;
     ow_hparam *defaults;  /* [keys] */
@@ -75,7 +80,9 @@ struct ow_optimizer {
     size_t scratch_cap;
     struct ow__unit *units; /* work units of the active tensors */
     size_t units_cap, nunits;
-    size_t *order; /* [units] units of one pass, then their element prefix */
+    size_t plan_all;  /* elements of the active tensors, set by ow__plan_passes */
+    int plan_threads; /* threads of this step, set by ow__plan_passes */
+    size_t *order;    /* [units] units of one pass, then their element prefix */
     size_t order_cap;
     double *sums; /* [units * OW_MAX_SUMS] */
     size_t sums_cap;
@@ -86,9 +93,6 @@ typedef struct ow__unit {
     size_t active; /* index into opt->active */
     size_t off, n;
 } ow__unit;
-
-/* At most this many slots per optimizer. */
-#define OW__MAX_SLOTS 16
 
 /* ---- optimizer.c ----------------------------------------------------------------- */
 
@@ -112,8 +116,9 @@ int ow__optimizer_set_group(ow_optimizer *opt, size_t gi, ow_cfg *opts, ow_error
 
 /* ---- kernels.c ------------------------------------------------------------------- */
 
-/* Cuts the active tensors into work units (the only step that can fail: NOMEM). */
-int ow__plan_passes(ow_optimizer *opt, size_t nactive, ow_error *err);
+/* Cuts the active tensors (all: their elements) into work units where the step runs
+ * in parallel or keeps sums (the only step that can fail: NOMEM). */
+int ow__plan_passes(ow_optimizer *opt, size_t nactive, size_t all, ow_error *err);
 /* Runs the element passes over the planned units (p, g and ctx of the tensors set). */
 void ow__run_passes(ow_optimizer *opt, size_t nactive);
 

@@ -240,6 +240,9 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
                          "optimizer '%s': more than %d state slots", e->name,
                          OW__MAX_SLOTS);
     }
+    for (size_t s = 0; s < opt->nslots; s++)
+        if (ops->slots[s].flags & OW_SLOT_SCALAR)
+            opt->scalar_slot[opt->nscalar++] = s;
     int rc = OW_ERR_NOMEM;
     opt->ng = ow_groups_get_count(groups);
     opt->g = ow__calloc(opt->ng ? opt->ng : 1, sizeof *opt->g);
@@ -371,25 +374,26 @@ static int grow_ctx(ow_optimizer *opt, size_t need, ow_error *err)
  * reserved before (grow_ctx). */
 static void prepare_all(ow_optimizer *opt, size_t nactive)
 {
-    size_t ns = opt->nslots ? opt->nslots : 1, nctx = 0;
+    size_t nctx = 0;
     long lr_key = ow__optimizer_key(opt, "lr");
     const ow__tensor *prev = NULL;
-    double prev_in[OW__MAX_SLOTS + 1], in[OW__MAX_SLOTS + 1];
+    double prev_in[OW__MAX_SLOTS];
     for (size_t a = 0; a < nactive; a++) {
         ow__tensor *t = &opt->t[opt->active[a]];
-        /* a few doubles: plain loops beat memcpy/memcmp calls, 1,000 times a step */
+        /* only scalar slots hold scalars; a few doubles, 1,000 times a step: plain
+         * indexed loops (a copy loop over all slots becomes a memcpy call) */
         bool same = prev && prev->group == t->group;
-        for (size_t k = 0; k < ns; k++) {
-            in[k] = t->scalar[k];
-            same = same && in[k] == prev_in[k];
-        }
+        for (size_t j = 0; j < opt->nscalar && same; j++)
+            same = t->scalar[opt->scalar_slot[j]] == prev_in[j];
         for (int k = 0; k < OW_MAX_TENSOR_SCALARS; k++)
             t->t[k] = 0;
         if (same) {
-            for (size_t k = 0; k < ns; k++)
-                t->scalar[k] = prev->scalar[k];
+            for (size_t j = 0; j < opt->nscalar; j++)
+                t->scalar[opt->scalar_slot[j]] = prev->scalar[opt->scalar_slot[j]];
             t->ctx = prev->ctx;
         } else {
+            for (size_t j = 0; j < opt->nscalar; j++)
+                prev_in[j] = t->scalar[opt->scalar_slot[j]];
             const ow__group *g = &opt->g[t->group];
             double lr = lr_key >= 0 && !g->hp[lr_key].is_null ? g->hp[lr_key].v[0] : NAN;
             ow_prepare_args pa = {.hp = g->hp,
@@ -404,8 +408,6 @@ static void prepare_all(ow_optimizer *opt, size_t nactive)
             opt->ops->prepare(&pa);
             opt->ctx_passes[nctx] = pa.passes;
             t->ctx = nctx++;
-            for (size_t k = 0; k < ns; k++)
-                prev_in[k] = in[k];
         }
         prev = t;
     }
@@ -434,8 +436,9 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
     if (!opt)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optimizer_step: opt is NULL");
-    size_t nactive = 0;
+    size_t nactive = 0, all = 0;
     int rc = OW_OK;
+    bool need_state = false;
     for (size_t i = 0; i < opt->nt; i++) {
         ow__tensor *t = &opt->t[i];
         ow_param_view pv;
@@ -444,11 +447,15 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
             continue;
         t->p = pv.data;
         t->g = pv.grad;
+        need_state = need_state || !t->has_state;
+        all += t->numel;
         opt->active[nactive++] = i;
     }
     /* everything that can fail comes first, so that a failure leaves all as it was:
-     * missing state, the room for the constants, the work units or the scratch */
-    for (size_t a = 0; a < nactive && rc == OW_OK; a++) {
+     * missing state, the room for the constants, the work units or the scratch. On
+     * 1,000 small tensors each walk over them costs microseconds: skip the ones that
+     * have nothing to do. */
+    for (size_t a = 0; need_state && a < nactive && rc == OW_OK; a++) {
         ow__tensor *t = &opt->t[opt->active[a]];
         if (!t->has_state &&
             (rc = ow__tensor_alloc_state(opt, opt->active[a], err)) == OW_OK)
@@ -458,7 +465,7 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
         rc = grow_ctx(opt, nactive + 1, err);
     if (rc == OW_OK)
         rc = opt->ops->tensor_step ? grow_scratch(opt, nactive, err)
-                                   : ow__plan_passes(opt, nactive, err);
+                                   : ow__plan_passes(opt, nactive, all, err);
     if (rc == OW_OK) {
         prepare_all(opt, nactive);
         if (!opt->ops->tensor_step)
@@ -481,7 +488,7 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
             opt->ops->tensor_step(&ta);
         }
     }
-    for (size_t a = 0; a < nactive; a++) {
+    for (size_t a = 0; need_state && a < nactive; a++) {
         ow__tensor *t = &opt->t[opt->active[a]];
         if (rc && t->fresh)
             ow__tensor_free_state(opt, t); /* state created by a step that did not run */
