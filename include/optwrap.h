@@ -568,12 +568,16 @@ OW_API int ow_optimizer_load(ow_optimizer *opt, const char *path, ow_error *err)
  * passes whose per-tensor sums reach a `finish` hook between passes; factored ones
  * (Adafactor) step tensor by tensor. */
 
-#define OW_MAX_VALUES         4 /* numbers in one hyperparameter (Adan's three betas) */
-#define OW_MAX_PASSES         4 /* element passes of one step */
-#define OW_MAX_SUMS           4 /* per-tensor sums one pass accumulates */
-#define OW_MAX_TENSOR_SCALARS 4 /* per-tensor values finish hooks hand to later passes   \
-                                 */
-#define OW_MAX_CTX 256          /* bytes of per-step constants */
+/* Numbers in one hyperparameter (Adan's three betas). */
+#define OW_MAX_VALUES 4
+/* Element passes of one step. */
+#define OW_MAX_PASSES 4
+/* Per-tensor sums one pass accumulates. */
+#define OW_MAX_SUMS 4
+/* Per-tensor values that finish hooks hand to later passes. */
+#define OW_MAX_TENSOR_SCALARS 4
+/* Bytes of per-step constants. */
+#define OW_MAX_CTX 256
 
 /* One hyperparameter of a group, resolved from its config value. */
 typedef struct ow_hparam {

@@ -440,7 +440,6 @@ END_TEST
 
 /* ---- the command ------------------------------------------------------------------- */
 
-
 START_TEST(cli_model_arch)
 {
     ow_cli_result r = ow_test_cli("model --arch vit-base-p16 --format yaml");
@@ -476,10 +475,12 @@ END_TEST
 START_TEST(cli_groups_arch)
 {
     /* the built-in tree gives the same groups as its golden file */
-    ow_cli_result a = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --arch resnet50 --format "
-                       "json");
-    ow_cli_result b = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model "
-                       "tests/golden/models/mmpretrain_resnet50.yaml --format json");
+    ow_cli_result a =
+        ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --arch resnet50 --format "
+                    "json");
+    ow_cli_result b =
+        ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model "
+                    "tests/golden/models/mmpretrain_resnet50.yaml --format json");
     ck_assert_int_eq(a.status, 0);
     ck_assert_int_eq(b.status, 0);
     ck_assert_str_eq(a.out, b.out);

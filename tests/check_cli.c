@@ -9,7 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 static const char *const commands[] = {"bench", "check",        "groups", "list",
                                        "model", "print-config", "replay", "schedule"};
 
@@ -95,7 +94,7 @@ START_TEST(recipe_groups_values)
 {
     /* ResNet-50 recipe: biases and BN get weight_decay 0.0, convs keep 1e-4 */
     ow_cli_result r = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model "
-                       "models/mmpretrain_resnet50.yaml --format json");
+                                  "models/mmpretrain_resnet50.yaml --format json");
     ck_assert_msg(r.status == 0, "%s", r.err);
     ow_cfg *j = NULL;
     ow_error err;
@@ -111,7 +110,7 @@ START_TEST(recipe_groups_values)
     ow_test_cli_free(&r);
     /* the table ends with the summary line */
     r = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model "
-            "models/mmpretrain_resnet50.yaml");
+                    "models/mmpretrain_resnet50.yaml");
     ck_assert_int_eq(r.status, 0);
     ck_assert(strstr(r.out, "\n161 groups, 161 parameters, 25557032 elements\n"));
     ow_test_cli_free(&r);
@@ -162,17 +161,18 @@ END_TEST
 
 START_TEST(cfg_options_override)
 {
-    ow_cli_result r = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model "
-                       "models/mmpretrain_resnet50.yaml --format json --cfg-options "
-                       "optim_wrapper.optimizer.lr=0.2 "
-                       "'optim_wrapper.paramwise_cfg.custom_keys.head={lr_mult: 10}'");
+    ow_cli_result r =
+        ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model "
+                    "models/mmpretrain_resnet50.yaml --format json --cfg-options "
+                    "optim_wrapper.optimizer.lr=0.2 "
+                    "'optim_wrapper.paramwise_cfg.custom_keys.head={lr_mult: 10}'");
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert(strstr(r.out, "{\"params\": [\"backbone.conv1.weight\"], \"lr\": 0.2, "));
     ck_assert(strstr(r.out, "{\"params\": [\"head.fc.weight\"], \"lr\": 2.0, "
                             "\"weight_decay\": 0.0001, \"lr_mult\": 10, "));
     ow_test_cli_free(&r);
     r = ow_test_cli("print-config configs/resnet50_8xb32_in1k.yaml --format json "
-            "--cfg-options optim_wrapper.optimizer.lr=0.2");
+                    "--cfg-options optim_wrapper.optimizer.lr=0.2");
     ck_assert_int_eq(r.status, 0);
     ck_assert(strstr(r.out,
                      "\"optimizer\": {\"type\": \"SGD\", \"lr\": 0.2, \"momentum\": 0.9, "
@@ -184,24 +184,26 @@ END_TEST
 
 START_TEST(errors_are_positioned_with_exit_1)
 {
-    ow_cli_result r = ow_test_cli("check '{optimizer: {type: SGD, lr: 0.1}, paramwise_cfg: "
-                       "{norm_decay_mul: 0}}'");
+    ow_cli_result r =
+        ow_test_cli("check '{optimizer: {type: SGD, lr: 0.1}, paramwise_cfg: "
+                    "{norm_decay_mul: 0}}'");
     ck_assert_int_eq(r.status, 1);
     ck_assert_str_eq(r.err,
                      "optwrap: <inline>:1:67: optim_wrapper.paramwise_cfg: unknown key "
                      "'norm_decay_mul' (did you mean 'norm_decay_mult'?)\n");
     ow_test_cli_free(&r);
     r = ow_test_cli("check configs/resnet50_8xb32_in1k.yaml --cfg-options "
-            "optim_wrapper.optimizer.lr=-1");
+                    "optim_wrapper.optimizer.lr=-1");
     ck_assert_int_eq(r.status, 1);
     ck_assert_str_eq(r.err,
                      "optwrap: <cfg-options>:1:28: optim_wrapper.optimizer.lr: must be "
                      ">= 0, got -1\n");
     ow_test_cli_free(&r);
     /* a layer_depth section is checked without a model too */
-    r = ow_test_cli("check '{optimizer: {type: AdamW, lr: 0.001, weight_decay: 0.05}, "
-                    "constructor: LearningRateDecayOptimWrapperConstructor, paramwise_cfg: "
-                    "{layer_decay_rate: 0.65, layer_depth: {type: RegexLayerDeph}}}'");
+    r = ow_test_cli(
+        "check '{optimizer: {type: AdamW, lr: 0.001, weight_decay: 0.05}, "
+        "constructor: LearningRateDecayOptimWrapperConstructor, paramwise_cfg: "
+        "{layer_decay_rate: 0.65, layer_depth: {type: RegexLayerDeph}}}'");
     ck_assert_int_eq(r.status, 1);
     ck_assert_str_eq(r.err, "optwrap: <inline>:1:174: unknown layer_depth type "
                             "'RegexLayerDeph' (closest: 'mmpretrain.RegexLayerDepth')\n");

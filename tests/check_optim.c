@@ -218,6 +218,39 @@ START_TEST(fast_matches_ref_variants)
 }
 END_TEST
 
+/* Work is split into chunks claimed by whichever thread is free, and per-tensor sums
+ * (Lamb, Lars, Adafactor norms) are added in chunk order: the result must not depend on
+ * the thread count, to the bit. */
+START_TEST(threads_do_not_change_results)
+{
+    const ow_entry *e = nth_optimizer(_i);
+    char name[96];
+    snprintf(name, sizeof name, "%s%s%s", e->scope ? e->scope : "", e->scope ? "." : "",
+             e->name);
+    static const int nd[] = {1, 2, 1};
+    static const int64_t sh[][3] = {{300001}, {300, 700}, {5}};
+    const char *const opts[] = {"{lr: 0.01, weight_decay: 0.1}"};
+    fixture one, two;
+    fix_make(&one, name, 3, nd, sh, 1, opts, 5);
+    fix_make(&two, name, 3, nd, sh, 1, opts, 5);
+    ow_optimizer_set_threads(one.opt, 1, NULL);
+    ow_optimizer_set_threads(two.opt, 2, NULL);
+    ow_error err;
+    ow_error_clear(&err);
+    for (int step = 0; step < 2; step++) {
+        fix_grads(&one, 7 + (unsigned)step);
+        fix_grads(&two, 7 + (unsigned)step);
+        ow_check_ok(ow_optimizer_step(one.opt, &err), &err);
+        ow_check_ok(ow_optimizer_step(two.opt, &err), &err);
+    }
+    for (size_t i = 0; i < one.n; i++)
+        ck_assert_msg(!memcmp(one.data[i], two.data[i], one.numel[i] * sizeof(float)),
+                      "%s: tensor %zu differs between 1 and 2 threads", name, i);
+    fix_free(&one);
+    fix_free(&two);
+}
+END_TEST
+
 /* ---- degenerate hyperparameters, worked out by hand
  * ------------------------------------ */
 
@@ -401,6 +434,7 @@ Suite *make_optim_suite(void)
     tcase_add_loop_test(tc, degenerate_by_hand, 0, (int)OW__ARRAY_LEN(degenerate));
     tcase_add_test(tc, skips_missing_grads_and_frozen);
     tcase_add_test(tc, threads_from_api_and_environment);
+    tcase_add_loop_test(tc, threads_do_not_change_results, 0, count_optimizers());
     suite_add_tcase(s, tc);
     tc = tcase_create("Command");
     tcase_set_timeout(tc, 60);

@@ -9,7 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 /* Writes text to a new temporary file; its path goes to path[32]. */
 static void write_temp(char *path, const char *suffix, const char *text)
 {
@@ -262,8 +261,8 @@ START_TEST(warnings_go_to_stderr)
 {
     ow_cli_result r =
         ow_test_cli("schedule '{optim_wrapper: {optimizer: {type: SGD, lr: 0.1}}, "
-            "param_scheduler: [{type: CosineAnnealingLR, end: 50}]}' --epochs 10 "
-            "--epoch-length 3 --csv");
+                    "param_scheduler: [{type: CosineAnnealingLR, end: 50}]}' --epochs 10 "
+                    "--epoch-length 3 --csv");
     ck_assert_int_eq(r.status, 0);
     ck_assert_str_eq(r.err, "optwrap: warning: <inline>:1:101: param_scheduler "
                             "(CosineAnnealingLR): end=50 is beyond the run, which has 10 "

@@ -213,9 +213,6 @@ struct ow_sched {
 int ow__sched_choice(const ow__sched_build *b, const char *key,
                      const char *const *choices, size_t *out, ow_error *err);
 
-/* Every built-in scheduler entry, ended by NULL (sched_entries.c). */
-
-
 /* The definition behind an entry, or NULL when it is not a built-in scheduler. */
 const ow__sched_def *ow__sched_def_of(const ow_entry *entry);
 
