@@ -228,7 +228,7 @@ START_TEST(threads_do_not_change_results)
     snprintf(name, sizeof name, "%s%s%s", e->scope ? e->scope : "", e->scope ? "." : "",
              e->name);
     static const int nd[] = {1, 2, 1};
-    static const int64_t sh[][3] = {{300001}, {300, 700}, {5}};
+    static const int64_t sh[][3] = {{100001}, {200, 300}, {5}}; /* 3 chunks of 64K */
     const char *const opts[] = {"{lr: 0.01, weight_decay: 0.1}"};
     fixture one, two;
     fix_make(&one, name, 3, nd, sh, 1, opts, 5);
