@@ -618,7 +618,9 @@ typedef struct ow_prepare_args {
                         groups, such as RAdamLegacy's `buffer`); not saved */
 } ow_prepare_args;
 
-/* What an element kernel gets: a contiguous range of one tensor. */
+/* What an element kernel gets: a contiguous range of one tensor or, for a pass without
+ * per-tensor sums, a batch of consecutive tiny tensors of one group that share every
+ * per-step constant (copied into one buffer): kernels work element by element. */
 typedef struct ow_kernel_args {
     size_t n;        /* elements */
     float *p;        /* [n] parameters */

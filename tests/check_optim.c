@@ -251,6 +251,45 @@ START_TEST(threads_do_not_change_results)
 }
 END_TEST
 
+/* Consecutive tiny tensors of one group go through one kernel call (a batch copied into
+ * a buffer); the reference kernels run tensor by tensor, so they must agree to the bit
+ * (to tolerance for norm-based optimizers). */
+START_TEST(tiny_tensor_batches_match_ref)
+{
+    const ow_entry *e = nth_optimizer(_i);
+    char name[96];
+    snprintf(name, sizeof name, "%s%s%s", e->scope ? e->scope : "", e->scope ? "." : "",
+             e->name);
+    static const int nd[] = {1, 1, 1, 2, 1, 1, 1};
+    static const int64_t sh[][3] = {{3}, {16}, {1}, {2, 5}, {9}, {2}, {17}};
+    const char *const opts[] = {"{lr: 0.01, weight_decay: 0.1}"};
+    fixture fast, ref;
+    fix_make(&fast, name, 7, nd, sh, 1, opts, 3);
+    fix_make(&ref, name, 7, nd, sh, 1, opts, 3);
+    ow__optimizer_use_ref(ref.opt, true);
+    double tol =
+        ((const ow_optimizer_ops *)ow_optimizer_get_entry(fast.opt)->ops)->tolerance;
+    ow_error err;
+    ow_error_clear(&err);
+    for (int step = 0; step < 3; step++) {
+        fix_grads(&fast, 20 + (unsigned)step);
+        fix_grads(&ref, 20 + (unsigned)step);
+        ow_check_ok(ow_optimizer_step(fast.opt, &err), &err);
+        ow_check_ok(ow_optimizer_step(ref.opt, &err), &err);
+    }
+    for (size_t i = 0; i < fast.n; i++)
+        for (size_t k = 0; k < fast.numel[i]; k++) {
+            float a = fast.data[i][k], b = ref.data[i][k];
+            ck_assert_msg(tol == 0 ? a == b || (isnan(a) && isnan(b))
+                                   : fabsf(a - b) <= tol * fabsf(b) + 1e-12f,
+                          "%s: tensor %zu[%zu]: batched %.9g, ref %.9g", name, i, k, a,
+                          b);
+        }
+    fix_free(&fast);
+    fix_free(&ref);
+}
+END_TEST
+
 /* ---- degenerate hyperparameters, worked out by hand
  * ------------------------------------ */
 
@@ -435,6 +474,7 @@ Suite *make_optim_suite(void)
     tcase_add_test(tc, skips_missing_grads_and_frozen);
     tcase_add_test(tc, threads_from_api_and_environment);
     tcase_add_loop_test(tc, threads_do_not_change_results, 0, count_optimizers());
+    tcase_add_loop_test(tc, tiny_tensor_batches_match_ref, 0, count_optimizers());
     suite_add_tcase(s, tc);
     tc = tcase_create("Command");
     tcase_set_timeout(tc, 60);

@@ -44,6 +44,7 @@ struct ow_model {
     int64_t numel;                  /* over distinct tensors */
     size_t last_module_with_params; /* adding at or after it appends to the walk */
     ow_cfg *facts;                  /* map: no_weight_decay, group_matcher, ... */
+    unsigned long generation;       /* bumped when params or data/grad pointers change */
 };
 
 static const char *const kind_names[] = {
@@ -463,6 +464,7 @@ int ow__model_add_param(ow_model *m, const ow_param_info *info, ow__model_field 
         m->last_module_with_params = module;
     table_put(&m->param_index, full, r);
     m->num_params++;
+    m->generation++;
     return OW_OK;
 fail:
     ow_free(full);
@@ -488,7 +490,13 @@ int ow_model_set_data(ow_model *model, const char *full_name, float *data, float
     param_rec *o = &model->params[model->params[r].owner];
     o->data = data;
     o->grad = grad;
+    model->generation++;
     return OW_OK;
+}
+
+unsigned long ow__model_generation(const ow_model *model)
+{
+    return model ? model->generation : 0;
 }
 
 /* ---- reading ----------------------------------------------------------------------- */

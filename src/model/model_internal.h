@@ -44,4 +44,8 @@ const ow_cfg *ow__model_facts(const ow_model *model);
  * "conv", "linear", "embedding"); NULL for a value out of range. */
 const char *ow__module_kind_name(ow_module_kind kind);
 
+/* A counter bumped by every change to the params or their data/grad pointers (added
+ * params, ow_model_set_data): callers that cache pointers compare it to rebuild. */
+unsigned long ow__model_generation(const ow_model *model);
+
 #endif /* OW_MODEL_INTERNAL_H */

@@ -42,6 +42,76 @@ static void call(const ow_optimizer *opt, const ow_pass *pass, const ow__unit *u
     (opt->use_ref ? pass->ref : pass->run)(&a);
 }
 
+/* Tensors of at most this many elements are gathered: a kernel call costs tens of
+ * nanoseconds and its sqrt/div chain is latency, not throughput, when n is 1. */
+#define OW__GATHER_MAX 16
+/* Elements of one gather batch (its buffers live on the stack). */
+#define OW__GATHER_N 128
+
+/* Consecutive tiny tensors of one pass that share their constants (ctx), their finish
+ * values (t) and which slots they have are copied into one contiguous batch, stepped
+ * by one kernel call and copied back. A pass without sums is elementwise (the runner
+ * already calls it on arbitrary ranges), so the results are the same bits as one call
+ * per tensor. */
+typedef struct gather_batch {
+    size_t n, ntensors;
+    const ow__tensor *tensor[OW__GATHER_N];
+    unsigned slots; /* bit k: slot k is parameter-shaped in every gathered tensor */
+    float p[OW__GATHER_N], g[OW__GATHER_N], s[OW__MAX_SLOTS][OW__GATHER_N];
+} gather_batch;
+
+static void gather_flush(const ow_optimizer *opt, const ow_pass *pass, gather_batch *b)
+{
+    if (!b->n)
+        return;
+    const ow__tensor *first = b->tensor[0];
+    float *s[OW__MAX_SLOTS];
+    for (size_t k = 0; k < opt->nslots; k++)
+        s[k] = b->slots & (1u << k) ? b->s[k] : NULL;
+    ow_kernel_args a = {.n = b->n,
+                        .p = b->p,
+                        .g = b->g,
+                        .s = s,
+                        .ctx = opt->ctx + first->ctx * OW_MAX_CTX,
+                        .t = first->t};
+    pass->run(&a);
+    /* copy back p and every slot: the kernel may write any of them */
+    for (size_t i = 0, off = 0; i < b->ntensors; i++) {
+        const ow__tensor *t = b->tensor[i];
+        for (size_t e = 0; e < t->numel; e++)
+            t->p[e] = b->p[off + e];
+        for (size_t k = 0; k < opt->nslots; k++)
+            if (b->slots & (1u << k))
+                for (size_t e = 0; e < t->numel; e++)
+                    t->slot[k][e] = b->s[k][off + e];
+        off += t->numel;
+    }
+    b->n = b->ntensors = 0;
+}
+
+static void gather_add(const ow_optimizer *opt, const ow_pass *pass, gather_batch *b,
+                       const ow__tensor *t)
+{
+    unsigned slots = t->kslots;
+    if (b->n) {
+        const ow__tensor *first = b->tensor[0];
+        if (b->n + t->numel > OW__GATHER_N || slots != b->slots || t->ctx != first->ctx ||
+            (opt->t_dirty && memcmp(t->t, first->t, sizeof t->t)))
+            gather_flush(opt, pass, b);
+    }
+    b->slots = slots;
+    for (size_t e = 0; e < t->numel; e++) {
+        b->p[b->n + e] = t->p[e];
+        b->g[b->n + e] = t->g[e];
+    }
+    for (size_t k = 0; k < opt->nslots; k++)
+        if (slots & (1u << k))
+            for (size_t e = 0; e < t->numel; e++)
+                b->s[k][b->n + e] = t->slot[k][e];
+    b->tensor[b->ntensors++] = t;
+    b->n += t->numel;
+}
+
 /* Units [lo, hi) of the pass order on one thread. Without sums, consecutive units of
  * one tensor go to the kernel as one range. */
 static void run_range(const ow_optimizer *opt, const ow_pass *pass, const size_t *order,
@@ -92,14 +162,23 @@ static void run_pass(ow_optimizer *opt, size_t k, size_t nunits, size_t nactive,
     const ow_pass *pass = &opt->ops->passes[k];
     size_t *order = opt->order, *prefix = opt->order + nunits, m = 0, total = 0;
     if (!pass->nsums && (all < OW__SERIAL_BELOW || nth == 1)) {
-        /* serial, no sums: one kernel call per tensor, no unit bookkeeping */
+        /* serial, no sums: one kernel call per tensor, no unit bookkeeping; tiny
+         * tensors go through a gather batch (fast kernels only: the _ref path stays
+         * the plain one the tests compare against) */
+        gather_batch b; /* ~10 KB: set the counts only, not the buffers */
+        b.n = b.ntensors = 0;
         for (size_t a = 0; a < nactive; a++) {
             const ow__tensor *t = &opt->t[opt->active[a]];
-            if (t->numel && (opt->ctx_passes[t->ctx] & (1u << k))) {
-                ow__unit u = {.active = a, .off = 0, .n = t->numel};
-                call(opt, pass, &u, t->numel, NULL);
+            if (!t->numel || !(opt->ctx_passes[t->ctx] & (1u << k)))
+                continue;
+            if (!opt->use_ref && t->numel <= OW__GATHER_MAX) {
+                gather_add(opt, pass, &b, t);
+                continue;
             }
+            ow__unit u = {.active = a, .off = 0, .n = t->numel};
+            call(opt, pass, &u, t->numel, NULL);
         }
+        gather_flush(opt, pass, &b);
         return;
     }
     for (size_t i = 0; i < nunits; i++) {
@@ -151,6 +230,7 @@ static void run_pass(ow_optimizer *opt, size_t k, size_t nunits, size_t nactive,
             totals[s] += per[a * OW_MAX_SUMS + s];
     if (!pass->finish)
         return;
+    opt->t_dirty = true;
     for (size_t a = 0; a < nactive; a++) {
         ow__tensor *t = &opt->t[opt->active[a]];
         if (!(opt->ctx_passes[t->ctx] & (1u << k)))
@@ -173,11 +253,14 @@ int ow__plan_passes(ow_optimizer *opt, size_t nactive, size_t all, ow_error *err
     opt->plan_all = all;
     opt->plan_threads = ow__optimizer_threads(opt); /* once per step: reads the env */
     opt->nunits = 0;
+    opt->units_built = false;
     if (!sums && (all < OW__SERIAL_BELOW || opt->plan_threads == 1))
         return OW_OK; /* the serial path steps whole tensors: no units */
-    size_t nunits = 0;
-    for (size_t a = 0; a < nactive; a++)
-        nunits += (opt->t[opt->active[a]].numel + OW__UNIT - 1) / OW__UNIT;
+    /* a bound, not a count: each tensor adds at most one partial unit */
+    size_t nunits = nactive + all / OW__UNIT;
+    /* only the room is reserved here (the fallible part); the units are cut by the
+     * first pass that needs them, since a pass with sums (caution) is often off for
+     * every tensor and 1,000 tiny tensors would pay for units nobody reads */
     int rc;
     if ((rc = grow((void **)&opt->units, &opt->units_cap, nunits + 1, sizeof *opt->units,
                    err)) ||
@@ -186,6 +269,12 @@ int ow__plan_passes(ow_optimizer *opt, size_t nactive, size_t all, ow_error *err
         (rc = grow((void **)&opt->sums, &opt->sums_cap,
                    (nunits + nactive + 1) * OW_MAX_SUMS, sizeof(double), err)))
         return rc;
+    return OW_OK;
+}
+
+/* Cuts the active tensors into units, in the room ow__plan_passes reserved. */
+static void build_units(ow_optimizer *opt, size_t nactive)
+{
     size_t u = 0;
     for (size_t a = 0; a < nactive; a++) {
         size_t n = opt->t[opt->active[a]].numel;
@@ -194,11 +283,18 @@ int ow__plan_passes(ow_optimizer *opt, size_t nactive, size_t all, ow_error *err
                 .active = a, .off = off, .n = n - off < OW__UNIT ? n - off : OW__UNIT};
     }
     opt->nunits = u;
-    return OW_OK;
+    opt->units_built = true;
 }
 
 void ow__run_passes(ow_optimizer *opt, size_t nactive)
 {
-    for (size_t k = 0; k < OW_MAX_PASSES && opt->ops->passes[k].run; k++)
+    for (size_t k = 0; k < OW_MAX_PASSES && opt->ops->passes[k].run; k++) {
+        if (!(opt->pass_mask & (1u << k)))
+            continue; /* no tensor runs it this step (prepare_all's union) */
+        const ow_pass *pass = &opt->ops->passes[k];
+        bool serial = opt->plan_all < OW__SERIAL_BELOW || opt->plan_threads == 1;
+        if ((pass->nsums || !serial) && !opt->units_built)
+            build_units(opt, nactive);
         run_pass(opt, k, opt->nunits, nactive, opt->plan_all, opt->plan_threads);
+    }
 }

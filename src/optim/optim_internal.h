@@ -26,23 +26,25 @@
 /* At most this many slots per optimizer. */
 #define OW__MAX_SLOTS 16
 
-/* One distinct parameter tensor of the optimizer, in param_groups order. */
+/* One distinct parameter tensor of the optimizer, in param_groups order. The fields a
+ * step reads for every tensor come first, in two cache lines: on 1,000 tiny tensors
+ * the step is bound by the lines it touches. */
 typedef struct ow__tensor {
     size_t group; /* optimizer group */
-    size_t param; /* model occurrence index */
+    size_t numel;
+    size_t ctx; /* per step: index of its prepared constants */
+    float *p;   /* per step */
+    const float *g;
+    float **slot;    /* [slots] tensor storage, NULL where absent / scalar */
+    double *scalar;  /* [slots] scalar slot values */
+    unsigned kslots; /* bit k: slot k is parameter-shaped (set with the active list) */
+    bool has_state;  /* state created (first step with a gradient) */
+    bool fresh;      /* state created by the step in progress */
+    double t[OW_MAX_TENSOR_SCALARS]; /* finish-hook values of the current step */
+    size_t *slot_numel;              /* [slots] */
+    size_t param;                    /* model occurrence index */
     int ndim;
     int64_t shape[OW_MAX_DIMS];
-    size_t numel;
-    bool has_state;     /* state created (first step with a gradient) */
-    bool fresh;         /* state created by the step in progress */
-    float **slot;       /* [slots] tensor storage, NULL where absent / scalar */
-    size_t *slot_numel; /* [slots] */
-    double *scalar;     /* [slots] scalar slot values */
-    double t[OW_MAX_TENSOR_SCALARS]; /* finish-hook values of the current step */
-    /* per step */
-    float *p;
-    const float *g;
-    size_t ctx; /* index of its prepared constants */
 } ow__tensor;
 
 typedef struct ow__group {
@@ -70,6 +72,12 @@ struct ow_optimizer {
     size_t nt;
     int threads;  /* 0: default */
     bool use_ref; /* tests: run the _ref kernels */
+    long lr_key;  /* index of "lr" in the keys, or -1 (looked up once) */
+    /* active, nactive, active_all and the tensors' p and g are kept from the last step
+     * while valid and the model's generation is active_gen (see ow_optimizer_step) */
+    bool active_valid;
+    unsigned long active_gen;
+    size_t nactive, active_all;
     /* step scratch, grown on demand */
     size_t *active;     /* [nt] tensors stepping now */
     unsigned char *ctx; /* [nctx * OW_MAX_CTX] prepared constants */
@@ -80,9 +88,12 @@ struct ow_optimizer {
     size_t scratch_cap;
     struct ow__unit *units; /* work units of the active tensors */
     size_t units_cap, nunits;
-    size_t plan_all;  /* elements of the active tensors, set by ow__plan_passes */
-    int plan_threads; /* threads of this step, set by ow__plan_passes */
-    size_t *order;    /* [units] units of one pass, then their element prefix */
+    bool units_built;   /* units cut for this step (by the first pass needing them) */
+    unsigned pass_mask; /* passes some active tensor runs this step (prepare_all) */
+    bool t_dirty;       /* a finish hook wrote tensors' t since prepare_all zeroed them */
+    size_t plan_all;    /* elements of the active tensors, set by ow__plan_passes */
+    int plan_threads;   /* threads of this step, set by ow__plan_passes */
+    size_t *order;      /* [units] units of one pass, then their element prefix */
     size_t order_cap;
     double *sums; /* [units * OW_MAX_SUMS] */
     size_t sums_cap;

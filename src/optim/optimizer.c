@@ -3,6 +3,7 @@
  * state of a parameter at its first step with a gradient, and runs one step: prepare
  * once per group and step, then the element passes or the per-tensor hook. */
 #include "../constructors/groups_internal.h"
+#include "../model/model_internal.h"
 #include "optim_internal.h"
 
 #include <stdlib.h>
@@ -135,6 +136,7 @@ int ow__optimizer_set_group(ow_optimizer *opt, size_t gi, ow_cfg *opts, ow_error
 
 void ow__tensor_free_state(ow_optimizer *opt, ow__tensor *t)
 {
+    opt->active_valid = false; /* the next step must create state again */
     if (t->slot)
         for (size_t s = 0; s < opt->nslots; s++)
             ow_free(t->slot[s]);
@@ -275,7 +277,7 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
             opt->defaults[k].is_null = true;
         }
     }
-    long lr_key = ow__optimizer_key(opt, "lr");
+    long lr_key = opt->lr_key = ow__optimizer_key(opt, "lr");
     for (size_t gi = 0; gi < opt->ng; gi++) {
         ow_cfg *copy = ow__cfg_dup(ow_groups_get_options(groups, gi));
         if (!copy)
@@ -375,8 +377,14 @@ static int grow_ctx(ow_optimizer *opt, size_t need, ow_error *err)
 static void prepare_all(ow_optimizer *opt, size_t nactive)
 {
     size_t nctx = 0;
-    long lr_key = ow__optimizer_key(opt, "lr");
+    long lr_key = opt->lr_key;
+    unsigned mask = 0;
     const ow__tensor *prev = NULL;
+    /* finish values start at zero each step; they are only nonzero after a finish hook
+     * ran, so only then are they cleared (all tensors: an inactive one keeps its own) */
+    for (size_t i = 0; opt->t_dirty && i < opt->nt; i++)
+        memset(opt->t[i].t, 0, sizeof opt->t[i].t);
+    opt->t_dirty = false;
     double prev_in[OW__MAX_SLOTS];
     for (size_t a = 0; a < nactive; a++) {
         ow__tensor *t = &opt->t[opt->active[a]];
@@ -385,8 +393,6 @@ static void prepare_all(ow_optimizer *opt, size_t nactive)
         bool same = prev && prev->group == t->group;
         for (size_t j = 0; j < opt->nscalar && same; j++)
             same = t->scalar[opt->scalar_slot[j]] == prev_in[j];
-        for (int k = 0; k < OW_MAX_TENSOR_SCALARS; k++)
-            t->t[k] = 0;
         if (same) {
             for (size_t j = 0; j < opt->nscalar; j++)
                 t->scalar[opt->scalar_slot[j]] = prev->scalar[opt->scalar_slot[j]];
@@ -407,10 +413,12 @@ static void prepare_all(ow_optimizer *opt, size_t nactive)
             memset(pa.ctx, 0, OW_MAX_CTX);
             opt->ops->prepare(&pa);
             opt->ctx_passes[nctx] = pa.passes;
+            mask |= pa.passes;
             t->ctx = nctx++;
         }
         prev = t;
     }
+    opt->pass_mask = mask;
 }
 
 /* Scratch for per-tensor steps: three times the largest active tensor. */
@@ -439,17 +447,27 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
     size_t nactive = 0, all = 0;
     int rc = OW_OK;
     bool need_state = false;
-    for (size_t i = 0; i < opt->nt; i++) {
-        ow__tensor *t = &opt->t[i];
-        ow_param_view pv;
-        if (ow_model_get_param(opt->model, t->param, &pv) != OW_OK || !pv.requires_grad ||
-            !pv.data || !pv.grad)
-            continue;
-        t->p = pv.data;
-        t->g = pv.grad;
-        need_state = need_state || !t->has_state;
-        all += t->numel;
-        opt->active[nactive++] = i;
+    /* The active tensors and their pointers only change with the model (its generation)
+     * or when state is dropped: on 1,000 tiny tensors walking the model every step
+     * costs more than the step itself. */
+    unsigned long gen = ow__model_generation(opt->model);
+    bool cached = opt->active_valid && opt->active_gen == gen;
+    if (cached) {
+        nactive = opt->nactive;
+        all = opt->active_all;
+    } else {
+        for (size_t i = 0; i < opt->nt; i++) {
+            ow__tensor *t = &opt->t[i];
+            ow_param_view pv;
+            if (ow_model_get_param(opt->model, t->param, &pv) != OW_OK ||
+                !pv.requires_grad || !pv.data || !pv.grad)
+                continue;
+            t->p = pv.data;
+            t->g = pv.grad;
+            need_state = need_state || !t->has_state;
+            all += t->numel;
+            opt->active[nactive++] = i;
+        }
     }
     /* everything that can fail comes first, so that a failure leaves all as it was:
      * missing state, the room for the constants, the work units or the scratch. On
@@ -466,6 +484,14 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
     if (rc == OW_OK)
         rc = opt->ops->tensor_step ? grow_scratch(opt, nactive, err)
                                    : ow__plan_passes(opt, nactive, all, err);
+    if (rc == OW_OK && !cached) /* every active tensor has its state now */
+        for (size_t a = 0; a < nactive; a++) {
+            ow__tensor *t = &opt->t[opt->active[a]];
+            t->kslots = 0;
+            for (size_t k = 0; k < opt->nslots; k++)
+                if (t->slot[k] && t->slot_numel[k] == t->numel)
+                    t->kslots |= 1u << k;
+        }
     if (rc == OW_OK) {
         prepare_all(opt, nactive);
         if (!opt->ops->tensor_step)
@@ -494,6 +520,11 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
             ow__tensor_free_state(opt, t); /* state created by a step that did not run */
         t->fresh = false;
     }
+    /* after a step that ran, every active tensor has state: the list can be reused */
+    opt->active_valid = rc == OW_OK;
+    opt->active_gen = gen;
+    opt->nactive = nactive;
+    opt->active_all = all;
     return rc;
 }
 
