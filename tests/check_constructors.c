@@ -96,20 +96,9 @@ static const struct {
 
 START_TEST(golden_error_case)
 {
-    ow_cfg *golden = ow_golden_load(error_cases[_i].file);
-    ow_cfg *cfg = ow_golden_config(golden);
-    ow_model *model = ow_golden_model(golden);
-    ow_groups *groups = NULL;
-    ow_error err;
-    ow_error_clear(&err);
-    int rc = ow_groups_build(cfg, model, &groups, &err);
-    ck_assert_int_eq(rc, error_cases[_i].code);
-    ck_assert_ptr_null(groups);
-    ow_check_error(&err, error_cases[_i].code, error_cases[_i].file, error_cases[_i].line,
-                   error_cases[_i].column, error_cases[_i].message);
-    ow_model_free(model);
-    ow_cfg_free(cfg);
-    ow_cfg_free(golden);
+    ow_golden_check_error(error_cases[_i].file, error_cases[_i].code,
+                          error_cases[_i].line, error_cases[_i].column,
+                          error_cases[_i].message);
 }
 END_TEST
 

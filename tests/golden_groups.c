@@ -116,6 +116,23 @@ void ow_golden_check_groups(const char *name, const ow_groups *groups,
     }
 }
 
+void ow_golden_check_error(const char *name, int code, int line, int column,
+                           const char *message)
+{
+    ow_cfg *golden = ow_golden_load(name);
+    ow_cfg *cfg = ow_golden_config(golden);
+    ow_model *model = ow_golden_model(golden);
+    ow_groups *groups = NULL;
+    ow_error err;
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_groups_build(cfg, model, &groups, &err), code);
+    ck_assert_ptr_null(groups);
+    ow_check_error(&err, code, name, line, column, message);
+    ow_model_free(model);
+    ow_cfg_free(cfg);
+    ow_cfg_free(golden);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);

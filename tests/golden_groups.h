@@ -17,6 +17,10 @@ ow_model *ow_golden_model(const ow_cfg *golden);
  * (torch bookkeeping keys foreach/capturable/differentiable/fused are not compared). */
 void ow_golden_check_groups(const char *name, const ow_groups *groups,
                             const ow_cfg *golden);
+/* Builds the groups of golden error case `name` and asserts the build fails with code,
+ * message and position (in the golden file) and returns no groups. */
+void ow_golden_check_error(const char *name, int code, int line, int column,
+                           const char *message);
 /* Names of golden files starting with prefix, sorted; NULL-terminated (caller frees with
  * ow_golden_free_list). */
 char **ow_golden_list(const char *prefix, size_t *n);
