@@ -142,6 +142,7 @@ static bool hidden(const ow_entry *e, size_t newer)
 
 typedef struct near_name {
     const char *name;
+    const char *scope; /* shown as "scope.name" when set */
     size_t distance, length_gap;
 } near_name;
 
@@ -170,14 +171,15 @@ static size_t distance_nocase(const char *a, const char *b, size_t cap)
     return ow__edit_distance(la, lb, cap);
 }
 
-static void offer(near_name *best, size_t *n, const char *word, const char *name)
+static void offer(near_name *best, size_t *n, const char *word, const char *name,
+                  const char *shown_scope)
 {
     for (size_t i = 0; i < *n; i++)
-        if (strcmp(best[i].name, name) == 0)
+        if (strcmp(best[i].name, name) == 0 && best[i].scope == shown_scope)
             return;
     size_t lw = strlen(word), ln = strlen(name);
     size_t longer = lw > ln ? lw : ln;
-    near_name c = {name, distance_nocase(word, name, CLOSE_MAX),
+    near_name c = {name, shown_scope, distance_nocase(word, name, CLOSE_MAX),
                    lw > ln ? lw - ln : ln - lw};
     /* a name that shares nothing with the word is no suggestion */
     if (c.distance > CLOSE_MAX || c.distance >= lw || c.distance >= longer)
@@ -194,46 +196,29 @@ static void offer(near_name *best, size_t *n, const char *word, const char *name
     best[at] = c;
 }
 
-/* Names of entries in `scope` (NULL: any scope), "scope.name" when qualify is set. */
+/* Names (and aliases) of entries in `scope` (NULL: any scope, shown qualified). */
 static void offer_entry(near_name *best, size_t *n, const char *word, const ow_entry *e,
-                        const char *scope, bool qualify, char (*names)[128], size_t *used)
+                        const char *scope)
 {
     if (scope && strcmp(scope_of(e), scope))
         return;
-    const char *const *alias = e->aliases;
-    for (const char *name = e->name; name; name = alias && *alias ? *alias++ : NULL) {
-        if (!qualify) {
-            offer(best, n, word, name);
-            continue;
-        }
-        if (*used == 64)
-            return;
-        snprintf(names[*used], sizeof names[0], "%s.%s", scope_of(e), name);
-        /* compare the bare name, show the qualified one */
-        near_name probe[CLOSE_MAX];
-        size_t np = 0;
-        offer(probe, &np, word, name);
-        if (np) {
-            offer(best, n, word, name);
-            for (size_t i = 0; i < *n; i++)
-                if (best[i].name == name)
-                    best[i].name = names[(*used)++];
-        }
-    }
+    const char *shown_scope = scope ? NULL : scope_of(e);
+    offer(best, n, word, e->name, shown_scope);
+    for (const char *const *a = e->aliases; a && *a; a++)
+        offer(best, n, word, *a, shown_scope);
 }
 
 static size_t collect_closest(ow_registry_kind kind, const char *word, const char *scope,
-                              bool qualify, near_name *best, char (*names)[128])
+                              near_name *best)
 {
-    size_t nb = 0, used = 0;
+    size_t nb = 0;
     for (const ow_entry *const *b = ow__builtins; *b; b++)
         if ((*b)->kind == kind && !hidden(*b, 0))
-            offer_entry(best, &nb, word, *b, scope, qualify, names, &used);
+            offer_entry(best, &nb, word, *b, scope);
     for (size_t i = 0; i < runtime.n; i++)
         if (runtime.items[i].entry->kind == kind &&
             !hidden(runtime.items[i].entry, i + 1))
-            offer_entry(best, &nb, word, runtime.items[i].entry, scope, qualify, names,
-                        &used);
+            offer_entry(best, &nb, word, runtime.items[i].entry, scope);
     return nb;
 }
 
@@ -244,21 +229,20 @@ static const char *closest(ow_registry_kind kind, const char *name,
                            const char *default_scope, char *buf, size_t n)
 {
     near_name best[CLOSE_MAX];
-    char names[64][128];
     size_t nb = 0;
     const char *dot = strchr(name, '.');
     pthread_mutex_lock(&lock);
     if (dot) {
         char scope[64];
         snprintf(scope, sizeof scope, "%.*s", (int)(dot - name), name);
-        nb = collect_closest(kind, dot + 1, scope, false, best, names);
+        nb = collect_closest(kind, dot + 1, scope, best);
     } else {
         if (default_scope)
-            nb = collect_closest(kind, name, default_scope, false, best, names);
+            nb = collect_closest(kind, name, default_scope, best);
         if (nb == 0)
-            nb = collect_closest(kind, name, "mmengine", false, best, names);
+            nb = collect_closest(kind, name, "mmengine", best);
         if (nb == 0)
-            nb = collect_closest(kind, name, NULL, true, best, names);
+            nb = collect_closest(kind, name, NULL, best);
     }
     pthread_mutex_unlock(&lock);
     if (nb == 0 || n == 0)
@@ -266,7 +250,9 @@ static const char *closest(ow_registry_kind kind, const char *name,
     size_t len = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < nb && len < n; i++) {
-        int w = snprintf(buf + len, n - len, "%s'%s'", i ? ", " : "", best[i].name);
+        int w = snprintf(buf + len, n - len, "%s'%s%s%s'", i ? ", " : "",
+                         best[i].scope ? best[i].scope : "", best[i].scope ? "." : "",
+                         best[i].name);
         len += w > 0 ? (size_t)w : 0;
     }
     return buf;
