@@ -193,24 +193,8 @@ static const ow_key restart_keys[] = {RESTART_KEYS, OW__SCHED_MM_KEYS, {0}};
 static const ow_key restart_p_keys[] = {
     OW__SCHED_PARAM_NAME_KEY, RESTART_KEYS, OW__SCHED_MM_KEYS, {0}};
 
-#define COSINE_DEFS(cls)                                                                 \
-    static const ow__sched_def cls##_lr = {.kind = OW__SCHED_MM,                         \
-                                           .param = "lr",                                \
-                                           .init = cls##_init,                           \
-                                           .value = cls##_value,                         \
-                                           .changes = cls##_changes};                    \
-    static const ow__sched_def cls##_mom = {.kind = OW__SCHED_MM,                        \
-                                            .param = "momentum",                         \
-                                            .init = cls##_init,                          \
-                                            .value = cls##_value,                        \
-                                            .changes = cls##_changes};                   \
-    static const ow__sched_def cls##_param = {.kind = OW__SCHED_MM,                      \
-                                              .init = cls##_init,                        \
-                                              .value = cls##_value,                      \
-                                              .changes = cls##_changes}
-
-COSINE_DEFS(annealing);
-COSINE_DEFS(restart);
+OW__SCHED_MM_DEFS(annealing);
+OW__SCHED_MM_DEFS(restart);
 
 #define MM "mmengine"
 OW__SCHED_ENTRY(ow__sched_cosine_lr, "CosineAnnealingLR", MM, annealing_keys,

@@ -315,29 +315,12 @@ static const ow_key poly_keys[] = {POLY_KEYS, OW__SCHED_MM_KEYS, {0}};
 static const ow_key poly_p_keys[] = {
     OW__SCHED_PARAM_NAME_KEY, POLY_KEYS, OW__SCHED_MM_KEYS, {0}};
 
-/* One definition per (class, scheduled key): LR, Momentum, ParamScheduler. */
-#define MULT_DEFS(cls)                                                                   \
-    static const ow__sched_def cls##_lr = {.kind = OW__SCHED_MM,                         \
-                                           .param = "lr",                                \
-                                           .init = cls##_init,                           \
-                                           .value = cls##_value,                         \
-                                           .changes = cls##_changes};                    \
-    static const ow__sched_def cls##_mom = {.kind = OW__SCHED_MM,                        \
-                                            .param = "momentum",                         \
-                                            .init = cls##_init,                          \
-                                            .value = cls##_value,                        \
-                                            .changes = cls##_changes};                   \
-    static const ow__sched_def cls##_param = {.kind = OW__SCHED_MM,                      \
-                                              .init = cls##_init,                        \
-                                              .value = cls##_value,                      \
-                                              .changes = cls##_changes}
-
-MULT_DEFS(constant);
-MULT_DEFS(linear);
-MULT_DEFS(step);
-MULT_DEFS(multistep);
-MULT_DEFS(exponential);
-MULT_DEFS(poly);
+OW__SCHED_MM_DEFS(constant);
+OW__SCHED_MM_DEFS(linear);
+OW__SCHED_MM_DEFS(step);
+OW__SCHED_MM_DEFS(multistep);
+OW__SCHED_MM_DEFS(exponential);
+OW__SCHED_MM_DEFS(poly);
 
 #define MM "mmengine"
 OW__SCHED_ENTRY(ow__sched_constant_lr, "ConstantLR", MM, constant_keys, constant_lr,

@@ -156,6 +156,25 @@ struct ow_sched {
         .doc = "accepted for compatibility; optwrap never prints"                        \
     }
 
+/* The three definitions of an mmengine class, one per scheduled key: cls_lr, cls_mom and
+ * cls_param (the generic *ParamScheduler, whose key comes from param_name), sharing the
+ * class's cls_init, cls_value and cls_changes. */
+#define OW__SCHED_MM_DEFS(cls)                                                           \
+    static const ow__sched_def cls##_lr = {.kind = OW__SCHED_MM,                         \
+                                           .param = "lr",                                \
+                                           .init = cls##_init,                           \
+                                           .value = cls##_value,                         \
+                                           .changes = cls##_changes};                    \
+    static const ow__sched_def cls##_mom = {.kind = OW__SCHED_MM,                        \
+                                            .param = "momentum",                         \
+                                            .init = cls##_init,                          \
+                                            .value = cls##_value,                        \
+                                            .changes = cls##_changes};                   \
+    static const ow__sched_def cls##_param = {.kind = OW__SCHED_MM,                      \
+                                              .init = cls##_init,                        \
+                                              .value = cls##_value,                      \
+                                              .changes = cls##_changes}
+
 /* The key of the generic *ParamScheduler versions. */
 #define OW__SCHED_PARAM_NAME_KEY                                                         \
     {                                                                                    \
