@@ -173,18 +173,7 @@ static const ow_optimizer_ops adabelief_ops = {
     .slot_shape = slot_shape,
     .passes = {{.run = adabelief_run, .ref = adabelief_ref}}};
 
-const ow_entry ow__optimizer_timm_adabelief = {
-    .abi_version = OW_ABI_VERSION,
-    .name = "adabelief",
-    .kind = OW_KIND_OPTIMIZER,
-    .scope = "timm",
-    .summary = "timm AdaBelief: Adam on the belief (g - m)^2",
-    .keys = adabelief_keys,
-    .ops = &adabelief_ops};
-const ow_entry ow__optimizer_timm_radabelief = {.abi_version = OW_ABI_VERSION,
-                                                .name = "radabelief",
-                                                .kind = OW_KIND_OPTIMIZER,
-                                                .scope = "timm",
-                                                .summary = "timm AdaBelief, rectified",
-                                                .keys = radabelief_keys,
-                                                .ops = &adabelief_ops};
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adabelief, "adabelief", "timm", adabelief_keys,
+                    adabelief_ops, "timm AdaBelief: Adam on the belief (g - m)^2");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_radabelief, "radabelief", "timm", radabelief_keys,
+                    adabelief_ops, "timm AdaBelief, rectified");

@@ -282,18 +282,8 @@ static const ow_optimizer_ops adafactor_ops = {.abi_version = OW_ABI_VERSION,
                                                .tensor_step = step_tensor,
                                                .tolerance = 1e-5};
 
-const ow_entry ow__optimizer_timm_adafactor = {
-    .abi_version = OW_ABI_VERSION,
-    .name = "adafactor",
-    .kind = OW_KIND_OPTIMIZER,
-    .scope = "timm",
-    .summary = "timm Adafactor: factored second moment, relative steps",
-    .keys = adafactor_keys,
-    .ops = &adafactor_ops};
-const ow_entry ow__optimizer_timm_cadafactor = {.abi_version = OW_ABI_VERSION,
-                                                .name = "cadafactor",
-                                                .kind = OW_KIND_OPTIMIZER,
-                                                .scope = "timm",
-                                                .summary = "timm Adafactor, cautious",
-                                                .keys = cadafactor_keys,
-                                                .ops = &adafactor_ops};
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adafactor, "adafactor", "timm", adafactor_keys,
+                    adafactor_ops,
+                    "timm Adafactor: factored second moment, relative steps");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_cadafactor, "cadafactor", "timm", cadafactor_keys,
+                    adafactor_ops, "timm Adafactor, cautious");

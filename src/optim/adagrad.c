@@ -207,20 +207,13 @@ static const ow_optimizer_ops adadelta_ops = {
     .prepare = adadelta_prepare,
     .passes = {{.run = adadelta_run, .ref = adadelta_ref}}};
 
-#define ENTRY(var, nm, scp, keys_, ops_, sum)                                            \
-    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
-                          .name = nm,                                                    \
-                          .kind = OW_KIND_OPTIMIZER,                                     \
-                          .scope = scp,                                                  \
-                          .summary = sum,                                                \
-                          .keys = keys_,                                                 \
-                          .ops = &ops_}
-
-ENTRY(ow__optimizer_adagrad, "Adagrad", "mmengine", adagrad_keys, adagrad_ops,
-      "torch.optim.Adagrad: per-element lr from the sum of squared gradients");
-ENTRY(ow__optimizer_timm_adagrad, "adagrad", "timm", timm_adagrad_keys, adagrad_ops,
-      "timm 'adagrad': torch.optim.Adagrad, eps 1e-8");
-ENTRY(ow__optimizer_adadelta, "Adadelta", "mmengine", adadelta_keys, adadelta_ops,
-      "torch.optim.Adadelta: running averages of squared gradients and updates");
-ENTRY(ow__optimizer_timm_adadelta, "adadelta", "timm", timm_adadelta_keys, adadelta_ops,
-      "timm 'adadelta': torch.optim.Adadelta");
+OW__OPTIMIZER_ENTRY(
+    ow__optimizer_adagrad, "Adagrad", "mmengine", adagrad_keys, adagrad_ops,
+    "torch.optim.Adagrad: per-element lr from the sum of squared gradients");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adagrad, "adagrad", "timm", timm_adagrad_keys,
+                    adagrad_ops, "timm 'adagrad': torch.optim.Adagrad, eps 1e-8");
+OW__OPTIMIZER_ENTRY(
+    ow__optimizer_adadelta, "Adadelta", "mmengine", adadelta_keys, adadelta_ops,
+    "torch.optim.Adadelta: running averages of squared gradients and updates");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adadelta, "adadelta", "timm", timm_adadelta_keys,
+                    adadelta_ops, "timm 'adadelta': torch.optim.Adadelta");

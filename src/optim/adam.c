@@ -318,38 +318,30 @@ VARIANT(nadamw, .wd_mode = WD_DECOUPLED, .amsgrad = -1, .caution = 4, .corrected
 VARIANT(composer, .wd_mode = WD_COMPOSER, .amsgrad = 4, .caution = -1, .corrected = -1,
         .maximize = -1, .foreach = -1);
 
-#define ENTRY(var, nm, scp, keys_, ops_, sum)                                            \
-    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
-                          .name = nm,                                                    \
-                          .kind = OW_KIND_OPTIMIZER,                                     \
-                          .scope = scp,                                                  \
-                          .summary = sum,                                                \
-                          .keys = keys_,                                                 \
-                          .ops = &ops_}
-
-ENTRY(ow__optimizer_adam, "Adam", "mmengine", adam_keys, torch_adam_ops,
-      "torch.optim.Adam: adaptive moment estimation (L2 weight decay)");
-ENTRY(ow__optimizer_adamw, "AdamW", "mmengine", adamw_keys, torch_adamw_ops,
-      "torch.optim.AdamW: Adam with decoupled weight decay");
-ENTRY(ow__optimizer_timm_adam, "adam", "timm", timm_adam_keys, torch_adam_ops,
-      "timm 'adam': torch.optim.Adam");
-ENTRY(ow__optimizer_timm_adamw, "adamw", "timm", timm_adamw_keys, timm_adamw_ops,
-      "timm 'adamw': torch.optim.AdamW");
-ENTRY(ow__optimizer_timm_adamwlegacy, "adamwlegacy", "timm", adamwlegacy_keys, legacy_ops,
-      "timm AdamWLegacy (foreach path)");
-ENTRY(ow__optimizer_timm_adamc, "adamc", "timm", adamc_keys, legacy_ops,
-      "timm AdamWLegacy, corrected weight decay (lr**2/max_lr)");
-ENTRY(ow__optimizer_timm_cadamw, "cadamw", "timm", cadamw_keys, legacy_ops,
-      "timm AdamWLegacy, cautious");
-ENTRY(ow__optimizer_timm_cadamc, "cadamc", "timm", cadamc_keys, legacy_ops,
-      "timm AdamWLegacy, cautious, corrected weight decay");
-ENTRY(ow__optimizer_timm_nadamw, "nadamw", "timm", nadamw_keys, nadamw_ops,
-      "timm NAdamW: AdamW with a Nesterov look-ahead numerator");
-ENTRY(ow__optimizer_timm_nadamc, "nadamc", "timm", nadamc_keys, nadamw_ops,
-      "timm NAdamW, corrected weight decay");
-ENTRY(ow__optimizer_timm_cnadamw, "cnadamw", "timm", cnadamw_keys, nadamw_ops,
-      "timm NAdamW, cautious");
-ENTRY(ow__optimizer_timm_cnadamc, "cnadamc", "timm", cnadamc_keys, nadamw_ops,
-      "timm NAdamW, cautious, corrected weight decay");
-ENTRY(ow__optimizer_composer_adamw, "DecoupledAdamW", "composer", composer_adamw_keys,
-      composer_ops, "composer DecoupledAdamW: decay p *= 1 - (lr/initial_lr)*wd");
+OW__OPTIMIZER_ENTRY(ow__optimizer_adam, "Adam", "mmengine", adam_keys, torch_adam_ops,
+                    "torch.optim.Adam: adaptive moment estimation (L2 weight decay)");
+OW__OPTIMIZER_ENTRY(ow__optimizer_adamw, "AdamW", "mmengine", adamw_keys, torch_adamw_ops,
+                    "torch.optim.AdamW: Adam with decoupled weight decay");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adam, "adam", "timm", timm_adam_keys,
+                    torch_adam_ops, "timm 'adam': torch.optim.Adam");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adamw, "adamw", "timm", timm_adamw_keys,
+                    timm_adamw_ops, "timm 'adamw': torch.optim.AdamW");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adamwlegacy, "adamwlegacy", "timm",
+                    adamwlegacy_keys, legacy_ops, "timm AdamWLegacy (foreach path)");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adamc, "adamc", "timm", adamc_keys, legacy_ops,
+                    "timm AdamWLegacy, corrected weight decay (lr**2/max_lr)");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_cadamw, "cadamw", "timm", cadamw_keys, legacy_ops,
+                    "timm AdamWLegacy, cautious");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_cadamc, "cadamc", "timm", cadamc_keys, legacy_ops,
+                    "timm AdamWLegacy, cautious, corrected weight decay");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_nadamw, "nadamw", "timm", nadamw_keys, nadamw_ops,
+                    "timm NAdamW: AdamW with a Nesterov look-ahead numerator");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_nadamc, "nadamc", "timm", nadamc_keys, nadamw_ops,
+                    "timm NAdamW, corrected weight decay");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_cnadamw, "cnadamw", "timm", cnadamw_keys,
+                    nadamw_ops, "timm NAdamW, cautious");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_cnadamc, "cnadamc", "timm", cnadamc_keys,
+                    nadamw_ops, "timm NAdamW, cautious, corrected weight decay");
+OW__OPTIMIZER_ENTRY(ow__optimizer_composer_adamw, "DecoupledAdamW", "composer",
+                    composer_adamw_keys, composer_ops,
+                    "composer DecoupledAdamW: decay p *= 1 - (lr/initial_lr)*wd");

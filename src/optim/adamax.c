@@ -100,13 +100,7 @@ static const ow_optimizer_ops adamax_ops = {
     .passes = {{.run = adamax_run, .ref = adamax_ref}}};
 
 #define ENTRY(var, nm, scp, keys_, sum)                                                  \
-    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
-                          .name = nm,                                                    \
-                          .kind = OW_KIND_OPTIMIZER,                                     \
-                          .scope = scp,                                                  \
-                          .summary = sum,                                                \
-                          .keys = keys_,                                                 \
-                          .ops = &adamax_ops}
+    OW__OPTIMIZER_ENTRY(var, nm, scp, keys_, adamax_ops, sum)
 
 ENTRY(ow__optimizer_adamax, "Adamax", "mmengine", adamax_keys,
       "torch.optim.Adamax: Adam with the infinity norm");

@@ -379,13 +379,7 @@ static const ow_optimizer_ops lamb_ops = {.abi_version = OW_ABI_VERSION,
                                           .tolerance = 1e-5};
 
 #define ENTRY(var, nm, keys_, sum)                                                       \
-    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
-                          .name = nm,                                                    \
-                          .kind = OW_KIND_OPTIMIZER,                                     \
-                          .scope = "timm",                                               \
-                          .summary = sum,                                                \
-                          .keys = keys_,                                                 \
-                          .ops = &lamb_ops}
+    OW__OPTIMIZER_ENTRY(var, nm, "timm", keys_, lamb_ops, sum)
 
 ENTRY(ow__optimizer_timm_lamb, "lamb", lamb_keys,
       "timm Lamb: Adam direction, layer-wise trust ratio");
@@ -399,11 +393,5 @@ ENTRY(ow__optimizer_timm_lambcd, "lambcd", lambcd_keys,
 ENTRY(ow__optimizer_timm_clamb, "clamb", clamb_keys, "timm Lamb, cautious");
 ENTRY(ow__optimizer_timm_clambw, "clambw", clambw_keys,
       "timm Lamb, cautious, decoupled decay");
-const ow_entry ow__optimizer_mmpretrain_lamb = {
-    .abi_version = OW_ABI_VERSION,
-    .name = "Lamb",
-    .kind = OW_KIND_OPTIMIZER,
-    .scope = "mmpretrain",
-    .summary = "mmpretrain Lamb (timm's Lamb, weight_decay 0.01)",
-    .keys = mmpretrain_keys,
-    .ops = &mmpretrain_ops};
+OW__OPTIMIZER_ENTRY(ow__optimizer_mmpretrain_lamb, "Lamb", "mmpretrain", mmpretrain_keys,
+                    mmpretrain_ops, "mmpretrain Lamb (timm's Lamb, weight_decay 0.01)");

@@ -169,13 +169,7 @@ static const ow_optimizer_ops lars_ops = {
     .tolerance = 1e-5};
 
 #define ENTRY(var, nm, keys_, sum)                                                       \
-    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
-                          .name = nm,                                                    \
-                          .kind = OW_KIND_OPTIMIZER,                                     \
-                          .scope = "timm",                                               \
-                          .summary = sum,                                                \
-                          .keys = keys_,                                                 \
-                          .ops = &lars_ops}
+    OW__OPTIMIZER_ENTRY(var, nm, "timm", keys_, lars_ops, sum)
 
 ENTRY(ow__optimizer_timm_lars, "lars", lars_keys,
       "timm Lars: SGD with a layer-wise trust ratio");

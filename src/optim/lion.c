@@ -152,13 +152,7 @@ static const ow_optimizer_ops lion_ops = {
                {.run = lion_caution, .ref = lion_caution}}};
 
 #define ENTRY(var, nm, keys_, sum)                                                       \
-    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
-                          .name = nm,                                                    \
-                          .kind = OW_KIND_OPTIMIZER,                                     \
-                          .scope = "timm",                                               \
-                          .summary = sum,                                                \
-                          .keys = keys_,                                                 \
-                          .ops = &lion_ops}
+    OW__OPTIMIZER_ENTRY(var, nm, "timm", keys_, lion_ops, sum)
 
 ENTRY(ow__optimizer_timm_lion, "lion", lion_keys,
       "timm Lion: sign of an interpolated momentum");

@@ -153,18 +153,11 @@ static const ow_optimizer_ops legacy_ops = {
     .prepare = prepare_legacy,
     .passes = {{.run = nadam_run, .ref = nadam_ref}}};
 
-#define ENTRY(var, nm, scp, keys_, ops_, sum)                                            \
-    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
-                          .name = nm,                                                    \
-                          .kind = OW_KIND_OPTIMIZER,                                     \
-                          .scope = scp,                                                  \
-                          .summary = sum,                                                \
-                          .keys = keys_,                                                 \
-                          .ops = &ops_}
-
-ENTRY(ow__optimizer_nadam, "NAdam", "mmengine", nadam_keys, nadam_ops,
-      "torch.optim.NAdam: Adam with Nesterov momentum and a momentum schedule");
-ENTRY(ow__optimizer_timm_nadam, "nadam", "timm", timm_nadam_keys, nadam_ops,
-      "timm 'nadam': torch.optim.NAdam");
-ENTRY(ow__optimizer_timm_nadamlegacy, "nadamlegacy", "timm", nadamlegacy_keys, legacy_ops,
-      "timm NAdamLegacy (Dozat's NAdam, Python-float momentum schedule)");
+OW__OPTIMIZER_ENTRY(
+    ow__optimizer_nadam, "NAdam", "mmengine", nadam_keys, nadam_ops,
+    "torch.optim.NAdam: Adam with Nesterov momentum and a momentum schedule");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_nadam, "nadam", "timm", timm_nadam_keys, nadam_ops,
+                    "timm 'nadam': torch.optim.NAdam");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_nadamlegacy, "nadamlegacy", "timm",
+                    nadamlegacy_keys, legacy_ops,
+                    "timm NAdamLegacy (Dozat's NAdam, Python-float momentum schedule)");

@@ -195,4 +195,16 @@ static inline double ow__wd_scale(double lr, bool corrected, double max_lr)
         .doc = "torch implementation switch, accepted and ignored"                       \
     }
 
+/* Defines the registry entry `var` of an optimizer (one line per entry in each family's
+ * file; registry/builtins.c lists them). Extra designated initializers may follow. */
+#define OW__OPTIMIZER_ENTRY(var, name_, scope_, keys_, ops_, summary_, ...)              \
+    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
+                          .name = name_,                                                 \
+                          .kind = OW_KIND_OPTIMIZER,                                     \
+                          .scope = scope_,                                               \
+                          .summary = summary_,                                           \
+                          .keys = keys_,                                                 \
+                          .ops = &ops_,                                                  \
+                          __VA_ARGS__}
+
 #endif /* OW_OPTIM_INTERNAL_H */

@@ -188,18 +188,10 @@ static const ow_optimizer_ops legacy_ops = {
     .prepare = prepare_legacy,
     .passes = {{.run = radam_run, .ref = radam_ref}}};
 
-#define ENTRY(var, nm, scp, keys_, ops_, sum)                                            \
-    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
-                          .name = nm,                                                    \
-                          .kind = OW_KIND_OPTIMIZER,                                     \
-                          .scope = scp,                                                  \
-                          .summary = sum,                                                \
-                          .keys = keys_,                                                 \
-                          .ops = &ops_}
-
-ENTRY(ow__optimizer_radam, "RAdam", "mmengine", radam_keys, radam_ops,
-      "torch.optim.RAdam: Adam with variance rectification");
-ENTRY(ow__optimizer_timm_radam, "radam", "timm", timm_radam_keys, radam_ops,
-      "timm 'radam': torch.optim.RAdam");
-ENTRY(ow__optimizer_timm_radamlegacy, "radamlegacy", "timm", radamlegacy_keys, legacy_ops,
-      "timm RAdamLegacy: rectified when N_sma >= 5, decoupled decay");
+OW__OPTIMIZER_ENTRY(ow__optimizer_radam, "RAdam", "mmengine", radam_keys, radam_ops,
+                    "torch.optim.RAdam: Adam with variance rectification");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_radam, "radam", "timm", timm_radam_keys, radam_ops,
+                    "timm 'radam': torch.optim.RAdam");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_radamlegacy, "radamlegacy", "timm",
+                    radamlegacy_keys, legacy_ops,
+                    "timm RAdamLegacy: rectified when N_sma >= 5, decoupled decay");

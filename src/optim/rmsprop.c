@@ -243,22 +243,15 @@ static void rms_caution(const ow_kernel_args *a)
 static const ow_optimizer_ops torch_ops = RMS_OPS(torch_slots, prepare_torch);
 static const ow_optimizer_ops tf_ops = RMS_OPS(tf_slots, prepare_tf);
 
-#define ENTRY(var, nm, scp, keys_, ops_, sum)                                            \
-    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
-                          .name = nm,                                                    \
-                          .kind = OW_KIND_OPTIMIZER,                                     \
-                          .scope = scp,                                                  \
-                          .summary = sum,                                                \
-                          .keys = keys_,                                                 \
-                          .ops = &ops_}
-
-ENTRY(ow__optimizer_rmsprop, "RMSprop", "mmengine", rmsprop_keys, torch_ops,
-      "torch.optim.RMSprop: gradient normalised by a running RMS");
-ENTRY(ow__optimizer_timm_rmsprop, "rmsprop", "timm", timm_rmsprop_keys, torch_ops,
-      "timm 'rmsprop': torch.optim.RMSprop, alpha 0.9, momentum 0.9");
-ENTRY(ow__optimizer_timm_rmsproptf, "rmsproptf", "timm", rmsproptf_keys, tf_ops,
-      "timm RMSpropTF: TensorFlow-style RMSprop (eps inside the sqrt, lr in momentum)");
-ENTRY(ow__optimizer_timm_rmsproptfc, "rmsproptfc", "timm", rmsproptfc_keys, tf_ops,
-      "timm RMSpropTF, decoupled and corrected weight decay");
-ENTRY(ow__optimizer_timm_crmsproptf, "crmsproptf", "timm", crmsproptf_keys, tf_ops,
-      "timm RMSpropTF, cautious");
+OW__OPTIMIZER_ENTRY(ow__optimizer_rmsprop, "RMSprop", "mmengine", rmsprop_keys, torch_ops,
+                    "torch.optim.RMSprop: gradient normalised by a running RMS");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_rmsprop, "rmsprop", "timm", timm_rmsprop_keys,
+                    torch_ops,
+                    "timm 'rmsprop': torch.optim.RMSprop, alpha 0.9, momentum 0.9");
+OW__OPTIMIZER_ENTRY(
+    ow__optimizer_timm_rmsproptf, "rmsproptf", "timm", rmsproptf_keys, tf_ops,
+    "timm RMSpropTF: TensorFlow-style RMSprop (eps inside the sqrt, lr in momentum)");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_rmsproptfc, "rmsproptfc", "timm", rmsproptfc_keys,
+                    tf_ops, "timm RMSpropTF, decoupled and corrected weight decay");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_crmsproptf, "crmsproptf", "timm", crmsproptf_keys,
+                    tf_ops, "timm RMSpropTF, cautious");

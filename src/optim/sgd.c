@@ -322,32 +322,26 @@ static const ow_optimizer_ops torch_sgd_ops = SGD_OPS(prepare_torch);
 static const ow_optimizer_ops sgdw_ops = SGD_OPS(prepare_sgdw);
 static const ow_optimizer_ops composer_sgdw_ops = SGD_OPS(prepare_composer);
 
-#define ENTRY(var, nm, scp, keys_, ops_, sum, ...)                                       \
-    const ow_entry var = {.abi_version = OW_ABI_VERSION,                                 \
-                          .name = nm,                                                    \
-                          .kind = OW_KIND_OPTIMIZER,                                     \
-                          .scope = scp,                                                  \
-                          .summary = sum,                                                \
-                          .keys = keys_,                                                 \
-                          .ops = &ops_,                                                  \
-                          __VA_ARGS__}
-
-ENTRY(ow__optimizer_sgd, "SGD", "mmengine", sgd_keys, torch_sgd_ops,
-      "torch.optim.SGD: stochastic gradient descent with optional (Nesterov) momentum");
+OW__OPTIMIZER_ENTRY(
+    ow__optimizer_sgd, "SGD", "mmengine", sgd_keys, torch_sgd_ops,
+    "torch.optim.SGD: stochastic gradient descent with optional (Nesterov) momentum");
 static const char *const sgd_aliases[] = {"nesterov", NULL};
-ENTRY(ow__optimizer_timm_sgd, "sgd", "timm", timm_sgd_keys, torch_sgd_ops,
-      "timm 'sgd'/'nesterov': torch.optim.SGD, momentum 0.9, nesterov",
-      .aliases = sgd_aliases);
-ENTRY(ow__optimizer_timm_momentum, "momentum", "timm", timm_momentum_keys, torch_sgd_ops,
-      "timm 'momentum': torch.optim.SGD, momentum 0.9, no nesterov");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_sgd, "sgd", "timm", timm_sgd_keys, torch_sgd_ops,
+                    "timm 'sgd'/'nesterov': torch.optim.SGD, momentum 0.9, nesterov",
+                    .aliases = sgd_aliases);
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_momentum, "momentum", "timm", timm_momentum_keys,
+                    torch_sgd_ops,
+                    "timm 'momentum': torch.optim.SGD, momentum 0.9, no nesterov");
 static const char *const sgdw_aliases[] = {"nesterovw", NULL};
-ENTRY(ow__optimizer_timm_sgdw, "sgdw", "timm", sgdw_keys, sgdw_ops,
-      "timm SGDW: SGD with decoupled weight decay, nesterov", .aliases = sgdw_aliases);
-ENTRY(ow__optimizer_timm_sgdc, "sgdc", "timm", sgdc_keys, sgdw_ops,
-      "timm SGDW with corrected weight decay (lr**2/max_lr)");
-ENTRY(ow__optimizer_timm_csgdw, "csgdw", "timm", csgdw_keys, sgdw_ops,
-      "timm SGDW, cautious");
-ENTRY(ow__optimizer_timm_csgdc, "csgdc", "timm", csgdc_keys, sgdw_ops,
-      "timm SGDW, cautious, corrected weight decay");
-ENTRY(ow__optimizer_composer_sgdw, "DecoupledSGDW", "composer", composer_sgdw_keys,
-      composer_sgdw_ops, "composer DecoupledSGDW: decay p *= 1 - (lr/initial_lr)*wd");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_sgdw, "sgdw", "timm", sgdw_keys, sgdw_ops,
+                    "timm SGDW: SGD with decoupled weight decay, nesterov",
+                    .aliases = sgdw_aliases);
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_sgdc, "sgdc", "timm", sgdc_keys, sgdw_ops,
+                    "timm SGDW with corrected weight decay (lr**2/max_lr)");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_csgdw, "csgdw", "timm", csgdw_keys, sgdw_ops,
+                    "timm SGDW, cautious");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_csgdc, "csgdc", "timm", csgdc_keys, sgdw_ops,
+                    "timm SGDW, cautious, corrected weight decay");
+OW__OPTIMIZER_ENTRY(ow__optimizer_composer_sgdw, "DecoupledSGDW", "composer",
+                    composer_sgdw_keys, composer_sgdw_ops,
+                    "composer DecoupledSGDW: decay p *= 1 - (lr/initial_lr)*wd");
