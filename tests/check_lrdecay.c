@@ -14,26 +14,19 @@ static size_t n_cases;
 START_TEST(golden_lrdecay_case)
 {
     const char *name = cases[_i];
-    ow_cfg *golden = ow_golden_load(name);
-    ow_cfg *cfg = ow_golden_config(golden);
-    ow_model *model = ow_golden_model(golden);
-    ow_groups *groups = NULL;
-    ow_error err;
-    ow_error_clear(&err);
-    ow_check_ok(ow_groups_build(cfg, model, &groups, &err), &err);
-    ow_golden_check_groups(name, groups, golden);
+    ow_golden_case c;
+    ow_golden_build(&c, name);
+    ow_check_ok(c.rc, &c.err);
+    ow_golden_check_groups(name, c.groups, c.golden);
     /* every group's layer id is below the provider's count, as get_layer_depth returned
      */
-    const ow_cfg *max_id = ow_cfg_find(golden, "layer_depth.max_id");
-    for (size_t gi = 0; max_id && gi < ow_groups_get_count(groups); gi++) {
-        const ow_cfg *id = ow_cfg_find(ow_groups_get_options(groups, gi), "layer_id");
+    const ow_cfg *max_id = ow_cfg_find(c.golden, "layer_depth.max_id");
+    for (size_t gi = 0; max_id && gi < ow_groups_get_count(c.groups); gi++) {
+        const ow_cfg *id = ow_cfg_find(ow_groups_get_options(c.groups, gi), "layer_id");
         if (id)
             ck_assert_int_lt(id->v.i, max_id->v.i);
     }
-    ow_groups_free(groups);
-    ow_model_free(model);
-    ow_cfg_free(cfg);
-    ow_cfg_free(golden);
+    ow_golden_case_free(&c);
 }
 END_TEST
 

@@ -116,21 +116,33 @@ void ow_golden_check_groups(const char *name, const ow_groups *groups,
     }
 }
 
+void ow_golden_build(ow_golden_case *c, const char *name)
+{
+    c->golden = ow_golden_load(name);
+    c->cfg = ow_golden_config(c->golden);
+    c->model = ow_golden_model(c->golden);
+    c->groups = NULL;
+    ow_error_clear(&c->err);
+    c->rc = ow_groups_build(c->cfg, c->model, &c->groups, &c->err);
+}
+
+void ow_golden_case_free(ow_golden_case *c)
+{
+    ow_groups_free(c->groups);
+    ow_model_free(c->model);
+    ow_cfg_free(c->cfg);
+    ow_cfg_free(c->golden);
+}
+
 void ow_golden_check_error(const char *name, int code, int line, int column,
                            const char *message)
 {
-    ow_cfg *golden = ow_golden_load(name);
-    ow_cfg *cfg = ow_golden_config(golden);
-    ow_model *model = ow_golden_model(golden);
-    ow_groups *groups = NULL;
-    ow_error err;
-    ow_error_clear(&err);
-    ck_assert_int_eq(ow_groups_build(cfg, model, &groups, &err), code);
-    ck_assert_ptr_null(groups);
-    ow_check_error(&err, code, name, line, column, message);
-    ow_model_free(model);
-    ow_cfg_free(cfg);
-    ow_cfg_free(golden);
+    ow_golden_case c;
+    ow_golden_build(&c, name);
+    ck_assert_int_eq(c.rc, code);
+    ck_assert_ptr_null(c.groups);
+    ow_check_error(&c.err, code, name, line, column, message);
+    ow_golden_case_free(&c);
 }
 
 static int cmp_str(const void *a, const void *b)

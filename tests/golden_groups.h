@@ -17,6 +17,16 @@ ow_model *ow_golden_model(const ow_cfg *golden);
  * (torch bookkeeping keys foreach/capturable/differentiable/fused are not compared). */
 void ow_golden_check_groups(const char *name, const ow_groups *groups,
                             const ow_cfg *golden);
+/* A golden case built: the file, its config and model, and what ow_groups_build gave. */
+typedef struct ow_golden_case {
+    ow_cfg *golden, *cfg;
+    ow_model *model;
+    ow_groups *groups; /* NULL when the build failed */
+    ow_error err;
+    int rc;
+} ow_golden_case;
+void ow_golden_build(ow_golden_case *c, const char *name);
+void ow_golden_case_free(ow_golden_case *c);
 /* Builds the groups of golden error case `name` and asserts the build fails with code,
  * message and position (in the golden file) and returns no groups. */
 void ow_golden_check_error(const char *name, int code, int line, int column,
