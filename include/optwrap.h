@@ -705,6 +705,8 @@ typedef struct ow_trajectory_stats {
 /* Loads a trajectory file and builds its model, groups and optimizer. A name optwrap does
  * not implement fails with OW_ERR_UNSUPPORTED. */
 OW_API int ow_trajectory_load(const char *path, ow_trajectory **out, ow_error *err);
+/* The same from a golden file already loaded (copied; golden stays the caller's). */
+OW_API int ow_trajectory_new(const ow_cfg *golden, ow_trajectory **out, ow_error *err);
 OW_API void ow_trajectory_free(ow_trajectory *traj);
 /* Runs the next recorded step; OW_ERR_MISUSE after the last one. */
 OW_API int ow_trajectory_step(ow_trajectory *traj, ow_error *err);

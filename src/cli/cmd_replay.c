@@ -100,9 +100,10 @@ int cli_replay(int argc, char **argv)
         ow_cfg_free(golden);
         return st;
     }
-    ow_cfg_free(golden);
     ow_trajectory *t = NULL;
-    if (ow_trajectory_load(a.positional[0], &t, &err))
+    int made = ow_trajectory_new(golden, &t, &err);
+    ow_cfg_free(golden);
+    if (made)
         return cli_fail(&err);
     ow_optimizer_set_threads(ow_trajectory_get_optimizer(t), (int)nth, NULL);
     int rc = OW_OK;

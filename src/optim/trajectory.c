@@ -259,26 +259,13 @@ static int build_groups(ow_trajectory *t, const ow_entry *e, ow_cfg *defaults,
     return OW_OK;
 }
 
-int ow_trajectory_load(const char *path, ow_trajectory **out, ow_error *err)
+/* Builds model, groups and optimizer from t->doc, the parsed golden file. */
+static int setup(ow_trajectory *t, ow_error *err)
 {
-    if (!out || !path)
-        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
-                         "ow_trajectory_load: NULL argument");
-    *out = NULL;
-    ow_trajectory *t = ow__calloc(1, sizeof *t);
-    if (!t)
-        return ow__nomem(err);
-    char *text = NULL;
-    size_t len = 0;
     const ow_cfg *kind, *name, *shapes, *init;
     int rc;
-    if ((rc = ow__read_file(path, &text, &len, err)) ||
-        (rc = ow__cfg_parse(text, len, path, &t->doc, err)))
-        goto fail;
-    if (t->doc->type != OW_CFG_MAP) {
-        rc = ow__error_at(err, OW_ERR_TYPE, t->doc, "trajectory: expected a map");
-        goto fail;
-    }
+    if (t->doc->type != OW_CFG_MAP)
+        return ow__error_at(err, OW_ERR_TYPE, t->doc, "trajectory: expected a map");
     if ((rc = need(t->doc, "kind", OW_CFG_STRING, &kind, err)))
         goto fail;
     if (strcmp(kind->v.s, "optimizer_trajectory")) {
@@ -319,13 +306,53 @@ int ow_trajectory_load(const char *path, ow_trajectory **out, ow_error *err)
         goto fail;
     t->stats.tolerance = ((const ow_optimizer_ops *)e->ops)->tolerance;
     t->stats.passed = true;
-    ow_free(text);
+fail:
+    return rc;
+}
+
+int ow_trajectory_new(const ow_cfg *golden, ow_trajectory **out, ow_error *err)
+{
+    if (!out || !golden)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_trajectory_new: NULL argument");
+    *out = NULL;
+    ow_trajectory *t = ow__calloc(1, sizeof *t);
+    if (!t || !(t->doc = ow__cfg_dup(golden))) {
+        ow_free(t);
+        return ow__nomem(err);
+    }
+    int rc = setup(t, err);
+    if (rc) {
+        ow_trajectory_free(t);
+        return rc;
+    }
     *out = t;
     return OW_OK;
-fail:
+}
+
+int ow_trajectory_load(const char *path, ow_trajectory **out, ow_error *err)
+{
+    if (!out || !path)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_trajectory_load: NULL argument");
+    *out = NULL;
+    ow_trajectory *t = ow__calloc(1, sizeof *t);
+    if (!t)
+        return ow__nomem(err);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = ow__read_file(path, &text, &len, err);
+    if (!rc)
+        rc = ow__cfg_parse(text, len, path, &t->doc, err);
     ow_free(text);
-    ow_trajectory_free(t);
-    return rc;
+    if (!rc)
+        rc = setup(t, err);
+    if (rc) {
+        ow_trajectory_free(t);
+        return rc;
+    }
+    *out = t;
+    return OW_OK;
 }
 
 /* Distance in float32 units in the last place (+0 and -0 are the same). */
