@@ -15,7 +15,7 @@
  */
 
 /* Every file under tests/golden/optim, sorted (found once). */
-static char *golden_files[256];
+static char *golden_files[1024];
 static int n_golden;
 
 static int cmp_str(const void *a, const void *b)
@@ -33,7 +33,7 @@ static void find_golden(void)
         if (!d)
             continue;
         struct dirent *de;
-        while ((de = readdir(d)) && n_golden < 256) {
+        while ((de = readdir(d)) && n_golden < (int)OW__ARRAY_LEN(golden_files)) {
             size_t len = strlen(de->d_name);
             if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
                 continue;
