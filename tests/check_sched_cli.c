@@ -257,6 +257,87 @@ START_TEST(chart_shows_key_points)
 }
 END_TEST
 
+/* Groups of TimmOptimWrapperConstructor step with lr * lr_scale (the optimizer applies
+ * the scale): that is what the CSV and the chart show. A by-epoch warmup is a staircase;
+ * its end is its last step up. */
+static const char layer_decay_model[] =
+    "format: optwrap-model/1\nname: tiny\n"
+    "group_matcher: {stem: '^embed', blocks: [['^blocks\\.(\\d+)', null]]}\n"
+    "modules:\n"
+    "  - {name: '', type: Net}\n"
+    "  - {name: embed, type: Linear, kind: linear, params: [{name: weight, shape: [2, "
+    "2]}]}\n"
+    "  - {name: blocks, type: ModuleList}\n"
+    "  - {name: blocks.0, type: Linear, kind: linear, params: [{name: w, shape: [2, "
+    "2]}]}\n"
+    "  - {name: blocks.1, type: Linear, kind: linear, params: [{name: w, shape: [2, "
+    "2]}]}\n";
+
+START_TEST(layer_decay_groups_show_scaled_lr)
+{
+    char model[40], args[1024];
+    write_temp(model, ".yaml", layer_decay_model);
+    static const char config[] =
+        "'{optim_wrapper: {optimizer: {type: SGD, lr: 1.0}, constructor: "
+        "TimmOptimWrapperConstructor, paramwise_cfg: {layer_decay: 0.5}}, "
+        "param_scheduler: {type: timm.create_scheduler_v2, sched: step, num_epochs: 4, "
+        "decay_epochs: 2, decay_rate: 0.5, warmup_epochs: 1, warmup_lr: 0.25}}'";
+    snprintf(args, sizeof args, "schedule %s --model %s --epoch-length 2 --csv", config,
+             model);
+    ow_cli_result r = ow_test_cli(args);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.out, "iter,epoch,lr[0],lr[1],lr[2],lr[base],momentum[0],"
+                            "momentum[1],momentum[2],momentum[base]\n"
+                            "0,0,0.0625,0.125,0.25,0.25,0,0,0,0\n"
+                            "1,0.5,0.0625,0.125,0.25,0.25,0,0,0,0\n"
+                            "2,1,0.25,0.5,1,1,0,0,0,0\n"
+                            "3,1.5,0.25,0.5,1,1,0,0,0,0\n"
+                            "4,2,0.125,0.25,0.5,0.5,0,0,0,0\n"
+                            "5,2.5,0.125,0.25,0.5,0.5,0,0,0,0\n"
+                            "6,3,0.125,0.25,0.5,0.5,0,0,0,0\n"
+                            "7,3.5,0.125,0.25,0.5,0.5,0,0,0,0\n"
+                            "8,4,0.0625,0.125,0.25,0.25,0,0,0,0\n");
+    ow_test_cli_free(&r);
+    snprintf(args, sizeof args, "schedule %s --model %s --epoch-length 2", config, model);
+    r = ow_test_cli(args);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out,
+                                 "key points of lr, group 0:\n"
+                                 "  start        iter 0        epoch 0        0.0625\n"
+                                 "  warmup end   iter 2        epoch 1        0.25\n"
+                                 "  decay starts iter 4        epoch 2        0.125\n"
+                                 "  step down    iter 8        epoch 4        0.0625\n"
+                                 "  final        iter 8        epoch 4        0.0625\n"));
+    ow_test_cli_free(&r);
+    unlink(model);
+    /* a built-in architecture instead of a model file */
+    r = ow_test_cli("schedule configs/vit-base-p16_timm-ft_layer-decay.yaml --arch "
+                    "timm/vit_base_patch16_224 --epoch-length 10");
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "29 groups (the last is mmengine's "
+                                        "base_param_settings), 1000 iterations"));
+    ow_test_cli_free(&r);
+}
+END_TEST
+
+/* A one-step restart is listed once, and the decay starts once. */
+START_TEST(restart_is_one_key_point)
+{
+    ow_cli_result r = ow_test_cli(
+        "schedule '{optim_wrapper: {optimizer: {type: SGD, lr: 0.1}}, param_scheduler: "
+        "[{type: CosineRestartLR, periods: [5, 5], restart_weights: [1, 0.5], eta_min: "
+        "0.01, by_epoch: false}]}' --iters 10");
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out,
+                                 "key points of lr, group 0:\n"
+                                 "  start        iter 0        0.1\n"
+                                 "  decay starts iter 1        0.09140576474687263\n"
+                                 "  restart      iter 5        0.05\n"
+                                 "  final        iter 10       0.013819660112501053\n"));
+    ow_test_cli_free(&r);
+}
+END_TEST
+
 START_TEST(warnings_go_to_stderr)
 {
     ow_cli_result r =
@@ -285,6 +366,12 @@ static const struct {
     {"schedule configs/vit-base-p16_adamw_in1k.yaml --iters -5", 2,
      "optwrap schedule: --iters, --epochs and --epoch-length take a positive count\n"},
     {"schedule", 2, "optwrap schedule: expected one CONFIG\n"},
+    {"schedule configs/vit-base-p16_adamw_in1k.yaml --iters 5 --arch vit-base-p16 "
+     "--model models/mmpretrain_vit-base-p16.yaml",
+     2, "optwrap schedule: give either --model or --arch, not both\n"},
+    {"schedule configs/vit-base-p16_adamw_in1k.yaml --iters 5 --arch vit-base-p61", 1,
+     "optwrap: unknown architecture 'vit-base-p61' (closest: 'vit-base-p16')\n"
+     "optwrap: 'optwrap model --list-archs' lists the built-in architectures\n"},
     {"schedule '{optim_wrapper: {optimizer: {type: SGD, lr: 0.1}}}'", 1,
      "optwrap: the run's length is unknown: give --iters N, or --epochs E --epoch-length "
      "L"},
@@ -336,6 +423,8 @@ static Suite *make_sched_cli_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, svg_is_well_formed);
     tcase_add_test(tc, chart_shows_key_points);
+    tcase_add_test(tc, layer_decay_groups_show_scaled_lr);
+    tcase_add_test(tc, restart_is_one_key_point);
     tcase_add_test(tc, warnings_go_to_stderr);
     suite_add_tcase(s, tc);
     tc = tcase_create("Usage");

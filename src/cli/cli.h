@@ -49,6 +49,10 @@ void cli_help(FILE *f, const cli_command *cmd, const cli_option *opts, size_t n_
 /* Prints "optwrap: file:line:column: message" to stderr; returns CLI_ERROR. */
 int cli_fail(const ow_error *err);
 
+/* The model of `--model PATH` or `--arch NAME` (arch, when given, wins). On failure it
+ * prints the error (and, for an unknown arch, where the names are listed). */
+int cli_load_model(const char *path, const char *arch, ow_model **out, ow_error *err);
+
 /* Loads CONFIG (a file path, or inline YAML/JSON flow starting with '{': a whole config
  * if it has an `optim_wrapper` key, else the optim_wrapper itself) and applies the
  * --cfg-options assignments in order. */

@@ -18,8 +18,8 @@ static const cli_option bench_options[] = {
     {"--optimizers", 1, "comma list of sgd,adamw,lamb,lion,adafactor (default: all)"},
     {"--quick", 0, "1M parameters, 1 thread, few steps (a smoke test)"},
     {"--sizes", 1,
-     "comma list of ViT-like sizes in millions, 'tiny' (1000x1000) and 'overhead' "
-     "(1000x1) (default 1,10,100,tiny,overhead)"},
+     "comma list of ViT-like sizes in millions, 'vitb' (ViT-B/16 itself, 86.6M), 'tiny' "
+     "(1000x1000) and 'overhead' (1000x1) (default 1,10,100,vitb,tiny,overhead)"},
     {"--threads", 1, "comma list of thread counts (default 1,2)"},
 };
 
@@ -53,14 +53,16 @@ typedef struct layout {
     size_t numel;
 } layout;
 
-/* ViT-B/16's 152 tensors, 2-D ones with their rows scaled so the total is near target. */
+/* ViT-B/16's 152 tensors, 2-D ones with their rows scaled so the total is near target
+ * (target 0: unscaled, ViT-B/16 itself). */
 static int vit_layout(double target, layout *out)
 {
     static const int64_t block[][2] = {{768, 0},    {768, 0},  {2304, 768}, {2304, 0},
                                        {768, 768},  {768, 0},  {768, 0},    {768, 0},
                                        {3072, 768}, {3072, 0}, {768, 3072}, {768, 0}};
-    static const int64_t edge[][2] = {{768, 768}, {197 * 768, 0}, {768, 768},  {768, 0},
-                                      {768, 0},   {768, 0},       {1000, 768}, {1000, 0}};
+    /* cls_token, pos_embed, patch_embed weight and bias, final norm, head */
+    static const int64_t edge[][2] = {{768, 0}, {197 * 768, 0}, {768, 768},  {768, 0},
+                                      {768, 0}, {768, 0},       {1000, 768}, {1000, 0}};
     size_t n = 12 * 12 + 8;
     out->shape = calloc(n, sizeof *out->shape);
     if (!out->shape)
@@ -71,7 +73,7 @@ static int vit_layout(double target, layout *out)
             full += (double)block[k][0] * (block[k][1] ? block[k][1] : 1);
     for (int k = 0; k < 8; k++)
         full += (double)edge[k][0] * (edge[k][1] ? edge[k][1] : 1);
-    double s = target / full;
+    double s = target > 0 ? target / full : 1.0;
     out->n = 0;
     out->numel = 0;
     for (size_t i = 0; i < n; i++) {
@@ -293,21 +295,28 @@ int cli_bench(int argc, char **argv)
     const char *sizes = cli_value(&a, bench_options, n_opts, "--sizes");
     const char *tlist = cli_value(&a, bench_options, n_opts, "--threads");
     if (!sizes)
-        sizes = quick ? "1" : "1,10,100,tiny,overhead";
+        sizes = quick ? "1" : "1,10,100,vitb,tiny,overhead";
     if (!tlist)
         tlist = quick ? "1" : "1,2";
     double budget = quick ? 0.05 : 1.0;
-    static const char *const size_names[] = {"1", "10", "100", "tiny", "overhead"};
+    /* ViT-like sizes in millions; "vitb" is 0: unscaled */
+    static const struct {
+        const char *name, *label;
+        double millions;
+        int64_t tiny; /* 1,000 tensors of this many elements, or 0 */
+    } layouts[] = {{"1", "vit-1M", 1, 0},          {"10", "vit-10M", 10, 0},
+                   {"100", "vit-100M", 100, 0},    {"vitb", "vit-b/16", 0, 0},
+                   {"tiny", "1000x1000", 0, 1000}, {"overhead", "1000x1", 0, 1}};
     printf("%-13s %-10s %3s %10s %9s %12s %9s %9s\n", "optimizer", "layout", "thr",
            "ms/step", "GB/s", "pattern ms", "% pattern", "extra us");
     ow_error err;
     ow_error_clear(&err);
-    for (size_t si = 0; si < 5; si++) {
-        if (!listed(sizes, size_names[si]))
+    for (size_t si = 0; si < sizeof layouts / sizeof *layouts; si++) {
+        if (!listed(sizes, layouts[si].name))
             continue;
         layout l = {0};
-        int lrc = si >= 3 ? tiny_layout(&l, si == 3 ? 1000 : 1)
-                          : vit_layout(atof(size_names[si]) * 1e6, &l);
+        int lrc = layouts[si].tiny ? tiny_layout(&l, layouts[si].tiny)
+                                   : vit_layout(layouts[si].millions * 1e6, &l);
         run r;
         float *bufs[4] = {0};
         if (lrc || build_model(&l, &r, &err)) {
@@ -321,11 +330,7 @@ int cli_bench(int argc, char **argv)
                 return CLI_ERROR;
             }
         }
-        char lname[32];
-        if (si >= 3)
-            snprintf(lname, sizeof lname, si == 3 ? "1000x1000" : "1000x1");
-        else
-            snprintf(lname, sizeof lname, "vit-%sM", size_names[si]);
+        const char *lname = layouts[si].label;
         for (int th = 1; th <= 64; th++) {
             char tn[8];
             snprintf(tn, sizeof tn, "%d", th);

@@ -176,16 +176,10 @@ int cli_groups(int argc, char **argv)
     ow_model *model = NULL;
     ow_groups *groups = NULL;
     int rc = cli_load_config(a.positional[0], a.multi, a.n_multi, &cfg, &err);
-    if (!rc && arch &&
-        (rc = ow_model_new_arch(arch, &model, &err)) == OW_ERR_UNKNOWN_TYPE) {
-        cli_fail(&err);
-        fprintf(stderr, "optwrap: 'optwrap model --list-archs' lists the built-in "
-                        "architectures\n");
+    if (!rc && cli_load_model(model_path, arch, &model, &err)) {
         ow_cfg_free(cfg);
         return CLI_ERROR;
     }
-    if (!rc && !arch)
-        rc = ow_model_load(model_path, &model, &err);
     if (!rc)
         rc = ow_groups_build(cfg, model, &groups, &err);
     for (size_t i = 0; !rc && i < ow_groups_get_num_warnings(groups); i++)

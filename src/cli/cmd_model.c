@@ -99,14 +99,8 @@ int cli_model(int argc, char **argv)
     ow_error err;
     ow_error_clear(&err);
     ow_model *m = NULL;
-    if (arch ? ow_model_new_arch(arch, &m, &err)
-             : ow_model_load(a.positional[0], &m, &err)) {
-        cli_fail(&err);
-        if (arch && err.code == OW_ERR_UNKNOWN_TYPE)
-            fprintf(stderr, "optwrap: 'optwrap model --list-archs' lists the built-in "
-                            "architectures\n");
+    if (cli_load_model(a.n_positional ? a.positional[0] : NULL, arch, &m, &err))
         return CLI_ERROR;
-    }
     int rc = OW_OK;
     if (format && !strcmp(format, "yaml")) {
         char *text = NULL;

@@ -10,6 +10,8 @@
 #include <string.h>
 
 static const cli_option schedule_options[] = {
+    {"--arch", 1,
+     "a built-in architecture instead of --model (optwrap model --list-archs)"},
     {"--cfg-options", 2, "override config keys: a.b.c=VALUE (YAML value)"},
     {"--csv", 0, "every iteration as CSV (to -o FILE, else stdout)"},
     {"--epoch-length", 1, "iterations per epoch (len(train_dataloader))"},
@@ -84,8 +86,11 @@ typedef struct run_state {
     key_point points[SCHED_MAX_KEYS][MAX_POINTS];
     size_t n_points[SCHED_MAX_KEYS];
     double prev[SCHED_MAX_KEYS], prev2[SCHED_MAX_KEYS];
-    int trend[SCHED_MAX_KEYS]; /* +1 rising, -1 falling, 0 flat */
-    int64_t rise_from[SCHED_MAX_KEYS], rises[SCHED_MAX_KEYS];
+    int phase[SCHED_MAX_KEYS]; /* +1 rising, -1 falling (flat stretches keep it) */
+    int64_t rises[SCHED_MAX_KEYS];
+    bool decayed[SCHED_MAX_KEYS];    /* it has fallen at least once */
+    int64_t up_iter[SCHED_MAX_KEYS]; /* the last step up of the rise in progress */
+    double up_value[SCHED_MAX_KEYS];
     bool fell[SCHED_MAX_KEYS];
     key_point steps[SCHED_MAX_KEYS][MAX_STEPS];
     size_t n_steps[SCHED_MAX_KEYS];
@@ -98,9 +103,22 @@ static void add_point(run_state *st, size_t k, const char *what, int64_t iter, d
         st->points[k][st->n_points[k]++] = (key_point){what, iter, v};
 }
 
-/* The warmup ends where the first rise stops; a restart is a rise after a fall; the
- * decay starts at the first fall; drops after a flat stretch are steps (listed when
- * there are few: a by-epoch cosine is a staircase of hundreds). */
+/* A rise (through flat stretches: a by-epoch warmup is a staircase) ends at its last
+ * step up, once the curve falls or the run ends: a first rise before any fall is the
+ * warmup, later ones are peaks. */
+static void end_rise(run_state *st, size_t k)
+{
+    const key_point *last = &st->points[k][st->n_points[k] - 1];
+    bool shown = !strcmp(last->what, "restart") && last->iter == st->up_iter[k];
+    if (st->phase[k] > 0 && !shown)
+        add_point(st, k, st->rises[k]++ == 0 && !st->decayed[k] ? "warmup end" : "peak",
+                  st->up_iter[k], st->up_value[k]);
+    st->phase[k] = 0;
+}
+
+/* A restart is a rise after a fall (a one-step restart is not also a peak); the decay
+ * starts at the first fall; drops after a flat stretch are steps (listed when there are
+ * few: a by-epoch cosine is a staircase of hundreds). */
 static void track(run_state *st, size_t k, int64_t i, double v)
 {
     if (i == 0) {
@@ -109,23 +127,22 @@ static void track(run_state *st, size_t k, int64_t i, double v)
         return;
     }
     double p = st->prev[k];
-    int trend = v > p ? 1 : v < p ? -1 : 0;
-    if (st->trend[k] > 0 && trend <= 0)
-        add_point(st, k,
-                  st->rises[k]++ == 0 && st->rise_from[k] <= 1 ? "warmup end" : "peak",
-                  i - 1, p);
-    if (trend > 0 && st->trend[k] <= 0)
-        st->rise_from[k] = i;
-    if (trend > 0 && st->fell[k])
-        add_point(st, k, "restart", i, v);
-    if (trend < 0 && !st->fell[k])
-        add_point(st, k, "decay starts", i, v);
-    else if (trend < 0 && p == st->prev2[k] && st->n_steps[k]++ < MAX_STEPS)
-        st->steps[k][st->n_steps[k] - 1] = (key_point){"step down", i, v};
-    st->fell[k] |= trend < 0;
-    if (trend > 0)
+    if (v > p) {
+        if (st->phase[k] <= 0 && st->fell[k])
+            add_point(st, k, "restart", i, v);
+        st->phase[k] = 1;
         st->fell[k] = false;
-    st->trend[k] = trend;
+        st->up_iter[k] = i;
+        st->up_value[k] = v;
+    } else if (v < p) {
+        end_rise(st, k);
+        if (!st->decayed[k])
+            add_point(st, k, "decay starts", i, v);
+        else if (p == st->prev2[k] && st->n_steps[k]++ < MAX_STEPS)
+            st->steps[k][st->n_steps[k] - 1] = (key_point){"step down", i, v};
+        st->fell[k] = st->decayed[k] = true;
+        st->phase[k] = -1;
+    }
     st->prev2[k] = p;
     st->prev[k] = v;
 }
@@ -146,6 +163,19 @@ static void csv_row(run_state *st, int64_t i, const double *now)
     fputc('\n', st->csv);
 }
 
+/* The value group g steps with: where the optimizer applies lr_scale when stepping
+ * (timm layer decay), the lr a group steps with is its lr * lr_scale. */
+static double stepped_value(const ow_sched_target *t, size_t g, const char *key)
+{
+    double v, scale;
+    if (!t->get(t->ctx, g, key, &v))
+        return NAN;
+    if (t->lr_scale_at_step && !strcmp(key, "lr") &&
+        t->get(t->ctx, g, "lr_scale", &scale))
+        v *= scale;
+    return v;
+}
+
 static void record(run_state *st, int64_t i)
 {
     sched_record *r = st->r;
@@ -153,8 +183,7 @@ static void record(run_state *st, int64_t i)
     size_t count = r->n_keys * r->n_groups;
     for (size_t k = 0; k < r->n_keys; k++)
         for (size_t g = 0; g < r->n_groups; g++)
-            if (!st->t->get(st->t->ctx, g, r->keys[k], &vals[k * r->n_groups + g]))
-                vals[k * r->n_groups + g] = NAN;
+            vals[k * r->n_groups + g] = stepped_value(st->t, g, r->keys[k]);
     for (size_t k = 0; k < r->n_keys; k++)
         track(st, k, i, vals[k * r->n_groups]);
     if (st->csv)
@@ -181,6 +210,8 @@ static int run(run_state *st, ow_sched *s, bool epochs, ow_error *err)
         if (rc)
             return rc;
     }
+    for (size_t k = 0; k < r->n_keys; k++)
+        end_rise(st, k);
     /* the samples were stored with a stride of SCHED_MAX_SAMPLES; pack them */
     sched_record *w = st->r;
     for (size_t k = 0; k < w->n_keys * w->n_groups; k++)
@@ -374,11 +405,14 @@ static int usage_fail(const cli_command *cmd, const char *msg)
 static int schedule(resources *x, const cli_args *a, ow_sched_loop loop, ow_error *err)
 {
     const char *model = cli_value(a, schedule_options, N_OPTIONS, "--model");
+    const char *arch = cli_value(a, schedule_options, N_OPTIONS, "--arch");
     const char *out = cli_value(a, schedule_options, N_OPTIONS, "-o");
     bool csv = cli_value(a, schedule_options, N_OPTIONS, "--csv") != NULL;
-    if (cli_load_config(a->positional[0], a->multi, a->n_multi, &x->cfg, err) ||
-        (model && (ow_model_load(model, &x->model, err) ||
-                   ow_groups_build(x->cfg, x->model, &x->groups, err))) ||
+    if (cli_load_config(a->positional[0], a->multi, a->n_multi, &x->cfg, err))
+        return cli_fail(err);
+    if ((model || arch) && cli_load_model(model, arch, &x->model, err))
+        return CLI_ERROR;
+    if ((x->model && ow_groups_build(x->cfg, x->model, &x->groups, err)) ||
         ow_sched_target_new(x->cfg, x->groups, &x->target, err) ||
         ow_sched_new(x->cfg, x->target, &loop, &x->sched, err))
         return cli_fail(err);
@@ -467,6 +501,9 @@ int cli_schedule(int argc, char **argv)
         return usage_fail(cmd, "give either --iters or --epochs, not both");
     if (epochs && !length)
         return usage_fail(cmd, "--epochs needs --epoch-length");
+    if (cli_value(&a, schedule_options, N_OPTIONS, "--model") &&
+        cli_value(&a, schedule_options, N_OPTIONS, "--arch"))
+        return usage_fail(cmd, "give either --model or --arch, not both");
     resources x = {0};
     ow_error err;
     ow_error_clear(&err);

@@ -102,6 +102,18 @@ int cli_fail(const ow_error *err)
     return CLI_ERROR;
 }
 
+int cli_load_model(const char *path, const char *arch, ow_model **out, ow_error *err)
+{
+    int rc = arch ? ow_model_new_arch(arch, out, err) : ow_model_load(path, out, err);
+    if (rc) {
+        cli_fail(err);
+        if (arch && rc == OW_ERR_UNKNOWN_TYPE)
+            fprintf(stderr, "optwrap: 'optwrap model --list-archs' lists the built-in "
+                            "architectures\n");
+    }
+    return rc;
+}
+
 int cli_load_config(const char *arg, const char *const *overrides, int n_overrides,
                     ow_cfg **out, ow_error *err)
 {

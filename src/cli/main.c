@@ -25,7 +25,7 @@ const cli_command cli_commands[] = {
      "replay FILE.json [--check]"},
     {"schedule", cli_schedule, "the lr/momentum schedule as a chart, SVG or CSV",
      "schedule CONFIG [--iters N | --epochs E --epoch-length L] [-o FILE.svg] [--csv] "
-     "[--model MODEL.yaml] [--cfg-options K=V ...]"},
+     "[--model MODEL.yaml | --arch NAME] [--cfg-options K=V ...]"},
     {NULL, NULL, NULL, NULL},
 };
 
