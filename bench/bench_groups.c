@@ -1,10 +1,12 @@
 /* bench_groups.c -- how long building param groups takes: the ViT-B model tree under a
  * paramwise config, and synthetic models of 1,000 to 20,000 tensors (linear growth is
- * the point: mmengine's and timm's group building is quadratic). Prints figures only. */
+ * the point: mmengine's and timm's group building is quadratic). Prints the best of
+ * several runs, figures only. */
 #include "optwrap.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double now(void)
@@ -85,28 +87,48 @@ static double time_build(const ow_cfg *cfg, const ow_model *m, int reps)
     return best;
 }
 
+/* bench_groups [-r REPS] [-s TENSORS] [MODEL.yaml]: the model file (ViT-B:
+ * models/mmpretrain_vit-base-p16.yaml) when given, then synthetic models of 1k, 5k,
+ * 10k and 20k tensors, or only TENSORS with -s. -r 1 makes one build per model, for
+ * `valgrind --tool=callgrind --toggle-collect=ow_groups_build`. */
 int main(int argc, char **argv)
 {
+    int reps = 0, only = 0;
+    const char *model_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-r") && i + 1 < argc)
+            reps = (int)strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "-s") && i + 1 < argc)
+            only = (int)strtol(argv[++i], NULL, 10);
+        else
+            model_path = argv[i];
+    }
     ow_cfg *cfg = NULL;
     ow_error err;
     if (ow_cfg_load_string(config_text, "<bench>", &cfg, &err))
         return 1;
-    if (argc > 1) {
+    if (model_path) {
         ow_model *vit = NULL;
-        if (ow_model_load(argv[1], &vit, &err)) {
-            fprintf(stderr, "cannot load %s\n", argv[1]);
+        if (ow_model_load(model_path, &vit, &err)) {
+            fprintf(stderr, "cannot load %s\n", model_path);
             return 1;
         }
-        printf("param groups, %-28s %8.3f ms  (%zu tensors)\n", argv[1],
-               time_build(cfg, vit, 20) * 1e3, ow_model_get_num_tensors(vit));
+        size_t n = ow_model_get_num_tensors(vit);
+        double t = time_build(cfg, vit, reps ? reps : 200);
+        printf("param groups, %-30s %8.3f ms  (%zu tensors, %.2f us/tensor)\n",
+               model_path, t * 1e3, n, t * 1e6 / (double)n);
         ow_model_free(vit);
     }
-    for (int tensors = 1000; tensors <= 20000; tensors *= 2) {
+    static const int sizes[] = {1000, 5000, 10000, 20000};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        int tensors = only ? only : sizes[i];
         ow_model *m = synthetic(tensors / 4);
-        double t = time_build(cfg, m, 5);
-        printf("param groups, %6d tensors             %8.3f ms  (%.2f us/tensor)\n",
+        double t = time_build(cfg, m, reps ? reps : 10);
+        printf("param groups, %6d tensors               %8.3f ms  (%.2f us/tensor)\n",
                tensors, t * 1e3, t * 1e6 / tensors);
         ow_model_free(m);
+        if (only)
+            break;
     }
     ow_cfg_free(cfg);
     return 0;

@@ -13,14 +13,14 @@ import time
 
 
 def vit_layout(target):
-    """The 152 ViT-B/16 tensors, 2-D rows (and the position embedding) scaled to target,
-    exactly as src/cli/cmd_bench.c builds them."""
+    """The 152 ViT-B/16 tensors, 2-D rows (and the position embedding) scaled to target
+    (0: unscaled, ViT-B/16 itself), exactly as src/cli/cmd_bench.c builds them."""
     block = [(768, 0), (768, 0), (2304, 768), (2304, 0), (768, 768), (768, 0),
              (768, 0), (768, 0), (3072, 768), (3072, 0), (768, 3072), (768, 0)]
-    edge = [(768, 768), (197 * 768, 0), (768, 768), (768, 0), (768, 0), (768, 0),
+    edge = [(768, 0), (197 * 768, 0), (768, 768), (768, 0), (768, 0), (768, 0),
             (1000, 768), (1000, 0)]
     full = sum(r * (c or 1) for r, c in block) * 12 + sum(r * (c or 1) for r, c in edge)
-    s = target / full
+    s = target / full if target else 1.0
     shapes = []
     for i in range(12 * 12 + 8):
         r, c = edge[i] if i < 8 else block[(i - 8) % 12]
@@ -59,7 +59,7 @@ def time_optwrap(path, size, threads):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--optwrap", help="path of the optwrap command, to time it too")
-    ap.add_argument("--sizes", default="1,10,100,tiny")
+    ap.add_argument("--sizes", default="1,10,100,vitb,tiny")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
     args = ap.parse_args()
@@ -73,8 +73,12 @@ def main():
     print("%-10s %3s %12s %12s %12s %8s" % ("layout", "thr", "for-loop", "foreach",
                                           "optwrap", "speedup"))
     for size in args.sizes.split(","):
-        shapes = [(1000,)] * 1000 if size == "tiny" else vit_layout(float(size) * 1e6)
-        name = "1000x1000" if size == "tiny" else "vit-%sM" % size
+        if size == "tiny":
+            shapes, name = [(1000,)] * 1000, "1000x1000"
+        elif size == "vitb":
+            shapes, name = vit_layout(0), "vit-b/16"
+        else:
+            shapes, name = vit_layout(float(size) * 1e6), "vit-%sM" % size
         for threads in [int(t) for t in args.threads.split(",")]:
             loop = time_torch(torch, shapes, threads, False, args.budget)
             fe = time_torch(torch, shapes, threads, True, args.budget)
