@@ -141,6 +141,9 @@ static const struct {
     {"timm.lion", "foreach: false"},
     {"timm.adamwlegacy", "amsgrad: true"},
     {"timm.nadamw", "foreach: false, maximize: true"},
+    {"NAdam", "foreach: true"},
+    {"RAdam", "foreach: true, betas: [0.9, 0.9]"},
+    {"RAdam", "foreach: true, betas: [0.9, 0.5]"},
 };
 
 static const ow_entry *nth_optimizer(int i)

@@ -54,6 +54,12 @@ static void adagrad_prepare(ow_prepare_args *a)
     c->eps = ow__f(hp[A_EPS].v[0]);
     c->init = ow__f(hp[A_INIT].v[0]);
     c->nclr = ow__f(-(a->lr / (1 + (t - 1) * hp[A_LR_DECAY].v[0])));
+    if (ow__hp_true(&hp[A_FOREACH])) {
+        /* _multi_tensor_adagrad: -lr / (1 + (step - 1) * lr_decay) on the float32 step
+         * tensor, and `scalar / tensor` is tensor.reciprocal() * scalar */
+        float d = ((float)t - 1.0f) * ow__f(hp[A_LR_DECAY].v[0]) + 1.0f;
+        c->nclr = (1.0f / d) * ow__f(-a->lr);
+    }
 }
 
 /* sum += g*g; p += -clr * g / (sqrt(sum) + eps) */

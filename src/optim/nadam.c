@@ -23,11 +23,11 @@ static const ow_key timm_nadam_keys[] = {
     NADAM_KEYS("0.0", "momentum_decay"), OW__KEY_FOREACH, {0}};
 static const ow_key nadamlegacy_keys[] = {NADAM_KEYS("0.0", "schedule_decay"), {0}};
 
-enum { K_LR, K_BETAS, K_EPS, K_WD, K_DECAY };
+enum { K_LR, K_BETAS, K_EPS, K_WD, K_DECAY, K_FOREACH };
 
 typedef struct nadam_ctx {
     float l2, b1, omb1, b2, omb2, bc2, eps, c_grad, c_avg;
-    bool has_l2, sqrt_first; /* legacy: sqrt(v) / sqrt(bc2), not sqrt(v / bc2) */
+    bool has_l2, sqrt_first; /* legacy, foreach: sqrt(v)/sqrt(bc2), not sqrt(v/bc2) */
 } nadam_ctx;
 
 enum { S_STEP, S_MU, S_EXP_AVG, S_EXP_AVG_SQ };
@@ -63,14 +63,22 @@ static void prepare(ow_prepare_args *a, bool legacy)
     double mu = b1 * (1. - 0.5 * pow(0.96, t * psi));
     double mu_next = b1 * (1. - 0.5 * pow(0.96, (t + 1) * psi));
     double prod, prod_next;
+    /* torch's foreach=True path (_multi_tensor_nadam) differs from the single-tensor
+     * one: sqrt(v) / sqrt(bc2), and the next product mu_product.item() * mu_next in
+     * Python floats (mu counted once) */
+    bool foreach = !legacy && ow__hp_true(&hp[K_FOREACH]);
     if (legacy) { /* m_schedule is a Python float */
         prod = a->scalars[S_MU] * mu;
         prod_next = a->scalars[S_MU] * mu * mu_next;
+    } else if (foreach) {
+        prod = (float)((float)a->scalars[S_MU] * (float)mu);
+        prod_next = prod * mu_next;
     } else {
         /* mu_product *= mu on a float32 tensor, then .item(); torch 1.13 then takes
-         * mu_product * mu * mu_next for the next product (mu counted twice) */
+         * mu_product * mu * mu_next for the next product (mu counted twice), a
+         * float32 tensor too: rounded after each product */
         prod = (float)((float)a->scalars[S_MU] * (float)mu);
-        prod_next = prod * mu * mu_next;
+        prod_next = (float)((float)(prod * (float)mu) * (float)mu_next);
     }
     a->scalars[S_MU] = prod;
     c->has_l2 = hp[K_WD].v[0] != 0;
@@ -79,8 +87,8 @@ static void prepare(ow_prepare_args *a, bool legacy)
     c->omb1 = ow__f(1. - b1);
     c->b2 = ow__f(b2);
     c->omb2 = ow__f(1. - b2);
-    c->sqrt_first = legacy;
-    c->bc2 = ow__f(legacy ? sqrt(1 - pow(b2, t)) : 1 - pow(b2, t));
+    c->sqrt_first = legacy || foreach;
+    c->bc2 = ow__f(c->sqrt_first ? sqrt(1 - pow(b2, t)) : 1 - pow(b2, t));
     c->eps = ow__f(hp[K_EPS].v[0]);
     c->c_grad = ow__f(-lr * (1. - mu) / (1. - prod));
     c->c_avg = ow__f(-lr * mu_next / (1. - prod_next));

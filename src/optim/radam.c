@@ -18,11 +18,12 @@ static const ow_key radam_keys[] = {RADAM_KEYS("0"), OW__KEY_FOREACH, {0}};
 static const ow_key timm_radam_keys[] = {RADAM_KEYS("0.0"), OW__KEY_FOREACH, {0}};
 static const ow_key radamlegacy_keys[] = {RADAM_KEYS("0.0"), {0}};
 
-enum { K_LR, K_BETAS, K_EPS, K_WD };
+enum { K_LR, K_BETAS, K_EPS, K_WD, K_FOREACH };
 
 typedef struct radam_ctx {
     float l2, keep_coef, b1, omb1, b2, omb2, bc1, lr, sqrt_bc2, rect, eps, nss;
-    bool has_l2, has_decay, rectified, legacy;
+    float ss_rect, ss_plain; /* foreach: the two addcdiv step sizes */
+    bool has_l2, has_decay, rectified, legacy, foreach;
 } radam_ctx;
 
 typedef struct legacy_buffer {
@@ -69,8 +70,15 @@ static void prepare_torch(ow_prepare_args *a)
     c->lr = ow__f(lr);
     c->rectified = rho_t > 5.;
     c->sqrt_bc2 = ow__f(sqrt(bc2));
-    c->rect = ow__f(sqrt((rho_t - 4) * (rho_t - 2) * rho_inf /
-                         ((rho_inf - 4) * (rho_inf - 2) * rho_t)));
+    double rect = sqrt((rho_t - 4) * (rho_t - 2) * rho_inf /
+                       ((rho_inf - 4) * (rho_inf - 2) * rho_t));
+    c->rect = ow__f(rect);
+    /* foreach=True (_multi_tensor_radam) rounds differently and has no eps: p +=
+     * -(lr*rect/bc1)*m / (sqrt(v)/sqrt(bc2)), then p += -(lr*unrect/bc1)*m / 1, with
+     * rect 0 or unrect 0 for the branch not taken */
+    c->foreach = ow__hp_true(&a->hp[K_FOREACH]);
+    c->ss_rect = ow__f((lr * (c->rectified ? rect : 0) / bc1) * -1);
+    c->ss_plain = ow__f((lr * (c->rectified ? 0 : 1.) / bc1) * -1);
 }
 
 static void prepare_legacy(ow_prepare_args *a)
@@ -121,9 +129,9 @@ OW_SIMD static void radam_run(const ow_kernel_args *a)
     const float *restrict g = a->g;
     const float l2 = c->l2, b1 = c->b1, omb1 = c->omb1, b2 = c->b2, omb2 = c->omb2,
                 bc1 = c->bc1, lr = c->lr, sb = c->sqrt_bc2, rect = c->rect, eps = c->eps,
-                kc = c->keep_coef, nss = c->nss;
+                kc = c->keep_coef, nss = c->nss, ssr = c->ss_rect, ssp = c->ss_plain;
     const bool has_l2 = c->has_l2, rectified = c->rectified, legacy = c->legacy,
-               decay = c->has_decay;
+               decay = c->has_decay, foreach = c->foreach;
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float gi = has_l2 ? fmaf(l2, p[i], g[i]) : g[i];
@@ -134,6 +142,9 @@ OW_SIMD static void radam_run(const ow_kernel_args *a)
         if (legacy) {
             float pi = decay ? fmaf(kc, p[i], p[i]) : p[i];
             p[i] = rectified ? pi + (nss * mi) / (sqrtf(vi) + eps) : fmaf(nss, mi, pi);
+        } else if (foreach) {
+            float pi = p[i] + (ssr * mi) / (sqrtf(vi) / sb);
+            p[i] = pi + (ssp * mi) / 1.0f;
         } else {
             float u = (mi / bc1) * lr;
             if (rectified)
@@ -163,6 +174,12 @@ static void radam_ref(const ow_kernel_args *a)
             } else {
                 a->p[i] = fmaf(c->nss, m, a->p[i]); /* add_(m, -step_size) */
             }
+            continue;
+        }
+        if (c->foreach) {
+            float denom = sqrtf(v) / c->sqrt_bc2; /* _foreach_div(sqrt(v), sqrt(bc2)) */
+            a->p[i] = a->p[i] + (c->ss_rect * m) / denom; /* _foreach_addcdiv_ */
+            a->p[i] = a->p[i] + (c->ss_plain * m) / 1.0f; /* denom = ones_like */
             continue;
         }
         float corrected = m / c->bc1; /* exp_avg / bc1 */
