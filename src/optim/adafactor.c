@@ -129,7 +129,9 @@ static void prepare(ow_prepare_args *a)
     adafactor_ctx *c = a->ctx;
     const ow_hparam *hp = a->hp;
     c->step = a->scalars[S_STEP] += 1;
-    c->relative = !(a->lr > 0); /* relative_step = not lr */
+    /* relative_step = not lr is decided once, from the constructor's lr (the defaults):
+     * a group's own lr does not turn it off, timm overwrites it every step */
+    c->relative = !(a->defaults[K_LR].v[0] > 0);
     c->lr = a->lr;
     c->eps = ow__f(hp[K_EPS].v[0]);
     c->eps_scale = hp[K_EPS_SCALE].v[0];

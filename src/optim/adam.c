@@ -311,9 +311,11 @@ VARIANT(timm_adamw, .wd_mode = WD_DECOUPLED, .amsgrad = 4, .caution = -1, .corre
 /* legacy: amsgrad 4, caution 5, corrected 6, foreach 7, maximize 8 */
 VARIANT(legacy, .wd_mode = WD_DECOUPLED, .amsgrad = 4, .caution = 5, .corrected = 6,
         .maximize = 8, .foreach = 7, .multi = true, .pow_half = true);
-/* nadamw: caution 4, corrected 5, foreach 6, maximize 7 */
+/* nadamw: caution 4, corrected 5, maximize 7; foreach (6) is accepted and ignored:
+ * NAdamW.step does not pass group['foreach'] on, so foreach: false still runs the
+ * multi-tensor path */
 VARIANT(nadamw, .wd_mode = WD_DECOUPLED, .amsgrad = -1, .caution = 4, .corrected = 5,
-        .maximize = 7, .foreach = 6, .multi = true, .nesterov = true);
+        .maximize = 7, .foreach = -1, .multi = true, .nesterov = true);
 /* composer: amsgrad 4; maximize ignored (composer's step does not read it) */
 VARIANT(composer, .wd_mode = WD_COMPOSER, .amsgrad = 4, .caution = -1, .corrected = -1,
         .maximize = -1, .foreach = -1);
