@@ -459,6 +459,85 @@ START_TEST(replay_command)
 }
 END_TEST
 
+/* ---- bad trajectory files ----------------------------------------------------------
+ * Each case edits one line of a golden file (they have one top-level key per line);
+ * the file must be refused with this error, or (code OW_OK) replay as the original. */
+static const struct {
+    const char *file, *find, *replace;
+    int code, line, column;
+    const char *message;
+} bad_files[] = {
+    {"torch/SGD__dampening.json", "\"kind\":\"optimizer_trajectory\"",
+     "\"kind\":\"sched\"", OW_ERR_VALUE, 2, 8,
+     "trajectory: kind is 'sched', not 'optimizer_trajectory'"},
+    {"torch/SGD__dampening.json", "\"optimizer\":\"torch.optim.SGD\"",
+     "\"optimizer\":\"torch.optim.SGDX\"", OW_ERR_UNSUPPORTED, 3, 13,
+     "optimizer 'torch.optim.SGDX' (registry name 'SGDX') is not implemented in optwrap"},
+    {"torch/SGD__dampening.json", "\"dampening\":0.5}",
+     "\"dampening\":0.5,\"nesterow\":1}", OW_ERR_UNKNOWN_KEY, 8, 70,
+     "trajectory: factory_kwargs: 'nesterow' is not a key of SGD"},
+    /* timm's factory drops eps for lion: it never reached the optimizer */
+    {"timm/lion__base.json", "\"factory_kwargs\":{", "\"factory_kwargs\":{\"eps\":0.1,",
+     OW_OK, 0, 0, NULL},
+    {"torch/SGD__dampening.json", "\"momentum\":0.9,\"dampening\":0.5,\"weight_decay\"",
+     "\"momentum\":-0.9,\"dampening\":0.5,\"weight_decay\"", OW_ERR_RANGE, 9, 33,
+     "trajectory: defaults.momentum: must be >= 0, got -0.9"},
+    {"torch/SGD__dampening.json", "\"weight_decay\":0.0}}",
+     "\"weight_decay\":0.0,\"wd\":1}}", OW_ERR_UNKNOWN_KEY, 10, 73,
+     "trajectory: overrides: 'wd' is not a key of SGD"},
+    {"torch/SGD__dampening.json", "\"tensors\":[1,2]", "\"tensors\":[1,3]", OW_ERR_VALUE,
+     10, 84, "trajectory: tensor index 3 out of range"},
+    {"torch/SGD__dampening.json", "\"shapes\":[[7]", "\"shapes\":[[8]", OW_ERR_VALUE, 16,
+     9, "trajectory: expected a list of 8 numbers"},
+    {"torch/SGD__dampening.json", "\"grads\":[[[0.4387751519680023,",
+     "\"grads\":[[[\"x\",", OW_ERR_TYPE, 17, 12,
+     "trajectory: expected a number, got 'x'"},
+    {"torch/SGD__dampening.json", "\"groups\":", "\"groupz\":", OW_ERR_MISSING_KEY, 1, 1,
+     "trajectory: missing key 'groups'"},
+    {"torch/SGD__dampening.json", "\"seed\":20240611,", "\"seed\":[20240611,",
+     OW_ERR_SYNTAX, 21, 1,
+     "while parsing a flow sequence: did not find expected ',' or ']'"},
+};
+
+START_TEST(replay_refuses_bad_files)
+{
+    char path[1024], tmp[] = "/tmp/ow_traj_XXXXXX";
+    snprintf(path, sizeof path, "%s/optim/%s", OW_TEST_GOLDEN, bad_files[_i].file);
+    char *text = ow_test_slurp(path);
+    char *at = strstr(text, bad_files[_i].find);
+    ck_assert_msg(at != NULL, "'%s' not in %s", bad_files[_i].find, path);
+    int fd = mkstemp(tmp);
+    ck_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "%.*s%s%s", (int)(at - text), text, bad_files[_i].replace,
+            at + strlen(bad_files[_i].find));
+    fclose(f);
+    ow_free(text);
+    ow_error err;
+    ow_error_clear(&err);
+    ow_trajectory *t = NULL;
+    int rc = ow_trajectory_load(tmp, &t, &err);
+    if (bad_files[_i].code == OW_OK) {
+        ow_check_ok(rc, &err);
+        for (int k = 0; k < ow_trajectory_get_num_steps(t) && !rc; k++)
+            rc = ow_trajectory_step(t, &err);
+        ow_check_ok(rc, &err);
+        ow_trajectory_stats st;
+        ow_trajectory_get_stats(t, &st);
+        ck_assert(st.passed);
+    } else {
+        /* the recorded values are read step by step */
+        for (int k = 0; !rc && k < ow_trajectory_get_num_steps(t); k++)
+            rc = ow_trajectory_step(t, &err);
+        ck_assert_int_ne(rc, OW_OK);
+        ow_check_error(&err, bad_files[_i].code, strrchr(tmp, '/'), bad_files[_i].line,
+                       bad_files[_i].column, bad_files[_i].message);
+    }
+    ow_trajectory_free(t);
+    unlink(tmp);
+}
+END_TEST
+
 Suite *make_optim_suite(void)
 {
     Suite *s = suite_create("optim");
@@ -466,6 +545,7 @@ Suite *make_optim_suite(void)
     tcase_set_timeout(tc, 120);
     find_golden();
     tcase_add_loop_test(tc, golden_trajectory, 0, n_golden);
+    tcase_add_loop_test(tc, replay_refuses_bad_files, 0, (int)OW__ARRAY_LEN(bad_files));
     suite_add_tcase(s, tc);
     tc = tcase_create("Kernels");
     tcase_set_timeout(tc, 120);

@@ -117,9 +117,20 @@ static bool perf_flag(const char *key)
     return false;
 }
 
+/* timm's create_optimizer_v2 drops eps and betas for the optimizers registered without
+ * them, and passes momentum only to those with it: such a factory_kwargs key never
+ * reached the optimizer. */
+static bool dropped_by_factory(const ow_cfg *doc, const char *key)
+{
+    const ow_cfg *f = ow__cfg_map_get(doc, "factory");
+    return f && f->type == OW_CFG_STRING &&
+           !strcmp(f->v.s, "timm.optim.create_optimizer_v2") &&
+           (!strcmp(key, "eps") || !strcmp(key, "betas") || !strcmp(key, "momentum"));
+}
+
 /* The optimizer's defaults: the file's `defaults` restricted to the declared keys (the
  * rest are derived values such as Adafactor's relative_step); factory_kwargs, which a
- * user wrote, must all be declared. */
+ * user wrote, must all be declared (or dropped by timm's factory). */
 static int make_defaults(const ow_cfg *doc, const ow_entry *e, ow_cfg **out,
                          ow_error *err)
 {
@@ -132,7 +143,8 @@ static int make_defaults(const ow_cfg *doc, const ow_entry *e, ow_cfg **out,
         return ow__nomem(err);
     for (size_t i = 0; kwargs && kwargs->type == OW_CFG_MAP && i < kwargs->v.c.n; i++)
         if (!ow__schema_find(e->keys, kwargs->v.c.keys[i]) &&
-            !perf_flag(kwargs->v.c.keys[i])) {
+            !perf_flag(kwargs->v.c.keys[i]) &&
+            !dropped_by_factory(doc, kwargs->v.c.keys[i])) {
             rc = ow__error_at(err, OW_ERR_UNKNOWN_KEY, kwargs->v.c.items[i],
                               "trajectory: factory_kwargs: '%s' is not a key of %s",
                               kwargs->v.c.keys[i], e->name);
