@@ -78,11 +78,23 @@ int ow__read_file(const char *path, char **out, size_t *len, ow_error *err);
 
 /* ---- config tree (src/cfg) ------------------------------------------------------- */
 
+/* A node owns its file, v.s, items, keys and key strings, unless they live in an
+ * ow__pool (bits of `pooled`): ow_cfg_free then frees only what is on the heap (the
+ * children are freed by their own bits), and the pool must outlive the node: copy a
+ * pooled node, never move it, out of its owner. The mutators below first move a node's
+ * pooled data to the heap; code that replaces v.s, keys[i] or file directly must only
+ * do so on heap nodes (pooled == 0). */
+enum {
+    OW__POOLED_NODE = 1, /* the struct itself is a pool block */
+    OW__POOLED_DATA = 2  /* file, v.s, the items and keys arrays and the key strings */
+};
+
 struct ow_cfg {
     ow_cfg_type type;
-    char *file; /* owned copy; NULL for nodes made in code */
     int line, column;
-    bool quoted; /* a scalar written with quotes (always a string) */
+    bool quoted;          /* a scalar written with quotes (always a string) */
+    unsigned char pooled; /* OW__POOLED_* bits; 0 for the heap */
+    char *file;           /* owned copy; NULL for nodes made in code */
     union {
         bool b;
         int64_t i;
@@ -105,6 +117,8 @@ ow_cfg *ow__cfg_new_string(const char *s);
 int ow__cfg_set_pos(ow_cfg *node, const char *file, int line, int column);
 /* Appends an item to a list (takes ownership of item, even on failure). */
 int ow__cfg_list_append(ow_cfg *list, ow_cfg *item);
+/* Room for need items in a list or map. */
+int ow__cfg_reserve(ow_cfg *coll, size_t need);
 /* Sets key in a map: replaces the value in place if present, else appends. Takes
  * ownership of value, even on failure. */
 int ow__cfg_map_set(ow_cfg *map, const char *key, ow_cfg *value);
@@ -118,6 +132,38 @@ long ow__cfg_map_index(const ow_cfg *map, const char *key);
 ow_cfg *ow__cfg_dup(const ow_cfg *node);
 /* Structural equality (types, values, keys in order; positions ignored). */
 bool ow__cfg_equal(const ow_cfg *a, const ow_cfg *b);
+
+/* ---- pools (src/cfg/pool.c) ------------------------------------------------------ */
+
+/* A bump allocator for many small blocks with one owner and one lifetime (a build's
+ * group options), and interned strings. Blocks are never freed one by one: memory a
+ * node no longer uses stays in the pool until ow__pool_free. Not thread-safe. */
+typedef struct ow__pool ow__pool;
+ow__pool *ow__pool_new(void);
+/* Frees every block and string at once; accepts NULL. */
+void ow__pool_free(ow__pool *pool);
+/* n bytes aligned to align (a power of two up to _Alignof(max_align_t): pass the
+ * element type's alignment); NULL on allocation failure. */
+void *ow__pool_alloc(ow__pool *pool, size_t n, size_t align);
+/* The pool's one copy of s (equal strings share it), valid until ow__pool_free; NULL
+ * on allocation failure. */
+const char *ow__pool_intern(ow__pool *pool, const char *s);
+
+/* Pooled config nodes (OW__POOLED_NODE | OW__POOLED_DATA): the struct, its file (an
+ * interned string), string, arrays and keys in the pool. A new one has no position. */
+ow_cfg *ow__cfg_pool_new(ow__pool *pool, ow_cfg_type type);
+/* Deep copy into the pool; NULL on allocation failure. */
+ow_cfg *ow__cfg_pool_dup(ow__pool *pool, const ow_cfg *node);
+/* Room for need items; a collection with pooled data grows in the pool, one on the
+ * heap on the heap (so do the functions below). */
+int ow__cfg_pool_reserve(ow__pool *pool, ow_cfg *coll, size_t need);
+/* ow__cfg_map_set with the key interned in the pool. Takes value, even on failure. */
+int ow__cfg_pool_map_set(ow__pool *pool, ow_cfg *map, const char *key, ow_cfg *value);
+/* Appends key, which must be absent from map and come from ow__pool_intern(pool): no
+ * lookup, no copy. Takes value, even on failure. */
+int ow__cfg_pool_map_add(ow__pool *pool, ow_cfg *map, const char *key, ow_cfg *value);
+/* ow__cfg_list_append into the pool. Takes item, even on failure. */
+int ow__cfg_pool_list_append(ow__pool *pool, ow_cfg *list, ow_cfg *item);
 
 /* Resolves a plain (unquoted) YAML scalar per the YAML 1.2 core schema into node. */
 int ow__cfg_resolve_scalar(ow_cfg *node, const char *text, bool quoted);

@@ -18,10 +18,50 @@ ow_cfg *ow__cfg_new(ow_cfg_type type, const char *file, int line, int column)
     return n;
 }
 
+/* Moves a node's pooled data (file, string, arrays, keys) to the heap, all or nothing,
+ * before a mutator frees or grows it. The node itself may stay in the pool. */
+static int unpool(ow_cfg *n)
+{
+    if (!(n->pooled & OW__POOLED_DATA))
+        return OW_OK;
+    bool coll = n->type == OW_CFG_LIST || n->type == OW_CFG_MAP;
+    size_t cap = coll ? n->v.c.cap : 0, done = 0;
+    char *file = NULL, *s = NULL;
+    ow_cfg **items = NULL;
+    char **keys = NULL;
+    if ((n->file && !(file = ow__strdup(n->file))) ||
+        (n->type == OW_CFG_STRING && !(s = ow__strdup(n->v.s))) ||
+        (cap && !(items = ow__malloc(cap * sizeof *items))) ||
+        (cap && n->type == OW_CFG_MAP && !(keys = ow__malloc(cap * sizeof *keys))))
+        goto fail;
+    for (; keys && done < n->v.c.n; done++)
+        if (!(keys[done] = ow__strdup(n->v.c.keys[done])))
+            goto fail;
+    n->file = file;
+    if (n->type == OW_CFG_STRING)
+        n->v.s = s;
+    if (coll) {
+        if (cap)
+            memcpy(items, n->v.c.items, n->v.c.n * sizeof *items);
+        n->v.c.items = items;
+        n->v.c.keys = keys;
+    }
+    n->pooled &= (unsigned char)~OW__POOLED_DATA;
+    return OW_OK;
+fail:
+    while (done > 0)
+        ow_free(keys[--done]);
+    ow_free(keys);
+    ow_free(items);
+    ow_free(s);
+    ow_free(file);
+    return OW_ERR_NOMEM;
+}
+
 int ow__cfg_set_pos(ow_cfg *node, const char *file, int line, int column)
 {
     char *f = NULL;
-    if (file && !(f = ow__strdup(file)))
+    if (unpool(node) != OW_OK || (file && !(f = ow__strdup(file))))
         return OW_ERR_NOMEM;
     ow_free(node->file);
     node->file = f;
@@ -68,23 +108,32 @@ void ow_cfg_free(ow_cfg *cfg)
 {
     if (!cfg)
         return;
-    if (cfg->type == OW_CFG_STRING)
+    bool heap = !(cfg->pooled & OW__POOLED_DATA); /* pooled memory goes with its pool */
+    if (cfg->type == OW_CFG_STRING && heap)
         ow_free(cfg->v.s);
     if (cfg->type == OW_CFG_LIST || cfg->type == OW_CFG_MAP) {
         for (size_t i = 0; i < cfg->v.c.n; i++) {
             ow_cfg_free(cfg->v.c.items[i]);
-            if (cfg->v.c.keys)
+            if (cfg->v.c.keys && heap)
                 ow_free(cfg->v.c.keys[i]);
         }
-        ow_free(cfg->v.c.items);
-        ow_free(cfg->v.c.keys);
+        if (heap) {
+            ow_free(cfg->v.c.items);
+            ow_free(cfg->v.c.keys);
+        }
     }
-    ow_free(cfg->file);
-    ow_free(cfg);
+    if (heap)
+        ow_free(cfg->file);
+    if (!(cfg->pooled & OW__POOLED_NODE))
+        ow_free(cfg);
 }
 
-static int reserve_items(ow_cfg *c, size_t need)
+int ow__cfg_reserve(ow_cfg *c, size_t need)
 {
+    if (need <= c->v.c.cap)
+        return OW_OK;
+    if (unpool(c) != OW_OK)
+        return OW_ERR_NOMEM;
     size_t cap = c->v.c.cap;
     if (ow__grow((void **)&c->v.c.items, &cap, need, sizeof(ow_cfg *)) != OW_OK)
         return OW_ERR_NOMEM;
@@ -101,7 +150,7 @@ int ow__cfg_list_append(ow_cfg *list, ow_cfg *item)
 {
     if (!item)
         return OW_ERR_NOMEM;
-    if (reserve_items(list, list->v.c.n + 1) != OW_OK) {
+    if (ow__cfg_reserve(list, list->v.c.n + 1) != OW_OK) {
         ow_cfg_free(item);
         return OW_ERR_NOMEM;
     }
@@ -113,8 +162,8 @@ long ow__cfg_map_index(const ow_cfg *map, const char *key)
 {
     if (!map || map->type != OW_CFG_MAP)
         return -1;
-    for (size_t i = 0; i < map->v.c.n; i++)
-        if (strcmp(map->v.c.keys[i], key) == 0)
+    for (size_t i = 0; i < map->v.c.n; i++) /* first bytes first: most keys differ */
+        if (map->v.c.keys[i][0] == key[0] && strcmp(map->v.c.keys[i], key) == 0)
             return (long)i;
     return -1;
 }
@@ -135,8 +184,9 @@ int ow__cfg_map_set(ow_cfg *map, const char *key, ow_cfg *value)
         map->v.c.items[i] = value;
         return OW_OK;
     }
-    char *k = ow__strdup(key);
-    if (!k || reserve_items(map, map->v.c.n + 1) != OW_OK) {
+    char *k = NULL;
+    if (unpool(map) != OW_OK || !(k = ow__strdup(key)) ||
+        ow__cfg_reserve(map, map->v.c.n + 1) != OW_OK) {
         ow_free(k);
         ow_cfg_free(value);
         return OW_ERR_NOMEM;
@@ -152,7 +202,8 @@ void ow__cfg_map_remove(ow_cfg *map, const char *key)
     if (i < 0)
         return;
     ow_cfg_free(map->v.c.items[i]);
-    ow_free(map->v.c.keys[i]);
+    if (!(map->pooled & OW__POOLED_DATA))
+        ow_free(map->v.c.keys[i]);
     size_t rest = map->v.c.n - (size_t)i - 1;
     memmove(map->v.c.items + i, map->v.c.items + i + 1, rest * sizeof(ow_cfg *));
     memmove(map->v.c.keys + i, map->v.c.keys + i + 1, rest * sizeof(char *));

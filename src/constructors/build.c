@@ -6,40 +6,45 @@
 
 #include <string.h>
 
-ow_cfg *ow__num_mul(const ow_cfg *a, const ow_cfg *b)
+ow_cfg ow__num_product(const ow_cfg *a, const ow_cfg *b)
 {
     if (a->type == OW_CFG_INT && b->type == OW_CFG_INT)
-        return ow__cfg_new_int(a->v.i * b->v.i);
+        return (ow_cfg){.type = OW_CFG_INT, .v.i = a->v.i * b->v.i};
     double x = a->type == OW_CFG_INT ? (double)a->v.i : a->v.d;
     double y = b->type == OW_CFG_INT ? (double)b->v.i : b->v.d;
-    return ow__cfg_new_double(x * y);
+    return (ow_cfg){.type = OW_CFG_FLOAT, .v.d = x * y};
+}
+
+ow_cfg *ow__num_mul(const ow_cfg *a, const ow_cfg *b)
+{
+    ow_cfg p = ow__num_product(a, b);
+    return p.type == OW_CFG_INT ? ow__cfg_new_int(p.v.i) : ow__cfg_new_double(p.v.d);
 }
 
 static const char *const type_only[] = {"type", NULL};
 
 /* The optimizer's `defaults` dict: every declared key in declaration order, with the
  * config's value where it gives one. A key without default that the config does not
- * give stays absent (torch's `required`). */
-static int make_defaults(const ow_entry *opt, const ow_cfg *opt_cfg, ow_cfg **out,
-                         ow_error *err)
+ * give stays absent (torch's `required`). It lives in the groups' pool, values
+ * included, so fill_groups can copy (or share) them cheaply. */
+static int make_defaults(ow_groups *groups, const ow_entry *opt, const ow_cfg *opt_cfg,
+                         ow_cfg **out, ow_error *err)
 {
-    ow_cfg *d = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0);
+    ow__pool *pool = groups->pool;
+    ow_cfg *d = ow__cfg_pool_new(pool, OW_CFG_MAP);
     if (!d)
         return ow__nomem(err);
     for (const ow_key *k = opt->keys; k->name; k++) {
         const ow_cfg *given = ow__cfg_map_get(opt_cfg, k->name);
-        ow_cfg *v = NULL;
-        int rc;
-        if (given) {
-            if (!(v = ow__cfg_dup(given)))
-                rc = ow__nomem(err);
-            else
-                rc = OW_OK;
-        } else {
-            rc = ow__schema_default(k, &v, err);
-        }
-        if (rc == OW_OK && v && ow__cfg_map_set(d, k->name, v) != OW_OK)
+        ow_cfg *def = NULL;
+        int rc = OW_OK;
+        if (!given && (rc = ow__schema_default(k, &def, err)) == OW_OK)
+            given = def; /* NULL: no default */
+        if (rc == OW_OK && given &&
+            ow__cfg_pool_map_set(pool, d, k->name, ow__cfg_pool_dup(pool, given)) !=
+                OW_OK)
             rc = ow__nomem(err);
+        ow_cfg_free(def);
         if (rc != OW_OK) {
             ow_cfg_free(d);
             return rc;
@@ -50,24 +55,62 @@ static int make_defaults(const ow_entry *opt, const ow_cfg *opt_cfg, ow_cfg **ou
 }
 
 /* torch: setdefault every default into each group; a required key missing everywhere
- * is "parameter group didn't specify a value of required optimization parameter". */
+ * is "parameter group didn't specify a value of required optimization parameter".
+ * Linear in the number of groups: each group's map grows once, by the keys it lacks,
+ * and takes the interned key names. Numbers and lists are copied, since schedulers
+ * write them in place (sched/target.c); bools, nulls and strings, which nothing writes
+ * in place, are the defaults' own pooled nodes, shared (pooled nodes are never freed
+ * one by one). */
 static int fill_groups(ow_groups *groups, const ow_entry *opt, const ow_cfg *defaults,
                        const ow_cfg *opt_cfg, ow_error *err)
 {
+    ow__pool *pool = groups->pool;
+    size_t nk = 0;
+    while (opt->keys[nk].name)
+        nk++;
+    if (nk == 0)
+        return OW_OK;
+    const char **names = ow__pool_alloc(pool, nk * sizeof *names, _Alignof(char *));
+    const ow_cfg **values = ow__pool_alloc(pool, nk * sizeof *values, _Alignof(ow_cfg *));
+    bool *repeated = ow__pool_alloc(pool, nk * sizeof *repeated, 1);
+    bool *missing = ow__pool_alloc(pool, nk * sizeof *missing, 1);
+    if (!names || !values || !repeated || !missing)
+        return ow__nomem(err);
+    for (size_t k = 0; k < nk; k++) {
+        if (!(names[k] = ow__pool_intern(pool, opt->keys[k].name)))
+            return ow__nomem(err);
+        values[k] = ow__cfg_map_get(defaults, names[k]);
+        repeated[k] = false; /* a name listed twice is there from its first time on */
+        for (size_t j = 0; j < k && !repeated[k]; j++)
+            repeated[k] = names[j] == names[k];
+    }
     for (size_t gi = 0; gi < groups->n; gi++) {
         ow_cfg *opts = groups->g[gi].opts;
-        for (const ow_key *k = opt->keys; k->name; k++) {
-            if (ow__cfg_map_get(opts, k->name))
+        size_t n0 = opts->v.c.n, add = 0; /* n0: the constructor's keys */
+        for (size_t k = 0; k < nk; k++) {
+            bool present = repeated[k];
+            for (size_t j = 0; j < n0 && !present; j++)
+                present = opts->v.c.keys[j][0] == names[k][0] &&
+                          !strcmp(opts->v.c.keys[j], names[k]);
+            missing[k] = !present;
+            add += !present;
+        }
+        if (ow__cfg_pool_reserve(pool, opts, n0 + add) != OW_OK)
+            return ow__nomem(err);
+        for (size_t k = 0; k < nk; k++) {
+            if (!missing[k])
                 continue;
-            const ow_cfg *v = ow__cfg_map_get(defaults, k->name);
+            const ow_cfg *v = values[k];
             if (!v)
                 return ow__error_at(
                     err, OW_ERR_MISSING_KEY, opt_cfg,
                     "optim_wrapper.optimizer: parameter group %zu didn't "
                     "specify a value of required optimization parameter %s",
-                    gi, k->name);
-            ow_cfg *copy = ow__cfg_dup(v);
-            if (!copy || ow__cfg_map_set(opts, k->name, copy) != OW_OK)
+                    gi, names[k]);
+            bool shared = v->type == OW_CFG_BOOL || v->type == OW_CFG_NULL ||
+                          v->type == OW_CFG_STRING;
+            ow_cfg *copy = shared ? (ow_cfg *)v : ow__cfg_pool_dup(pool, v);
+            if (ow__cfg_pool_map_add(pool, opts, names[k], copy) != OW_OK)
                 return ow__nomem(err);
         }
     }
@@ -220,6 +263,9 @@ int ow_groups_build(const ow_cfg *config, const ow_model *model, ow_groups **out
     ow_cfg *defaults = NULL;
     if (!groups)
         return ow__nomem(err);
+    groups->building = true;
+    for (const ow_key *k = r.opt->keys; k->name; k++)
+        groups->opts_cap++;
     ow_constructor_ctx ctx = {.optim_wrapper = r.optim_wrapper,
                               .optimizer = r.optimizer,
                               .paramwise_cfg = r.paramwise_cfg,
@@ -235,9 +281,10 @@ int ow_groups_build(const ow_cfg *config, const ow_model *model, ow_groups **out
         goto fail;
     }
     if ((rc = check_disjoint(groups, r.where, err)) ||
-        (rc = make_defaults(r.opt, r.optimizer, &defaults, err)) ||
+        (rc = make_defaults(groups, r.opt, r.optimizer, &defaults, err)) ||
         (rc = fill_groups(groups, r.opt, defaults, r.optimizer, err)))
         goto fail;
+    groups->building = false;
     groups->optimizer = r.opt;
     groups->defaults = defaults;
     *out = groups;

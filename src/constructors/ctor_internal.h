@@ -70,21 +70,26 @@ typedef struct ow__custom_key {
     size_t hits, wins; /* parameters it matched / decided */
     long inside_word;  /* first parameter (model index) where a substring match starts
                           inside a name component ("head" in "decode_head"), or -1 */
+    bool matches_any;  /* (warnings) matches some occurrence, frozen ones included */
 } ow__custom_key;
 
 typedef struct ow__custom_keys {
     ow__custom_key *k; /* [n] in mmengine's order: longest first, then alphabetical */
     size_t n;
-    const ow_cfg *node; /* the custom_keys map */
+    const ow_cfg *node;    /* the custom_keys map */
+    unsigned char *tested; /* [model params] every key was tried on the full name (the
+                              warnings need not try again); NULL without keys */
 } ow__custom_keys;
 
-/* Reads paramwise_cfg.custom_keys (absent or null: no keys): every value must be a map
- * whose lr_mult / decay_mult are numbers; "re:" keys are compiled. */
-int ow__custom_keys_read(const ow_cfg *pw, ow__custom_keys *out, ow_error *err);
+/* Reads paramwise_cfg.custom_keys (absent or null: no keys) for a model: every value
+ * must be a map whose lr_mult / decay_mult are numbers; "re:" keys are compiled. */
+int ow__custom_keys_read(const ow_cfg *pw, const ow_model *model, ow__custom_keys *out,
+                         ow_error *err);
 void ow__custom_keys_free(ow__custom_keys *ck);
 /* The key deciding a parameter, counting hits for the warnings: substring keys are
  * tested against `dotted` (mmengine's spelling, which may start with '.'), "re:" and
- * "glob:" keys against the plain dotted name `name`. *hit is NULL when none matches. */
+ * "glob:" keys against the plain dotted name `name`, the full name of occurrence
+ * `param`. *hit is NULL when none matches. */
 int ow__custom_keys_find(ow__custom_keys *ck, const char *dotted, const char *name,
                          size_t param, ow__custom_key **hit, ow_error *err);
 /* Warnings, after the walk, for keys that decided nothing (no match, only frozen

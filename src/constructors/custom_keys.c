@@ -26,6 +26,7 @@ void ow__custom_keys_free(ow__custom_keys *ck)
     for (size_t i = 0; ck->k && i < ck->n; i++)
         ow__regex_free(&ck->k[i].re);
     ow_free(ck->k);
+    ow_free(ck->tested);
     memset(ck, 0, sizeof *ck);
 }
 
@@ -60,7 +61,8 @@ static int read_key(const char *key, const ow_cfg *v, ow__custom_key *out, ow_er
     return OW_OK;
 }
 
-int ow__custom_keys_read(const ow_cfg *pw, ow__custom_keys *out, ow_error *err)
+int ow__custom_keys_read(const ow_cfg *pw, const ow_model *model, ow__custom_keys *out,
+                         ow_error *err)
 {
     memset(out, 0, sizeof *out);
     const ow_cfg *ck = ow__cfg_map_get(pw, "custom_keys");
@@ -72,8 +74,12 @@ int ow__custom_keys_read(const ow_cfg *pw, ow__custom_keys *out, ow_error *err)
     out->node = ck;
     if (ck->v.c.n == 0)
         return OW_OK;
-    if (!(out->k = ow__calloc(ck->v.c.n, sizeof *out->k)))
+    size_t np = ow_model_get_num_params(model);
+    if (!(out->k = ow__calloc(ck->v.c.n, sizeof *out->k)) ||
+        !(out->tested = ow__calloc(np ? np : 1, 1))) {
+        ow__custom_keys_free(out);
         return ow__nomem(err);
+    }
     for (size_t i = 0; i < ck->v.c.n; i++) {
         int rc = read_key(ck->v.c.keys[i], ck->v.c.items[i], &out->k[i], err);
         out->n = i + 1; /* so a failure frees what was compiled */
@@ -131,6 +137,8 @@ int ow__custom_keys_find(ow__custom_keys *ck, const char *dotted, const char *na
             ck->k[i].wins++;
         }
     }
+    if (ck->tested && (dotted == name || !strcmp(dotted, name)))
+        ck->tested[param] = 1;
     return OW_OK;
 }
 
@@ -140,37 +148,50 @@ void ow__custom_key_describe(const ow__custom_key *k, char *buf, size_t n)
     snprintf(buf, n, "custom key '%s'%s", k->key, kinds[k->kind]);
 }
 
-/* Whether a key matches any occurrence at all, frozen ones included. */
-static int matches_any(ow__custom_key *k, const ow_model *model, bool *any, ow_error *err)
+/* For the keys that decided no trainable parameter: whether they match any occurrence
+ * at all, frozen ones included. One walk over the model for all of them. */
+static int match_all_params(ow__custom_keys *ck, const ow_model *model, ow_error *err)
 {
-    *any = false;
-    long saved = k->inside_word;
-    for (size_t i = 0; i < ow_model_get_num_params(model) && !*any; i++) {
+    size_t left = 0;
+    for (size_t k = 0; k < ck->n; k++) {
+        ck->k[k].matches_any = false;
+        left += ck->k[k].hits == 0;
+    }
+    for (size_t i = 0; i < ow_model_get_num_params(model) && left; i++) {
+        if (ck->tested[i]) /* the walk tried every key on this very name */
+            continue;
         ow_param_view pv;
         ow_model_get_param(model, i, &pv);
-        int rc = key_matches(k, pv.full_name, pv.full_name, i, any, err);
-        if (rc)
-            return rc;
+        for (size_t k = 0; k < ck->n; k++) {
+            ow__custom_key *key = &ck->k[k];
+            if (key->hits || key->matches_any)
+                continue;
+            long saved = key->inside_word; /* only the walk's matches count there */
+            int rc =
+                key_matches(key, pv.full_name, pv.full_name, i, &key->matches_any, err);
+            key->inside_word = saved;
+            if (rc)
+                return rc;
+            left -= key->matches_any;
+        }
     }
-    k->inside_word = saved;
     return OW_OK;
 }
 
 int ow__custom_keys_warn(ow__custom_keys *ck, const ow_model *model, ow_groups *groups,
                          ow_error *err)
 {
+    int rc = match_all_params(ck, model, err);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < ck->n; i++) {
         ow__custom_key *k = &ck->k[i];
         char msg[OW_ERROR_TEXT_LEN];
         msg[0] = '\0';
         if (k->hits == 0) {
-            bool any;
-            int rc = matches_any(k, model, &any, err);
-            if (rc)
-                return rc;
             snprintf(msg, sizeof msg, CONTEXT ": key '%s' matches %s", k->key,
-                     any ? "only frozen parameters (requires_grad false)"
-                         : "no parameter");
+                     k->matches_any ? "only frozen parameters (requires_grad false)"
+                                    : "no parameter");
         } else if (k->wins == 0) {
             snprintf(msg, sizeof msg,
                      CONTEXT
@@ -187,11 +208,8 @@ int ow__custom_keys_warn(ow__custom_keys *ck, const ow_model *model, ow_groups *
                      "'re:' with anchors",
                      k->key, pv.full_name);
         }
-        if (msg[0]) {
-            int rc = ow_groups_add_warning(groups, k->cfg, msg, err);
-            if (rc)
-                return rc;
-        }
+        if (msg[0] && (rc = ow_groups_add_warning(groups, k->cfg, msg, err)))
+            return rc;
     }
     return OW_OK;
 }

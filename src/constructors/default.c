@@ -50,8 +50,8 @@ static bool is_dcn_type(const char *type)
 {
     static const char *const dcn[] = {"DeformConv2d", "ModulatedDeformConv2d",
                                       "DeformConv2dPack", "ModulatedDeformConv2dPack"};
-    for (size_t i = 0; i < OW__ARRAY_LEN(dcn); i++)
-        if (!strcmp(type, dcn[i]))
+    for (size_t i = 0; i < OW__ARRAY_LEN(dcn); i++) /* asked of every module */
+        if (type[0] == dcn[i][0] && !strcmp(type, dcn[i]))
             return true;
     return false;
 }
@@ -121,10 +121,8 @@ static const ow_cfg *mult(const ow_cfg *pw, const char *key)
 static int set_product(ow_groups *g, size_t gi, const char *key, const ow_cfg *base,
                        const ow_cfg *m, ow_error *err)
 {
-    ow_cfg *v = ow__num_mul(base, m);
-    if (!v || ow__cfg_map_set(g->g[gi].opts, key, v) != OW_OK)
-        return ow__nomem(err);
-    return OW_OK;
+    ow_cfg v = ow__num_product(base, m);
+    return ow_groups_set_value(g, gi, key, &v, err);
 }
 
 static const ow_cfg one = {.type = OW_CFG_FLOAT, .v.d = 1.0};
@@ -162,6 +160,18 @@ static int missing_lr(const rules *r, const char *key, ow_error *err)
                         key);
 }
 
+/* Adds a rule's name to the reason, ", "-separated (no snprintf: once per group). */
+static void add_rule(char *why, size_t n, const char *rule)
+{
+    size_t len = strlen(why), rl = strlen(rule);
+    if (len && len + 2 < n) {
+        memcpy(why + len, ", ", 3);
+        len += 2;
+    }
+    if (len + rl < n)
+        memcpy(why + len, rule, rl + 1);
+}
+
 static int apply_type_rules(const rules *r, const ow_param_view *pv, bool in_dcn,
                             ow_groups *g, size_t gi, ow_error *err)
 {
@@ -175,13 +185,13 @@ static int apply_type_rules(const rules *r, const ow_param_view *pv, bool in_dcn
         if (!r->base_lr)
             return missing_lr(r, "bias_lr_mult", err);
         rc = set_product(g, gi, "lr", r->base_lr, r->bias_lr, err);
-        snprintf(why, sizeof why, "bias_lr_mult");
+        add_rule(why, sizeof why, "bias_lr_mult");
     }
     if (!rc && in_dcn && strstr(pv->module, "conv_offset") && is_conv2d(m) && r->dcn_lr) {
         if (!r->base_lr)
             return missing_lr(r, "dcn_offset_lr_mult", err);
         rc = set_product(g, gi, "lr", r->base_lr, r->dcn_lr, err);
-        snprintf(why, sizeof why, "dcn_offset_lr_mult");
+        add_rule(why, sizeof why, "dcn_offset_lr_mult");
     }
     if (rc || !r->base_wd)
         goto done;
@@ -197,8 +207,7 @@ static int apply_type_rules(const rules *r, const ow_param_view *pv, bool in_dcn
         rule = "flat_decay_mult", decay = r->flat_decay;
     if (rule) {
         rc = set_product(g, gi, "weight_decay", r->base_wd, decay, err);
-        size_t len = strlen(why);
-        snprintf(why + len, sizeof why - len, "%s%s", len ? ", " : "", rule);
+        add_rule(why, sizeof why, rule);
     }
 done:
     if (!rc && why[0])
@@ -268,7 +277,7 @@ static int default_build(const ow_constructor_ctx *ctx, ow_groups *g, ow_error *
                .where = pw};
     const ow_cfg *bypass = mult(pw, "bypass_duplicate");
     r.bypass_duplicate = bypass && bypass->v.b;
-    int rc = ow__custom_keys_read(pw, &r.keys, err);
+    int rc = ow__custom_keys_read(pw, ctx->model, &r.keys, err);
     if (!rc)
         rc = ow__check_base_wd(pw, &r.keys, r.base_wd, err);
     const ow_model *model = ctx->model;
@@ -283,7 +292,8 @@ static int default_build(const ow_constructor_ctx *ctx, ow_groups *g, ow_error *
     for (size_t i = 0; !rc && i < ow_model_get_num_params(model); i++) {
         ow_param_view pv;
         ow_model_get_param(model, i, &pv);
-        while (strcmp(ow_model_get_module(model, module)->name, pv.module))
+        while (ow_model_get_module(model, module) != pv.module_info &&
+               strcmp(ow_model_get_module(model, module)->name, pv.module))
             module++;
         /* bypass_duplicate is tested before requires_grad, against earlier groups */
         if (r.bypass_duplicate && seen[pv.tensor])
@@ -295,11 +305,17 @@ static int default_build(const ow_constructor_ctx *ctx, ow_groups *g, ow_error *
         if ((rc = ow_groups_add(g, &gi, err)) ||
             (rc = ow_groups_add_param(g, gi, i, err)))
             break;
-        /* mmengine matches custom keys against f'{prefix}.{name}': ".name" at the root */
+        /* mmengine matches custom keys against f'{prefix}.{name}': ".name" at the root,
+         * the full name elsewhere (one over 1023 bytes cut to that, by snprintf) */
         char full[1024];
-        snprintf(full, sizeof full, "%s.%s", pv.module, pv.name);
+        const char *dotted = full;
+        size_t len = strlen(pv.full_name);
+        if (*pv.module && len < sizeof full)
+            dotted = pv.full_name;
+        else
+            snprintf(full, sizeof full, "%s.%s", pv.module, pv.name);
         ow__custom_key *hit = NULL;
-        if ((rc = ow__custom_keys_find(&r.keys, full, pv.full_name, i, &hit, err)))
+        if ((rc = ow__custom_keys_find(&r.keys, dotted, pv.full_name, i, &hit, err)))
             break;
         if (hit)
             rc = apply_custom(&r, hit, g, gi, err);

@@ -15,10 +15,10 @@ int ow_groups_set_param_reason(ow_groups *groups, size_t param, const char *reas
     if (!groups->param_reasons &&
         !(groups->param_reasons = ow__calloc(n, sizeof(char *))))
         return ow__nomem(err);
-    char *copy = ow__strdup(reason ? reason : "");
+    /* interned: many parameters share a reason */
+    const char *copy = ow__pool_intern(groups->pool, reason ? reason : "");
     if (!copy)
         return ow__nomem(err);
-    ow_free(groups->param_reasons[param]);
     groups->param_reasons[param] = copy;
     return OW_OK;
 }

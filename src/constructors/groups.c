@@ -9,26 +9,25 @@ void ow_groups_free(ow_groups *groups)
 {
     if (!groups)
         return;
-    for (size_t i = 0; i < groups->n; i++) {
-        ow_free(groups->g[i].params);
-        ow_cfg_free(groups->g[i].opts);
-        ow_free(groups->g[i].reason);
-    }
+    for (size_t i = 0; i < groups->n; i++)
+        ow_cfg_free(groups->g[i].opts); /* what was set from outside, on the heap */
     ow_free(groups->g);
-    for (size_t i = 0;
-         groups->param_reasons && i < ow_model_get_num_params(groups->model); i++)
-        ow_free(groups->param_reasons[i]);
     ow_free(groups->param_reasons);
     for (size_t i = 0; i < groups->n_warnings; i++)
         ow_free(groups->warnings[i]);
     ow_free(groups->warnings);
     ow_cfg_free(groups->defaults);
+    ow__pool_free(groups->pool); /* last: the nodes above may live in it */
     ow_free(groups);
 }
 
 ow_groups *ow__groups_new(const ow_model *model)
 {
     ow_groups *g = ow__calloc(1, sizeof *g);
+    if (g && !(g->pool = ow__pool_new())) {
+        ow_free(g);
+        return NULL;
+    }
     if (g)
         g->model = model;
     return g;
@@ -52,7 +51,8 @@ int ow_groups_add(ow_groups *groups, size_t *index, ow_error *err)
         return ow__nomem(err);
     ow_group *grp = &groups->g[groups->n];
     memset(grp, 0, sizeof *grp);
-    if (!(grp->opts = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0)))
+    if (!(grp->opts = ow__cfg_pool_new(groups->pool, OW_CFG_MAP)) ||
+        ow__cfg_pool_reserve(groups->pool, grp->opts, groups->opts_cap) != OW_OK)
         return ow__nomem(err);
     if (index)
         *index = groups->n;
@@ -70,49 +70,64 @@ int ow_groups_add_param(ow_groups *groups, size_t group, size_t param, ow_error 
                          "parameter index %zu out of range (%zu parameters)", param,
                          ow_model_get_num_params(groups->model));
     ow_group *grp = &groups->g[group];
-    if (ow__grow((void **)&grp->params, &grp->cap, grp->n + 1, sizeof(size_t)))
-        return ow__nomem(err);
+    if (grp->n == grp->cap) { /* doubling in the pool: the old array stays there */
+        size_t cap = grp->cap ? grp->cap * 2 : 1;
+        size_t *params =
+            ow__pool_alloc(groups->pool, cap * sizeof *params, _Alignof(size_t));
+        if (!params)
+            return ow__nomem(err);
+        if (grp->n)
+            memcpy(params, grp->params, grp->n * sizeof *params);
+        grp->params = params;
+        grp->cap = cap;
+    }
     grp->params[grp->n++] = param;
     return OW_OK;
 }
 
-static int set_node(ow_groups *groups, size_t group, const char *key, ow_cfg *value,
+int ow__groups_put(ow_groups *groups, size_t gi, const char *key, ow_cfg *value,
+                   ow_error *err)
+{
+    if (ow__cfg_pool_map_set(groups->pool, groups->g[gi].opts, key, value) != OW_OK)
+        return ow__nomem(err);
+    return OW_OK;
+}
+
+/* Sets a copy of value: in the pool while ow_groups_build fills the groups (freed with
+ * them at once), on the heap otherwise, so that setting a key again and again after a
+ * build does not grow the pool. */
+static int set_copy(ow_groups *groups, size_t group, const char *key, const ow_cfg *value,
                     ow_error *err)
 {
     int rc = bad_group(groups, group, err);
-    if (rc) {
-        ow_cfg_free(value);
+    if (rc)
         return rc;
-    }
-    if (!key || !*key || !strcmp(key, "params")) {
-        ow_cfg_free(value);
+    if (!key || !*key || !strcmp(key, "params"))
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "invalid group key '%s'",
                          key ? key : "(null)");
-    }
-    if (ow__cfg_map_set(groups->g[group].opts, key, value) != OW_OK)
-        return ow__nomem(err);
-    return OW_OK;
+    ow_cfg *v =
+        groups->building ? ow__cfg_pool_dup(groups->pool, value) : ow__cfg_dup(value);
+    return v ? ow__groups_put(groups, group, key, v, err) : ow__nomem(err);
 }
 
 int ow_groups_set_double(ow_groups *groups, size_t group, const char *key, double value,
                          ow_error *err)
 {
-    ow_cfg *v = ow__cfg_new_double(value);
-    return v ? set_node(groups, group, key, v, err) : ow__nomem(err);
+    return set_copy(groups, group, key, &(ow_cfg){.type = OW_CFG_FLOAT, .v.d = value},
+                    err);
 }
 
 int ow_groups_set_int(ow_groups *groups, size_t group, const char *key, int64_t value,
                       ow_error *err)
 {
-    ow_cfg *v = ow__cfg_new_int(value);
-    return v ? set_node(groups, group, key, v, err) : ow__nomem(err);
+    return set_copy(groups, group, key, &(ow_cfg){.type = OW_CFG_INT, .v.i = value}, err);
 }
 
 int ow_groups_set_string(ow_groups *groups, size_t group, const char *key,
                          const char *value, ow_error *err)
 {
-    ow_cfg *v = ow__cfg_new_string(value ? value : "");
-    return v ? set_node(groups, group, key, v, err) : ow__nomem(err);
+    ow_cfg v = {.type = OW_CFG_STRING, .v.s = (char *)(value ? value : "")};
+    return set_copy(groups, group, key, &v, err);
 }
 
 int ow_groups_set_value(ow_groups *groups, size_t group, const char *key,
@@ -120,8 +135,7 @@ int ow_groups_set_value(ow_groups *groups, size_t group, const char *key,
 {
     if (!value)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "value is NULL");
-    ow_cfg *v = ow__cfg_dup(value);
-    return v ? set_node(groups, group, key, v, err) : ow__nomem(err);
+    return set_copy(groups, group, key, value, err);
 }
 
 int ow_groups_set_reason(ow_groups *groups, size_t group, const char *reason,
@@ -130,10 +144,10 @@ int ow_groups_set_reason(ow_groups *groups, size_t group, const char *reason,
     int rc = bad_group(groups, group, err);
     if (rc)
         return rc;
-    char *r = ow__strdup(reason ? reason : "");
+    /* interned: many groups share a reason */
+    const char *r = ow__pool_intern(groups->pool, reason ? reason : "");
     if (!r)
         return ow__nomem(err);
-    ow_free(groups->g[group].reason);
     groups->g[group].reason = r;
     return OW_OK;
 }

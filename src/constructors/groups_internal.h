@@ -5,33 +5,47 @@
 
 #include "../internal.h"
 
+/* A group's params array, its options map (its nodes, keys and arrays) and its reason
+ * live in the pool of its ow_groups, which frees them all at once; some values may be
+ * heap nodes (ow_cfg_free tells them apart). */
 typedef struct ow_group {
-    size_t *params; /* [n] model occurrence indices */
+    size_t *params; /* [n] model occurrence indices (in the pool) */
     size_t n, cap;
-    ow_cfg *opts; /* ordered map: hyperparameters */
-    char *reason; /* why (for --explain); NULL = none */
+    ow_cfg *opts;       /* ordered map: hyperparameters (pooled) */
+    const char *reason; /* why (for --explain), interned in the pool; NULL = none */
 } ow_group;
 
 struct ow_groups {
     const ow_model *model; /* borrowed */
     ow_group *g;           /* [n] */
     size_t n, cap;
+    ow__pool *pool; /* owned: the groups' options, params and reasons */
+    bool building; /* inside ow_groups_build: ow_groups_set_* copy values into the pool */
+    size_t opts_cap; /* room a new group's options map starts with: the optimizer's
+                        keys, which every group gets (0: grown as keys come) */
     const ow_entry *optimizer; /* (optim) the optimizer entry the groups were built for */
     ow_cfg *defaults;          /* (optim) owned: the optimizer's `defaults` dict (timm's
                                   corrected weight decay reads defaults['lr']), or NULL */
     char **warnings;           /* [n_warnings] formatted "file:line:column: message" */
     size_t n_warnings, cap_warnings;
-    char **param_reasons; /* (constructors) [model params] per-occurrence reasons for
-                             --explain; NULL until one is set */
-    bool apply_lr_scale;  /* (constructors) the optimizer steps with lr * lr_scale
-                             (timm's layer decay); false where lr_scale is already
-                             folded into lr (mmpretrain, mmseg) or absent */
+    const char **param_reasons; /* (constructors) [model params] per-occurrence reasons
+                                   for --explain, interned in the pool; NULL until one
+                                   is set */
+    bool apply_lr_scale;        /* (constructors) the optimizer steps with lr * lr_scale
+                                   (timm's layer decay); false where lr_scale is already
+                                   folded into lr (mmpretrain, mmseg) or absent */
 };
 
 ow_groups *ow__groups_new(const ow_model *model);
+/* Sets key of group gi to value (taken, even on failure), keeping the key in the pool:
+ * what constructors use instead of ow__cfg_map_set on a group's options. */
+int ow__groups_put(ow_groups *groups, size_t gi, const char *key, ow_cfg *value,
+                   ow_error *err);
 
-/* Python's `a * b` on config numbers: int * int stays an int, anything else a float.
- * NULL on allocation failure. */
+/* Python's `a * b` on config numbers: int * int stays an int, anything else a float,
+ * as a node without position that owns nothing. */
+ow_cfg ow__num_product(const ow_cfg *a, const ow_cfg *b);
+/* The same as a new heap node; NULL on allocation failure. */
 ow_cfg *ow__num_mul(const ow_cfg *a, const ow_cfg *b);
 
 #endif

@@ -130,17 +130,9 @@ static int layer_id(const ld *l, const char *name, int64_t *id, ow_error *err)
     return OW_OK;
 }
 
-static int put(ow_cfg *opts, const char *key, ow_cfg *v, ow_error *err)
-{
-    if (!v || ow__cfg_map_set(opts, key, v) != OW_OK) /* takes v even on failure */
-        return ow__nomem(err);
-    return OW_OK;
-}
-
 static int new_group(ld *l, ow_groups *g, size_t gi, int64_t id, bool decay,
                      const char *gname, ow_error *err)
 {
-    ow_cfg *opts = g->g[gi].opts;
     ow_cfg *scale = ow__num_pow(l->rate, l->n - id - 1);
     ow_cfg *lr = scale ? ow__num_mul(scale, l->base_lr) : NULL;
     if (!scale || !lr) {
@@ -148,18 +140,20 @@ static int new_group(ld *l, ow_groups *g, size_t gi, int64_t id, bool decay,
         return ow__nomem(err);
     }
     /* mmseg's key order: weight_decay, (params), param_names, lr_scale, group_name, lr */
-    int rc = put(opts, "weight_decay",
-                 decay ? ow__cfg_dup(l->base_wd) : ow__cfg_new_double(0.0), err);
+    int rc =
+        ow__groups_put(g, gi, "weight_decay",
+                       decay ? ow__cfg_dup(l->base_wd) : ow__cfg_new_double(0.0), err);
     if (!rc)
-        rc = put(opts, "param_names", ow__cfg_new(OW_CFG_LIST, NULL, 0, 0), err);
+        rc = ow__groups_put(g, gi, "param_names", ow__cfg_pool_new(g->pool, OW_CFG_LIST),
+                            err);
     if (!rc) {
-        rc = put(opts, "lr_scale", scale, err);
+        rc = ow__groups_put(g, gi, "lr_scale", scale, err);
         scale = NULL;
     }
     if (!rc)
         rc = ow_groups_set_string(g, gi, "group_name", gname, err);
     if (!rc) {
-        rc = put(opts, "lr", lr, err);
+        rc = ow__groups_put(g, gi, "lr", lr, err);
         lr = NULL;
     }
     ow_cfg_free(scale);

@@ -110,9 +110,7 @@ typedef struct lrd {
 
 static int set_taken(ow_groups *g, size_t gi, const char *key, ow_cfg *v, ow_error *err)
 {
-    if (!v || ow__cfg_map_set(g->g[gi].opts, key, v) != OW_OK)
-        return ow__nomem(err);
-    return OW_OK;
+    return ow__groups_put(g, gi, key, v, err); /* NULL v: out of memory */
 }
 
 static const ow_cfg one = {.type = OW_CFG_FLOAT, .v.d = 1.0};
@@ -200,7 +198,7 @@ static int lrd_build(const ow_constructor_ctx *ctx, ow_groups *g, ow_error *err)
         l.rate = &one;
     const ow_cfg *ld = ow__cfg_map_get(pw, "layer_depth");
     const ow_cfg *where = ow__cfg_map_get(ctx->optim_wrapper, "constructor");
-    int rc = ow__custom_keys_read(pw, &l.keys, err);
+    int rc = ow__custom_keys_read(pw, ctx->model, &l.keys, err);
     if (!rc)
         rc = ow__check_base_wd(pw, &l.keys, l.base_wd, err);
     if (!rc)

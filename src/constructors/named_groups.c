@@ -41,12 +41,13 @@ int ow__group_append_name(ow_groups *g, size_t gi, const char *key, const char *
 {
     ow_cfg *list = ow__cfg_map_get(g->g[gi].opts, key);
     if (!list) {
-        if (!(list = ow__cfg_new(OW_CFG_LIST, NULL, 0, 0)) ||
-            ow__cfg_map_set(g->g[gi].opts, key, list) != OW_OK)
-            return ow__nomem(err);
+        list = ow__cfg_pool_new(g->pool, OW_CFG_LIST);
+        int rc = ow__groups_put(g, gi, key, list, err); /* takes list, even on failure */
+        if (rc)
+            return rc;
     }
-    ow_cfg *s = ow__cfg_new_string(name);
-    if (!s || ow__cfg_list_append(list, s) != OW_OK)
+    ow_cfg s = {.type = OW_CFG_STRING, .v.s = (char *)name};
+    if (ow__cfg_pool_list_append(g->pool, list, ow__cfg_pool_dup(g->pool, &s)) != OW_OK)
         return ow__nomem(err);
     return OW_OK;
 }

@@ -34,13 +34,6 @@ typedef struct vd {
     ow__named_groups names;
 } vd;
 
-static int put(ow_cfg *opts, const char *key, ow_cfg *v, ow_error *err)
-{
-    if (!v || ow__cfg_map_set(opts, key, v) != OW_OK) /* takes v even on failure */
-        return ow__nomem(err);
-    return OW_OK;
-}
-
 /* get_layer_id_for_vit(name, num_layers) of ViTDet. */
 static int layer_id(const vd *d, const char *name, int64_t *id, ow_error *err)
 {
@@ -66,7 +59,6 @@ static int layer_id(const vd *d, const char *name, int64_t *id, ow_error *err)
 static int new_group(vd *d, ow_groups *g, size_t gi, int64_t id, const char *kind,
                      const char *gname, ow_error *err)
 {
-    ow_cfg *opts = g->g[gi].opts;
     int64_t n = d->num_layers + 2;
     static const ow_cfg one = {.type = OW_CFG_FLOAT, .v.d = 1.0};
     ow_cfg *scale = ow__num_pow(d->rate, n - 1 - id);
@@ -81,17 +73,18 @@ static int new_group(vd *d, ow_groups *g, size_t gi, int64_t id, const char *kin
     ow_cfg *wd = !strcmp(kind, "decay")      ? ow__cfg_dup(d->base_wd)
                  : !strcmp(kind, "no_decay") ? ow__cfg_new_double(0.0)
                                              : ow__cfg_new_int(0);
-    int rc = put(opts, "weight_decay", wd, err);
+    int rc = ow__groups_put(g, gi, "weight_decay", wd, err);
     if (!rc)
-        rc = put(opts, "param_names", ow__cfg_new(OW_CFG_LIST, NULL, 0, 0), err);
+        rc = ow__groups_put(g, gi, "param_names", ow__cfg_pool_new(g->pool, OW_CFG_LIST),
+                            err);
     if (!rc) {
-        rc = put(opts, "lr_scale", scale, err);
+        rc = ow__groups_put(g, gi, "lr_scale", scale, err);
         scale = NULL;
     }
     if (!rc)
         rc = ow_groups_set_string(g, gi, "group_name", gname, err);
     if (!rc) {
-        rc = put(opts, "lr", lr, err);
+        rc = ow__groups_put(g, gi, "lr", lr, err);
         lr = NULL;
     }
     ow_cfg_free(scale);
