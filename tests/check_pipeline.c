@@ -5,20 +5,6 @@
 
 #include <string.h>
 
-static const char *model_yaml =
-    "format: optwrap-model/1\n"
-    "name: tiny\n"
-    "group_matcher: {stem: '^embed', blocks: [['^blocks\\.(\\d+)', null]]}\n"
-    "modules:\n"
-    "  - {name: '', type: Net}\n"
-    "  - {name: embed, type: Linear, kind: linear, params: [{name: weight, shape: [2, "
-    "2]}]}\n"
-    "  - {name: blocks, type: ModuleList}\n"
-    "  - {name: blocks.0, type: Linear, kind: linear, params: [{name: weight, shape: [2, "
-    "2]}]}\n"
-    "  - {name: blocks.1, type: Linear, kind: linear, params: [{name: weight, shape: [2, "
-    "2]}]}\n";
-
 /* Both put embed, blocks.0, blocks.1 at layer 0, 1, 2 of 3 with decay 0.5: scales 0.25,
  * 0.5, 1. timm keeps lr and records lr_scale; mmpretrain folds the scale into lr. */
 static const struct {
@@ -43,7 +29,7 @@ START_TEST(layer_decay_scale_applied_once)
     ow_error err;
     ow_error_clear(&err);
     ow_model *m = NULL;
-    ow_check_ok(ow_model_load_string(model_yaml, "tiny.yaml", &m, &err), &err);
+    ow_check_ok(ow_model_load_string(ow_test_layer_model, "tiny.yaml", &m, &err), &err);
     static const char *const names[] = {"embed.weight", "blocks.0.weight",
                                         "blocks.1.weight"};
     float data[3][4], grad[3][4];

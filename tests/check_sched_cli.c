@@ -260,23 +260,10 @@ END_TEST
 /* Groups of TimmOptimWrapperConstructor step with lr * lr_scale (the optimizer applies
  * the scale): that is what the CSV and the chart show. A by-epoch warmup is a staircase;
  * its end is its last step up. */
-static const char layer_decay_model[] =
-    "format: optwrap-model/1\nname: tiny\n"
-    "group_matcher: {stem: '^embed', blocks: [['^blocks\\.(\\d+)', null]]}\n"
-    "modules:\n"
-    "  - {name: '', type: Net}\n"
-    "  - {name: embed, type: Linear, kind: linear, params: [{name: weight, shape: [2, "
-    "2]}]}\n"
-    "  - {name: blocks, type: ModuleList}\n"
-    "  - {name: blocks.0, type: Linear, kind: linear, params: [{name: w, shape: [2, "
-    "2]}]}\n"
-    "  - {name: blocks.1, type: Linear, kind: linear, params: [{name: w, shape: [2, "
-    "2]}]}\n";
-
 START_TEST(layer_decay_groups_show_scaled_lr)
 {
     char model[40], args[1024];
-    write_temp(model, ".yaml", layer_decay_model);
+    write_temp(model, ".yaml", ow_test_layer_model);
     static const char config[] =
         "'{optim_wrapper: {optimizer: {type: SGD, lr: 1.0}, constructor: "
         "TimmOptimWrapperConstructor, paramwise_cfg: {layer_decay: 0.5}}, "

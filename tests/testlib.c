@@ -86,3 +86,17 @@ int ow_test_run(Suite *s)
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+const char ow_test_layer_model[] =
+    "format: optwrap-model/1\n"
+    "name: tiny\n"
+    "group_matcher: {stem: '^embed', blocks: [['^blocks\\.(\\d+)', null]]}\n"
+    "modules:\n"
+    "  - {name: '', type: Net}\n"
+    "  - {name: embed, type: Linear, kind: linear, params: [{name: weight, shape: [2, "
+    "2]}]}\n"
+    "  - {name: blocks, type: ModuleList}\n"
+    "  - {name: blocks.0, type: Linear, kind: linear, params: [{name: weight, shape: [2, "
+    "2]}]}\n"
+    "  - {name: blocks.1, type: Linear, kind: linear, params: [{name: weight, shape: [2, "
+    "2]}]}\n";

@@ -38,6 +38,10 @@ typedef struct ow_cli_result {
 ow_cli_result ow_test_cli(const char *args);
 void ow_test_cli_free(ow_cli_result *r);
 
+/* A tiny model with a timm group_matcher: embed, blocks.0, blocks.1 (each a 2x2 Linear
+ * weight) at layer ids 0, 1, 2 for timm's layer decay. */
+extern const char ow_test_layer_model[];
+
 /* Runs a suite and returns the process exit status. */
 int ow_test_run(Suite *s);
 
