@@ -85,11 +85,12 @@ static const struct {
     const char *keys;
 } schema_cases[] = {
     {"SGD", "lr=(none) momentum=0 dampening=0 weight_decay=0 nesterov=false "
-            "maximize=false"},
+            "maximize=false foreach=null differentiable=false"},
     {"Adam", "lr=0.001 betas=[0.9, 0.999] eps=1e-08 weight_decay=0 amsgrad=false "
-             "maximize=false"},
+             "maximize=false foreach=null capturable=false differentiable=false "
+             "fused=false"},
     {"AdamW", "lr=0.001 betas=[0.9, 0.999] eps=1e-08 weight_decay=0.01 amsgrad=false "
-              "maximize=false"},
+              "foreach=null maximize=false capturable=false"},
 };
 
 START_TEST(optimizer_schemas_follow_torch)

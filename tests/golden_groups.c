@@ -43,16 +43,6 @@ ow_model *ow_golden_model(const ow_cfg *golden)
     return m;
 }
 
-static bool bookkeeping(const char *key)
-{
-    static const char *const skip[] = {"foreach", "capturable", "differentiable",
-                                       "fused"};
-    for (size_t i = 0; i < OW__ARRAY_LEN(skip); i++)
-        if (!strcmp(key, skip[i]))
-            return true;
-    return false;
-}
-
 static char *json(const ow_cfg *v)
 {
     ow_strbuf sb;
@@ -83,16 +73,13 @@ void ow_golden_check_groups(const char *name, const ow_groups *groups,
                           "%s: group %zu param %zu is %s, reference %s", name, gi, j,
                           pv.full_name, ow_cfg_get_item(params, j)->v.s);
         }
-        /* keys in order, bookkeeping keys aside */
+        /* every key, in order (torch's implementation switches included) */
         const ow_cfg *opts = ow_groups_get_options(groups, gi);
         size_t k_ours = 0;
         for (size_t k = 0; k < ow_cfg_get_size(wg); k++) {
             const char *key = ow_cfg_get_key(wg, k);
-            if (!strcmp(key, "params") || bookkeeping(key))
+            if (!strcmp(key, "params"))
                 continue;
-            while (k_ours < ow_cfg_get_size(opts) &&
-                   bookkeeping(ow_cfg_get_key(opts, k_ours)))
-                k_ours++; /* ours may declare them where torch puts them elsewhere */
             ck_assert_msg(k_ours < ow_cfg_get_size(opts), "%s: group %zu lacks key '%s'",
                           name, gi, key);
             const char *ours = ow_cfg_get_key(opts, k_ours);
@@ -108,9 +95,6 @@ void ow_golden_check_groups(const char *name, const ow_groups *groups,
             }
             k_ours++;
         }
-        while (k_ours < ow_cfg_get_size(opts) &&
-               bookkeeping(ow_cfg_get_key(opts, k_ours)))
-            k_ours++;
         ck_assert_msg(k_ours == ow_cfg_get_size(opts), "%s: group %zu has extra key '%s'",
                       name, gi, ow_cfg_get_key(opts, k_ours));
     }

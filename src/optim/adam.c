@@ -31,11 +31,23 @@
 #define K_CORRECTED(d)                                                                   \
     OW__KEY_BOOL("corrected_weight_decay", d, "decay scaled by lr**2/max_lr")
 
-/* torch 1.13: Adam(lr, betas, eps, weight_decay, amsgrad, maximize, ...) */
-static const ow_key adam_keys[] = {
-    ADAM_HEAD("0.001", "[0.9, 0.999]", "0"), K_AMSGRAD, K_MAXIMIZE, {0}};
-static const ow_key adamw_keys[] = {
-    ADAM_HEAD("0.001", "[0.9, 0.999]", "0.01"), K_AMSGRAD, K_MAXIMIZE, {0}};
+/* torch 1.13's keys in the order of its defaults dict (param_groups show them so),
+ * implementation switches included (they change nothing on the CPU); the variants
+ * below index amsgrad and maximize */
+static const ow_key adam_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.999]", "0"),
+                                   K_AMSGRAD,
+                                   K_MAXIMIZE,
+                                   OW__KEY_FOREACH,
+                                   OW__KEY_PERF("capturable"),
+                                   OW__KEY_PERF("differentiable"),
+                                   OW__KEY_PERF("fused"),
+                                   {0}};
+static const ow_key adamw_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.999]", "0.01"),
+                                    K_AMSGRAD,
+                                    OW__KEY_FOREACH,
+                                    K_MAXIMIZE,
+                                    OW__KEY_PERF("capturable"),
+                                    {0}};
 /* timm's factory passes weight_decay=0 unless given */
 static const ow_key timm_adam_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.999]", "0.0"),
                                         K_AMSGRAD,
@@ -303,11 +315,9 @@ static void adam_caution_apply(const ow_kernel_args *a)
 /* adam_keys / timm_adam_keys: amsgrad 4, maximize 5 */
 VARIANT(torch_adam, .wd_mode = WD_L2, .amsgrad = 4, .caution = -1, .corrected = -1,
         .maximize = 5, .foreach = -1);
+/* adamw_keys / timm_adamw_keys: amsgrad 4, maximize 6 */
 VARIANT(torch_adamw, .wd_mode = WD_DECOUPLED, .amsgrad = 4, .caution = -1,
-        .corrected = -1, .maximize = 5, .foreach = -1);
-/* timm_adamw_keys: amsgrad 4, maximize 6 */
-VARIANT(timm_adamw, .wd_mode = WD_DECOUPLED, .amsgrad = 4, .caution = -1, .corrected = -1,
-        .maximize = 6, .foreach = -1);
+        .corrected = -1, .maximize = 6, .foreach = -1);
 /* legacy: amsgrad 4, caution 5, corrected 6, foreach 7, maximize 8 */
 VARIANT(legacy, .wd_mode = WD_DECOUPLED, .amsgrad = 4, .caution = 5, .corrected = 6,
         .maximize = 8, .foreach = 7, .multi = true, .pow_half = true);
@@ -327,7 +337,7 @@ OW__OPTIMIZER_ENTRY(ow__optimizer_adamw, "AdamW", "mmengine", adamw_keys, torch_
 OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adam, "adam", "timm", timm_adam_keys,
                     torch_adam_ops, "timm 'adam': torch.optim.Adam");
 OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adamw, "adamw", "timm", timm_adamw_keys,
-                    timm_adamw_ops, "timm 'adamw': torch.optim.AdamW");
+                    torch_adamw_ops, "timm 'adamw': torch.optim.AdamW");
 OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adamwlegacy, "adamwlegacy", "timm",
                     adamwlegacy_keys, legacy_ops, "timm AdamWLegacy (foreach path)");
 OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adamc, "adamc", "timm", adamc_keys, legacy_ops,

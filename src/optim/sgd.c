@@ -26,6 +26,8 @@ static const ow_key sgd_keys[] = {
      .doc = "learning rate"},
     SGD_COMMON("0", "0", "false"),
     OW__KEY_BOOL("maximize", "false", "maximize the objective instead of minimizing"),
+    OW__KEY_FOREACH,
+    OW__KEY_PERF("differentiable"),
     {0},
 };
 
