@@ -301,7 +301,7 @@ END_TEST
  * expected is "CODE line:column: message" for config.yaml. */
 static const char *const bad_cases[] = {
     "lamb_negative_lr",          "adamw_beta_too_large",          "sgdw_unknown_key",
-    "adafactor_min_dim_not_int", "sgd_nesterov_without_momentum",
+    "adafactor_min_dim_not_int", "sgd_nesterov_without_momentum", "adafactor_betas",
 };
 
 START_TEST(bad_configs_positioned)

@@ -298,3 +298,20 @@ void ow__run_passes(ow_optimizer *opt, size_t nactive)
         run_pass(opt, k, opt->nunits, nactive, opt->plan_all, opt->plan_threads);
     }
 }
+
+void ow__parallel_range(ow__range_fn *fn, const void *arg, size_t n, int threads)
+{
+    if (threads <= 1 || n < 2) {
+        fn(arg, 0, n);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+    {
+        size_t id = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        fn(arg, n * id / nt, n * (id + 1) / nt);
+    }
+#else
+    fn(arg, 0, n);
+#endif
+}

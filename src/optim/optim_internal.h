@@ -113,6 +113,12 @@ void ow__hparam_from_cfg(const ow_cfg *node, ow_hparam *out);
 long ow__optimizer_key(const ow_optimizer *opt, const char *name);
 /* The thread count a step would use for this many elements. */
 int ow__optimizer_threads(const ow_optimizer *opt);
+
+/* fn(arg, lo, hi) over [0, n) in one contiguous part per thread, for a tensor_step's
+ * passes; with one thread (a small tensor) it calls fn(arg, 0, n) with no parallel
+ * region, which costs a few hundred nanoseconds a call. */
+typedef void ow__range_fn(const void *arg, size_t lo, size_t hi);
+void ow__parallel_range(ow__range_fn *fn, const void *arg, size_t n, int threads);
 /* Tests: run the plain _ref kernels instead of the fast ones. */
 void ow__optimizer_use_ref(ow_optimizer *opt, bool on);
 /* Creates the state of tensor i (slots at their init values); NOMEM leaves it absent. */
