@@ -188,18 +188,9 @@ static void compare_kernels(const char *name, const char *extra)
         ow_check_ok(ow_optimizer_step(fast.opt, &err), &err);
         ow_check_ok(ow_optimizer_step(ref.opt, &err), &err);
     }
-    for (size_t i = 0; i < fast.n; i++)
-        for (size_t k = 0; k < fast.numel[i]; k++) {
-            float a = fast.data[i][k], b = ref.data[i][k];
-            if (tol == 0)
-                ck_assert_msg(a == b || (isnan(a) && isnan(b)),
-                              "%s {%s}: tensor %zu[%zu]: fast %.9g, ref %.9g", name,
-                              extra, i, k, a, b);
-            else
-                ck_assert_msg(fabsf(a - b) <= tol * fabsf(b) + 1e-12f,
-                              "%s {%s}: tensor %zu[%zu]: fast %.9g, ref %.9g", name,
-                              extra, i, k, a, b);
-        }
+    char what[400];
+    snprintf(what, sizeof what, "%s {%s}: fast against ref", name, extra);
+    fix_expect_same(&fast, &ref, tol, what);
     fix_free(&fast);
     fix_free(&ref);
 }
@@ -280,14 +271,9 @@ START_TEST(tiny_tensor_batches_match_ref)
         ow_check_ok(ow_optimizer_step(fast.opt, &err), &err);
         ow_check_ok(ow_optimizer_step(ref.opt, &err), &err);
     }
-    for (size_t i = 0; i < fast.n; i++)
-        for (size_t k = 0; k < fast.numel[i]; k++) {
-            float a = fast.data[i][k], b = ref.data[i][k];
-            ck_assert_msg(tol == 0 ? a == b || (isnan(a) && isnan(b))
-                                   : fabsf(a - b) <= tol * fabsf(b) + 1e-12f,
-                          "%s: tensor %zu[%zu]: batched %.9g, ref %.9g", name, i, k, a,
-                          b);
-        }
+    char what[200];
+    snprintf(what, sizeof what, "%s: batched against ref", name);
+    fix_expect_same(&fast, &ref, tol, what);
     fix_free(&fast);
     fix_free(&ref);
 }

@@ -2,6 +2,7 @@
 #include "optim_fixture.h"
 #include "constructors/groups_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 static float rnd(unsigned *s)
@@ -93,4 +94,16 @@ void fix_free(fixture *f)
         ow_free(f->grad[i]);
     }
     memset(f, 0, sizeof *f);
+}
+
+void fix_expect_same(const fixture *a, const fixture *b, double tol, const char *what)
+{
+    for (size_t i = 0; i < a->n; i++)
+        for (size_t k = 0; k < a->numel[i]; k++) {
+            float x = a->data[i][k], y = b->data[i][k];
+            bool same = tol == 0 ? x == y || (isnan(x) && isnan(y))
+                                 : fabsf(x - y) <= tol * fabsf(y) + 1e-12f;
+            if (!same)
+                ck_abort_msg("%s: tensor %zu[%zu]: %.9g against %.9g", what, i, k, x, y);
+        }
 }

@@ -28,5 +28,9 @@ void fix_grads(fixture *f, unsigned seed);
 void fix_free(fixture *f);
 /* Copies data (and grads) of a into b (same shapes). */
 void fix_copy_data(fixture *b, const fixture *a);
+/* Fails at the first element where a's parameters differ from b's: bit for bit (NaN
+ * equals NaN) when tol is 0, else by more than tol relative. what names the pair in the
+ * message. One assertion for all elements: Check records every assertion it passes. */
+void fix_expect_same(const fixture *a, const fixture *b, double tol, const char *what);
 
 #endif
