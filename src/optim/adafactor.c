@@ -146,7 +146,7 @@ typedef struct pass {
     float b2, omb2, div, lrf, decay;
 } pass;
 
-static void squares_units(const void *arg, size_t lo, size_t hi)
+OW_SIMD static void squares_units(const void *arg, size_t lo, size_t hi)
 {
     const pass *q = arg;
     for (size_t k = lo; k < hi; k++) {
@@ -186,7 +186,7 @@ static float rms(const float *x, size_t n, int threads, double *part)
 
 /* One streaming read of g: the row means into exp_avg_sq_row, and each block's column
  * sums into part (nb*R*B doubles). */
-static void factored_sums(const void *arg, size_t lo, size_t hi)
+OW_SIMD static void factored_sums(const void *arg, size_t lo, size_t hi)
 {
     const pass *q = arg;
     const size_t B = q->B, C = q->C, R = q->R, a = q->a;
@@ -213,7 +213,7 @@ static void factored_sums(const void *arg, size_t lo, size_t hi)
 }
 
 /* u = rsqrt(row / mean_C(row)) * rsqrt(col) * g, rows [lo, hi) of slice a */
-static void factored_update(const void *arg, size_t lo, size_t hi)
+OW_SIMD static void factored_update(const void *arg, size_t lo, size_t hi)
 {
     const pass *q = arg;
     const size_t B = q->B, C = q->C, R = q->R, a = q->a;
@@ -270,7 +270,7 @@ static void factored(pass *q, int col, float *tmp)
 }
 
 /* Unfactored: exp_avg_sq = b2*v + (1-b2)*(g*g + eps); u = rsqrt(v) * g */
-static void plain_update(const void *arg, size_t lo, size_t hi)
+OW_SIMD static void plain_update(const void *arg, size_t lo, size_t hi)
 {
     const pass *q = arg;
     float *restrict v = q->t->s[S_EXP_AVG_SQ], *restrict u = q->u;
@@ -284,7 +284,7 @@ static void plain_update(const void *arg, size_t lo, size_t hi)
 }
 
 /* update.div_(clip divisor).mul_(lr_t); p.add_(p, alpha=-wd*lr_t); p.add_(-update) */
-static void apply_update(const void *arg, size_t lo, size_t hi)
+OW_SIMD static void apply_update(const void *arg, size_t lo, size_t hi)
 {
     const pass *q = arg;
     float *restrict p = q->t->p;
