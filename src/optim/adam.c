@@ -33,36 +33,24 @@
 
 /* torch 1.13's keys in the order of its defaults dict (param_groups show them so),
  * implementation switches included (they change nothing on the CPU); the variants
- * below index amsgrad and maximize */
-static const ow_key adam_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.999]", "0"),
-                                   K_AMSGRAD,
-                                   K_MAXIMIZE,
-                                   OW__KEY_FOREACH,
-                                   OW__KEY_PERF("capturable"),
-                                   OW__KEY_PERF("differentiable"),
-                                   OW__KEY_PERF("fused"),
-                                   {0}};
-static const ow_key adamw_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.999]", "0.01"),
-                                    K_AMSGRAD,
-                                    OW__KEY_FOREACH,
-                                    K_MAXIMIZE,
-                                    OW__KEY_PERF("capturable"),
-                                    {0}};
-/* timm's factory passes weight_decay=0 unless given */
-static const ow_key timm_adam_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.999]", "0.0"),
-                                        K_AMSGRAD,
-                                        K_MAXIMIZE,
-                                        OW__KEY_FOREACH,
-                                        OW__KEY_PERF("capturable"),
-                                        OW__KEY_PERF("differentiable"),
-                                        OW__KEY_PERF("fused"),
-                                        {0}};
-static const ow_key timm_adamw_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.999]", "0.0"),
-                                         K_AMSGRAD,
-                                         OW__KEY_FOREACH,
-                                         K_MAXIMIZE,
-                                         OW__KEY_PERF("capturable"),
-                                         {0}};
+ * below index amsgrad and maximize. wd: torch's default, or timm's factory's 0.0. */
+#define TORCH_ADAM_KEYS(wd)                                                              \
+    ADAM_HEAD("0.001", "[0.9, 0.999]", wd), K_AMSGRAD, K_MAXIMIZE, OW__KEY_FOREACH,      \
+        OW__KEY_PERF("capturable"), OW__KEY_PERF("differentiable"),                      \
+        OW__KEY_PERF("fused"),                                                           \
+    {                                                                                    \
+        0                                                                                \
+    }
+#define TORCH_ADAMW_KEYS(wd)                                                             \
+    ADAM_HEAD("0.001", "[0.9, 0.999]", wd), K_AMSGRAD, OW__KEY_FOREACH, K_MAXIMIZE,      \
+        OW__KEY_PERF("capturable"),                                                      \
+    {                                                                                    \
+        0                                                                                \
+    }
+static const ow_key adam_keys[] = {TORCH_ADAM_KEYS("0")};
+static const ow_key adamw_keys[] = {TORCH_ADAMW_KEYS("0.01")};
+static const ow_key timm_adam_keys[] = {TORCH_ADAM_KEYS("0.0")};
+static const ow_key timm_adamw_keys[] = {TORCH_ADAMW_KEYS("0.0")};
 #define LEGACY_KEYS(caution, corrected)                                                  \
     ADAM_HEAD("0.001", "[0.9, 0.999]", "0.0"), K_AMSGRAD, K_CAUTION(caution),            \
         K_CORRECTED(corrected), OW__KEY_FOREACH, K_MAXIMIZE, OW__KEY_PERF("capturable"), \
