@@ -332,7 +332,7 @@ int cli_bench(int argc, char **argv)
         }
         const char *lname = layouts[si].label;
         for (int th = 1; th <= 64; th++) {
-            char tn[8];
+            char tn[16];
             snprintf(tn, sizeof tn, "%d", th);
             if (!listed(tlist, tn))
                 continue;
