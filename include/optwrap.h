@@ -659,7 +659,7 @@ typedef struct ow_tensor_args {
     float *const *s; /* [slots] every tensor slot in its own shape, NULL where absent */
     double *scalars; /* [slots] in/out */
     const void *ctx;
-    float *scratch; /* [3 * numel] scratch space for the step */
+    float *scratch; /* [3 * numel + 2] scratch space for the step (malloc-aligned) */
     int threads;    /* threads its element-wise loops may use (reductions stay serial so
                        that results do not depend on it) */
     bool ref;       /* use plain loops only (tests) */

@@ -128,7 +128,7 @@ START_TEST(golden_models_are_rebuilt_exactly)
     ck_assert_ptr_nonnull(d);
     int checked = 0;
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        char arch[256], path[1200];
+        char arch[256], path[1024 + 1 + 256];
         if (!arch_of_file(e->d_name, arch, sizeof arch))
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);

@@ -41,7 +41,7 @@ void fix_make(fixture *f, const char *entry, size_t n, const int *ndim,
         ck_assert(f->data[i] && f->grad[i]);
         for (size_t k = 0; k < m; k++)
             f->data[i][k] = rnd(&seed);
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "t%zu", i);
         ow_param_info pi = {.module = "",
                             .name = name,

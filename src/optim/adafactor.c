@@ -302,12 +302,13 @@ OW_SIMD static void apply_update(const void *arg, size_t lo, size_t hi)
 }
 
 /* timm's Adafactor.step for one tensor. Every pass runs on t->threads threads and sums
- * in a fixed order. Scratch: the update u, then 2*numel floats of working space. */
+ * in a fixed order. Scratch: the update u, then 2*numel floats of working space, from
+ * an 8-byte boundary (the engine gives 3*numel + 2 floats). */
 static void step_tensor(const ow_tensor_args *t)
 {
     const adafactor_ctx *c = t->ctx;
     size_t n = t->numel;
-    float *tmp = t->scratch + n;
+    float *tmp = t->scratch + n + (n & 1); /* 8-byte aligned for the double sums */
     pass q = {.c = c,
               .t = t,
               .u = t->scratch,

@@ -425,9 +425,9 @@ static void prepare_all(ow_optimizer *opt, size_t nactive)
 static int grow_scratch(ow_optimizer *opt, size_t nactive, ow_error *err)
 {
     size_t need = 1;
-    for (size_t a = 0; a < nactive; a++)
-        if (3 * opt->t[opt->active[a]].numel > need)
-            need = 3 * opt->t[opt->active[a]].numel;
+    for (size_t a = 0; a < nactive; a++) /* 3 * numel, and 2 more: room to align */
+        if (3 * opt->t[opt->active[a]].numel + 2 > need)
+            need = 3 * opt->t[opt->active[a]].numel + 2;
     if (need <= opt->scratch_cap)
         return OW_OK;
     float *s = ow__malloc(need * sizeof *s);
