@@ -696,7 +696,7 @@ typedef struct ow_trajectory ow_trajectory;
 typedef struct ow_trajectory_stats {
     int steps;          /* steps run so far */
     double max_abs_err; /* over every parameter element of every step run */
-    double max_rel_err; /* |x - ref| / |ref| (ref != 0) */
+    double max_rel_err; /* |x - ref| / max(|ref|, RMS of ref's tensor) */
     uint64_t max_ulp;   /* float32 units in the last place */
     double tolerance;   /* the optimizer's ops->tolerance */
     bool passed; /* max_ulp == 0 when tolerance is 0, else max_rel_err <= tolerance */

@@ -380,12 +380,20 @@ static uint64_t ulp_distance(float a, float b)
     return (uint64_t)(x > y ? x - y : y - x);
 }
 
+/* Compares one tensor. The relative error of an element is taken against the larger of
+ * |ref| and the tensor's RMS: an element near zero in a tensor of ordinary values
+ * (a parameter crossing zero) is held to the tensor's scale, not to its own. */
 static void compare(ow_trajectory *t, const float *got, const float *want, size_t n)
 {
     ow_trajectory_stats *s = &t->stats;
+    double ss = 0;
+    for (size_t i = 0; i < n; i++)
+        ss += isfinite(want[i]) ? (double)want[i] * want[i] : 0;
+    double rms = n ? sqrt(ss / (double)n) : 0;
     for (size_t i = 0; i < n; i++) {
         double abs_err = fabs((double)got[i] - (double)want[i]);
-        double rel = want[i] != 0 ? abs_err / fabs((double)want[i]) : abs_err;
+        double scale = fmax(fabs((double)want[i]), rms);
+        double rel = scale != 0 ? abs_err / scale : abs_err;
         uint64_t ulp = ulp_distance(got[i], want[i]);
         if (isnan(abs_err))
             abs_err = rel = isnan(got[i]) && isnan(want[i]) ? 0 : INFINITY;
