@@ -124,6 +124,11 @@ void ow__named_groups_free(ow__named_groups *ng);
 /* Appends a string to the list at key of group gi (mmseg's param_names). */
 int ow__group_append_name(ow_groups *g, size_t gi, const char *key, const char *name,
                           ow_error *err);
+/* A new layer-decay group's keys in mmseg's order: weight_decay, param_names (empty),
+ * lr_scale, group_name, lr. Takes weight_decay, lr_scale and lr (NULL: out of memory),
+ * even on failure. */
+int ow__layer_group_keys(ow_groups *g, size_t gi, ow_cfg *weight_decay, ow_cfg *lr_scale,
+                         const char *name, ow_cfg *lr, ow_error *err);
 
 /* ---- layer depth (layer_depth.c) ----------------------------------------------------
  */

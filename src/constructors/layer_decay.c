@@ -139,25 +139,9 @@ static int new_group(ld *l, ow_groups *g, size_t gi, int64_t id, bool decay,
         ow_cfg_free(scale);
         return ow__nomem(err);
     }
-    /* mmseg's key order: weight_decay, (params), param_names, lr_scale, group_name, lr */
-    int rc =
-        ow__groups_put(g, gi, "weight_decay",
-                       decay ? ow__cfg_dup(l->base_wd) : ow__cfg_new_double(0.0), err);
-    if (!rc)
-        rc = ow__groups_put(g, gi, "param_names", ow__cfg_pool_new(g->pool, OW_CFG_LIST),
-                            err);
-    if (!rc) {
-        rc = ow__groups_put(g, gi, "lr_scale", scale, err);
-        scale = NULL;
-    }
-    if (!rc)
-        rc = ow_groups_set_string(g, gi, "group_name", gname, err);
-    if (!rc) {
-        rc = ow__groups_put(g, gi, "lr", lr, err);
-        lr = NULL;
-    }
-    ow_cfg_free(scale);
-    ow_cfg_free(lr);
+    int rc = ow__layer_group_keys(
+        g, gi, decay ? ow__cfg_dup(l->base_wd) : ow__cfg_new_double(0.0), scale, gname,
+        lr, err);
     if (rc)
         return rc;
     char rate[32], why[300];

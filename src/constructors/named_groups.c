@@ -51,3 +51,25 @@ int ow__group_append_name(ow_groups *g, size_t gi, const char *key, const char *
         return ow__nomem(err);
     return OW_OK;
 }
+
+int ow__layer_group_keys(ow_groups *g, size_t gi, ow_cfg *weight_decay, ow_cfg *lr_scale,
+                         const char *name, ow_cfg *lr, ow_error *err)
+{
+    int rc = ow__groups_put(g, gi, "weight_decay", weight_decay, err);
+    if (!rc)
+        rc = ow__groups_put(g, gi, "param_names", ow__cfg_pool_new(g->pool, OW_CFG_LIST),
+                            err);
+    if (!rc) {
+        rc = ow__groups_put(g, gi, "lr_scale", lr_scale, err);
+        lr_scale = NULL;
+    }
+    if (!rc)
+        rc = ow_groups_set_string(g, gi, "group_name", name, err);
+    if (!rc) {
+        rc = ow__groups_put(g, gi, "lr", lr, err);
+        lr = NULL;
+    }
+    ow_cfg_free(lr_scale);
+    ow_cfg_free(lr);
+    return rc;
+}

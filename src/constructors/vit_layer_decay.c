@@ -73,22 +73,7 @@ static int new_group(vd *d, ow_groups *g, size_t gi, int64_t id, const char *kin
     ow_cfg *wd = !strcmp(kind, "decay")      ? ow__cfg_dup(d->base_wd)
                  : !strcmp(kind, "no_decay") ? ow__cfg_new_double(0.0)
                                              : ow__cfg_new_int(0);
-    int rc = ow__groups_put(g, gi, "weight_decay", wd, err);
-    if (!rc)
-        rc = ow__groups_put(g, gi, "param_names", ow__cfg_pool_new(g->pool, OW_CFG_LIST),
-                            err);
-    if (!rc) {
-        rc = ow__groups_put(g, gi, "lr_scale", scale, err);
-        scale = NULL;
-    }
-    if (!rc)
-        rc = ow_groups_set_string(g, gi, "group_name", gname, err);
-    if (!rc) {
-        rc = ow__groups_put(g, gi, "lr", lr, err);
-        lr = NULL;
-    }
-    ow_cfg_free(scale);
-    ow_cfg_free(lr);
+    int rc = ow__layer_group_keys(g, gi, wd, scale, gname, lr, err);
     if (rc)
         return rc;
     char rate[32], why[300];
