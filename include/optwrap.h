@@ -493,8 +493,9 @@ OW_API int ow_groups_get_effective_lr(const ow_groups *groups, size_t group, dou
 typedef struct ow_optimizer ow_optimizer;
 
 /* Makes the optimizer of the groups' optimizer entry. It borrows groups (and through
- * them the model): both must outlive it. The hyperparameters are copied: change them
- * with ow_optimizer_set_* (schedulers do), not in the groups. Fails with
+ * them the model): both must outlive it. The hyperparameters are copied: from then on
+ * the optimizer holds each group's current values; change them with ow_optimizer_set_*
+ * or a schedule on ow_optimizer_sched_target_new, not in the groups. Fails with
  * OW_ERR_UNSUPPORTED for an entry without kernels. The thread count starts as the
  * OW_NUM_THREADS environment variable, else the machine's (OpenMP) count. */
 OW_API int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err);
@@ -515,6 +516,10 @@ OW_API size_t ow_optimizer_get_num_groups(const ow_optimizer *opt);
 /* A group's hyperparameters as an ordered map (borrowed; valid until the next set or
  * load). */
 OW_API const ow_cfg *ow_optimizer_get_options(const ow_optimizer *opt, size_t group);
+/* The lr group's parameters step with next: its `lr` times its `lr_scale` where the
+ * optimizer applies lr_scale (see ow_optimizer_step); NAN for a bad index or a null lr.
+ */
+OW_API double ow_optimizer_get_lr(const ow_optimizer *opt, size_t group);
 /* Reads a numeric hyperparameter of a group ("lr", "momentum", "lr_scale"). */
 OW_API int ow_optimizer_get_double(const ow_optimizer *opt, size_t group, const char *key,
                                    double *out, ow_error *err);
@@ -734,10 +739,12 @@ OW_API void ow_trajectory_get_stats(const ow_trajectory *traj, ow_trajectory_sta
  *   whether they follow epochs or optimizer updates, and a group's `lr_scale` (layer
  *   decay) multiplies what they write. A timm scheduler must be the only one.
  *
- * Schedulers read and write hyperparameters through an ow_sched_target, which the
- * optimizer engine reads them from too. Key "momentum" means the group's `momentum`,
- * or `betas[0]` for Adam-style optimizers (mmengine's momentum schedulers do the same).
- */
+ * Schedulers read and write hyperparameters through an ow_sched_target. To drive an
+ * optimizer, make its target with ow_optimizer_sched_target_new (an ow_optim_wrapper
+ * does this itself); ow_sched_target_new writes param groups instead, for looking at a
+ * schedule without an optimizer (an optimizer copies its groups when it is made and
+ * never reads them again). Key "momentum" means the group's `momentum`, or `betas[0]`
+ * for Adam-style optimizers (mmengine's momentum schedulers do the same). */
 
 typedef struct ow_sched ow_sched;
 
@@ -760,15 +767,23 @@ typedef struct ow_sched_target {
     void (*set)(void *ctx, size_t group, const char *key, double value);
 } ow_sched_target;
 
-/* A ready-made target over param groups: groups 0..n-1 are those of `groups` (written in
- * place), then, when there is more than one, the base_param_settings group: the
- * optimizer's defaults from config's `optim_wrapper.optimizer` and the optimizer's
- * registry entry, held by the target. With groups NULL the target is that one group
- * alone (what `optwrap schedule` uses without a model). *out is owned by the caller
- * (ow_sched_target_free); it borrows groups, which must outlive it. */
+/* A ready-made target over param groups (not an optimizer: see above): groups 0..n-1 are
+ * those of `groups` (written in place), then, when there is more than one, the
+ * base_param_settings group: the optimizer's defaults from config's
+ * `optim_wrapper.optimizer` and the optimizer's registry entry, held by the target. With
+ * groups NULL the target is that one group alone (what `optwrap schedule` uses without a
+ * model). *out is owned by the caller (ow_sched_target_free); it borrows groups, which
+ * must outlive it. */
 OW_API int ow_sched_target_new(const ow_cfg *config, ow_groups *groups,
                                ow_sched_target **out, ow_error *err);
-/* Frees a target made by ow_sched_target_new (only those). */
+/* The target of an optimizer's groups: a schedule built on it writes each group's
+ * hyperparameters in the optimizer, where the next step reads them; writing cannot
+ * fail. With more than one group, mmengine's base_param_settings (the optimizer's
+ * defaults, owned by the target) is the last group. It borrows opt, which must outlive
+ * it and the schedule. */
+OW_API int ow_optimizer_sched_target_new(ow_optimizer *opt, ow_sched_target **out,
+                                         ow_error *err);
+/* Frees a target made by ow_sched_target_new or ow_optimizer_sched_target_new. */
 OW_API void ow_sched_target_free(ow_sched_target *target);
 
 /* The training run a schedule is built for, as mmengine's runner knows it. A field left
@@ -854,6 +869,145 @@ OW_API const ow_sched_target *ow_sched_get_target(const ow_sched *sched);
  * other codes when the file is malformed or the schedule cannot be built. */
 OW_API int ow_sched_replay(const ow_cfg *golden, double *max_err, char *msg, size_t n,
                            ow_error *err);
+
+/* ---------------------------------------------------------------------------------- */
+/* Optim wrappers: what a training loop holds and calls                               */
+/* ---------------------------------------------------------------------------------- */
+
+/* An ow_optim_wrapper is mmengine's `build_optim_wrapper` plus the runner's
+ * ParamSchedulerHook in one object: built from a whole config, it owns a copy of the
+ * config, the param groups, the optimizer and the schedule. Its `type` is OptimWrapper
+ * (accumulation, clipping), AmpOptimWrapper (the same with GradScaler's dynamic loss
+ * scaling) or, when `optim_wrapper` has neither `optimizer` nor `constructor`, an
+ * OptimWrapperDict of named wrappers, each built over the module of the same name.
+ *
+ * One source of truth: once built, a group's current lr and momentum live in the
+ * optimizer; the schedule writes them there and ow_optim_wrapper_get_lr reads them.
+ *
+ * Per iteration the host does what mmengine's update_params does:
+ *
+ *     float k = ow_optim_wrapper_get_loss_multiplier(w);  (accumulation x loss scale)
+ *     backward(loss * k) into the gradient buffers it registered, adding to them
+ *     ow_optim_wrapper_update(w, &info, &err);            (unscale, check, clip, step
+ *                                                          or skip, zero, schedule)
+ * and at the end of every epoch ow_optim_wrapper_end_epoch(w, metric, &err). */
+typedef struct ow_optim_wrapper ow_optim_wrapper;
+
+/* Builds the wrapper of config's `optim_wrapper` over model (borrowed: it must outlive
+ * the wrapper; its data and grad pointers are what the optimizer steps), with config's
+ * `param_scheduler` for the run in loop (NULL, or fields left 0: taken from `train_cfg`).
+ * config is copied. Accumulation windows are counted from iteration 0 to the run's
+ * max_iters (max_epochs x epoch_length), as the runner's initialize_count_status does;
+ * a resumed run sets them from the checkpoint. */
+OW_API int ow_optim_wrapper_new(const ow_cfg *config, ow_model *model,
+                                const ow_sched_loop *loop, ow_optim_wrapper **out,
+                                ow_error *err);
+/* Wraps an optimizer the host built itself (taken: freed with the wrapper, even on
+ * failure), with `wrapper_cfg` a map of the wrapper's own keys (`type`,
+ * `accumulative_counts`, `clip_grad`, `loss_scale`, ...; NULL: a plain OptimWrapper) and
+ * the schedule of config's `param_scheduler` (config may be NULL: no schedule). The
+ * groups the optimizer was made from must outlive the wrapper. */
+OW_API int ow_optim_wrapper_wrap(ow_optimizer *opt, const ow_cfg *wrapper_cfg,
+                                 const ow_cfg *config, const ow_sched_loop *loop,
+                                 ow_optim_wrapper **out, ow_error *err);
+OW_API void ow_optim_wrapper_free(ow_optim_wrapper *w);
+
+/* mmengine's initialize_count_status: the iteration the run is at and the run's length
+ * in iterations (-1: unknown, then the last window never steps early). */
+OW_API int ow_optim_wrapper_set_counts(ow_optim_wrapper *w, int64_t iteration,
+                                       int64_t max_iters, ow_error *err);
+
+/* The float the host multiplies its loss by before backward: fl32(loss_scale /
+ * loss_factor), where loss_factor is accumulative_counts, or the length of the last,
+ * incomplete window of the run (mmengine's scale_loss), and loss_scale is 1 without AMP.
+ * 0 when the run is over (more iterations than announced). */
+OW_API float ow_optim_wrapper_get_loss_multiplier(const ow_optim_wrapper *w);
+/* Whether the coming micro-batch ends a window (mmengine's should_sync): a data-parallel
+ * host all-reduces gradients only then. */
+OW_API bool ow_optim_wrapper_should_sync(const ow_optim_wrapper *w);
+
+/* What one update did, as mmengine logs it. Arrays are borrowed from the wrapper and
+ * valid until its next call. */
+typedef struct ow_update_info {
+    int64_t iteration; /* micro-batches done, this one included (_inner_count) */
+    bool window_end;   /* this micro-batch ended an accumulation window */
+    bool stepped;      /* the optimizer stepped */
+    bool skipped;      /* a window ended without a step (non-finite gradient under AMP
+                          or skip_nonfinite) */
+    bool nonfinite;    /* a gradient element was inf or nan (checked at window ends) */
+    double grad_norm;  /* total norm before clipping (clip_grad type norm), else NAN */
+    double clip_coef;  /* the factor the gradients were multiplied by, else NAN */
+    double loss_scale; /* the scale used for this window (1 without AMP) */
+    double next_loss_scale; /* after GradScaler's update */
+    size_t num_groups;      /* real param groups */
+    const double *lr;       /* [num_groups] lr each group steps with next */
+    const double *momentum; /* [num_groups] momentum or betas[0], else 0 */
+    bool has_base;          /* mmengine's base_param_settings group exists (> 1 group) */
+    double base_lr, base_momentum;
+} ow_update_info;
+
+/* Ends one micro-batch (the host's backward added its gradients): counts it and, at the
+ * end of a window, unscales (AMP), checks every gradient for inf/nan, clips, steps or
+ * skips, advances the loss scale and zeroes the gradients; then advances the
+ * iteration-based schedulers (every micro-batch, as mmengine's hook does). info may be
+ * NULL. A dict wrapper refuses (OW_ERR_MISUSE): update each wrapper. On failure (an
+ * error_if_nonfinite clip, OW_ERR_NOMEM) the gradients, parameters and counters are as
+ * they were before the call. */
+OW_API int ow_optim_wrapper_update(ow_optim_wrapper *w, ow_update_info *info,
+                                   ow_error *err);
+/* After each training epoch: advances the epoch-based schedulers (metric for plateau
+ * schedulers, may be NULL); a dict wrapper advances every wrapper's. */
+OW_API int ow_optim_wrapper_end_epoch(ow_optim_wrapper *w, const double *metric,
+                                      ow_error *err);
+/* Sets every registered gradient buffer to zero (the wrapper does it after each step). */
+OW_API void ow_optim_wrapper_zero_grad(ow_optim_wrapper *w);
+
+/* Reads: the current lr (times lr_scale where the optimizer applies it) and momentum of
+ * real group g; the loss scale; the micro-batches done. */
+OW_API double ow_optim_wrapper_get_lr(const ow_optim_wrapper *w, size_t group);
+OW_API double ow_optim_wrapper_get_momentum(const ow_optim_wrapper *w, size_t group);
+OW_API double ow_optim_wrapper_get_loss_scale(const ow_optim_wrapper *w);
+OW_API int64_t ow_optim_wrapper_get_iteration(const ow_optim_wrapper *w);
+/* Borrowed parts (NULL for a dict wrapper): its optimizer, schedule, groups. */
+OW_API ow_optimizer *ow_optim_wrapper_get_optimizer(ow_optim_wrapper *w);
+OW_API ow_sched *ow_optim_wrapper_get_sched(ow_optim_wrapper *w);
+OW_API const ow_groups *ow_optim_wrapper_get_groups(const ow_optim_wrapper *w);
+/* An OptimWrapperDict's wrappers, in config order (0 for a plain wrapper): its names and
+ * borrowed wrappers, or NULL past the end / for an unknown name. */
+OW_API size_t ow_optim_wrapper_get_num_children(const ow_optim_wrapper *w);
+OW_API const char *ow_optim_wrapper_get_child_name(const ow_optim_wrapper *w, size_t i);
+OW_API ow_optim_wrapper *ow_optim_wrapper_get_child(ow_optim_wrapper *w,
+                                                    const char *name);
+
+/* ---- checkpoints ---------------------------------------------------------------------
+ * One safetensors file holds all a resumed run needs: the optimizer state (tensors
+ * "optimizer.state.<i>.<key>", torch's keys), the param groups' current hyperparameters
+ * and how they were built, the wrapper's counters, the loss scaler, the schedule's
+ * state, the parameter names and shapes, a hash of the config, a format version and a
+ * CRC-32 of every tensor's bytes; with OW_CKPT_PARAMS also the host's parameters
+ * ("params.<name>"). A dict wrapper saves each wrapper under "<name>.". */
+#define OW_CKPT_PARAMS 0x1u /* save: include the parameters; load: restore them too */
+/* load: accept groups built differently from the file's (another paramwise_cfg, lr,
+ * weight_decay): the file's hyperparameters replace the config's, as torch's
+ * load_state_dict does. The default refuses such a file (OW_ERR_STATE, saying which
+ * group and key differ). */
+#define OW_CKPT_FILE_HPARAMS 0x2u
+
+/* Written to a temporary file in the same folder, fsync'd and renamed over path, then
+ * the folder fsync'd; the file gets the permissions a new file gets (umask). */
+OW_API int ow_optim_wrapper_save(const ow_optim_wrapper *w, const char *path,
+                                 unsigned flags, ow_error *err);
+/* The same into a new buffer (*out, *len) the caller releases with ow_free(). */
+OW_API int ow_optim_wrapper_save_buffer(const ow_optim_wrapper *w, unsigned flags,
+                                        void **out, size_t *len, ow_error *err);
+/* Restores a checkpoint into a wrapper built from the same config over the same model:
+ * continuing is bit for bit a run that never stopped. A truncated file, a changed byte,
+ * another model, optimizer, group layout or config fails with OW_ERR_STATE saying which,
+ * and changes nothing. */
+OW_API int ow_optim_wrapper_load(ow_optim_wrapper *w, const char *path, unsigned flags,
+                                 ow_error *err);
+OW_API int ow_optim_wrapper_load_buffer(ow_optim_wrapper *w, const void *buf, size_t len,
+                                        unsigned flags, ow_error *err);
 
 /* ---------------------------------------------------------------------------------- */
 /* Intended usage                                                                     */

@@ -216,4 +216,53 @@ int ow__registry_import(const ow_cfg *root, ow_error *err);
  */
 void ow__registry_reset(void);
 
+/* ---- schedule targets (src/sched/target.c, src/optim/sched_target.c) -------------- */
+
+/* Every ow_sched_target handed out starts with this, so that one
+ * ow_sched_target_free releases either kind. */
+typedef struct ow__target_impl {
+    ow_sched_target pub; /* first: the pointer handed out */
+    void (*destroy)(struct ow__target_impl *impl);
+} ow__target_impl;
+
+/* The number node a schedule reads and writes for key in a group's options map: the
+ * key's own, or betas[0] for "momentum" (Adam-style optimizers), else NULL. */
+ow_cfg *ow__sched_value_node(const ow_cfg *map, const char *key);
+/* Its value; false when there is none. */
+bool ow__sched_value_get(const ow_cfg *map, const char *key, double *value);
+/* The base_param_settings group of a target made by ow_optimizer_sched_target_new
+ * (borrowed), NULL for other targets or with one group. */
+const ow_cfg *ow__sched_target_base(const ow_sched_target *target);
+
+/* ---- optim wrappers (src/wrapper/optim_wrapper.c, src/constructors/build.c) -------- */
+
+typedef struct ow__wrapper_opts ow__wrapper_opts;
+/* Resolves the wrapper type an optim_wrapper map `node` of config names (default
+ * OptimWrapper) and validates its own keys in depth (clip_grad, loss_scale): *entry and,
+ * when out is not NULL, its resolved options (then a schema-only run-time entry fails
+ * with OW_ERR_UNSUPPORTED). */
+int ow__wrapper_resolve(const ow_cfg *config, const ow_cfg *node, const ow_entry **entry,
+                        ow__wrapper_opts *out, ow_error *err);
+/* Whether an optim_wrapper map is an OptimWrapperDict: no `optimizer`, no constructor
+ * but MultiOptimWrapperConstructor, and map values: the named wrappers. */
+bool ow__wrapper_is_dict(const ow_cfg *node);
+/* Checks every wrapper of a dict config as ow_cfg_check checks one. */
+int ow__wrapper_dict_check(const ow_cfg *config, ow_error *err);
+/* ow_cfg_check and ow_groups_build for one optim_wrapper map of config (a dict's
+ * member): the wrapper, its optimizer and paramwise_cfg. */
+int ow__wrapper_node_check(const ow_cfg *config, const ow_cfg *node, ow_error *err);
+int ow__groups_build_node(const ow_cfg *config, const ow_cfg *node, const ow_model *model,
+                          ow_groups **out, ow_error *err);
+
+/* ---- optimizer tensors (src/optim/optimizer.c), for the wrapper's gradient passes -- */
+
+/* The distinct tensors an optimizer steps, in param_groups order. */
+size_t ow__optimizer_num_tensors(const ow_optimizer *opt);
+/* The model an optimizer steps (borrowed). */
+const ow_model *ow__optimizer_model(const ow_optimizer *opt);
+/* Tensor i's gradient buffer and size when it steps now (requires a gradient and has
+ * data and grad pointers); false otherwise. */
+bool ow__optimizer_tensor_grad(const ow_optimizer *opt, size_t i, float **grad,
+                               size_t *numel);
+
 #endif /* OW_INTERNAL_H */

@@ -24,3 +24,15 @@ bindir=$(dirname "$libdir")/bin
 LD_LIBRARY_PATH=$libdir "$bindir/optwrap" --version
 test -f "$(dirname "$libdir")/share/optwrap/configs/resnet50_8xb32_in1k.yaml"
 echo "installed library, header, pkg-config file, command and configs work"
+# the example trainer builds against the installed header alone (it uses nothing else)
+# and trains for a few epochs on the installed config and data
+share=$(dirname "$libdir")/share/optwrap
+zflags=$(pkg-config --cflags --libs zlib 2>/dev/null || echo -lz)
+cc -std=c11 -Wall -Wextra -Werror -o "$dest/digits" "$top_src/examples/digits/main.c" \
+    "$top_src/examples/digits/trainer.c" $flags $zflags -lm
+printf '_base_: %s/configs/digits_mlp.yaml\ntrain_cfg: {max_epochs: 3}\n' "$share" \
+    >"$dest/digits.yaml"
+LD_LIBRARY_PATH=$libdir "$dest/digits" "$dest/digits.yaml" --work-dir "$dest/work" \
+    --data "$share/digits.csv.gz" | tail -1 | grep '^final test acc'
+test -f "$dest/work/epoch_3.safetensors"
+echo "the digits example builds and trains against the installed library"

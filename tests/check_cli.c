@@ -9,8 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *const commands[] = {"bench", "check",        "groups", "list",
-                                       "model", "print-config", "replay", "schedule"};
+static const char *const commands[] = {"bench",  "check",    "groups",
+                                       "list",   "model",    "print-config",
+                                       "replay", "schedule", "train"};
 
 START_TEST(help_lists_every_command)
 {

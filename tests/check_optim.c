@@ -455,7 +455,8 @@ static const struct {
 } bad_files[] = {
     {"torch/SGD__dampening.json", "\"kind\":\"optimizer_trajectory\"",
      "\"kind\":\"sched\"", OW_ERR_VALUE, 2, 8,
-     "trajectory: kind is 'sched', not 'optimizer_trajectory'"},
+     "trajectory: kind is 'sched', not 'optimizer_trajectory' or "
+     "'optim_wrapper_trajectory'"},
     {"torch/SGD__dampening.json", "\"optimizer\":\"torch.optim.SGD\"",
      "\"optimizer\":\"torch.optim.SGDX\"", OW_ERR_UNSUPPORTED, 3, 13,
      "optimizer 'torch.optim.SGDX' (registry name 'SGDX') is not implemented in optwrap"},

@@ -3,11 +3,13 @@
  * hyperparameter checks with their positions, and allocation failures. */
 #include "optim/optim_internal.h"
 #include "optim_fixture.h"
+#include "util/safetensors.h"
 
 #include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char tmpdir[256];
@@ -166,6 +168,11 @@ START_TEST(file_is_torch_safetensors)
                      "[\"t0\", \"t2\", \"t1\"]");
     ck_assert_ptr_nonnull(strstr(ow_cfg_find(head, "__metadata__.param_groups")->v.s,
                                  "\"lr\": 0.02, \"weight_decay\": 0.1"));
+    ck_assert_str_eq(ow_cfg_find(head, "__metadata__.param_shapes")->v.s,
+                     "[[7], [3, 20, 20], [40, 50]]");
+    /* a CRC-32 of every tensor, as Python's "%08x" % zlib.crc32(bytes) writes it */
+    ck_assert_ptr_nonnull(strstr(ow_cfg_find(head, "__metadata__.checksums")->v.s,
+                                 "\"state.0.step\":\"aca16a6a\""));
     /* state.0.step's value: 1.0 as a little-endian float */
     int64_t b0;
     ow_cfg_get_int(ow_cfg_find(step, "data_offsets.0"), &b0, NULL);
@@ -222,17 +229,17 @@ START_TEST(refuses_bad_files)
     refused(&a, tmp("missing"), OW_ERR_IO, "cannot open: No such file or directory");
     write_bytes(tmp("empty"), "", 0);
     refused(&a, tmp("empty"), OW_ERR_STATE,
-            "state file: truncated (0 bytes, header of 0)");
+            "state file: truncated (0 bytes; a safetensors file starts with an 8-byte "
+            "header length)");
     static const char junk[] = "\x0e\0\0\0\0\0\0\0{not: [json...";
     write_bytes(tmp("junk"), junk, sizeof junk - 1);
     refused(&a, tmp("junk"), OW_ERR_STATE,
             "state file: the header is not valid JSON (not a safetensors file?)");
     refused(&a, tmp("sgd"), OW_ERR_STATE,
             "state file: written by optimizer 'mmengine.SGD', not 'mmengine.AdamW'");
-    refused(
-        &shaped, tmp("good"), OW_ERR_STATE,
-        "state file: 'state.2.exp_avg': its shape differs from parameter 't1' (another "
-        "model?)");
+    refused(&shaped, tmp("good"), OW_ERR_STATE,
+            "state file: parameter 't1' is [40, 50] in the file, [40, 51] in the "
+            "optimizer (another model?)");
     unsigned char *buf;
     size_t n = read_bytes(tmp("good"), &buf);
     write_bytes(tmp("cut"), buf, n - 4);
@@ -240,12 +247,129 @@ START_TEST(refuses_bad_files)
             "state file: 'state.2.exp_avg_sq': data offsets out of range (truncated or "
             "corrupt file)");
     write_bytes(tmp("cut-header"), buf, 100);
-    refused(&a, tmp("cut-header"), OW_ERR_STATE,
-            "state file: truncated (100 bytes, header of 952)");
+    uint64_t hl = 0;
+    for (int k = 7; k >= 0; k--)
+        hl = hl << 8 | buf[k];
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "state file: truncated or not a safetensors file (100 bytes, header length "
+             "%llu)",
+             (unsigned long long)hl);
+    refused(&a, tmp("cut-header"), OW_ERR_STATE, msg);
+    /* one flipped bit in the data: the checksum names the tensor */
+    buf[n - 1] ^= 0x10;
+    write_bytes(tmp("flipped"), buf, n);
+    refused(
+        &a, tmp("flipped"), OW_ERR_STATE,
+        "state file: checksum mismatch in tensor 'state.2.exp_avg_sq' (corrupt file)");
     free(buf);
     fix_free(&a);
     fix_free(&sgd);
     fix_free(&shaped);
+    remove_tmpdir();
+}
+END_TEST
+
+/* A state file is a new file like any other: mode 0666 less the umask (mkstemp's 0600
+ * made checkpoints unreadable to the rest of a team). */
+START_TEST(saved_file_mode_follows_umask)
+{
+    const char *const opts[] = {"{lr: 0.01}"};
+    fixture a;
+    ow_error err;
+    ow_error_clear(&err);
+    make_tmpdir();
+    fix_make(&a, "AdamW", 3, st_ndim, st_shapes, 1, opts, 5);
+    mode_t old = umask(022);
+    int rc = ow_optimizer_save(a.opt, tmp("s"), &err);
+    umask(027);
+    int rc2 = ow_optimizer_save(a.opt, tmp("s2"), &err);
+    umask(old);
+    ow_check_ok(rc, &err);
+    ow_check_ok(rc2, &err);
+    struct stat st;
+    ck_assert_int_eq(stat(tmp("s"), &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0644);
+    ck_assert_int_eq(stat(tmp("s2"), &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0640);
+    fix_free(&a);
+    remove_tmpdir();
+}
+END_TEST
+
+/* The optimizer as one part of a checkpoint: under a prefix, beside other parts'
+ * tensors and metadata; staged, then committed or discarded. */
+START_TEST(staged_part_under_prefix)
+{
+    const char *const opts[] = {"{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1}"};
+    fixture a, b;
+    ow_error err;
+    ow_error_clear(&err);
+    make_tmpdir();
+    fix_make(&a, "timm.lamb", 3, st_ndim, st_shapes, 2, opts, 5);
+    fix_make(&b, "timm.lamb", 3, st_ndim, st_shapes, 2, opts, 6);
+    for (unsigned s = 0; s < 2; s++) {
+        fix_grads(&a, 40 + s);
+        ow_check_ok(ow_optimizer_step(a.opt, &err), &err);
+    }
+    ow__st_builder *bld = NULL;
+    ow_check_ok(ow__st_builder_new(&bld, &err), &err);
+    ow_check_ok(ow__optimizer_state_add(a.opt, bld, "optimizer.", &err), &err);
+    const float other[2] = {1, 2};
+    const int64_t two[] = {2};
+    ow_check_ok(
+        ow__st_builder_add(bld, "params.w", "F32", 1, two, other, sizeof other, &err),
+        &err);
+    ow_check_ok(ow__st_builder_set_meta(bld, "wrapper", "{}", &err), &err);
+    void *buf = NULL;
+    size_t len = 0;
+    ow_check_ok(ow__st_builder_save_buffer(bld, &buf, &len, &err), &err);
+    ow__st_builder_free(bld);
+    ow__st_file *f = NULL;
+    ow_check_ok(ow__st_file_parse(buf, len, "ckpt", &f, &err), &err);
+    ck_assert_ptr_nonnull(ow__st_file_find(f, "optimizer.state.0.exp_avg"));
+    ck_assert_str_eq(ow__st_file_find_meta(f, "optimizer.optimizer"), "timm.lamb");
+
+    /* another prefix finds nothing of it */
+    ow__optimizer_staged *s = NULL;
+    ck_assert_int_eq(ow__optimizer_state_stage(b.opt, f, "nope.", &s, &err),
+                     OW_ERR_STATE);
+    ow_check_error(&err, OW_ERR_STATE, "ckpt", 0, 0,
+                   "state file: metadata lacks 'nope.optimizer'");
+    ck_assert_ptr_null(s);
+
+    /* staged and discarded: nothing changes */
+    ow_error_clear(&err);
+    ow_check_ok(ow_optimizer_save(b.opt, tmp("before"), &err), &err);
+    ow_check_ok(ow__optimizer_state_stage(b.opt, f, "optimizer.", &s, &err), &err);
+    ck_assert_ptr_nonnull(ow__optimizer_staged_group(s, 1));
+    ck_assert_ptr_null(ow__optimizer_staged_group(s, 2));
+    ck_assert_ptr_nonnull(ow__cfg_map_get(ow__optimizer_staged_group(s, 1), "lr"));
+    ck_assert_ptr_null(ow__cfg_map_get(ow__optimizer_staged_group(s, 1), "params"));
+    ow__optimizer_state_discard(s);
+    ow_check_ok(ow_optimizer_save(b.opt, tmp("after"), &err), &err);
+    unsigned char *x, *y;
+    size_t nx = read_bytes(tmp("before"), &x), ny = read_bytes(tmp("after"), &y);
+    ck_assert(nx == ny && !memcmp(x, y, nx));
+    free(x);
+    free(y);
+
+    /* committed: b continues exactly as a */
+    ow_check_ok(ow__optimizer_state_stage(b.opt, f, "optimizer.", &s, &err), &err);
+    ow__optimizer_state_commit(b.opt, s);
+    fix_copy_data(&b, &a);
+    for (unsigned k = 2; k < 4; k++) {
+        fix_grads(&a, 40 + k);
+        fix_grads(&b, 40 + k);
+        ow_check_ok(ow_optimizer_step(a.opt, &err), &err);
+        ow_check_ok(ow_optimizer_step(b.opt, &err), &err);
+    }
+    for (size_t i = 0; i < a.n; i++)
+        ck_assert(!memcmp(a.data[i], b.data[i], a.numel[i] * sizeof(float)));
+    ow__st_file_free(f);
+    ow_free(buf);
+    fix_free(&a);
+    fix_free(&b);
     remove_tmpdir();
 }
 END_TEST
@@ -472,6 +596,8 @@ Suite *make_optim_state_suite(void)
                         (int)OW__ARRAY_LEN(round_trips));
     tcase_add_test(tc, file_is_torch_safetensors);
     tcase_add_test(tc, refuses_bad_files);
+    tcase_add_test(tc, saved_file_mode_follows_umask);
+    tcase_add_test(tc, staged_part_under_prefix);
     suite_add_tcase(s, tc);
     tc = tcase_create("Errors");
     tcase_add_test(tc, set_checks_keys_and_ranges);

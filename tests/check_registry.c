@@ -126,7 +126,8 @@ START_TEST(optim_wrapper_schema)
     ck_assert_double_eq(e->keys[3].min, 1);
     ck_assert_str_eq(e->keys[4].name, "clip_grad");
     ck_assert_str_eq(e->keys[4].def, "null");
-    ck_assert_ptr_null(e->keys[5].name);
+    ck_assert_str_eq(e->keys[5].name, "skip_nonfinite");
+    ck_assert_ptr_null(e->keys[6].name);
 }
 END_TEST
 

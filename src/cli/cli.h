@@ -68,6 +68,7 @@ int cli_groups(int argc, char **argv);
 int cli_replay(int argc, char **argv);   /* cmd_replay.c */
 int cli_bench(int argc, char **argv);    /* cmd_bench.c */
 int cli_schedule(int argc, char **argv); /* cmd_schedule.c */
+int cli_train(int argc, char **argv);    /* cmd_train.c: examples/digits/trainer.c */
 
 /* The command table (main.c), for help and tests. */
 extern const cli_command cli_commands[];

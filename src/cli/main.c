@@ -26,6 +26,9 @@ const cli_command cli_commands[] = {
     {"schedule", cli_schedule, "the lr/momentum schedule as a chart, SVG or CSV",
      "schedule CONFIG [--iters N | --epochs E --epoch-length L] [-o FILE.svg] [--csv] "
      "[--model MODEL.yaml | --arch NAME] [--cfg-options K=V ...]"},
+    {"train", cli_train,
+     "train the example MLP on the digits data with a config's optimizer and schedule",
+     "train CONFIG [--work-dir DIR] [--resume] [--data PATH] [--cfg-options K=V ...]"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -156,41 +156,21 @@ typedef struct resolved {
     const ow_entry *wrapper, *opt, *ctor;
 } resolved;
 
-/* Validates the optim_wrapper of a config: types known, keys known, values in range. */
-static int resolve(const ow_cfg *config, resolved *r, ow_error *err)
+/* Validates one optim_wrapper map `ow_node` of config (the whole config gives
+ * default_scope and custom_imports): types known, keys known, values in range. */
+static int resolve(const ow_cfg *config, const ow_cfg *ow_node, resolved *r,
+                   ow_error *err)
 {
     memset(r, 0, sizeof *r);
-    if (config->type != OW_CFG_MAP)
-        return ow__error_at(err, OW_ERR_TYPE, config, "config: expected map, got %s",
-                            ow_cfg_type_name(config->type));
     int rc;
     const char *scope = NULL;
     const ow_cfg *scope_node = ow__cfg_map_get(config, "default_scope");
     if (scope_node && scope_node->type != OW_CFG_NULL &&
         (rc = ow_cfg_get_string(scope_node, &scope, err)))
         return rc;
-    if ((rc = ow__registry_import(config, err)))
-        return rc;
-
-    const ow_cfg *ow_node = ow__cfg_map_get(config, "optim_wrapper");
-    if (!ow_node)
-        return ow__error_at(err, OW_ERR_MISSING_KEY, config,
-                            "config: missing key 'optim_wrapper'");
-    if (ow_node->type != OW_CFG_MAP)
-        return ow__error_at(err, OW_ERR_TYPE, ow_node,
-                            "optim_wrapper: expected map, got %s",
-                            ow_cfg_type_name(ow_node->type));
     r->optim_wrapper = ow_node;
-
-    /* the wrapper type (mmengine: setdefault('type', 'OptimWrapper')) */
-    const ow_cfg *wtype = ow__cfg_map_get(ow_node, "type");
-    if (wtype)
-        rc = ow__registry_lookup(OW_KIND_OPTIM_WRAPPER, wtype, scope, &r->wrapper, err);
-    else if (!(r->wrapper = ow_registry_find(OW_KIND_OPTIM_WRAPPER, "OptimWrapper")))
-        rc = ow__error_at(err, OW_ERR_UNKNOWN_TYPE, ow_node,
-                          "OptimWrapper is not registered");
-    if (rc || (rc = ow__schema_check(ow_node, r->wrapper->keys, "optim_wrapper",
-                                     type_only, err)))
+    /* the wrapper type (mmengine: setdefault('type', 'OptimWrapper')) and its keys */
+    if ((rc = ow__wrapper_resolve(config, ow_node, &r->wrapper, NULL, err)))
         return rc;
 
     /* the optimizer */
@@ -238,12 +218,45 @@ static int resolve(const ow_cfg *config, resolved *r, ow_error *err)
     return OW_OK;
 }
 
+/* The config's optim_wrapper map, after the checks every entry point makes. */
+static int wrapper_node(const ow_cfg *config, const ow_cfg **out, ow_error *err)
+{
+    if (config->type != OW_CFG_MAP)
+        return ow__error_at(err, OW_ERR_TYPE, config, "config: expected map, got %s",
+                            ow_cfg_type_name(config->type));
+    int rc = ow__registry_import(config, err);
+    if (rc)
+        return rc;
+    const ow_cfg *ow_node = ow__cfg_map_get(config, "optim_wrapper");
+    if (!ow_node)
+        return ow__error_at(err, OW_ERR_MISSING_KEY, config,
+                            "config: missing key 'optim_wrapper'");
+    if (ow_node->type != OW_CFG_MAP)
+        return ow__error_at(err, OW_ERR_TYPE, ow_node,
+                            "optim_wrapper: expected map, got %s",
+                            ow_cfg_type_name(ow_node->type));
+    *out = ow_node;
+    return OW_OK;
+}
+
+int ow__wrapper_node_check(const ow_cfg *config, const ow_cfg *node, ow_error *err)
+{
+    resolved r;
+    return resolve(config, node, &r, err);
+}
+
 int ow_cfg_check(const ow_cfg *config, ow_error *err)
 {
     if (!config)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_check: config is NULL");
+    const ow_cfg *node;
+    int rc = wrapper_node(config, &node, err);
+    if (rc)
+        return rc;
+    if (ow__wrapper_is_dict(node))
+        return ow__wrapper_dict_check(config, err);
     resolved r;
-    return resolve(config, &r, err);
+    return resolve(config, node, &r, err);
 }
 
 int ow_groups_build(const ow_cfg *config, const ow_model *model, ow_groups **out,
@@ -255,8 +268,24 @@ int ow_groups_build(const ow_cfg *config, const ow_model *model, ow_groups **out
     if (!config || !model)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_groups_build: config or model is NULL");
+    const ow_cfg *node;
+    int rc = wrapper_node(config, &node, err);
+    if (rc)
+        return rc;
+    if (ow__wrapper_is_dict(node))
+        return ow__error_at(err, OW_ERR_MISUSE, node,
+                            "optim_wrapper: an OptimWrapperDict (a map of named "
+                            "wrappers) has groups per wrapper: build it with "
+                            "ow_optim_wrapper_new");
+    return ow__groups_build_node(config, node, model, out, err);
+}
+
+int ow__groups_build_node(const ow_cfg *config, const ow_cfg *node, const ow_model *model,
+                          ow_groups **out, ow_error *err)
+{
+    *out = NULL;
     resolved r;
-    int rc = resolve(config, &r, err);
+    int rc = resolve(config, node, &r, err);
     if (rc)
         return rc;
     ow_groups *groups = ow__groups_new(model);

@@ -107,6 +107,9 @@ typedef struct ow__unit {
 
 /* ---- optimizer.c ----------------------------------------------------------------- */
 
+/* The lr a group steps with: its lr times its lr_scale where the optimizer applies
+ * lr_scale (timm's layer decay), NAN when lr is null: the one place of that rule. */
+double ow__group_step_lr(const ow__group *g, long lr_key);
 /* Resolves a config value into an ow_hparam (strings are borrowed from node). */
 void ow__hparam_from_cfg(const ow_cfg *node, ow_hparam *out);
 /* The index of key name in the entry's keys, or -1. */
@@ -127,9 +130,48 @@ void ow__tensor_free_state(ow_optimizer *opt, ow__tensor *t);
 /* A slot's shape for tensor t (its ndim, or -1 when the tensor has no such slot). */
 int ow__slot_shape(const ow_optimizer *opt, const ow__tensor *t, size_t slot,
                    int64_t *shape);
+/* The same under the hyperparameters hp ([keys]) instead of those of t's group. */
+int ow__slot_shape_hp(const ow_optimizer *opt, const ow_hparam *hp, const ow__tensor *t,
+                      size_t slot, int64_t *shape);
+/* Resolves a group's options into hp ([keys]; absent keys get the optimizer's defaults)
+ * and checks the optimizer's cross-key rules (OW_ERR_VALUE naming group gi). */
+int ow__optimizer_resolve_group(const ow_optimizer *opt, size_t gi, const ow_cfg *opts,
+                                ow_hparam *hp, ow_error *err);
 /* Replaces group gi's options with opts (taken, even on failure), re-resolving hp and
  * checking it; nothing changes on failure. */
 int ow__optimizer_set_group(ow_optimizer *opt, size_t gi, ow_cfg *opts, ow_error *err);
+
+/* ---- state.c: the optimizer's part of a state file or checkpoint ---------------- */
+
+typedef struct ow__st_builder ow__st_builder;
+typedef struct ow__st_file ow__st_file;
+
+/* Adds the optimizer's state to a safetensors builder (src/util/safetensors.h): tensors
+ * prefix + "state.<i>.<key>" (torch's keys, i in param_groups order; they borrow the
+ * optimizer's slots, so save before the next step or load) and metadata prefix +
+ * "optimizer", "param_names", "param_shapes" and "param_groups" (each group's current
+ * hyperparameters with "params": [indices]). prefix may be "" or NULL. */
+int ow__optimizer_state_add(const ow_optimizer *opt, ow__st_builder *b,
+                            const char *prefix, ow_error *err);
+
+/* A load in two phases, so that a caller restoring several parts checks them all before
+ * changing any: stage reads the parts under prefix from f and checks everything against
+ * opt (optimizer name, parameter names and shapes, group count and members, every
+ * hyperparameter against the key schema and the optimizer's rules, each tensor's slot,
+ * shape and dtype, complete state per parameter), building the new state in *out
+ * (OW_ERR_STATE naming the file and what differs; OW_ERR_NOMEM; *out NULL on failure).
+ * Tensors whose names do not start with prefix are left to other parts. commit installs
+ * a staged state into the optimizer it was staged for (it cannot fail) and frees it;
+ * discard frees it unused. Both accept NULL. */
+typedef struct ow__optimizer_staged ow__optimizer_staged;
+int ow__optimizer_state_stage(const ow_optimizer *opt, const ow__st_file *f,
+                              const char *prefix, ow__optimizer_staged **out,
+                              ow_error *err);
+void ow__optimizer_state_commit(ow_optimizer *opt, ow__optimizer_staged *s);
+void ow__optimizer_state_discard(ow__optimizer_staged *s);
+/* The hyperparameters a staged state holds for group g (without "params"), for callers
+ * that compare them with the optimizer's before committing; NULL past the end. */
+const ow_cfg *ow__optimizer_staged_group(const ow__optimizer_staged *s, size_t g);
 
 /* ---- kernels.c ------------------------------------------------------------------- */
 

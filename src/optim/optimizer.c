@@ -91,9 +91,8 @@ static double cfg_number(const ow_cfg *n, double fallback)
     return fallback;
 }
 
-/* Resolves opts into hp and checks the optimizer's cross-key rules. */
-static int resolve_group(const ow_optimizer *opt, size_t gi, const ow_cfg *opts,
-                         ow_hparam *hp, ow_error *err)
+int ow__optimizer_resolve_group(const ow_optimizer *opt, size_t gi, const ow_cfg *opts,
+                                ow_hparam *hp, ow_error *err)
 {
     for (size_t k = 0; k < opt->nkeys; k++) {
         const ow_cfg *v = ow__cfg_map_get(opts, opt->entry->keys[k].name);
@@ -116,7 +115,7 @@ int ow__optimizer_set_group(ow_optimizer *opt, size_t gi, ow_cfg *opts, ow_error
         ow_cfg_free(opts);
         return ow__nomem(err);
     }
-    int rc = resolve_group(opt, gi, opts, hp, err);
+    int rc = ow__optimizer_resolve_group(opt, gi, opts, hp, err);
     if (rc) {
         ow_free(hp);
         ow_cfg_free(opts);
@@ -308,9 +307,14 @@ fail:
 int ow__slot_shape(const ow_optimizer *opt, const ow__tensor *t, size_t slot,
                    int64_t *shape)
 {
+    return ow__slot_shape_hp(opt, opt->g[t->group].hp, t, slot, shape);
+}
+
+int ow__slot_shape_hp(const ow_optimizer *opt, const ow_hparam *hp, const ow__tensor *t,
+                      size_t slot, int64_t *shape)
+{
     if (opt->ops->slot_shape)
-        return opt->ops->slot_shape(opt->g[t->group].hp, (int)slot, t->ndim, t->shape,
-                                    shape);
+        return opt->ops->slot_shape(hp, (int)slot, t->ndim, t->shape, shape);
     if (opt->ops->slots[slot].flags & OW_SLOT_SCALAR)
         return 0;
     memcpy(shape, t->shape, (size_t)t->ndim * sizeof *shape);
@@ -401,10 +405,9 @@ static void prepare_all(ow_optimizer *opt, size_t nactive)
             for (size_t j = 0; j < opt->nscalar; j++)
                 prev_in[j] = t->scalar[opt->scalar_slot[j]];
             const ow__group *g = &opt->g[t->group];
-            double lr = lr_key >= 0 && !g->hp[lr_key].is_null ? g->hp[lr_key].v[0] : NAN;
             ow_prepare_args pa = {.hp = g->hp,
                                   .defaults = opt->defaults,
-                                  .lr = lr * g->lr_scale,
+                                  .lr = ow__group_step_lr(g, lr_key),
                                   .initial_lr = g->initial_lr,
                                   .scalars = t->scalar,
                                   .ctx = opt->ctx + nctx * OW_MAX_CTX,
@@ -529,6 +532,39 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
 }
 
 /* ---- accessors --------------------------------------------------------------------- */
+
+size_t ow__optimizer_num_tensors(const ow_optimizer *opt)
+{
+    return opt->nt;
+}
+
+const ow_model *ow__optimizer_model(const ow_optimizer *opt)
+{
+    return opt->model;
+}
+
+bool ow__optimizer_tensor_grad(const ow_optimizer *opt, size_t i, float **grad,
+                               size_t *numel)
+{
+    ow_param_view pv;
+    if (i >= opt->nt || ow_model_get_param(opt->model, opt->t[i].param, &pv) != OW_OK ||
+        !pv.requires_grad || !pv.data || !pv.grad)
+        return false;
+    *grad = pv.grad;
+    *numel = opt->t[i].numel;
+    return true;
+}
+
+double ow__group_step_lr(const ow__group *g, long lr_key)
+{
+    double lr = lr_key >= 0 && !g->hp[lr_key].is_null ? g->hp[lr_key].v[0] : NAN;
+    return lr * g->lr_scale;
+}
+
+double ow_optimizer_get_lr(const ow_optimizer *opt, size_t group)
+{
+    return opt && group < opt->ng ? ow__group_step_lr(&opt->g[group], opt->lr_key) : NAN;
+}
 
 const ow_entry *ow_optimizer_get_entry(const ow_optimizer *opt)
 {

@@ -1,7 +1,9 @@
 /* trajectory.c -- replays a golden `optimizer_trajectory` file (recorded gradients and
  * the parameters the reference produced from them): builds a model of its tensors,
  * groups with its defaults and overrides, and the optimizer it names, then steps and
- * compares in float32 units in the last place. Used by `optwrap replay` and the tests. */
+ * compares in float32 units in the last place. An `optim_wrapper_trajectory` (mmengine's
+ * OptimWrapper: accumulation and clipping) runs the same through an ow_optim_wrapper,
+ * one micro-batch a step. Used by `optwrap replay` and the tests. */
 #include "../constructors/groups_internal.h"
 #include "optim_internal.h"
 
@@ -19,13 +21,18 @@ struct ow_trajectory {
     int steps, done;
     const ow_cfg *grads, *params, *lr_per_step, *state;
     ow_trajectory_stats stats;
+    ow_optim_wrapper *wrapper; /* optim_wrapper_trajectory: owns opt */
+    const ow_cfg *iterations;  /* optim_wrapper_trajectory: what each one recorded */
 };
 
 void ow_trajectory_free(ow_trajectory *traj)
 {
     if (!traj)
         return;
-    ow_optimizer_free(traj->opt);
+    if (traj->wrapper)
+        ow_optim_wrapper_free(traj->wrapper);
+    else
+        ow_optimizer_free(traj->opt);
     ow_groups_free(traj->groups);
     ow_model_free(traj->model);
     for (size_t i = 0; i < traj->nt; i++) {
@@ -136,8 +143,13 @@ static int make_defaults(const ow_cfg *doc, const ow_entry *e, ow_cfg **out,
 {
     const ow_cfg *defaults, *kwargs = ow__cfg_map_get(doc, "factory_kwargs");
     int rc;
-    if ((rc = need(doc, "defaults", OW_CFG_MAP, &defaults, err)))
+    /* a wrapper file records the optimizer's kwargs: the rest are its defaults */
+    const char *dkey =
+        ow__cfg_map_get(doc, "optimizer_kwargs") ? "optimizer_kwargs" : "defaults";
+    if ((rc = need(doc, dkey, OW_CFG_MAP, &defaults, err)))
         return rc;
+    if (defaults == ow__cfg_map_get(doc, "optimizer_kwargs"))
+        kwargs = defaults;
     ow_cfg *d = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0);
     if (!d)
         return ow__nomem(err);
@@ -271,6 +283,43 @@ static int build_groups(ow_trajectory *t, const ow_entry *e, ow_cfg *defaults,
     return OW_OK;
 }
 
+/* An optim_wrapper_trajectory: the wrapper of the file's accumulative_counts and
+ * clip_grad over the optimizer, counting from init_counts to max_iters as the runner's
+ * initialize_count_status does. */
+static int setup_wrapper(ow_trajectory *t, ow_error *err)
+{
+    const ow_cfg *acc, *max_iters, *init = ow__cfg_map_get(t->doc, "init_counts");
+    const ow_cfg *clip = ow__cfg_map_get(t->doc, "clip_grad");
+    int rc;
+    if ((rc = need(t->doc, "accumulative_counts", OW_CFG_INT, &acc, err)) ||
+        (rc = need(t->doc, "max_iters", OW_CFG_INT, &max_iters, err)))
+        return rc;
+    ow_cfg *wcfg = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0);
+    if (!wcfg)
+        return ow__nomem(err);
+    ow_cfg *a = ow__cfg_dup(acc), *c = clip ? ow__cfg_dup(clip) : NULL;
+    if (!a || ow__cfg_map_set(wcfg, "accumulative_counts", a) != OW_OK ||
+        (clip && (!c || ow__cfg_map_set(wcfg, "clip_grad", c) != OW_OK))) {
+        ow_cfg_free(wcfg);
+        return ow__nomem(err);
+    }
+    ow_sched_loop loop = {.max_iters = max_iters->v.i};
+    rc = ow_optim_wrapper_wrap(t->opt, wcfg, NULL, &loop, &t->wrapper, err);
+    ow_cfg_free(wcfg);
+    if (rc) {
+        t->opt = NULL; /* freed by the failed wrap */
+        return rc;
+    }
+    if (init && init->type == OW_CFG_INT &&
+        (rc = ow_optim_wrapper_set_counts(t->wrapper, init->v.i, max_iters->v.i, err)))
+        return rc;
+    t->iterations = t->params;
+    /* clip_grad_norm_'s norm is a float32 reduction in torch's own order */
+    if (ow_cfg_get_type(clip) == OW_CFG_MAP && !ow__cfg_map_get(clip, "clip_value"))
+        t->stats.tolerance = fmax(t->stats.tolerance, 1e-5);
+    return OW_OK;
+}
+
 /* Builds model, groups and optimizer from t->doc, the parsed golden file. */
 static int setup(ow_trajectory *t, ow_error *err)
 {
@@ -280,17 +329,20 @@ static int setup(ow_trajectory *t, ow_error *err)
         return ow__error_at(err, OW_ERR_TYPE, t->doc, "trajectory: expected a map");
     if ((rc = need(t->doc, "kind", OW_CFG_STRING, &kind, err)))
         goto fail;
-    if (strcmp(kind->v.s, "optimizer_trajectory")) {
+    bool wrapped = !strcmp(kind->v.s, "optim_wrapper_trajectory");
+    if (strcmp(kind->v.s, "optimizer_trajectory") && !wrapped) {
         rc = ow__error_at(err, OW_ERR_VALUE, kind,
-                          "trajectory: kind is '%s', not 'optimizer_trajectory'",
+                          "trajectory: kind is '%s', not 'optimizer_trajectory' or "
+                          "'optim_wrapper_trajectory'",
                           kind->v.s);
         goto fail;
     }
     if ((rc = need(t->doc, "optimizer", OW_CFG_STRING, &name, err)) ||
         (rc = need(t->doc, "shapes", OW_CFG_LIST, &shapes, err)) ||
         (rc = need(t->doc, "init", OW_CFG_LIST, &init, err)) ||
-        (rc = need(t->doc, "grads", OW_CFG_LIST, &t->grads, err)) ||
-        (rc = need(t->doc, "params", OW_CFG_LIST, &t->params, err)))
+        (rc = need(t->doc, wrapped ? "g" : "grads", OW_CFG_LIST, &t->grads, err)) ||
+        (rc = need(t->doc, wrapped ? "iterations" : "params", OW_CFG_LIST, &t->params,
+                   err)))
         goto fail;
     char lookup[128];
     const ow_entry *e = find_entry(name->v.s, lookup, sizeof lookup);
@@ -318,6 +370,8 @@ static int setup(ow_trajectory *t, ow_error *err)
         goto fail;
     t->stats.tolerance = ((const ow_optimizer_ops *)e->ops)->tolerance;
     t->stats.passed = true;
+    if (wrapped)
+        rc = setup_wrapper(t, err);
 fail:
     return rc;
 }
@@ -442,6 +496,57 @@ static int compare_state(ow_trajectory *t, ow_error *err)
     return OW_OK;
 }
 
+static int compare_params(ow_trajectory *t, const ow_cfg *params, ow_error *err);
+
+/* One micro-batch through the wrapper: the host's backward adds g_t times the loss
+ * multiplier (autograd of loss / loss_factor) to the gradients, then the update; the
+ * loss factor, whether it stepped, and the logged grad_norm must match too. */
+static int wrapper_step(ow_trajectory *t, const ow_cfg *grads, const ow_cfg *rec,
+                        ow_error *err)
+{
+    int rc, k = t->done;
+    float m = ow_optim_wrapper_get_loss_multiplier(t->wrapper);
+    const ow_cfg *factor = ow__cfg_map_get(rec, "loss_factor");
+    const ow_cfg *updated = ow__cfg_map_get(rec, "updated");
+    double f;
+    if (!factor || ow_cfg_get_double(factor, &f, NULL) || m != (float)(1.0 / f))
+        return ow__error_at(err, OW_ERR_VALUE, factor ? factor : rec,
+                            "trajectory: iteration %d: loss multiplier %.9g, the "
+                            "reference divides the loss by %s",
+                            k, (double)m, factor ? "a different factor" : "?");
+    float *g = NULL;
+    for (size_t i = 0; i < t->nt; i++) {
+        size_t n = t->numel[i];
+        if (!(g = ow__realloc(g, (n ? n : 1) * sizeof *g)))
+            return ow__nomem(err);
+        if ((rc = read_floats(ow_cfg_get_item(grads, i), g, n, err))) {
+            ow_free(g);
+            return rc;
+        }
+        for (size_t j = 0; j < n; j++)
+            t->grad[i][j] += g[j] * m;
+    }
+    ow_free(g);
+    ow_update_info info;
+    if ((rc = ow_optim_wrapper_update(t->wrapper, &info, err)))
+        return rc;
+    if (!updated || updated->type != OW_CFG_BOOL || updated->v.b != info.stepped)
+        return ow__error_at(
+            err, OW_ERR_VALUE, updated ? updated : rec,
+            "trajectory: iteration %d: optwrap %s, the reference %s", k,
+            info.stepped ? "stepped" : "did not step",
+            updated && updated->type == OW_CFG_BOOL && updated->v.b ? "did" : "did not");
+    const ow_cfg *norm = ow__cfg_map_get(rec, "reported_grad_norm");
+    float want_norm;
+    if (norm && (rc = read_float(norm, &want_norm, err)))
+        return rc;
+    if (norm) {
+        float got = (float)info.grad_norm;
+        compare(t, &got, &want_norm, 1);
+    }
+    return compare_params(t, ow__cfg_map_get(rec, "params"), err);
+}
+
 int ow_trajectory_step(ow_trajectory *t, ow_error *err)
 {
     if (!t)
@@ -451,6 +556,8 @@ int ow_trajectory_step(ow_trajectory *t, ow_error *err)
                          "trajectory: all %d steps were run", t->steps);
     int rc, k = t->done;
     const ow_cfg *grads = t->grads->v.c.items[k], *params = t->params->v.c.items[k];
+    if (t->wrapper)
+        return wrapper_step(t, grads, params, err);
     for (size_t i = 0; i < t->nt; i++)
         if ((rc = read_floats(ow_cfg_get_item(grads, i), t->grad[i], t->numel[i], err)))
             return rc;
@@ -463,6 +570,13 @@ int ow_trajectory_step(ow_trajectory *t, ow_error *err)
     }
     if ((rc = ow_optimizer_step(t->opt, err)))
         return rc;
+    return compare_params(t, params, err);
+}
+
+/* The parameters after a step against the recorded ones, then the final state. */
+static int compare_params(ow_trajectory *t, const ow_cfg *params, ow_error *err)
+{
+    int rc, k = t->done;
     float want[4096];
     for (size_t i = 0; i < t->nt; i++) {
         size_t n = t->numel[i];

@@ -7,8 +7,8 @@
 #include <string.h>
 
 typedef struct groups_target {
-    ow_sched_target pub; /* first: the pointer handed out */
-    ow_groups *groups;   /* borrowed; NULL: the base group alone */
+    ow__target_impl impl; /* first: the pointer handed out */
+    ow_groups *groups;    /* borrowed; NULL: the base group alone */
     size_t n_real;
     ow_cfg *base; /* owned: the optimizer's defaults */
 } groups_target;
@@ -18,10 +18,8 @@ static ow_cfg *group_map(const groups_target *t, size_t g)
     return g < t->n_real ? t->groups->g[g].opts : t->base;
 }
 
-/* The number node behind key, or NULL. */
-static ow_cfg *value_node(const groups_target *t, size_t g, const char *key)
+ow_cfg *ow__sched_value_node(const ow_cfg *map, const char *key)
 {
-    ow_cfg *map = group_map(t, g);
     ow_cfg *v = ow__cfg_map_get(map, key);
     if (!v && !strcmp(key, "momentum")) {
         /* Adam-style optimizers: mmengine's momentum schedulers drive betas[0] */
@@ -32,13 +30,14 @@ static ow_cfg *value_node(const groups_target *t, size_t g, const char *key)
     return v && (v->type == OW_CFG_INT || v->type == OW_CFG_FLOAT) ? v : NULL;
 }
 
+static ow_cfg *value_node(const groups_target *t, size_t g, const char *key)
+{
+    return ow__sched_value_node(group_map(t, g), key);
+}
+
 static bool target_get(void *ctx, size_t g, const char *key, double *value)
 {
-    const ow_cfg *v = value_node(ctx, g, key);
-    if (!v)
-        return false;
-    *value = v->type == OW_CFG_INT ? (double)v->v.i : v->v.d;
-    return true;
+    return ow__sched_value_get(group_map(ctx, g), key, value);
 }
 
 static void target_set(void *ctx, size_t g, const char *key, double value)
@@ -48,6 +47,15 @@ static void target_set(void *ctx, size_t g, const char *key, double value)
         v->type = OW_CFG_FLOAT;
         v->v.d = value;
     }
+}
+
+bool ow__sched_value_get(const ow_cfg *map, const char *key, double *value)
+{
+    const ow_cfg *v = ow__sched_value_node(map, key);
+    if (!v)
+        return false;
+    *value = v->type == OW_CFG_INT ? (double)v->v.i : v->v.d;
+    return true;
 }
 
 /* optimizer.defaults: every key of the optimizer's schema, the config's value first. */
@@ -94,6 +102,13 @@ static int make_base(const ow_cfg *config, ow_cfg **out, ow_error *err)
     return OW_OK;
 }
 
+static void destroy(ow__target_impl *impl)
+{
+    groups_target *t = (groups_target *)impl;
+    ow_cfg_free(t->base);
+    ow_free(t);
+}
+
 int ow_sched_target_new(const ow_cfg *config, ow_groups *groups, ow_sched_target **out,
                         ow_error *err)
 {
@@ -115,21 +130,19 @@ int ow_sched_target_new(const ow_cfg *config, ow_groups *groups, ow_sched_target
     t->groups = groups;
     t->n_real = groups ? groups->n : 0;
     bool has_base = t->n_real > 1;
-    t->pub = (ow_sched_target){.num_groups = groups ? t->n_real + has_base : 1,
-                               .has_base_group = has_base,
-                               .lr_scale_at_step = groups && groups->apply_lr_scale,
-                               .ctx = t,
-                               .get = target_get,
-                               .set = target_set};
-    *out = &t->pub;
+    t->impl.destroy = destroy;
+    t->impl.pub = (ow_sched_target){.num_groups = groups ? t->n_real + has_base : 1,
+                                    .has_base_group = has_base,
+                                    .lr_scale_at_step = groups && groups->apply_lr_scale,
+                                    .ctx = t,
+                                    .get = target_get,
+                                    .set = target_set};
+    *out = &t->impl.pub;
     return OW_OK;
 }
 
 void ow_sched_target_free(ow_sched_target *target)
 {
-    if (!target)
-        return;
-    groups_target *t = (groups_target *)target;
-    ow_cfg_free(t->base);
-    ow_free(t);
+    if (target)
+        ((ow__target_impl *)target)->destroy((ow__target_impl *)target);
 }

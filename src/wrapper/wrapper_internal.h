@@ -1,0 +1,109 @@
+/* wrapper_internal.h -- what the files of src/wrapper share: the wrapper's options as
+ * read from its config, the ow_optim_wrapper object, and the gradient passes
+ * (unscale, finiteness, norms, clipping) an update runs at the end of a window. */
+#ifndef OW_WRAPPER_INTERNAL_H
+#define OW_WRAPPER_INTERNAL_H
+
+#include "../internal.h"
+
+#include <stdint.h>
+
+typedef enum ow__clip_mode { OW__CLIP_NONE, OW__CLIP_NORM, OW__CLIP_VALUE } ow__clip_mode;
+
+/* The wrapper's own keys, validated and resolved (optim_wrapper.c). */
+struct ow__wrapper_opts {
+    bool amp; /* AmpOptimWrapper */
+    int64_t acc;
+    ow__clip_mode clip;
+    double max_norm, norm_type; /* norm_type INFINITY for inf */
+    bool error_if_nonfinite;
+    double clip_value;
+    bool skip_nonfinite;
+    /* AMP: torch GradScaler */
+    bool scaler_enabled;
+    bool dynamic; /* false: a constant loss_scale, reset after every update */
+    double init_scale, growth_factor, backoff_factor;
+    int64_t growth_interval;
+};
+
+/* Validates an optim_wrapper map's own keys (schema of its registry entry `e`, then
+ * clip_grad and loss_scale in depth) and resolves them into *out (may be NULL). */
+int ow__wrapper_parse(const ow_cfg *node, const ow_entry *e, ow__wrapper_opts *out,
+                      ow_error *err);
+
+/* A gradient tensor the update passes work on. */
+typedef struct ow__grad {
+    float *g;
+    size_t n;
+} ow__grad;
+
+/* What a window-end pass over the gradients found. */
+typedef struct ow__grad_stats {
+    bool nonfinite; /* an element was inf or nan (before any scaling) */
+    double total;   /* the clip norm as torch computes it (float32 values) */
+} ow__grad_stats;
+
+struct ow_optim_wrapper {
+    ow_cfg *config;     /* owned copy of the whole config, or NULL */
+    ow_model *submodel; /* owned: a dict wrapper's module, as its own tree */
+    ow_groups *groups;  /* owned, or NULL (ow_optim_wrapper_wrap) */
+    ow_optimizer *opt;  /* owned */
+    ow_sched_target *target;
+    ow_sched *sched; /* owned; NULL: none */
+    ow__wrapper_opts o;
+    int64_t inner, max_counts, remainder; /* mmengine's _inner_count, ... */
+    float scale;                          /* GradScaler's _scale (1 without AMP) */
+    int64_t tracker;                      /* GradScaler's _growth_tracker */
+    uint64_t config_hash;
+    char *built; /* owned: JSON list of the groups' options as built (before the schedule)
+                  */
+    const ow_model *model; /* the tree the optimizer steps (borrowed, or submodel) */
+    /* OptimWrapperDict */
+    char **names;
+    ow_optim_wrapper **children;
+    size_t nchildren;
+    /* scratch */
+    ow__grad *grads;
+    size_t ngrads, grads_cap;
+    double *lr, *momentum; /* [ng] for ow_update_info */
+    size_t ng;
+};
+
+/* wrapper.c: building. build_one builds groups, optimizer and schedule of config (its
+ * optim_wrapper a single wrapper) over model into w; finish adds the schedule, counters
+ * and loss scale once w->opt exists; free_parts releases what one wrapper owns. */
+int ow__wrapper_build_one(ow_optim_wrapper *w, const ow_cfg *config,
+                          const ow_model *model, const ow_sched_loop *loop,
+                          ow_error *err);
+int ow__wrapper_finish(ow_optim_wrapper *w, const ow_cfg *config,
+                       const ow_sched_loop *loop, ow_error *err);
+void ow__wrapper_free_parts(ow_optim_wrapper *w);
+/* dict.c: the named wrappers of an OptimWrapperDict config (w->config), each over the
+ * module of its name. */
+int ow__wrapper_dict_build(ow_optim_wrapper *w, const ow_model *model,
+                           const ow_sched_loop *loop, ow_error *err);
+/* checkpoint.c: a hash of what a checkpoint's state depends on in a config (its
+ * optim_wrapper and param_scheduler), 0 for NULL. */
+uint64_t ow__wrapper_config_hash(const ow_cfg *config);
+/* The optimizer's current group options as a JSON list, into a new *out. */
+int ow__wrapper_groups_json(const ow_optim_wrapper *w, char **out, ow_error *err);
+
+/* Collects the gradient buffers the optimizer steps (distinct tensors that require a
+ * gradient and have one) into w->grads. */
+int ow__wrapper_collect_grads(ow_optim_wrapper *w, ow_error *err);
+/* Multiplies every gradient by inv_scale (unless 1) and reports whether an element was
+ * inf or nan before it: torch's _amp_foreach_non_finite_check_and_unscale_. */
+bool ow__grads_unscale(const ow__grad *g, size_t n, float inv_scale);
+/* torch.nn.utils.clip_grad_norm_'s total norm (p-norm of the per-tensor p-norms, max
+ * for inf) in float32, summed in a fixed order whatever the thread count. */
+float ow__grads_norm(const ow__grad *g, size_t n, double p);
+/* Multiplies every element by coef. */
+void ow__grads_scale(const ow__grad *g, size_t n, float coef);
+/* Clamps every element to [-v, v]. */
+void ow__grads_clamp(const ow__grad *g, size_t n, float v);
+/* Whether any element is inf or nan. */
+bool ow__grads_nonfinite(const ow__grad *g, size_t n);
+/* Sets every element to zero. */
+void ow__grads_zero(const ow__grad *g, size_t n);
+
+#endif /* OW_WRAPPER_INTERNAL_H */
