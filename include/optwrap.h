@@ -940,8 +940,9 @@ typedef struct ow_update_info {
     double loss_scale; /* the scale used for this window (1 without AMP) */
     double next_loss_scale; /* after GradScaler's update */
     size_t num_groups;      /* real param groups */
-    const double *lr;       /* [num_groups] lr each group steps with next */
-    const double *momentum; /* [num_groups] momentum or betas[0], else 0 */
+    const double *lr;       /* [num_groups] the lr this micro-batch ran with (what
+                               mmengine logs as train/lr; ow_optim_wrapper_get_lr: next) */
+    const double *momentum; /* [num_groups] its momentum or betas[0], else 0 */
     bool has_base;          /* mmengine's base_param_settings group exists (> 1 group) */
     double base_lr, base_momentum;
 } ow_update_info;
@@ -950,9 +951,10 @@ typedef struct ow_update_info {
  * end of a window, unscales (AMP), checks every gradient for inf/nan, clips, steps or
  * skips, advances the loss scale and zeroes the gradients; then advances the
  * iteration-based schedulers (every micro-batch, as mmengine's hook does). info may be
- * NULL. A dict wrapper refuses (OW_ERR_MISUSE): update each wrapper. On failure (an
- * error_if_nonfinite clip, OW_ERR_NOMEM) the gradients, parameters and counters are as
- * they were before the call. */
+ * NULL. A dict wrapper refuses (OW_ERR_MISUSE): update each wrapper. A refused update
+ * (an error_if_nonfinite clip of a non-finite norm, more micro-batches than the run
+ * announced) changes nothing; after OW_ERR_NOMEM in the step nothing has moved, but the
+ * window's gradients may already be unscaled and clipped. */
 OW_API int ow_optim_wrapper_update(ow_optim_wrapper *w, ow_update_info *info,
                                    ow_error *err);
 /* After each training epoch: advances the epoch-based schedulers (metric for plateau
@@ -961,6 +963,17 @@ OW_API int ow_optim_wrapper_end_epoch(ow_optim_wrapper *w, const double *metric,
                                       ow_error *err);
 /* Sets every registered gradient buffer to zero (the wrapper does it after each step). */
 OW_API void ow_optim_wrapper_zero_grad(ow_optim_wrapper *w);
+
+/* For an AmpOptimWrapper with `dtype: float16` or `bfloat16`: the host's parameter
+ * param_name (full name) lives in half precision (IEEE binary16 or bfloat16 bits, numel
+ * uint16_t each), and so does its gradient, which the host's backward adds to. optwrap
+ * copies the values into fp32 master weights it owns (the model's data and grad pointers
+ * of that parameter are set to its fp32 copies), reads the half gradients at every
+ * update, steps the master weights and writes them back rounded to nearest even after
+ * every step; the host's buffers must outlive the wrapper. Checkpoints hold the master
+ * weights. */
+OW_API int ow_optim_wrapper_bind_half(ow_optim_wrapper *w, const char *param_name,
+                                      void *data, void *grad, ow_error *err);
 
 /* Reads: the current lr (times lr_scale where the optimizer applies it) and momentum of
  * real group g; the loss scale; the micro-batches done. */

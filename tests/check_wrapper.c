@@ -3,11 +3,13 @@
  * under injected inf/nan, every wrapper key's errors, OptimWrapperDict, and one-file
  * checkpoints that resume bit for bit and refuse what does not fit. */
 #include "testlib.h"
+#include "wrapper/wrapper_internal.h"
 
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- mmengine's reference runs ------------------------------------------------------
@@ -380,6 +382,102 @@ START_TEST(clip_error_if_nonfinite)
 }
 END_TEST
 
+/* ---- half-precision hosts ------------------------------------------------------------
+ */
+
+START_TEST(half_conversions)
+{
+    static const struct {
+        float f;
+        uint16_t f16, bf16;
+    } cases[] = {
+        {1.0f, 0x3c00, 0x3f80},       {-2.0f, 0xc000, 0xc000},
+        {65504.0f, 0x7bff, 0x4780},   {65520.0f, 0x7c00, 0x4780},
+        {0x1p-24f, 0x0001, 0x3380},   {0x1p-25f, 0x0000, 0x3300},
+        {0x1.8p-25f, 0x0001, 0x3340}, {1.0f / 3.0f, 0x3555, 0x3eab},
+        {0x1.01p0f, 0x3c04, 0x3f80},  {0x1.03p0f, 0x3c0c, 0x3f82},
+        {INFINITY, 0x7c00, 0x7f80},   {-0.0f, 0x8000, 0x8000},
+        {3.0e38f, 0x7c00, 0x7f62},    {0x1.ffep-15f, 0x0400, 0x3880},
+    };
+    for (size_t i = 0; i < OW__ARRAY_LEN(cases); i++) {
+        ck_assert_uint_eq(ow__f32_to_f16(cases[i].f), cases[i].f16);
+        ck_assert_uint_eq(ow__f32_to_bf16(cases[i].f), cases[i].bf16);
+    }
+    ck_assert(isnan(ow__f16_to_f32(ow__f32_to_f16(NAN))));
+    ck_assert(isnan(ow__bf16_to_f32(ow__f32_to_bf16(NAN))));
+    for (uint32_t h = 0; h < 65536; h++) { /* every half survives the round trip */
+        float f = ow__f16_to_f32((uint16_t)h), b = ow__bf16_to_f32((uint16_t)h);
+        if (!isnan(f))
+            ck_assert_uint_eq(ow__f32_to_f16(f), h);
+        if (!isnan(b))
+            ck_assert_uint_eq(ow__f32_to_bf16(b), h);
+    }
+}
+END_TEST
+
+/* fc.weight in float16: the master weights step exactly as an fp32 host's would with
+ * the same (half) gradients, and the host sees them rounded. */
+START_TEST(half_host_master_weights)
+{
+    static const char cfg[] = "optim_wrapper:\n  type: AmpOptimWrapper\n"
+                              "  dtype: %s\n"
+                              "  optimizer: {type: SGD, lr: 0.1, momentum: 0.9}\n"
+                              "  accumulative_counts: 2\n"
+                              "  loss_scale: {init_scale: 8.0}\n";
+    for (int bf = 0; bf < 2; bf++) {
+        host h, ref;
+        host_init(&h);
+        host_init(&ref);
+        ow_error err;
+        ow_error_clear(&err);
+        char yaml[512];
+        snprintf(yaml, sizeof yaml, cfg, bf ? "bfloat16" : "float16");
+        ow_check_ok(host_build(&h, yaml, -1, &err), &err);
+        ow_check_ok(host_build(&ref, yaml, -1, &err), &err);
+        uint16_t w16[6], g16[6] = {0};
+        for (int i = 0; i < 6; i++) {
+            w16[i] = bf ? ow__f32_to_bf16(h.data[i] + 0.001f)
+                        : ow__f32_to_f16(h.data[i] + 0.001f);
+            ref.data[i] = bf ? ow__bf16_to_f32(w16[i]) : ow__f16_to_f32(w16[i]);
+        }
+        ow_check_ok(ow_optim_wrapper_bind_half(h.w, "fc.weight", w16, g16, &err), &err);
+        ck_assert_int_eq(ow_optim_wrapper_bind_half(h.w, "fc.wieght", w16, g16, &err),
+                         OW_ERR_MODEL);
+        ow_error_clear(&err);
+        for (int it = 0; it < 6; it++) {
+            float m = ow_optim_wrapper_get_loss_multiplier(h.w);
+            for (int i = 0; i < 12; i++) {
+                float g = sinf((float)(it * 12 + i)) * m;
+                uint16_t q = bf ? ow__f32_to_bf16(g) : ow__f32_to_f16(g);
+                float gq = bf ? ow__bf16_to_f32(q) : ow__f16_to_f32(q);
+                if (i < 6) { /* the host adds in half precision */
+                    float sum =
+                        (bf ? ow__bf16_to_f32(g16[i]) : ow__f16_to_f32(g16[i])) + gq;
+                    g16[i] = bf ? ow__f32_to_bf16(sum) : ow__f32_to_f16(sum);
+                    ref.grad[i] = bf ? ow__bf16_to_f32(g16[i]) : ow__f16_to_f32(g16[i]);
+                } else {
+                    h.grad[i] += gq;
+                    ref.grad[i] += gq;
+                }
+            }
+            ow_check_ok(ow_optim_wrapper_update(h.w, NULL, &err), &err);
+            ow_check_ok(ow_optim_wrapper_update(ref.w, NULL, &err), &err);
+            for (int i = 0; i < 6; i++) {
+                float master = ref.data[i];
+                uint16_t want = bf ? ow__f32_to_bf16(master) : ow__f32_to_f16(master);
+                ck_assert_uint_eq(w16[i], want);
+            }
+            ck_assert(!memcmp(h.data + 6, ref.data + 6, 6 * sizeof(float)));
+        }
+        ow_param_view pv;
+        ow_model_get_param(h.model, 0, &pv);
+        ck_assert(!memcmp(pv.data, ref.data, 6 * sizeof(float))); /* the master copy */
+        host_free(&h);
+        host_free(&ref);
+    }
+}
+END_TEST
+
 /* ---- OptimWrapperDict ----------------------------------------------------------------
  */
 
@@ -579,6 +677,31 @@ START_TEST(load_refuses)
     ck_assert_msg(strstr(err.message, "'mmengine.AdamW'"), "%s", err.message);
     host_free(&other);
     ow_free(cfg2);
+    /* another model: the same names, another shape */
+    ow_model *m2 = NULL;
+    static const ow_module_info root = {.name = "", .type = "Net"},
+                                fcm = {.name = "fc",
+                                       .type = "Linear",
+                                       .kind = OW_MODULE_LINEAR};
+    static const int64_t s32[] = {3, 2};
+    float d2[6] = {0}, g2[6] = {0};
+    const ow_param_info p2 = {"fc", "weight", 2, s32, true, d2, g2, NULL};
+    ow_check_ok(ow_model_new("net", &m2, &err), &err);
+    ow_check_ok(ow_model_add_module(m2, &root, &err), &err);
+    ow_check_ok(ow_model_add_module(m2, &fcm, &err), &err);
+    ow_check_ok(ow_model_add_param(m2, &p2, &err), &err);
+    ow_cfg *c2 = NULL;
+    ow_optim_wrapper *w2 = NULL;
+    ow_check_ok(ow_cfg_load_string(resume_cfg, "w.yaml", &c2, &err), &err);
+    ow_check_ok(ow_optim_wrapper_new(c2, m2, NULL, &w2, &err), &err);
+    ck_assert_int_eq(ow_optim_wrapper_load_buffer(w2, buf, len, OW_CKPT_PARAMS, &err),
+                     OW_ERR_STATE);
+    ck_assert_msg(strstr(err.message, "state file: ") == err.message, "%s", err.message);
+    ck_assert_float_eq(d2[0], 0.0f);
+    ow_optim_wrapper_free(w2);
+    ow_cfg_free(c2);
+    ow_model_free(m2);
+    ow_error_clear(&err);
     /* a plain wrapper does not take an AMP checkpoint */
     host_init(&other);
     ow_error_clear(&err);
@@ -613,7 +736,12 @@ START_TEST(checkpoint_file)
     snprintf(file, sizeof file, "%s/epoch_1.safetensors", path);
     ow_error err;
     ow_error_clear(&err);
+    mode_t old = umask(027);
     ow_check_ok(ow_optim_wrapper_save(h.w, file, OW_CKPT_PARAMS, &err), &err);
+    umask(old);
+    struct stat st;
+    ck_assert_int_eq(stat(file, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0640); /* what a new file gets, not 0600 */
     ow_check_ok(ow_optim_wrapper_load(h.w, file, OW_CKPT_PARAMS, &err), &err);
     ck_assert_int_eq(ow_optim_wrapper_load(h.w, path, 0, &err), OW_ERR_IO);
     remove(file);
@@ -636,6 +764,8 @@ static Suite *wrapper_suite(void)
     tcase_add_test(tc, nonfinite_without_amp);
     tcase_add_test(tc, clip_error_if_nonfinite);
     tcase_add_test(tc, wrapper_dict);
+    tcase_add_test(tc, half_conversions);
+    tcase_add_test(tc, half_host_master_weights);
     tcase_add_test(tc, resume_bit_identical);
     tcase_add_test(tc, load_refuses);
     tcase_add_test(tc, checkpoint_file);

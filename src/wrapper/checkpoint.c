@@ -329,6 +329,8 @@ static void install(ow_optim_wrapper *w, const ow__st_file *f, const char *prefi
         else if (pv.grad) /* saved at a window's end: nothing accumulated */
             memset(pv.grad, 0, (size_t)pv.numel * sizeof(float));
     }
+    if (flags & OW_CKPT_PARAMS) /* half hosts: their weights from the master copy */
+        ow__half_scatter(w, true);
 }
 
 static int load(ow_optim_wrapper *w, const ow__st_file *f, unsigned flags, ow_error *err)

@@ -152,6 +152,7 @@ int ow__wrapper_dict_build(ow_optim_wrapper *w, const ow_model *model,
         if ((rc = member_config(w->config, name, node->v.c.items[i], &c->config, err)) ||
             (rc = submodel(model, name, &c->submodel, err)))
             break;
+        c->host_model = c->submodel;
         rc = ow__wrapper_build_one(c, c->config, c->submodel, loop, err);
     }
     return rc;

@@ -53,7 +53,9 @@ static const ow_key amp_keys[] = {
      .type = OW_T_STRING,
      .def = "null",
      .flags = OW_KEY_NULLABLE,
-     .doc = "the host's autocast dtype: float16, bfloat16, float32 or float64"},
+     .doc = "the host's compute dtype: float16 or bfloat16 lets it bind half-precision "
+            "parameters and gradients (ow_optim_wrapper_bind_half; fp32 master weights "
+            "stay in optwrap); float32, float64 or null: fp32 buffers"},
     {.name = "use_fsdp",
      .type = OW_T_BOOL,
      .def = "false",
@@ -284,6 +286,9 @@ static int parse_amp(const ow_cfg *node, ow__wrapper_opts *o, ow_error *err)
                                 "optim_wrapper.dtype: should be any of float16, "
                                 "bfloat16, float32, float64, got '%s'",
                                 dtype->v.s);
+        o->half = !strcmp(dtype->v.s, "float16")    ? OW__HALF_F16
+                  : !strcmp(dtype->v.s, "bfloat16") ? OW__HALF_BF16
+                                                    : OW__HALF_NONE;
     }
     if (bool_or(node, "use_fsdp", false))
         return ow__error_at(err, OW_ERR_UNSUPPORTED, ow__cfg_map_get(node, "use_fsdp"),

@@ -20,6 +20,7 @@ void ow__wrapper_free_parts(ow_optim_wrapper *w)
     ow_free(w->lr);
     ow_free(w->momentum);
     ow_free(w->built);
+    ow__half_free(w);
 }
 
 void ow_optim_wrapper_free(ow_optim_wrapper *w)
@@ -82,6 +83,7 @@ int ow_optim_wrapper_new(const ow_cfg *config, ow_model *model, const ow_sched_l
     if (!w)
         return ow__nomem(err);
     int rc = ow_cfg_copy(config, &w->config, err);
+    w->host_model = model;
     if (rc == OW_OK && ow__wrapper_is_dict(ow_cfg_find(w->config, "optim_wrapper")))
         rc = ow__wrapper_dict_build(w, model, loop, err);
     else if (rc == OW_OK)
@@ -309,6 +311,9 @@ static int window_end(ow_optim_wrapper *w, ow_update_info *r, ow_error *err)
     r->skipped = skip;
     update_scale(w, bad);
     ow__grads_zero(w->grads, w->ngrads);
+    ow__half_zero_grads(w);
+    if (r->stepped)
+        ow__half_scatter(w, false);
     return OW_OK;
 }
 
@@ -327,6 +332,7 @@ int ow_optim_wrapper_update(ow_optim_wrapper *w, ow_update_info *info, ow_error 
                          (long long)w->inner + 1, (long long)w->max_counts);
     ow_update_info r = {.grad_norm = NAN, .clip_coef = NAN, .loss_scale = w->scale};
     record_values(w, &r); /* what this micro-batch ran with (mmengine logs these) */
+    ow__half_gather(w);   /* the host's half sums, exactly, into the fp32 ones */
     int64_t inner = w->inner + 1;
     r.iteration = inner;
     r.window_end = inner % w->o.acc == 0 || inner == w->max_counts;
@@ -363,6 +369,7 @@ void ow_optim_wrapper_zero_grad(ow_optim_wrapper *w)
         ow_optim_wrapper_zero_grad(w->children[i]);
     if (w->opt && ow__wrapper_collect_grads(w, NULL) == OW_OK)
         ow__grads_zero(w->grads, w->ngrads);
+    ow__half_zero_grads(w);
 }
 
 /* ---- reads ------------------------------------------------------------------------ */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 typedef enum ow__clip_mode { OW__CLIP_NONE, OW__CLIP_NORM, OW__CLIP_VALUE } ow__clip_mode;
+typedef enum ow__half_kind { OW__HALF_NONE, OW__HALF_F16, OW__HALF_BF16 } ow__half_kind;
 
 /* The wrapper's own keys, validated and resolved (optim_wrapper.c). */
 struct ow__wrapper_opts {
@@ -24,6 +25,7 @@ struct ow__wrapper_opts {
     bool dynamic; /* false: a constant loss_scale, reset after every update */
     double init_scale, growth_factor, backoff_factor;
     int64_t growth_interval;
+    ow__half_kind half; /* AMP dtype float16/bfloat16: hosts may bind half buffers */
 };
 
 /* Validates an optim_wrapper map's own keys (schema of its registry entry `e`, then
@@ -58,6 +60,9 @@ struct ow_optim_wrapper {
     char *built; /* owned: JSON list of the groups' options as built (before the schedule)
                   */
     const ow_model *model; /* the tree the optimizer steps (borrowed, or submodel) */
+    ow_model *host_model;  /* what bind_half may repoint (NULL after ..._wrap) */
+    struct ow__half *half; /* [nhalf] bound half-precision parameters */
+    size_t nhalf;
     /* OptimWrapperDict */
     char **names;
     ow_optim_wrapper **children;
@@ -87,6 +92,20 @@ int ow__wrapper_dict_build(ow_optim_wrapper *w, const ow_model *model,
 uint64_t ow__wrapper_config_hash(const ow_cfg *config);
 /* The optimizer's current group options as a JSON list, into a new *out. */
 int ow__wrapper_groups_json(const ow_optim_wrapper *w, char **out, ow_error *err);
+
+/* half.c: gather copies the host's half gradients into the fp32 ones the step reads
+ * (every update), scatter rounds the fp32 master weights (and with grads, the gradient
+ * sums of a loaded checkpoint) back into the host's buffers, zero_grads zeroes its half
+ * gradients; free releases the bindings. */
+void ow__half_gather(ow_optim_wrapper *w);
+void ow__half_scatter(ow_optim_wrapper *w, bool grads);
+void ow__half_zero_grads(ow_optim_wrapper *w);
+void ow__half_free(ow_optim_wrapper *w);
+/* IEEE binary16 and bfloat16 from float32, rounded to nearest even, and back. */
+uint16_t ow__f32_to_f16(float f);
+float ow__f16_to_f32(uint16_t h);
+uint16_t ow__f32_to_bf16(float f);
+float ow__bf16_to_f32(uint16_t h);
 
 /* Collects the gradient buffers the optimizer steps (distinct tensors that require a
  * gradient and have one) into w->grads. */
