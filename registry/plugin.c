@@ -1,6 +1,7 @@
 /* plugin.c -- plugins: shared libraries whose ow_plugin_init registers entries, loaded
  * by ow_registry_load_plugin or by a config's `custom_imports` (mmengine's
- * import_modules_from_strings, with library paths instead of Python modules). */
+ * import_modules_from_strings, with library paths instead of Python modules); and the
+ * tests' reset of everything registered or loaded at run time. */
 #include "registry_internal.h"
 
 #include <dlfcn.h>
@@ -80,8 +81,10 @@ int ow_registry_load_plugin(const char *path, ow_error *err)
     return rc;
 }
 
-void ow__plugins_forget(void)
+/* Here rather than in registry.c, which knows nothing of plugins. */
+void ow__registry_reset(void)
 {
+    ow__registry_clear();
     pthread_mutex_lock(&plugin_lock);
     ow_free(loaded.items);
     loaded.items = NULL;

@@ -401,14 +401,13 @@ void ow__registry_drop_owner(const void *owner)
     pthread_mutex_unlock(&lock);
 }
 
-void ow__registry_reset(void)
+void ow__registry_clear(void)
 {
     pthread_mutex_lock(&lock);
     ow_free(runtime.items);
     runtime.items = NULL;
     runtime.n = runtime.cap = 0;
     pthread_mutex_unlock(&lock);
-    ow__plugins_forget();
 }
 
 /* ---- iteration --------------------------------------------------------------------- */

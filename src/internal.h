@@ -216,6 +216,41 @@ int ow__registry_import(const ow_cfg *root, ow_error *err);
  */
 void ow__registry_reset(void);
 
+/* ---- param groups (src/groups/) --------------------------------------------------- */
+
+/* What the optimizer, the schedule targets and the trajectories read of (or set on)
+ * param groups beyond the public accessors; the layout stays in groups_internal.h. */
+
+/* Empty groups over model (borrowed); NULL on allocation failure. */
+ow_groups *ow__groups_new(const ow_model *model);
+/* The optimizer entry the groups were built for, and its `defaults` dict (borrowed;
+ * timm's corrected weight decay reads defaults['lr']): NULL when not built for one. */
+const ow_entry *ow__groups_get_optimizer(const ow_groups *groups);
+const ow_cfg *ow__groups_get_defaults(const ow_groups *groups);
+/* For groups filled by hand (trajectories, tests): the optimizer they are for and its
+ * defaults dict (taken, even when groups is NULL; may be NULL), replacing any earlier. */
+void ow__groups_set_optimizer(ow_groups *groups, const ow_entry *optimizer,
+                              ow_cfg *defaults);
+/* Whether the optimizer steps with lr * lr_scale (timm's layer decay); false where the
+ * constructor folded lr_scale into lr (mmpretrain, mmseg) or there is none. */
+bool ow__groups_applies_lr_scale(const ow_groups *groups);
+/* Group's options map, writable in place (a schedule target writes its numbers); NULL
+ * past the end. */
+ow_cfg *ow__groups_get_options_mutable(ow_groups *groups, size_t group);
+
+/* The lr a group steps with: lr times the group's numeric lr_scale where the optimizer
+ * applies lr_scale (applies_lr_scale), else lr itself. The one place of that rule:
+ * ow_groups_get_effective_lr and the optimizer's step both use it. */
+double ow__lr_scaled(double lr, const ow_cfg *group_options, bool applies_lr_scale);
+
+/* An optimizer's `defaults` dict as torch builds it (optimizer.defaults): every key of
+ * the entry's schema in declaration order, optimizer_cfg's value where it gives one,
+ * else the schema's default; a key with neither stays absent (torch's `required`).
+ * In pool when pool is not NULL (then ow_cfg_free frees only what is on the heap),
+ * else on the heap. *out is NULL on failure. */
+int ow__optimizer_defaults_new(const ow_entry *optimizer, const ow_cfg *optimizer_cfg,
+                               ow__pool *pool, ow_cfg **out, ow_error *err);
+
 /* ---- schedule targets (src/sched/target.c, src/optim/sched_target.c) -------------- */
 
 /* Every ow_sched_target handed out starts with this, so that one

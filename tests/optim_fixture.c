@@ -1,6 +1,6 @@
 /* optim_fixture.c -- see optim_fixture.h. */
 #include "optim_fixture.h"
-#include "constructors/groups_internal.h"
+#include "internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -55,7 +55,6 @@ void fix_make(fixture *f, const char *entry, size_t n, const int *ndim,
     fix_grads(f, seed + 7);
     f->groups = ow__groups_new(f->model);
     ck_assert_ptr_nonnull(f->groups);
-    f->groups->optimizer = e;
     for (size_t g = 0; g < ngroups; g++) {
         size_t index;
         ow_check_ok(ow_groups_add(f->groups, &index, &err), &err);
@@ -70,9 +69,9 @@ void fix_make(fixture *f, const char *entry, size_t n, const int *ndim,
         ow_cfg_free(o);
     }
     /* the optimizer-level defaults: group 0's options (timm's defaults['lr']) */
-    ow_check_ok(
-        ow__cfg_parse(opts[0], strlen(opts[0]), "<opts>", &f->groups->defaults, &err),
-        &err);
+    ow_cfg *defaults = NULL;
+    ow_check_ok(ow__cfg_parse(opts[0], strlen(opts[0]), "<opts>", &defaults, &err), &err);
+    ow__groups_set_optimizer(f->groups, e, defaults);
     ow_check_ok(ow_optimizer_new(f->groups, &f->opt, &err), &err);
 }
 

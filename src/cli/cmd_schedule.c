@@ -22,49 +22,6 @@ static const cli_option schedule_options[] = {
 };
 #define N_OPTIONS (sizeof schedule_options / sizeof schedule_options[0])
 
-void sched_format(double v, char *buf, size_t n)
-{
-    if (v == trunc(v) && fabs(v) < 1e15) { /* 300, not 3e+02 */
-        snprintf(buf, n, "%.0f", v);
-        return;
-    }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, n, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return;
-    }
-}
-
-void sched_group_name(const sched_record *r, size_t group, char *buf, size_t n)
-{
-    if (r->has_base_group && group == r->n_groups - 1)
-        snprintf(buf, n, "base");
-    else
-        snprintf(buf, n, "%zu", group);
-}
-
-size_t sched_same_as(const sched_record *r, size_t key, size_t group)
-{
-    for (size_t h = 0; h < group; h++) {
-        size_t i = 0;
-        while (i < r->n_samples &&
-               sched_value(r, key, h, i) == sched_value(r, key, group, i))
-            i++;
-        if (i == r->n_samples)
-            return h;
-    }
-    return group;
-}
-
-bool sched_constant(const sched_record *r, size_t key)
-{
-    for (size_t g = 0; g < r->n_groups; g++)
-        for (size_t i = 1; i < r->n_samples; i++)
-            if (sched_value(r, key, g, i) != sched_value(r, key, g, 0))
-                return false;
-    return true;
-}
-
 /* ---- the run --------------------------------------------------------------------------
  */
 
@@ -81,6 +38,7 @@ typedef struct key_point {
 typedef struct run_state {
     sched_record *r;
     const ow_sched_target *t;
+    const ow_groups *groups; /* what t writes; NULL without a model */
     FILE *csv;
     int64_t stride;
     key_point points[SCHED_MAX_KEYS][MAX_POINTS];
@@ -163,16 +121,18 @@ static void csv_row(run_state *st, int64_t i, const double *now)
     fputc('\n', st->csv);
 }
 
-/* The value group g steps with: where the optimizer applies lr_scale when stepping
- * (timm layer decay), the lr a group steps with is its lr * lr_scale. */
-static double stepped_value(const ow_sched_target *t, size_t g, const char *key)
+/* The value group g steps with: for a real group's lr, ow_groups_get_effective_lr's
+ * (lr * lr_scale where the optimizer applies lr_scale: timm's layer decay). The base
+ * group and a run without a model have no lr_scale. */
+static double stepped_value(const run_state *st, size_t g, const char *key)
 {
-    double v, scale;
+    const ow_sched_target *t = st->t;
+    double v;
     if (!t->get(t->ctx, g, key, &v))
         return NAN;
-    if (t->lr_scale_at_step && !strcmp(key, "lr") &&
-        t->get(t->ctx, g, "lr_scale", &scale))
-        v *= scale;
+    if (!strcmp(key, "lr") && g < ow_groups_get_count(st->groups) &&
+        ow_groups_get_effective_lr(st->groups, g, &v, NULL) != OW_OK)
+        return NAN;
     return v;
 }
 
@@ -183,7 +143,7 @@ static void record(run_state *st, int64_t i)
     size_t count = r->n_keys * r->n_groups;
     for (size_t k = 0; k < r->n_keys; k++)
         for (size_t g = 0; g < r->n_groups; g++)
-            vals[k * r->n_groups + g] = stepped_value(st->t, g, r->keys[k]);
+            vals[k * r->n_groups + g] = stepped_value(st, g, r->keys[k]);
     for (size_t k = 0; k < r->n_keys; k++)
         track(st, k, i, vals[k * r->n_groups]);
     if (st->csv)
@@ -445,6 +405,7 @@ static int schedule(resources *x, const cli_args *a, ow_sched_loop loop, ow_erro
     }
     run_state st = {.r = r,
                     .t = x->target,
+                    .groups = x->groups,
                     .now = x->now,
                     .stride = r->total / (SCHED_MAX_SAMPLES - 2) + 1};
     if (out && !(x->out = fopen(out, "w"))) {

@@ -1,5 +1,6 @@
 /* schedule.h -- what `optwrap schedule` records while it runs a schedule, shared by its
- * terminal chart and CSV (cmd_schedule.c) and its SVG plot (schedule_svg.c). */
+ * terminal chart and CSV (cmd_schedule.c) and its SVG plot (schedule_svg.c), and the
+ * readers of that record both use (schedule_record.c). */
 #ifndef OW_CLI_SCHEDULE_H
 #define OW_CLI_SCHEDULE_H
 
@@ -30,6 +31,8 @@ static inline double sched_value(const sched_record *r, size_t key, size_t group
     return r->v[(key * r->n_groups + group) * r->n_samples + i];
 }
 
+/* ---- schedule_record.c ----------------------------------------------------------- */
+
 /* "0", "1", ... or "base" for mmengine's base_param_settings group. */
 void sched_group_name(const sched_record *r, size_t group, char *buf, size_t n);
 /* The shortest text that reads back as v ("0.1", "1e-05"). */
@@ -41,6 +44,8 @@ size_t sched_same_as(const sched_record *r, size_t key, size_t group);
 /* True when key keeps one value in every group over the whole run (not scheduled):
  * the chart and the plot mention it instead of drawing it. */
 bool sched_constant(const sched_record *r, size_t key);
+
+/* ---- schedule_svg.c -------------------------------------------------------------- */
 
 /* Writes the plot: one panel per key that changes, one line per distinct curve,
  * iterations below and epochs above. Returns 0, or -1 when writing failed. */

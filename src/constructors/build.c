@@ -6,53 +6,7 @@
 
 #include <string.h>
 
-ow_cfg ow__num_product(const ow_cfg *a, const ow_cfg *b)
-{
-    if (a->type == OW_CFG_INT && b->type == OW_CFG_INT)
-        return (ow_cfg){.type = OW_CFG_INT, .v.i = a->v.i * b->v.i};
-    double x = a->type == OW_CFG_INT ? (double)a->v.i : a->v.d;
-    double y = b->type == OW_CFG_INT ? (double)b->v.i : b->v.d;
-    return (ow_cfg){.type = OW_CFG_FLOAT, .v.d = x * y};
-}
-
-ow_cfg *ow__num_mul(const ow_cfg *a, const ow_cfg *b)
-{
-    ow_cfg p = ow__num_product(a, b);
-    return p.type == OW_CFG_INT ? ow__cfg_new_int(p.v.i) : ow__cfg_new_double(p.v.d);
-}
-
 static const char *const type_only[] = {"type", NULL};
-
-/* The optimizer's `defaults` dict: every declared key in declaration order, with the
- * config's value where it gives one. A key without default that the config does not
- * give stays absent (torch's `required`). It lives in the groups' pool, values
- * included, so fill_groups can copy (or share) them cheaply. */
-static int make_defaults(ow_groups *groups, const ow_entry *opt, const ow_cfg *opt_cfg,
-                         ow_cfg **out, ow_error *err)
-{
-    ow__pool *pool = groups->pool;
-    ow_cfg *d = ow__cfg_pool_new(pool, OW_CFG_MAP);
-    if (!d)
-        return ow__nomem(err);
-    for (const ow_key *k = opt->keys; k->name; k++) {
-        const ow_cfg *given = ow__cfg_map_get(opt_cfg, k->name);
-        ow_cfg *def = NULL;
-        int rc = OW_OK;
-        if (!given && (rc = ow__schema_default(k, &def, err)) == OW_OK)
-            given = def; /* NULL: no default */
-        if (rc == OW_OK && given &&
-            ow__cfg_pool_map_set(pool, d, k->name, ow__cfg_pool_dup(pool, given)) !=
-                OW_OK)
-            rc = ow__nomem(err);
-        ow_cfg_free(def);
-        if (rc != OW_OK) {
-            ow_cfg_free(d);
-            return rc;
-        }
-    }
-    *out = d;
-    return OW_OK;
-}
 
 /* torch: setdefault every default into each group; a required key missing everywhere
  * is "parameter group didn't specify a value of required optimization parameter".
@@ -309,13 +263,15 @@ int ow__groups_build_node(const ow_cfg *config, const ow_cfg *node, const ow_mod
                           "parameter that requires a gradient)");
         goto fail;
     }
+    /* the defaults live in the groups' pool, values included, so that fill_groups can
+     * copy (or share) them cheaply */
     if ((rc = check_disjoint(groups, r.where, err)) ||
-        (rc = make_defaults(groups, r.opt, r.optimizer, &defaults, err)) ||
+        (rc = ow__optimizer_defaults_new(r.opt, r.optimizer, groups->pool, &defaults,
+                                         err)) ||
         (rc = fill_groups(groups, r.opt, defaults, r.optimizer, err)))
         goto fail;
     groups->building = false;
-    groups->optimizer = r.opt;
-    groups->defaults = defaults;
+    ow__groups_set_optimizer(groups, r.opt, defaults);
     *out = groups;
     return OW_OK;
 fail:

@@ -5,7 +5,7 @@
 #ifndef OW_CTOR_INTERNAL_H
 #define OW_CTOR_INTERNAL_H
 
-#include "groups_internal.h"
+#include "../groups/groups_internal.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -17,6 +17,11 @@
  * exp >= 0 stays an int, anything else is the float pow(base, (double)exp), which is
  * bit-identical to Python's float ** int. NULL on allocation failure. */
 ow_cfg *ow__num_pow(const ow_cfg *base, int64_t exp);
+/* Python's `a * b` on config numbers: int * int stays an int, anything else a float,
+ * as a node without position that owns nothing. */
+ow_cfg ow__num_product(const ow_cfg *a, const ow_cfg *b);
+/* The same as a new heap node; NULL on allocation failure. */
+ow_cfg *ow__num_mul(const ow_cfg *a, const ow_cfg *b);
 /* A config number as a double (0 for anything else). */
 double ow__num_value(const ow_cfg *v);
 /* A config number, or NULL when v is absent, null or not a number. */

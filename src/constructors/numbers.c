@@ -21,6 +21,21 @@ const ow_cfg *ow__num_or_null(const ow_cfg *map, const char *key)
     return v && (v->type == OW_CFG_INT || v->type == OW_CFG_FLOAT) ? v : NULL;
 }
 
+ow_cfg ow__num_product(const ow_cfg *a, const ow_cfg *b)
+{
+    if (a->type == OW_CFG_INT && b->type == OW_CFG_INT)
+        return (ow_cfg){.type = OW_CFG_INT, .v.i = a->v.i * b->v.i};
+    double x = a->type == OW_CFG_INT ? (double)a->v.i : a->v.d;
+    double y = b->type == OW_CFG_INT ? (double)b->v.i : b->v.d;
+    return (ow_cfg){.type = OW_CFG_FLOAT, .v.d = x * y};
+}
+
+ow_cfg *ow__num_mul(const ow_cfg *a, const ow_cfg *b)
+{
+    ow_cfg p = ow__num_product(a, b);
+    return p.type == OW_CFG_INT ? ow__cfg_new_int(p.v.i) : ow__cfg_new_double(p.v.d);
+}
+
 /* int ** int by squaring; false when it leaves int64 (Python would grow a big int). */
 static bool int_pow(int64_t base, int64_t exp, int64_t *out)
 {

@@ -1,14 +1,37 @@
-/* kernels.c -- the multi-tensor pass runner: all active tensors form one flat range of
- * elements, cut into work units of at most OW__UNIT elements; one OpenMP parallel
- * region per pass in which threads claim contiguous chunks of units (serial below a
- * size threshold). Per-tensor sums are kept per unit and added in unit order, so results
- * never depend on the thread count. */
+/* kernels.c -- the multi-tensor pass runner and the optimizer's threads: all active
+ * tensors form one flat range of elements, cut into work units of at most OW__UNIT
+ * elements; one OpenMP parallel region per pass in which threads claim contiguous
+ * chunks of units (serial below a size threshold). Per-tensor sums are kept per unit
+ * and added in unit order, so results never depend on the thread count. */
 #include "optim_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+static int default_threads(void)
+{
+    const char *env = getenv("OW_NUM_THREADS");
+    if (env && *env) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (*end == '\0' && n > 0 && n <= 4096)
+            return (int)n;
+    }
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int ow__optimizer_threads(const ow_optimizer *opt)
+{
+    int n = opt->threads > 0 ? opt->threads : default_threads();
+    return n < 1 ? 1 : n;
+}
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem, ow_error *err)
 {

@@ -48,9 +48,8 @@ typedef struct ow__tensor {
 } ow__tensor;
 
 typedef struct ow__group {
-    ow_cfg *opts;    /* owned copy of the group's hyperparameters */
-    ow_hparam *hp;   /* [keys] resolved from opts */
-    double lr_scale; /* 1 when the group has none */
+    ow_cfg *opts;  /* owned copy of the group's hyperparameters */
+    ow_hparam *hp; /* [keys] resolved from opts */
     double initial_lr;
 } ow__group;
 
@@ -60,7 +59,8 @@ struct ow_optimizer {
     const ow_groups *groups;
     const ow_model *model;
     bool apply_lr_scale; /* the groups' lr_scale multiplies lr when stepping (timm's
-                            layer decay); false where the constructor folded it into lr */
+                            layer decay, see ow__lr_scaled); false where the constructor
+                            folded it into lr */
     size_t nkeys, nslots;
     size_t scalar_slot[OW__MAX_SLOTS]; /* [nscalar] indices of the OW_SLOT_SCALAR slots */
     size_t nscalar;
@@ -107,21 +107,10 @@ typedef struct ow__unit {
 
 /* ---- optimizer.c ----------------------------------------------------------------- */
 
-/* The lr a group steps with: its lr times its lr_scale where the optimizer applies
- * lr_scale (timm's layer decay), NAN when lr is null: the one place of that rule. */
-double ow__group_step_lr(const ow__group *g, long lr_key);
 /* Resolves a config value into an ow_hparam (strings are borrowed from node). */
 void ow__hparam_from_cfg(const ow_cfg *node, ow_hparam *out);
 /* The index of key name in the entry's keys, or -1. */
 long ow__optimizer_key(const ow_optimizer *opt, const char *name);
-/* The thread count a step would use for this many elements. */
-int ow__optimizer_threads(const ow_optimizer *opt);
-
-/* fn(arg, lo, hi) over [0, n) in one contiguous part per thread, for a tensor_step's
- * passes; with one thread (a small tensor) it calls fn(arg, 0, n) with no parallel
- * region, which costs a few hundred nanoseconds a call. */
-typedef void ow__range_fn(const void *arg, size_t lo, size_t hi);
-void ow__parallel_range(ow__range_fn *fn, const void *arg, size_t n, int threads);
 /* Tests: run the plain _ref kernels instead of the fast ones. */
 void ow__optimizer_use_ref(ow_optimizer *opt, bool on);
 /* Creates the state of tensor i (slots at their init values); NOMEM leaves it absent. */
@@ -173,7 +162,16 @@ void ow__optimizer_state_discard(ow__optimizer_staged *s);
  * that compare them with the optimizer's before committing; NULL past the end. */
 const ow_cfg *ow__optimizer_staged_group(const ow__optimizer_staged *s, size_t g);
 
-/* ---- kernels.c ------------------------------------------------------------------- */
+/* ---- kernels.c (which needs nothing of optimizer.c) -------------------------------- */
+
+/* The threads a step uses: ow_optimizer_set_threads', else $OW_NUM_THREADS, else
+ * OpenMP's default; at least 1. */
+int ow__optimizer_threads(const ow_optimizer *opt);
+/* fn(arg, lo, hi) over [0, n) in one contiguous part per thread, for a tensor_step's
+ * passes; with one thread (a small tensor) it calls fn(arg, 0, n) with no parallel
+ * region, which costs a few hundred nanoseconds a call. */
+typedef void ow__range_fn(const void *arg, size_t lo, size_t hi);
+void ow__parallel_range(ow__range_fn *fn, const void *arg, size_t n, int threads);
 
 /* Cuts the active tensors (all: their elements) into work units where the step runs
  * in parallel or keeps sums (the only step that can fail: NOMEM). */

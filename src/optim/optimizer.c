@@ -2,15 +2,10 @@
  * entry, it keeps each group's hyperparameters (settable between steps), creates the
  * state of a parameter at its first step with a gradient, and runs one step: prepare
  * once per group and step, then the element passes or the per-tensor hook. */
-#include "../constructors/groups_internal.h"
 #include "../model/model_internal.h"
 #include "optim_internal.h"
 
-#include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 void ow__hparam_from_cfg(const ow_cfg *node, ow_hparam *out)
 {
@@ -51,28 +46,6 @@ long ow__optimizer_key(const ow_optimizer *opt, const char *name)
         if (!strcmp(opt->entry->keys[k].name, name))
             return (long)k;
     return -1;
-}
-
-static int default_threads(void)
-{
-    const char *env = getenv("OW_NUM_THREADS");
-    if (env && *env) {
-        char *end;
-        long n = strtol(env, &end, 10);
-        if (*end == '\0' && n > 0 && n <= 4096)
-            return (int)n;
-    }
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-int ow__optimizer_threads(const ow_optimizer *opt)
-{
-    int n = opt->threads > 0 ? opt->threads : default_threads();
-    return n < 1 ? 1 : n;
 }
 
 void ow__optimizer_use_ref(ow_optimizer *opt, bool on)
@@ -126,9 +99,17 @@ int ow__optimizer_set_group(ow_optimizer *opt, size_t gi, ow_cfg *opts, ow_error
     ow_free(g->hp);
     g->opts = opts;
     g->hp = hp;
-    g->lr_scale =
-        opt->apply_lr_scale ? cfg_number(ow__cfg_map_get(opts, "lr_scale"), 1.0) : 1.0;
     return OW_OK;
+}
+
+/* The lr group gi steps with (ow__lr_scaled: lr * lr_scale where the optimizer applies
+ * lr_scale), NAN when its lr is null. */
+static double step_lr(const ow_optimizer *opt, size_t gi)
+{
+    const ow__group *g = &opt->g[gi];
+    long k = opt->lr_key;
+    double lr = k >= 0 && !g->hp[k].is_null ? g->hp[k].v[0] : NAN;
+    return ow__lr_scaled(lr, g->opts, opt->apply_lr_scale);
 }
 
 /* ---- new / free -------------------------------------------------------------------- */
@@ -207,11 +188,11 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_optimizer_new: out is NULL");
     *out = NULL;
-    if (!groups || !groups->optimizer)
+    const ow_entry *e = ow__groups_get_optimizer(groups);
+    if (!e)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optimizer_new: groups is NULL or was not built for an "
                          "optimizer");
-    const ow_entry *e = groups->optimizer;
     const ow_optimizer_ops *ops = e->ops;
     if (e->kind != OW_KIND_OPTIMIZER || !ops)
         return ow__error(err, OW_ERR_UNSUPPORTED, NULL, 0, 0,
@@ -229,8 +210,8 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
     opt->entry = e;
     opt->ops = ops;
     opt->groups = groups;
-    opt->model = groups->model;
-    opt->apply_lr_scale = groups->apply_lr_scale;
+    opt->model = ow_groups_get_model(groups);
+    opt->apply_lr_scale = ow__groups_applies_lr_scale(groups);
     while (e->keys[opt->nkeys].name)
         opt->nkeys++;
     while (ops->slots[opt->nslots].name)
@@ -251,7 +232,8 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
     if (!opt->g || !opt->defaults)
         goto nomem;
     /* optimizer-level values: the defaults dict, else the schema's defaults */
-    if (groups->defaults && !(opt->defaults_cfg = ow__cfg_dup(groups->defaults)))
+    const ow_cfg *defaults = ow__groups_get_defaults(groups);
+    if (defaults && !(opt->defaults_cfg = ow__cfg_dup(defaults)))
         goto nomem;
     for (size_t k = 0; k < opt->nkeys; k++) {
         const ow_cfg *v = ow__cfg_map_get(opt->defaults_cfg, e->keys[k].name);
@@ -381,7 +363,6 @@ static int grow_ctx(ow_optimizer *opt, size_t need, ow_error *err)
 static void prepare_all(ow_optimizer *opt, size_t nactive)
 {
     size_t nctx = 0;
-    long lr_key = opt->lr_key;
     unsigned mask = 0;
     const ow__tensor *prev = NULL;
     /* finish values start at zero each step; they are only nonzero after a finish hook
@@ -407,7 +388,7 @@ static void prepare_all(ow_optimizer *opt, size_t nactive)
             const ow__group *g = &opt->g[t->group];
             ow_prepare_args pa = {.hp = g->hp,
                                   .defaults = opt->defaults,
-                                  .lr = ow__group_step_lr(g, lr_key),
+                                  .lr = step_lr(opt, t->group),
                                   .initial_lr = g->initial_lr,
                                   .scalars = t->scalar,
                                   .ctx = opt->ctx + nctx * OW_MAX_CTX,
@@ -555,15 +536,9 @@ bool ow__optimizer_tensor_grad(const ow_optimizer *opt, size_t i, float **grad,
     return true;
 }
 
-double ow__group_step_lr(const ow__group *g, long lr_key)
-{
-    double lr = lr_key >= 0 && !g->hp[lr_key].is_null ? g->hp[lr_key].v[0] : NAN;
-    return lr * g->lr_scale;
-}
-
 double ow_optimizer_get_lr(const ow_optimizer *opt, size_t group)
 {
-    return opt && group < opt->ng ? ow__group_step_lr(&opt->g[group], opt->lr_key) : NAN;
+    return opt && group < opt->ng ? step_lr(opt, group) : NAN;
 }
 
 const ow_entry *ow_optimizer_get_entry(const ow_optimizer *opt)

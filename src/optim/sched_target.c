@@ -41,8 +41,7 @@ static void target_set(void *ctx, size_t g, const char *key, double value)
         k = ow__optimizer_key(t->opt, "betas");
     if (k >= 0)
         grp->hp[k].v[0] = value;
-    if (!strcmp(key, "lr_scale") && t->opt->apply_lr_scale)
-        grp->lr_scale = value;
+    /* a scheduled lr_scale needs nothing more: the step reads it from the options */
 }
 
 static void destroy(ow__target_impl *impl)

@@ -244,8 +244,10 @@ static int check_optimizer(const ow_optimizer *opt, const ow__st_file *f,
     ow__sb_init(&k);
     ow__sb_puts(&k, prefix);
     ow__sb_puts(&k, "optimizer");
-    if (k.failed)
+    if (k.failed) {
+        ow__sb_free(&k);
         return ow__nomem(err);
+    }
     const char *name = ow__st_file_find_meta(f, k.data);
     char ours[160];
     optimizer_name(opt, ours, sizeof ours);
@@ -560,11 +562,6 @@ void ow__optimizer_state_commit(ow_optimizer *opt, ow__optimizer_staged *s)
         grp->hp = s->hp[g];
         s->opts[g] = NULL;
         s->hp[g] = NULL;
-        const ow_cfg *sc = ow__cfg_map_get(grp->opts, "lr_scale");
-        grp->lr_scale = !opt->apply_lr_scale             ? 1.0
-                        : sc && sc->type == OW_CFG_FLOAT ? sc->v.d
-                        : sc && sc->type == OW_CFG_INT   ? (double)sc->v.i
-                                                         : 1.0;
     }
     ow__optimizer_state_discard(s);
 }

@@ -4,7 +4,6 @@
  * compares in float32 units in the last place. An `optim_wrapper_trajectory` (mmengine's
  * OptimWrapper: accumulation and clipping) runs the same through an ow_optim_wrapper,
  * one micro-batch a step. Used by `optwrap replay` and the tests. */
-#include "../constructors/groups_internal.h"
 #include "optim_internal.h"
 
 #include <stdint.h>
@@ -137,7 +136,10 @@ static bool dropped_by_factory(const ow_cfg *doc, const char *key)
 
 /* The optimizer's defaults: the file's `defaults` restricted to the declared keys (the
  * rest are derived values such as Adafactor's relative_step); factory_kwargs, which a
- * user wrote, must all be declared (or dropped by timm's factory). */
+ * user wrote, must all be declared (or dropped by timm's factory). Not
+ * ow__optimizer_defaults_new: the groups get the recorded keys in the reference's
+ * order, and a key the file lacks stays out of them (the optimizer resolves it to the
+ * schema's default). */
 static int make_defaults(const ow_cfg *doc, const ow_entry *e, ow_cfg **out,
                          ow_error *err)
 {
@@ -236,8 +238,7 @@ static int build_groups(ow_trajectory *t, const ow_entry *e, ow_cfg *defaults,
         ow_cfg_free(defaults);
         return ow__nomem(err);
     }
-    t->groups->optimizer = e;
-    t->groups->defaults = defaults;
+    ow__groups_set_optimizer(t->groups, e, defaults);
     if ((rc = need(t->doc, "groups", OW_CFG_LIST, &groups, err)))
         return rc;
     for (size_t gi = 0; gi < groups->v.c.n; gi++) {
@@ -275,7 +276,8 @@ static int build_groups(ow_trajectory *t, const ow_entry *e, ow_cfg *defaults,
                 return rc;
         }
         for (size_t k = 0; k < defaults->v.c.n; k++)
-            if (!ow__cfg_map_get(t->groups->g[index].opts, defaults->v.c.keys[k]) &&
+            if (!ow__cfg_map_get(ow_groups_get_options(t->groups, index),
+                                 defaults->v.c.keys[k]) &&
                 (rc = ow_groups_set_value(t->groups, index, defaults->v.c.keys[k],
                                           defaults->v.c.items[k], err)))
                 return rc;

@@ -275,14 +275,6 @@ static int make_tables(ow_sched *s, ow_error *err)
     return OW_OK;
 }
 
-double *ow__sched_initial_of(const ow_sched *s, const char *param)
-{
-    for (size_t i = 0; i < s->n_initial; i++)
-        if (!strcmp(s->initial[i].param, param))
-            return s->initial[i].v;
-    return NULL;
-}
-
 static ow__sched_initial *table_of(ow_sched *s, const char *param)
 {
     for (size_t i = 0; i < s->n_initial; i++)

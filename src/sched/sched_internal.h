@@ -272,7 +272,7 @@ typedef struct ow__plateau {
 } ow__plateau;
 bool ow__plateau_update(const ow__plateau *p, double *state, double metric);
 
-/* ---- the schedule (chain.c, step.c) ------------------------------------------------ */
+/* ---- the schedule's values (step.c; chain.c, which builds it, calls them) ---------- */
 
 /* The initial values of key (NULL when no scheduler recorded them yet). */
 double *ow__sched_initial_of(const ow_sched *s, const char *param);

@@ -1,10 +1,19 @@
 /* step.c -- a schedule over a run: mmengine's ParamSchedulerHook (after every
  * training iteration, epoch and validation, in list order), timm's step(epoch) and
  * step_update(num_updates), and what the schedule tells about itself. A step that
- * would fail is refused before any scheduler of it runs. */
+ * would fail is refused before any scheduler of it runs. Building (chain.c) calls
+ * these, never the other way. */
 #include "sched_internal.h"
 
 #include <string.h>
+
+double *ow__sched_initial_of(const ow_sched *s, const char *param)
+{
+    for (size_t i = 0; i < s->n_initial; i++)
+        if (!strcmp(s->initial[i].param, param))
+            return s->initial[i].v;
+    return NULL;
+}
 
 int ow__sched_read(const ow_sched *s, const char *param, double *out, ow_error *err)
 {

@@ -1,7 +1,6 @@
 /* target.c -- the ready-made schedule target over param groups: their hyperparameter
  * maps, written in place, plus mmengine's base_param_settings group (the optimizer's
  * defaults) when there is more than one group. "momentum" falls back to betas[0]. */
-#include "../constructors/groups_internal.h"
 #include "sched_internal.h"
 
 #include <string.h>
@@ -15,7 +14,7 @@ typedef struct groups_target {
 
 static ow_cfg *group_map(const groups_target *t, size_t g)
 {
-    return g < t->n_real ? t->groups->g[g].opts : t->base;
+    return g < t->n_real ? ow__groups_get_options_mutable(t->groups, g) : t->base;
 }
 
 ow_cfg *ow__sched_value_node(const ow_cfg *map, const char *key)
@@ -58,7 +57,7 @@ bool ow__sched_value_get(const ow_cfg *map, const char *key, double *value)
     return true;
 }
 
-/* optimizer.defaults: every key of the optimizer's schema, the config's value first. */
+/* optimizer.defaults (ow__optimizer_defaults_new) of the config's optimizer. */
 static int make_base(const ow_cfg *config, ow_cfg **out, ow_error *err)
 {
     const ow_cfg *opt = ow_cfg_find(config, "optim_wrapper.optimizer");
@@ -81,25 +80,7 @@ static int make_base(const ow_cfg *config, ow_cfg **out, ow_error *err)
     if (rc || (rc = ow__schema_check(opt, entry->keys, "optim_wrapper.optimizer",
                                      type_only, err)))
         return rc;
-    ow_cfg *base = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0);
-    if (!base)
-        return ow__nomem(err);
-    for (const ow_key *k = entry->keys; k->name && rc == OW_OK; k++) {
-        const ow_cfg *given = ow__cfg_map_get(opt, k->name);
-        ow_cfg *v = NULL;
-        if (given)
-            rc = (v = ow__cfg_dup(given)) ? OW_OK : ow__nomem(err);
-        else
-            rc = ow__schema_default(k, &v, err);
-        if (rc == OW_OK && v && ow__cfg_map_set(base, k->name, v) != OW_OK)
-            rc = ow__nomem(err);
-    }
-    if (rc) {
-        ow_cfg_free(base);
-        return rc;
-    }
-    *out = base;
-    return OW_OK;
+    return ow__optimizer_defaults_new(entry, opt, NULL, out, err);
 }
 
 static void destroy(ow__target_impl *impl)
@@ -128,15 +109,16 @@ int ow_sched_target_new(const ow_cfg *config, ow_groups *groups, ow_sched_target
         return rc;
     }
     t->groups = groups;
-    t->n_real = groups ? groups->n : 0;
+    t->n_real = ow_groups_get_count(groups);
     bool has_base = t->n_real > 1;
     t->impl.destroy = destroy;
-    t->impl.pub = (ow_sched_target){.num_groups = groups ? t->n_real + has_base : 1,
-                                    .has_base_group = has_base,
-                                    .lr_scale_at_step = groups && groups->apply_lr_scale,
-                                    .ctx = t,
-                                    .get = target_get,
-                                    .set = target_set};
+    t->impl.pub =
+        (ow_sched_target){.num_groups = groups ? t->n_real + has_base : 1,
+                          .has_base_group = has_base,
+                          .lr_scale_at_step = ow__groups_applies_lr_scale(groups),
+                          .ctx = t,
+                          .get = target_get,
+                          .set = target_set};
     *out = &t->impl.pub;
     return OW_OK;
 }

@@ -1,6 +1,7 @@
 /* explain.c -- what `optwrap groups --explain` and the table show beyond the groups
  * themselves: per-parameter reasons (merged groups, parameters left out) and the lr a
- * group really steps with once the optimizer applies lr_scale. */
+ * group really steps with once the optimizer applies lr_scale (ow__lr_scaled, the one
+ * home of that rule, which the optimizer's step uses too). */
 #include "groups_internal.h"
 
 int ow_groups_set_param_reason(ow_groups *groups, size_t param, const char *reason,
@@ -43,6 +44,14 @@ static bool number(const ow_cfg *v, double *out)
     return true;
 }
 
+double ow__lr_scaled(double lr, const ow_cfg *group_options, bool applies_lr_scale)
+{
+    double scale;
+    if (applies_lr_scale && number(ow__cfg_map_get(group_options, "lr_scale"), &scale))
+        return lr * scale;
+    return lr;
+}
+
 int ow_groups_get_effective_lr(const ow_groups *groups, size_t group, double *out,
                                ow_error *err)
 {
@@ -50,12 +59,10 @@ int ow_groups_get_effective_lr(const ow_groups *groups, size_t group, double *ou
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_groups_get_effective_lr: bad groups, group or out");
     const ow_cfg *opts = groups->g[group].opts;
-    double lr, scale;
+    double lr;
     if (!number(ow__cfg_map_get(opts, "lr"), &lr))
         return ow__error(err, OW_ERR_VALUE, NULL, 0, 0, "group %zu has no numeric lr",
                          group);
-    if (groups->apply_lr_scale && number(ow__cfg_map_get(opts, "lr_scale"), &scale))
-        lr *= scale;
-    *out = lr;
+    *out = ow__lr_scaled(lr, opts, groups->apply_lr_scale);
     return OW_OK;
 }

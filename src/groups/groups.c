@@ -1,6 +1,6 @@
 /* groups.c -- the ow_groups object: param groups as torch's optimizer.param_groups hold
- * them (parameter occurrences plus an ordered map of hyperparameters), their accessors,
- * and their JSON form. */
+ * them (parameter occurrences plus an ordered map of hyperparameters), the optimizer
+ * they are for, their accessors, and their JSON form. */
 #include "groups_internal.h"
 
 #include <string.h>
@@ -214,6 +214,39 @@ const char *ow_groups_get_reason(const ow_groups *groups, size_t group)
 const ow_model *ow_groups_get_model(const ow_groups *groups)
 {
     return groups ? groups->model : NULL;
+}
+
+const ow_entry *ow__groups_get_optimizer(const ow_groups *groups)
+{
+    return groups ? groups->optimizer : NULL;
+}
+
+const ow_cfg *ow__groups_get_defaults(const ow_groups *groups)
+{
+    return groups ? groups->defaults : NULL;
+}
+
+void ow__groups_set_optimizer(ow_groups *groups, const ow_entry *optimizer,
+                              ow_cfg *defaults)
+{
+    if (!groups) {
+        ow_cfg_free(defaults);
+        return;
+    }
+    if (groups->defaults != defaults)
+        ow_cfg_free(groups->defaults);
+    groups->optimizer = optimizer;
+    groups->defaults = defaults;
+}
+
+bool ow__groups_applies_lr_scale(const ow_groups *groups)
+{
+    return groups && groups->apply_lr_scale;
+}
+
+ow_cfg *ow__groups_get_options_mutable(ow_groups *groups, size_t group)
+{
+    return groups && group < groups->n ? groups->g[group].opts : NULL;
 }
 
 int ow_groups_save_json(const ow_groups *groups, char **out, ow_error *err)

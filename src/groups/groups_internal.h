@@ -1,5 +1,6 @@
-/* groups_internal.h -- the layout of ow_groups, shared by the group object, the build
- * pipeline and the constructors. */
+/* groups_internal.h -- the layout of ow_groups, shared by the group object (src/groups/)
+ * and the code that fills it: the build pipeline and the constructors. Everyone else
+ * reads groups through functions (optwrap.h, and the ow__groups_* of internal.h). */
 #ifndef OW_GROUPS_INTERNAL_H
 #define OW_GROUPS_INTERNAL_H
 
@@ -36,16 +37,9 @@ struct ow_groups {
                                    folded into lr (mmpretrain, mmseg) or absent */
 };
 
-ow_groups *ow__groups_new(const ow_model *model);
 /* Sets key of group gi to value (taken, even on failure), keeping the key in the pool:
  * what constructors use instead of ow__cfg_map_set on a group's options. */
 int ow__groups_put(ow_groups *groups, size_t gi, const char *key, ow_cfg *value,
                    ow_error *err);
-
-/* Python's `a * b` on config numbers: int * int stays an int, anything else a float,
- * as a node without position that owns nothing. */
-ow_cfg ow__num_product(const ow_cfg *a, const ow_cfg *b);
-/* The same as a new heap node; NULL on allocation failure. */
-ow_cfg *ow__num_mul(const ow_cfg *a, const ow_cfg *b);
 
 #endif

@@ -1,0 +1,50 @@
+/* schedule_record.c -- reading a recorded schedule run (schedule.h) the same way in
+ * `optwrap schedule`'s terminal chart and CSV (cmd_schedule.c) and its SVG plot
+ * (schedule_svg.c): number text, group names, which curves repeat or stay flat. */
+#include "schedule.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+void sched_format(double v, char *buf, size_t n)
+{
+    if (v == trunc(v) && fabs(v) < 1e15) { /* 300, not 3e+02 */
+        snprintf(buf, n, "%.0f", v);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+void sched_group_name(const sched_record *r, size_t group, char *buf, size_t n)
+{
+    if (r->has_base_group && group == r->n_groups - 1)
+        snprintf(buf, n, "base");
+    else
+        snprintf(buf, n, "%zu", group);
+}
+
+size_t sched_same_as(const sched_record *r, size_t key, size_t group)
+{
+    for (size_t h = 0; h < group; h++) {
+        size_t i = 0;
+        while (i < r->n_samples &&
+               sched_value(r, key, h, i) == sched_value(r, key, group, i))
+            i++;
+        if (i == r->n_samples)
+            return h;
+    }
+    return group;
+}
+
+bool sched_constant(const sched_record *r, size_t key)
+{
+    for (size_t g = 0; g < r->n_groups; g++)
+        for (size_t i = 1; i < r->n_samples; i++)
+            if (sched_value(r, key, g, i) != sched_value(r, key, g, 0))
+                return false;
+    return true;
+}
