@@ -374,6 +374,14 @@ OW_API int ow_model_add_param(ow_model *model, const ow_param_info *info, ow_err
 OW_API int ow_model_set_data(ow_model *model, const char *full_name, float *data,
                              float *grad, ow_error *err);
 
+/* Sets the data and grad pointers of every distinct tensor at once from two contiguous
+ * buffers of numel floats each (llm.c keeps every parameter in one allocation), the
+ * tensors laid out in walk order (ow_model_get_param, shared occurrences skipped).
+ * numel must be the model's element count (ow_model_get_numel) and the two buffers must
+ * not overlap; either may be NULL (that pointer is cleared). */
+OW_API int ow_model_set_buffers(ow_model *model, float *data, float *grad, size_t numel,
+                                ow_error *err);
+
 /* Loads and saves the optwrap-model/1 YAML format (see MODEL-FORMAT.md). */
 OW_API int ow_model_load(const char *path, ow_model **out, ow_error *err);
 OW_API int ow_model_load_string(const char *text, const char *name, ow_model **out,
@@ -1015,8 +1023,11 @@ OW_API int ow_optim_wrapper_save_buffer(const ow_optim_wrapper *w, unsigned flag
                                         void **out, size_t *len, ow_error *err);
 /* Restores a checkpoint into a wrapper built from the same config over the same model:
  * continuing is bit for bit a run that never stopped. A truncated file, a changed byte,
- * another model, optimizer, group layout or config fails with OW_ERR_STATE saying which,
- * and changes nothing. */
+ * another model, optimizer, wrapper type or group layout, groups built differently
+ * (unless OW_CKPT_FILE_HPARAMS), a schedule that does not fit, or another
+ * accumulative_counts inside an open window fails with OW_ERR_STATE saying which, and
+ * changes nothing. Keys that change no state (clip_grad, the run's length) may differ;
+ * the counters continue from the file. docs/checkpoint.md has the layout. */
 OW_API int ow_optim_wrapper_load(ow_optim_wrapper *w, const char *path, unsigned flags,
                                  ow_error *err);
 OW_API int ow_optim_wrapper_load_buffer(ow_optim_wrapper *w, const void *buf, size_t len,

@@ -6,6 +6,7 @@
 #include "model/model_internal.h"
 
 #include <dirent.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- helpers ----------------------------------------------------------------------- */
@@ -582,6 +583,44 @@ START_TEST(golden_models_load_with_reference_counts)
 }
 END_TEST
 
+/* One allocation for every tensor, laid out in walk order; shared ones skipped. */
+START_TEST(set_buffers_walk_order)
+{
+    ow_model *m = load_golden("torch_tied-tiny.yaml");
+    size_t n = (size_t)ow_model_get_numel(m);
+    float *data = calloc(n, sizeof *data), *grad = calloc(n, sizeof *grad);
+    ow_error err;
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_model_set_buffers(m, data, grad, n - 1, &err), OW_ERR_MODEL);
+    ow_check_error(&err, OW_ERR_MODEL, "<model>", 0, 0,
+                   "ow_model_set_buffers: the buffers hold 11460 floats, the model's "
+                   "distinct tensors 11461");
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_model_set_buffers(m, data, data + 1, n, &err), OW_ERR_MODEL);
+    ow_check_error(&err, OW_ERR_MODEL, "<model>", 0, 0,
+                   "ow_model_set_buffers: the data and grad buffers overlap");
+    ow_error_clear(&err);
+    ow_check_ok(ow_model_set_buffers(m, data, grad, n, &err), &err);
+    size_t off = 0;
+    for (size_t i = 0; i < ow_model_get_num_params(m); i++) {
+        ow_param_view pv = param_at(m, (long)i);
+        if (pv.is_shared) {
+            ow_param_view first =
+                param_at(m, ow_model_find_param(m, "backbone.embed.weight"));
+            ck_assert_ptr_eq(pv.data, first.data);
+            continue;
+        }
+        ck_assert_ptr_eq(pv.data, data + off);
+        ck_assert_ptr_eq(pv.grad, grad + off);
+        off += (size_t)pv.numel;
+    }
+    ck_assert_uint_eq(off, n);
+    free(data);
+    free(grad);
+    ow_model_free(m);
+}
+END_TEST
+
 START_TEST(tied_tiny_details)
 {
     ow_model *m = load_golden("torch_tied-tiny.yaml");
@@ -962,6 +1001,7 @@ static Suite *make_model_suite(void)
     suite_add_tcase(s, tb);
 
     TCase *tl = tcase_create("Limits");
+    tcase_add_test(tl, set_buffers_walk_order);
     tcase_add_test(tl, add_survives_every_allocation_failure);
     tcase_add_test(tl, load_survives_every_allocation_failure);
     tcase_add_test(tl, save_survives_every_allocation_failure);

@@ -21,7 +21,7 @@
 
 enum { D = 64, C = 10 };
 
-/* ---- errors: stored in optwrap's ow_error, so that every failure prints alike ---- */
+/* ---- errors: stored in optwrap's ow_error, so that every failure prints alike ------ */
 
 static int vfail(ow_error *err, int code, const char *file, int line, int column,
                  const char *fmt, va_list ap)
@@ -65,7 +65,7 @@ static int join(char *buf, size_t n, const char *dir, const char *name, ow_error
     return OW_OK;
 }
 
-/* ---- random numbers: one seed gives the same run on every machine ---------------- */
+/* ---- random numbers: one seed gives the same run on every machine ------------------ */
 
 /* splitmix64 spreads a small seed over 64 bits; xorshift64* needs a non-zero state.
  * https://prng.di.unimi.it/splitmix64.c */
@@ -409,6 +409,54 @@ static double evaluate(mlp *m, const dataset *ds, const int *rows, int n, double
     return 100.0 * correct / n;
 }
 
+/* The train/test split: every test_every-th row is a test row (1797 rows, test_every
+ * 5: 1438 training rows, 359 test rows). */
+typedef struct split {
+    int test_every;
+    int n_train, n_test;
+    int *train; /* [n_train] this epoch's order of the training rows */
+    int *test;  /* [n_test] */
+} split;
+
+static bool is_test_row(const split *sp, int row)
+{
+    return row % sp->test_every == sp->test_every - 1;
+}
+
+/* The training rows in the order of epoch `epoch`: a shuffle drawn from the seed and
+ * the epoch alone, so that a resumed run sees the batches of an uninterrupted one. */
+static void shuffle_epoch(split *sp, int n_rows, uint64_t seed, int64_t epoch)
+{
+    for (int row = 0, i = 0; row < n_rows; row++)
+        if (!is_test_row(sp, row))
+            sp->train[i++] = row;
+    uint64_t rng = rng_new(seed, (uint64_t)epoch + 1);
+    for (int i = sp->n_train - 1; i > 0; i--) {
+        int j = (int)(rng_u32(&rng) % (uint32_t)(i + 1)), tmp = sp->train[i];
+        sp->train[i] = sp->train[j];
+        sp->train[j] = tmp;
+    }
+}
+
+static int split_rows(const dataset *ds, int test_every, const ow_cfg *cfg, split *sp,
+                      ow_error *err)
+{
+    sp->test_every = test_every;
+    sp->train = malloc((size_t)ds->n * sizeof *sp->train);
+    sp->test = malloc((size_t)ds->n * sizeof *sp->test);
+    if (!sp->train || !sp->test)
+        return fail(err, OW_ERR_NOMEM, NULL, 0, 0, "out of memory");
+    for (int row = 0; row < ds->n; row++)
+        if (is_test_row(sp, row))
+            sp->test[sp->n_test++] = row;
+    sp->n_train = ds->n - sp->n_test;
+    if (!sp->n_train || !sp->n_test)
+        return fail_at(err, ow_cfg_find(cfg, "data.test_every"), OW_ERR_RANGE,
+                       "data.test_every: %d leaves no %s rows out of %d", test_every,
+                       sp->n_test ? "training" : "test", ds->n);
+    return OW_OK;
+}
+
 /* ---- the config sections the trainer reads itself ---------------------------------- */
 
 typedef struct settings {
@@ -457,6 +505,9 @@ static int read_int(const ow_cfg *cfg, const char *path, int64_t def, int64_t mi
                     "%s is missing: the trainer runs an epoch-based loop", path);
     if (!node)
         return OW_OK;
+    if (ow_cfg_get_type(node) != OW_CFG_INT)
+        return fail_at(err, node, OW_ERR_TYPE, "%s: expected int, got %s", path,
+                       ow_cfg_type_name(ow_cfg_get_type(node)));
     int rc = ow_cfg_get_int(node, out, err);
     if (!rc && (*out < min || *out > max))
         rc = fail_at(err, node, OW_ERR_RANGE,
@@ -492,11 +543,13 @@ static int read_settings(const ow_cfg *cfg, settings *s, ow_error *err)
     return rc;
 }
 
-/* ---- checkpoints, named as mmengine names them ----------------------------------- */
+/* ---- checkpoints, named as mmengine names them ------------------------------------- */
 
 static int make_dirs(const char *dir, ow_error *err)
 {
     char buf[4096];
+    if (!dir[0])
+        return fail(err, OW_ERR_IO, NULL, 0, 0, "the work dir is an empty path");
     if ((size_t)snprintf(buf, sizeof buf, "%s", dir) >= sizeof buf)
         return fail(err, OW_ERR_IO, dir, 0, 0, "path too long");
     for (char *p = buf + 1;; p++) {
@@ -558,45 +611,30 @@ static int find_last_checkpoint(const char *work_dir, char *path, size_t n, bool
     return join(path, n, work_dir, name, err);
 }
 
-/* ---- optwrap: everything the trainer asks of the library --------------------------- */
+/* ---- where the trainer meets optwrap: the model tree, checkpoints, the loop -------- */
 
 /* The model tree as torch would name it: paramwise_cfg's bias_decay_mult and
  * norm_decay_mult find the biases by name and the LayerNorm by its kind. */
 static int register_model(const mlp *m, ow_model **out, ow_error *err)
 {
-    static const ow_module_info modules[] = {
-        {.name = "", .type = "DigitsMLP"},
-        {.name = "fc1", .type = "Linear", .kind = OW_MODULE_LINEAR},
-        {.name = "norm", .type = "LayerNorm", .kind = OW_MODULE_NORM},
-        {.name = "fc2", .type = "Linear", .kind = OW_MODULE_LINEAR},
-    };
-    const struct {
-        const char *module, *name;
-        int ndim;
-        int64_t shape[2];
-        float *data, *grad;
-    } params[] = {
-        {"fc1", "weight", 2, {m->H, D}, m->p.w1, m->g.w1},
-        {"fc1", "bias", 1, {m->H}, m->p.b1, m->g.b1},
-        {"norm", "weight", 1, {m->H}, m->p.gamma, m->g.gamma},
-        {"norm", "bias", 1, {m->H}, m->p.beta, m->g.beta},
-        {"fc2", "weight", 2, {C, m->H}, m->p.w2, m->g.w2},
-        {"fc2", "bias", 1, {C}, m->p.b2, m->g.b2},
-    };
-    int rc = ow_model_new("digits_mlp", out, err);
-    for (size_t i = 0; !rc && i < sizeof modules / sizeof *modules; i++)
-        rc = ow_model_add_module(*out, &modules[i], err);
-    for (size_t i = 0; !rc && i < sizeof params / sizeof *params; i++) {
-        const ow_param_info info = {.module = params[i].module,
-                                    .name = params[i].name,
-                                    .ndim = params[i].ndim,
-                                    .shape = params[i].shape,
-                                    .requires_grad = true,
-                                    .data = params[i].data,
-                                    .grad = params[i].grad};
-        rc = ow_model_add_param(*out, &info, err);
-    }
-    return rc;
+    char tree[1024]; /* the module tree, as optwrap-model/1 YAML */
+    snprintf(tree, sizeof tree,
+             "format: optwrap-model/1\n"
+             "name: digits_mlp\n"
+             "modules:\n"
+             "- {name: '', type: DigitsMLP}\n"
+             "- {name: fc1, type: Linear, kind: linear,\n"
+             "   params: [{name: weight, shape: [%d, %d]}, {name: bias, shape: [%d]}]}\n"
+             "- {name: norm, type: LayerNorm, kind: norm,\n"
+             "   params: [{name: weight, shape: [%d]}, {name: bias, shape: [%d]}]}\n"
+             "- {name: fc2, type: Linear, kind: linear,\n"
+             "   params: [{name: weight, shape: [%d, %d]}, {name: bias, shape: [%d]}]}\n",
+             m->H, D, m->H, m->H, m->H, C, m->H, C);
+    /* the tensors lie in walk order in one allocation, their gradients in another */
+    if (ow_model_load_string(tree, "digits_mlp", out, err) ||
+        ow_model_set_buffers(*out, m->params_memory, m->grads_memory, m->num_params, err))
+        return err->code;
+    return OW_OK;
 }
 
 /* epoch_<n>.safetensors with the parameters in it, then last_checkpoint naming it. */
@@ -628,29 +666,18 @@ int digits_train(const digits_options *o, double *test_acc)
     dataset ds = {0};
     mlp m = {0};
     settings s;
-    int *order = NULL, *test_rows = NULL, n_train = 0, n_test = 0;
+    split sp = {0};
     const char *data = o->data ? o->data : digits_default_data();
 
     int rc = ow_cfg_load(o->config, &cfg, &err);
     for (int i = 0; !rc && i < o->n_cfg_options; i++)
         rc = ow_cfg_set(cfg, o->cfg_options[i], &err);
-    if (rc || (rc = read_settings(cfg, &s, &err)) || (rc = load_digits(data, &ds, &err)))
+    if (rc || (rc = read_settings(cfg, &s, &err)) ||
+        (rc = load_digits(data, &ds, &err)) ||
+        (rc = split_rows(&ds, (int)s.test_every, cfg, &sp, &err)))
         goto done;
-    /* every test_every-th row is a test row (1797 rows, test_every 5: 359 test rows) */
-    order = malloc((size_t)ds.n * sizeof *order);
-    test_rows = malloc((size_t)ds.n * sizeof *test_rows);
-    if (!order || !test_rows) {
-        rc = fail(&err, OW_ERR_NOMEM, NULL, 0, 0, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < ds.n; i++) {
-        if (i % s.test_every == s.test_every - 1)
-            test_rows[n_test++] = i;
-        else
-            n_train++;
-    }
-    const int B = (int)(s.batch_size < n_train ? s.batch_size : n_train);
-    const int64_t epoch_length = (n_train + B - 1) / B; /* the last batch may be short */
+    const int B = (int)(s.batch_size < sp.n_train ? s.batch_size : sp.n_train);
+    const int64_t epoch_length = (sp.n_train + B - 1) / B; /* the last may be short */
     if ((rc = mlp_new(&m, (int)s.hidden, B, s.gelu, (uint64_t)s.seed, &err)) ||
         (rc = register_model(&m, &model, &err)))
         goto done;
@@ -660,14 +687,22 @@ int digits_train(const digits_options *o, double *test_acc)
     if ((rc = ow_optim_wrapper_new(cfg, model, &loop, &w, &err)) ||
         (rc = make_dirs(o->work_dir, &err)))
         goto done;
-    char ckpt[4096];
+    char ckpt[4096] = "";
     bool found = false;
     if (o->resume &&
         (rc = find_last_checkpoint(o->work_dir, ckpt, sizeof ckpt, &found, &err)))
         goto done;
     if (found && (rc = ow_optim_wrapper_load(w, ckpt, OW_CKPT_PARAMS, &err)))
         goto done;
+    /* checkpoints are taken at epoch ends, so the iteration gives the epoch */
     int64_t epoch = ow_optim_wrapper_get_iteration(w) / epoch_length;
+    if (ow_optim_wrapper_get_iteration(w) % epoch_length) {
+        rc = fail(&err, OW_ERR_STATE, ckpt, 0, 0,
+                  "iteration %lld is not the end of an epoch of %lld iterations (was "
+                  "data.batch_size changed?)",
+                  (long long)ow_optim_wrapper_get_iteration(w), (long long)epoch_length);
+        goto done;
+    }
     if (o->resume && !o->quiet)
         printf(found ? "resumed from %s at epoch %lld\n"
                      : "nothing to resume in %s: training from scratch\n",
@@ -675,20 +710,11 @@ int digits_train(const digits_options *o, double *test_acc)
 
     for (; epoch < s.max_epochs && !(o->stop_after > 0 && epoch >= o->stop_after);
          epoch++) {
-        /* this epoch's order depends on the seed and the epoch alone (resumable) */
-        uint64_t rng = rng_new((uint64_t)s.seed, (uint64_t)epoch + 1);
-        for (int i = 0, t = 0; i < ds.n; i++)
-            if (i % s.test_every != s.test_every - 1)
-                order[t++] = i;
-        for (int i = n_train - 1; i > 0; i--) {
-            int j = (int)(rng_u32(&rng) % (uint32_t)(i + 1)), tmp = order[i];
-            order[i] = order[j];
-            order[j] = tmp;
-        }
+        shuffle_epoch(&sp, ds.n, (uint64_t)s.seed, epoch);
         double t0 = seconds(), loss = 0.0;
         for (int64_t it = 0; it < epoch_length; it++) {
-            const int *rows = order + it * B;
-            int n = n_train - it * B < B ? (int)(n_train - it * B) : B;
+            const int *rows = sp.train + it * B;
+            int n = sp.n_train - it * B < B ? (int)(sp.n_train - it * B) : B;
             loss += mlp_forward(&m, &ds, rows, n, NULL) / n;
             /* backward(loss x multiplier): the multiplier is 1 / accumulative_counts
              * (x the loss scale under AMP); the wrapper steps at a window's end */
@@ -701,14 +727,14 @@ int digits_train(const digits_options *o, double *test_acc)
         if ((rc = ow_optim_wrapper_end_epoch(w, NULL, &err)) ||
             (rc = save_checkpoint(w, o->work_dir, epoch + 1, &err)))
             goto done;
-        double test_loss, acc = evaluate(&m, &ds, test_rows, n_test, &test_loss);
+        double test_loss, acc = evaluate(&m, &ds, sp.test, sp.n_test, &test_loss);
         if (!o->quiet)
             printf("epoch %lld/%lld  loss %.3f  test acc %.1f%%  lr %.3g  steps/s %.0f\n",
                    (long long)epoch + 1, (long long)s.max_epochs, loss / epoch_length,
                    acc, lr, steps_per_s);
         fflush(stdout);
     }
-    double test_loss, acc = evaluate(&m, &ds, test_rows, n_test, &test_loss);
+    double test_loss, acc = evaluate(&m, &ds, sp.test, sp.n_test, &test_loss);
     printf("final test acc %.1f%%  test loss %.6f\n", acc, test_loss);
     if (test_acc)
         *test_acc = acc;
@@ -724,12 +750,12 @@ done:
     ow_cfg_free(cfg);
     mlp_free(&m);
     dataset_free(&ds);
-    free(order);
-    free(test_rows);
+    free(sp.train);
+    free(sp.test);
     return rc ? 1 : 0;
 }
 
-/* ---- defaults -------------------------------------------------------------------- */
+/* ---- defaults ---------------------------------------------------------------------- */
 
 const char *digits_default_data(void)
 {

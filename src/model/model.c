@@ -494,6 +494,33 @@ int ow_model_set_data(ow_model *model, const char *full_name, float *data, float
     return OW_OK;
 }
 
+int ow_model_set_buffers(ow_model *model, float *data, float *grad, size_t numel,
+                         ow_error *err)
+{
+    if (!model)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_model_set_buffers: model is NULL");
+    if (numel != (size_t)model->numel)
+        return ow__error(err, OW_ERR_MODEL, "<model>", 0, 0,
+                         "ow_model_set_buffers: the buffers hold %zu floats, the model's "
+                         "distinct tensors %lld",
+                         numel, (long long)model->numel);
+    if (data && grad && data < grad + numel && grad < data + numel)
+        return ow__error(err, OW_ERR_MODEL, "<model>", 0, 0,
+                         "ow_model_set_buffers: the data and grad buffers overlap");
+    size_t off = 0; /* distinct tensors in walk order: their first occurrences */
+    for (size_t pos = 0; pos < model->num_params; pos++) {
+        param_rec *p = &model->params[model->order[pos]];
+        if (p->owner != model->order[pos])
+            continue;
+        p->data = data ? data + off : NULL;
+        p->grad = grad ? grad + off : NULL;
+        off += (size_t)p->numel;
+    }
+    model->generation++;
+    return OW_OK;
+}
+
 unsigned long ow__model_generation(const ow_model *model)
 {
     return model ? model->generation : 0;
