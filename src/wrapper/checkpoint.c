@@ -293,6 +293,17 @@ static int stage(ow_optim_wrapper *w, const ow__st_file *f, const char *prefix,
                         !(scale = ow__cfg_map_get(meta, "loss_scale")) ||
                         ow_cfg_get_double(scale, &s->scale, NULL) || s->iteration < 0))
         rc = ow__st_error(err, name, "metadata '%s' lacks the wrapper's counters", key);
+    /* the sums of an open window were divided by the file's accumulative_counts */
+    int64_t acc = 0, max = 0;
+    if (rc == OW_OK && !meta_int(meta, "accumulative_counts", &acc) &&
+        !meta_int(meta, "max_iters", &max) && acc != w->o.acc && s->iteration % acc &&
+        s->iteration != max)
+        rc = ow__st_error(
+            err, name,
+            "it was saved inside an accumulation window of "
+            "accumulative_counts %lld, this wrapper accumulates %lld (resume "
+            "with %lld, or from a checkpoint at a window's end)",
+            (long long)acc, (long long)w->o.acc, (long long)acc);
     ow_cfg_free(meta);
     if (rc == OW_OK && !(flags & OW_CKPT_FILE_HPARAMS))
         rc = compare_built(w, f, prefix, err);
