@@ -989,6 +989,9 @@ OW_API double ow_optim_wrapper_get_lr(const ow_optim_wrapper *w, size_t group);
 OW_API double ow_optim_wrapper_get_momentum(const ow_optim_wrapper *w, size_t group);
 OW_API double ow_optim_wrapper_get_loss_scale(const ow_optim_wrapper *w);
 OW_API int64_t ow_optim_wrapper_get_iteration(const ow_optim_wrapper *w);
+/* Epochs ended (ow_optim_wrapper_end_epoch calls), restored by a checkpoint: where a
+ * resumed epoch loop starts. */
+OW_API int64_t ow_optim_wrapper_get_epoch(const ow_optim_wrapper *w);
 /* Borrowed parts (NULL for a dict wrapper): its optimizer, schedule, groups. */
 OW_API ow_optimizer *ow_optim_wrapper_get_optimizer(ow_optim_wrapper *w);
 OW_API ow_sched *ow_optim_wrapper_get_sched(ow_optim_wrapper *w);
@@ -1034,24 +1037,41 @@ OW_API int ow_optim_wrapper_load_buffer(ow_optim_wrapper *w, const void *buf, si
                                         unsigned flags, ow_error *err);
 
 /* ---------------------------------------------------------------------------------- */
-/* Intended usage                                                                     */
+/* Intended usage: the training loop of examples/digits/trainer.c                     */
 /* ---------------------------------------------------------------------------------- */
 /*
  *     ow_error err;
+ *     ow_error_clear(&err);
  *     ow_cfg *cfg = NULL;
  *     ow_model *model = NULL;
- *     ow_groups *groups = NULL;
- *     if (ow_cfg_load("configs/resnet50_sgd.yaml", &cfg, &err) ||
- *         ow_cfg_set(cfg, "optim_wrapper.optimizer.lr=0.2", &err) ||
- *         ow_model_load("resnet50.yaml", &model, &err) ||
- *         ow_groups_build(cfg, model, &groups, &err)) {
+ *     ow_optim_wrapper *w = NULL;
+ *     ow_sched_loop loop = {.epoch_length = batches_per_epoch, .max_epochs = epochs};
+ *     int rc = ow_cfg_load("configs/digits_mlp.yaml", &cfg, &err);
+ *     if (!rc) (the tree of named modules, then the host's two buffers)
+ *         rc = ow_model_load_string(tree_yaml, "mlp", &model, &err) ||
+ *              ow_model_set_buffers(model, params, grads, num_params, &err);
+ *     if (!rc)
+ *         rc = ow_optim_wrapper_new(cfg, model, &loop, &w, &err);
+ *     if (!rc && resume)
+ *         rc = ow_optim_wrapper_load(w, "work_dir/epoch_3.safetensors", OW_CKPT_PARAMS,
+ *                                    &err);
+ *     for (int64_t e = ow_optim_wrapper_get_epoch(w); !rc && e < epochs; e++) {
+ *         for (int64_t it = 0; !rc && it < batches_per_epoch; it++) {
+ *             float loss = forward(batch(e, it));
+ *             backward(ow_optim_wrapper_get_loss_multiplier(w));  (adds to grads)
+ *             rc = ow_optim_wrapper_update(w, NULL, &err);   (steps at window ends)
+ *         }
+ *         if (!rc)
+ *             rc = ow_optim_wrapper_end_epoch(w, NULL, &err) ||
+ *                  ow_optim_wrapper_save(w, "work_dir/epoch_N.safetensors",
+ *                                        OW_CKPT_PARAMS, &err);
+ *     }
+ *     if (rc) {
  *         char msg[1024];
  *         ow_error_format(&err, msg, sizeof msg);
  *         fprintf(stderr, "%s\n", msg);
- *     } else {
- *         printf("%zu groups\n", ow_groups_get_count(groups));
  *     }
- *     ow_groups_free(groups);
+ *     ow_optim_wrapper_free(w);
  *     ow_model_free(model);
  *     ow_cfg_free(cfg);
  */

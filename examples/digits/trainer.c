@@ -694,9 +694,9 @@ int digits_train(const digits_options *o, double *test_acc)
         goto done;
     if (found && (rc = ow_optim_wrapper_load(w, ckpt, OW_CKPT_PARAMS, &err)))
         goto done;
-    /* checkpoints are taken at epoch ends, so the iteration gives the epoch */
-    int64_t epoch = ow_optim_wrapper_get_iteration(w) / epoch_length;
-    if (ow_optim_wrapper_get_iteration(w) % epoch_length) {
+    /* checkpoints are taken at epoch ends: the iteration must be that epoch's end */
+    int64_t epoch = ow_optim_wrapper_get_epoch(w);
+    if (ow_optim_wrapper_get_iteration(w) != epoch * epoch_length) {
         rc = fail(&err, OW_ERR_STATE, ckpt, 0, 0,
                   "iteration %lld is not the end of an epoch of %lld iterations (was "
                   "data.batch_size changed?)",

@@ -509,8 +509,8 @@ int ow__st_builder_save(const ow__st_builder *b, const char *path, ow_error *err
     }
     created = false;
     if (sync_folder(path, tmp, tlen))
-        rc = ow__error(err, OW_ERR_IO, path, 0, 0, "cannot sync its folder: %s",
-                       strerror(errno));
+        rc = ow__error(err, OW_ERR_IO, path, 0, 0,
+                       "saved, but cannot sync its folder: %s", strerror(errno));
 done:
     if (fd >= 0)
         close(fd);

@@ -60,7 +60,8 @@ int ow__st_builder_save_buffer(const ow__st_builder *b, void **out, size_t *len,
 /* Writes the file atomically: a new temporary beside path (mode 0666 less the umask),
  * the data streamed from the tensors' memory, fsync, rename over path, fsync of the
  * folder. On failure (OW_ERR_IO, OW_ERR_NOMEM) the temporary is removed and whatever
- * was at path is untouched. */
+ * was at path is untouched, except when only the folder's fsync fails: the new file is
+ * in place then, and OW_ERR_IO says that its rename may not survive a crash. */
 int ow__st_builder_save(const ow__st_builder *b, const char *path, ow_error *err);
 
 /* ---- reading ----------------------------------------------------------------------- */

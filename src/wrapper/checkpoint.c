@@ -65,12 +65,14 @@ static int add_wrapper(const ow_optim_wrapper *w, const char *prefix, unsigned f
     ow_strbuf sb;
     ow__sb_init(&sb);
     ow__sb_printf(&sb,
-                  "{\"type\": \"%s\", \"iteration\": %lld, \"max_iters\": %lld, "
+                  "{\"type\": \"%s\", \"iteration\": %lld, \"epoch\": %lld, "
+                  "\"max_iters\": %lld, "
                   "\"accumulative_counts\": %lld, \"loss_scale\": %.9g, "
                   "\"growth_tracker\": %lld, \"config_hash\": \"%016llx\"}",
                   w->o.amp ? "AmpOptimWrapper" : "OptimWrapper", (long long)w->inner,
-                  (long long)w->max_counts, (long long)w->o.acc, (double)w->scale,
-                  (long long)w->tracker, (unsigned long long)w->config_hash);
+                  (long long)w->epochs, (long long)w->max_counts, (long long)w->o.acc,
+                  (double)w->scale, (long long)w->tracker,
+                  (unsigned long long)w->config_hash);
     if (sb.failed) {
         ow__sb_free(&sb);
         return ow__nomem(err);
@@ -183,7 +185,7 @@ int ow_optim_wrapper_save_buffer(const ow_optim_wrapper *w, unsigned flags, void
 /* What one wrapper of the file holds, checked, before anything changes. */
 typedef struct staged_member {
     ow__optimizer_staged *opt;
-    int64_t iteration, tracker;
+    int64_t iteration, tracker, epoch;
     double scale;
     const char *sched; /* borrowed from the file */
     char *undo;        /* the schedule's state before the load, to roll back */
@@ -289,6 +291,7 @@ static int stage(ow_optim_wrapper *w, const ow__st_file *f, const char *prefix,
         rc = ow__st_error(err, name, "written by %s, this wrapper is %s",
                           type && type->type == OW_CFG_STRING ? type->v.s : "?", ours);
     if (rc == OW_OK && (meta_int(meta, "iteration", &s->iteration) ||
+                        meta_int(meta, "epoch", &s->epoch) ||
                         meta_int(meta, "growth_tracker", &s->tracker) ||
                         !(scale = ow__cfg_map_get(meta, "loss_scale")) ||
                         ow_cfg_get_double(scale, &s->scale, NULL) || s->iteration < 0))
@@ -321,6 +324,7 @@ static void install(ow_optim_wrapper *w, const ow__st_file *f, const char *prefi
     ow__optimizer_state_commit(w->opt, s->opt);
     s->opt = NULL;
     w->inner = s->iteration;
+    w->epochs = s->epoch;
     w->scale = (float)s->scale;
     w->tracker = s->tracker;
     for (size_t i = 0; (flags & OW_CKPT_PARAMS) && i < ow_model_get_num_params(w->model);

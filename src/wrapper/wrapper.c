@@ -358,6 +358,8 @@ int ow_optim_wrapper_end_epoch(ow_optim_wrapper *w, const double *metric, ow_err
         rc = ow_optim_wrapper_end_epoch(w->children[i], metric, err);
     if (rc == OW_OK && w->sched)
         rc = ow_sched_step_epoch(w->sched, metric, err);
+    if (rc == OW_OK)
+        w->epochs++;
     return rc;
 }
 
@@ -396,6 +398,11 @@ double ow_optim_wrapper_get_loss_scale(const ow_optim_wrapper *w)
 int64_t ow_optim_wrapper_get_iteration(const ow_optim_wrapper *w)
 {
     return w ? w->inner : 0;
+}
+
+int64_t ow_optim_wrapper_get_epoch(const ow_optim_wrapper *w)
+{
+    return w ? w->epochs : 0;
 }
 
 ow_optimizer *ow_optim_wrapper_get_optimizer(ow_optim_wrapper *w)

@@ -56,6 +56,7 @@ struct ow_optim_wrapper {
     int64_t inner, max_counts, remainder; /* mmengine's _inner_count, ... */
     float scale;                          /* GradScaler's _scale (1 without AMP) */
     int64_t tracker;                      /* GradScaler's _growth_tracker */
+    int64_t epochs;                       /* end_epoch calls */
     uint64_t config_hash;
     char *built; /* owned: JSON list of the groups' options as built (before the schedule)
                   */
