@@ -192,7 +192,8 @@ START_TEST(round_trip_memory_and_disk)
     /* every tensor's CRC-32, as "%08x" % zlib.crc32(data) */
     ow_cfg *sums = NULL;
     ow_check_ok(ow__st_file_meta_json(f, "checksums", &sums, &err), &err);
-    ck_assert_uint_eq(ow_cfg_get_size(sums), 6);
+    ck_assert_uint_eq(ow_cfg_get_size(sums), 7); /* the metadata's own, then 6 tensors' */
+    ck_assert_str_eq(ow_cfg_get_key(sums, 0), "__metadata__");
     char want[16];
     snprintf(want, sizeof want, "%08lx",
              crc32(0, (const Bytef *)ow__st_file_find(f, "weights")->data, 24));
@@ -204,6 +205,18 @@ START_TEST(round_trip_memory_and_disk)
                    "state file: metadata lacks 'nope'");
     ck_assert_ptr_null(sums);
     ow__st_file_free(f);
+    /* a changed character in a metadata value (lr 1e-05 -> 1e-06) is caught too */
+    char *at = NULL;
+    for (size_t i = 0; i + 5 <= len && !at; i++)
+        if (!memcmp((char *)buf + i, "1e-05", 5))
+            at = (char *)buf + i;
+    ck_assert_ptr_nonnull(at);
+    at[4] = '6';
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow__st_file_parse(buf, len, NULL, &f, &err), OW_ERR_STATE);
+    ow_check_error(&err, OW_ERR_STATE, "<buffer>", 0, 0,
+                   "state file: checksum mismatch in the metadata (corrupt file)");
+    at[4] = '5';
 
     /* the file holds the same bytes, and nothing else is left in its folder */
     ow_error_clear(&err);

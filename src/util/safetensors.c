@@ -261,6 +261,14 @@ static int check_names(const ow__st_builder *b, size_t *data_len, ow_error *err)
     return rc;
 }
 
+/* The metadata's own checksum: every entry but the checksums, key and value each ended
+ * by a NUL, in header order. */
+static uint32_t meta_crc(uint32_t crc, const char *key, const char *value)
+{
+    crc = crc_update(crc, (const unsigned char *)key, strlen(key) + 1);
+    return crc_update(crc, (const unsigned char *)value, strlen(value) + 1);
+}
+
 /* The 8-byte length and the padded header. crc NULL: zeros, which take the same room
  * as the real values (8 hex digits), so the data's place is known before they are. */
 static int header(const ow__st_builder *b, const uint32_t *crc, ow_strbuf *sb,
@@ -268,10 +276,12 @@ static int header(const ow__st_builder *b, const uint32_t *crc, ow_strbuf *sb,
 {
     ow_strbuf sums;
     ow__sb_init(&sums);
-    ow__sb_putc(&sums, '{');
+    uint32_t mcrc = 0;
+    for (size_t i = 0; i < b->nm; i++)
+        mcrc = meta_crc(mcrc, b->m[i].key, b->m[i].value);
+    ow__sb_printf(&sums, "{\"" META_KEY "\":\"%08" PRIx32 "\"", crc ? mcrc : 0);
     for (size_t i = 0; i < b->nt; i++) {
-        if (i)
-            ow__sb_putc(&sums, ',');
+        ow__sb_putc(&sums, ',');
         ow__sb_json_string(&sums, b->t[i].name);
         ow__sb_printf(&sums, ":\"%08" PRIx32 "\"", crc ? crc[i] : 0);
     }
@@ -736,7 +746,18 @@ static int check_sums(ow__st_file *f, ow_error *err)
         const ow_cfg *v = sums->v.c.items[k];
         const ow__st_tensor *t = ow__st_file_find(f, name);
         uint32_t want;
-        if (!t)
+        if (!strcmp(name, META_KEY)) {
+            uint32_t got = 0;
+            for (size_t m = 0; m < f->meta->v.c.n; m++)
+                if (strcmp(f->meta->v.c.keys[m], CHECKSUM_KEY))
+                    got = meta_crc(got, f->meta->v.c.keys[m], f->meta->v.c.items[m]->v.s);
+            if (v->type != OW_CFG_STRING || !parse_hex8(v->v.s, &want))
+                rc = ow__st_error(err, f->name,
+                                  "the checksum of the metadata is not 8 hex digits");
+            else if (got != want)
+                rc = ow__st_error(err, f->name,
+                                  "checksum mismatch in the metadata (corrupt file)");
+        } else if (!t)
             rc = ow__st_error(err, f->name, "a checksum names no tensor: '%s'", name);
         else if (v->type != OW_CFG_STRING || !parse_hex8(v->v.s, &want))
             rc = ow__st_error(err, f->name,
