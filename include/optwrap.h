@@ -548,8 +548,11 @@ OW_API int ow_optimizer_get_threads(const ow_optimizer *opt);
 /* Writes the whole state (every slot of every parameter, step counts, each group's
  * hyperparameters) as safetensors: tensors "state.<i>.<key>" with torch's keys and
  * parameter indices i in param_groups order, and JSON metadata "param_groups",
- * "param_names", "optimizer", "format" = "optwrap-optimizer/1". The file is written to
- * a temporary beside path, fsync'd and renamed over path. */
+ * "param_names", "param_shapes", "optimizer", "format" = "optwrap-optimizer/1" and
+ * "checksums" (a CRC-32 of the metadata and of every tensor). The file is written to a
+ * new temporary beside path (mode 0666 less the umask), fsync'd, renamed over path, and
+ * the folder fsync'd. A whole run (wrapper, schedule, parameters) is checkpointed with
+ * ow_optim_wrapper_save instead. */
 OW_API int ow_optimizer_save(const ow_optimizer *opt, const char *path, ow_error *err);
 /* Reads a file written by ow_optimizer_save into an optimizer over the same parameters
  * (names and shapes) and optimizer type; a truncated, corrupt or mismatched file fails
