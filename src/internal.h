@@ -28,6 +28,15 @@ long ow__alloc_fail_after(long n);
 /* Grows *items (of elem_size) so that it holds at least need elements. */
 int ow__grow(void **items, size_t *cap, size_t need, size_t elem_size);
 
+/* Kernels are compiled for AVX-512, AVX2+FMA and baseline x86-64, and the loader picks
+ * the best one for the CPU (GCC function multi-versioning). Elsewhere: plain C. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define OW_SIMD                                                                          \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define OW_SIMD
+#endif
+
 /* ---- errors (src/error.c) -------------------------------------------------------- */
 
 /* Stores code, position and message in err unless err is NULL or already holds an

@@ -8,15 +8,6 @@
 
 #include <math.h>
 
-/* Kernels are compiled for AVX-512, AVX2+FMA and baseline x86-64, and the loader picks
- * the best one for the CPU (GCC function multi-versioning). Elsewhere: plain C. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define OW_SIMD                                                                          \
-    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define OW_SIMD
-#endif
-
 /* Elements below which a step runs on one thread: a parallel region costs more. */
 #define OW__SERIAL_BELOW 65536
 /* Elements per work unit: per-tensor sums are kept per unit and added in order, so

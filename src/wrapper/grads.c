@@ -5,6 +5,7 @@
 #include "wrapper_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Elements per chunk, and chunks per parallel batch (their partial sums live on the
@@ -13,56 +14,84 @@
 #define BATCH        256
 #define SERIAL_BELOW 65536
 
-typedef enum { SUM_SQ, SUM_ABS, SUM_POW, MAX_ABS, COUNT_NZ } reduce_op;
+/* What one read-only pass over the gradients finds: whether any element is inf or nan
+ * (as they are), and, for clipping, the p-norm sums of fl(g * inv), the unscaled values
+ * clip_grad_norm_ sees under AMP. */
+typedef struct scan_part {
+    bool bad;
+    double acc; /* the sum of |u|^p, or the largest |u| (nan if any) for p = inf */
+} scan_part;
 
-/* One chunk's partial: a sum in double, or the largest |x| (nan if any). */
-static double reduce_chunk(const float *x, size_t n, reduce_op op, double p)
+static double term(double u, double p)
 {
+    double a = fabs(u);
+    return p == 2 ? a * a : p == 1 ? a : p == 0 ? (double)(a != 0) : pow(a, p);
+}
+
+/* Whether an element is inf or nan: its exponent bits all set (integer lanes: the loop
+ * vectorises whatever the float environment). */
+OW_SIMD static bool any_nonfinite(const float *restrict x, size_t n)
+{
+    const uint32_t *restrict b = (const uint32_t *)(const void *)x;
+    uint32_t any = 0;
+#pragma omp simd reduction(| : any)
+    for (size_t i = 0; i < n; i++)
+        any |= (uint32_t)((b[i] & 0x7f800000u) == 0x7f800000u);
+    return any != 0;
+}
+
+/* The sum of squares of fl(x * inv) in double (the vector lanes' order is fixed by the
+ * build, not by the thread count), and the inf/nan test in the same pass. */
+OW_SIMD static double sum_sq(const float *restrict x, size_t n, float inv, bool *bad)
+{
+    const uint32_t *restrict b = (const uint32_t *)(const void *)x;
     double acc = 0;
-    switch (op) {
-    case SUM_SQ:
-        for (size_t i = 0; i < n; i++)
-            acc += (double)x[i] * x[i];
-        break;
-    case SUM_ABS:
-        for (size_t i = 0; i < n; i++)
-            acc += fabs((double)x[i]);
-        break;
-    case SUM_POW:
-        for (size_t i = 0; i < n; i++)
-            acc += pow(fabs((double)x[i]), p);
-        break;
-    case COUNT_NZ:
-        for (size_t i = 0; i < n; i++)
-            acc += x[i] != 0;
-        break;
-    case MAX_ABS:
-        for (size_t i = 0; i < n; i++) {
-            double a = fabs((double)x[i]);
-            if (isnan(a))
-                return NAN;
-            acc = a > acc ? a : acc;
-        }
-        break;
+    uint32_t any = 0;
+#pragma omp simd reduction(+ : acc) reduction(| : any)
+    for (size_t i = 0; i < n; i++) {
+        any |= (uint32_t)((b[i] & 0x7f800000u) == 0x7f800000u);
+        double u = (double)(x[i] * inv);
+        acc += u * u;
     }
+    *bad = any != 0;
     return acc;
 }
 
-static double combine(double a, double b, reduce_op op)
+static scan_part scan_chunk(const float *x, size_t n, float inv, double p, bool norm)
 {
-    if (op != MAX_ABS)
-        return a + b;
-    if (isnan(a) || isnan(b))
-        return NAN;
-    return a > b ? a : b;
+    scan_part r = {false, 0};
+    if (norm && p == 2) { /* the common case: one pass */
+        r.acc = sum_sq(x, n, inv, &r.bad);
+        return r;
+    }
+    r.bad = any_nonfinite(x, n);
+    if (!norm)
+        return r;
+    if (isinf(p)) {
+        for (size_t i = 0; i < n; i++) {
+            double a = fabs((double)(x[i] * inv));
+            r.acc = isnan(a) || isnan(r.acc) ? NAN : a > r.acc ? a : r.acc;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            r.acc += term((double)(x[i] * inv), p);
+    }
+    return r;
 }
 
-/* The reduction of one tensor, chunk by chunk in order. */
-static double reduce_tensor(const float *x, size_t n, reduce_op op, double p)
+static double combine(double a, double b, double p)
+{
+    if (!isinf(p))
+        return a + b;
+    return isnan(a) || isnan(b) ? NAN : a > b ? a : b;
+}
+
+/* One tensor, chunk by chunk in order, the chunks of a batch over threads. */
+static scan_part scan_tensor(const float *x, size_t n, float inv, double p, bool norm)
 {
     if (n < SERIAL_BELOW)
-        return reduce_chunk(x, n, op, p);
-    double part[BATCH], acc = 0;
+        return scan_chunk(x, n, inv, p, norm);
+    scan_part part[BATCH], r = {false, 0};
     size_t nchunks = (n + CHUNK - 1) / CHUNK;
     for (size_t c0 = 0; c0 < nchunks; c0 += BATCH) {
         long m = (long)(nchunks - c0 < BATCH ? nchunks - c0 : BATCH);
@@ -70,149 +99,105 @@ static double reduce_tensor(const float *x, size_t n, reduce_op op, double p)
         for (long c = 0; c < m; c++) {
             size_t off = (c0 + (size_t)c) * CHUNK;
             size_t len = n - off < CHUNK ? n - off : CHUNK;
-            part[c] = reduce_chunk(x + off, len, op, p);
+            part[c] = scan_chunk(x + off, len, inv, p, norm);
         }
-        for (long c = 0; c < m; c++)
-            acc = combine(acc, part[c], op);
+        for (long c = 0; c < m; c++) {
+            r.bad = r.bad || part[c].bad;
+            r.acc = combine(r.acc, part[c].acc, p);
+        }
     }
-    return acc;
+    return r;
 }
 
-/* torch.norm(x, p) of one tensor, rounded to float32 as torch returns it. */
-static float tensor_norm(const float *x, size_t n, double p)
+bool ow__grads_scan(const ow__grad *g, size_t n, float inv, double p, float *norm)
 {
-    if (isinf(p))
-        return (float)reduce_tensor(x, n, MAX_ABS, p);
-    if (p == 0)
-        return (float)reduce_tensor(x, n, COUNT_NZ, p);
-    if (p == 1)
-        return (float)reduce_tensor(x, n, SUM_ABS, p);
-    if (p == 2)
-        return (float)sqrt(reduce_tensor(x, n, SUM_SQ, p));
-    return (float)pow(reduce_tensor(x, n, SUM_POW, p), 1.0 / p);
-}
-
-float ow__grads_norm(const ow__grad *g, size_t n, double p)
-{
-    if (n == 0)
-        return 0.0f;
-    if (isinf(p)) { /* torch.max(torch.stack(norms)) */
-        double m = 0;
-        for (size_t i = 0; i < n; i++)
-            m = combine(m, reduce_tensor(g[i].g, g[i].n, MAX_ABS, p), MAX_ABS);
-        return (float)m;
-    }
-    /* the norms of the tensors, stacked as float32, and their norm */
-    double acc = 0;
+    bool bad = false;
+    double total = 0;
     for (size_t i = 0; i < n; i++) {
-        double t = tensor_norm(g[i].g, g[i].n, p);
-        acc += p == 0 ? t != 0 : p == 1 ? fabs(t) : p == 2 ? t * t : pow(fabs(t), p);
+        scan_part t = scan_tensor(g[i].g, g[i].n, inv, p, norm != NULL);
+        bad = bad || t.bad;
+        if (!norm)
+            continue;
+        /* torch.norm of each tensor is a float32 value; the total is their norm */
+        float tn = isinf(p)           ? (float)t.acc
+                   : p == 0 || p == 1 ? (float)t.acc
+                   : p == 2           ? (float)sqrt(t.acc)
+                                      : (float)pow(t.acc, 1.0 / p);
+        total = isinf(p) ? combine(total, tn, p) : total + term(tn, p);
     }
-    if (p == 0 || p == 1)
-        return (float)acc;
-    return (float)(p == 2 ? sqrt(acc) : pow(acc, 1.0 / p));
+    if (norm)
+        *norm = isinf(p) || p == 0 || p == 1 ? (float)total
+                : p == 2                     ? (float)sqrt(total)
+                                             : (float)pow(total, 1.0 / p);
+    return bad;
 }
 
-/* fn over every element range of every tensor, in parallel for large tensors. */
-typedef void range_fn(float *x, size_t n, const void *arg, bool *flag);
+/* fn over every element range of every tensor, in parallel for large tensors; the
+ * flags of the ranges are ORed. */
+typedef bool range_fn(float *x, size_t n, const float *arg);
 
-static void for_all(const ow__grad *g, size_t n, range_fn *fn, const void *arg,
-                    bool *flag)
+static bool for_all(const ow__grad *g, size_t n, range_fn *fn, const float *arg)
 {
+    bool any = false;
     for (size_t i = 0; i < n; i++) {
         if (g[i].n < SERIAL_BELOW) {
-            fn(g[i].g, g[i].n, arg, flag);
+            any = fn(g[i].g, g[i].n, arg) || any;
             continue;
         }
         long nchunks = (long)((g[i].n + CHUNK - 1) / CHUNK);
-        bool any = false;
-#pragma omp parallel for schedule(static) reduction(|| : any)
+        bool f = false;
+#pragma omp parallel for schedule(static) reduction(|| : f)
         for (long c = 0; c < nchunks; c++) {
             size_t off = (size_t)c * CHUNK;
             size_t len = g[i].n - off < CHUNK ? g[i].n - off : CHUNK;
-            bool f = false;
-            fn(g[i].g + off, len, arg, &f);
-            any = any || f;
+            f = fn(g[i].g + off, len, arg) || f;
         }
-        *flag = *flag || any;
+        any = any || f;
     }
+    return any;
 }
 
-static void unscale_range(float *x, size_t n, const void *arg, bool *flag)
+/* arg: inv, coef, clamp (< 0: none). Two roundings, as torch's unscale_ then mul_. */
+OW_SIMD static bool apply_range(float *restrict x, size_t n, const float *arg)
 {
-    float inv = *(const float *)arg;
-    bool bad = false;
-    for (size_t i = 0; i < n; i++) {
-        bad |= !isfinite(x[i]);
-        x[i] = x[i] * inv;
+    const float inv = arg[0], coef = arg[1], v = arg[2];
+    if (v >= 0) { /* torch.clamp_: nan stays nan */
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float u = x[i] * inv;
+            x[i] = u < -v ? -v : u > v ? v : u;
+        }
+    } else if (inv != 1.0f && coef != 1.0f) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            x[i] = (x[i] * inv) * coef;
+    } else {
+        const float k = inv != 1.0f ? inv : coef;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            x[i] *= k;
     }
-    *flag = *flag || bad;
+    return false;
 }
 
-static void check_range(float *x, size_t n, const void *arg, bool *flag)
+static bool zero_range(float *x, size_t n, const float *check)
 {
-    (void)arg;
-    bool bad = false;
-    for (size_t i = 0; i < n; i++)
-        bad |= !isfinite(x[i]);
-    *flag = *flag || bad;
-}
-
-static void scale_range(float *x, size_t n, const void *arg, bool *flag)
-{
-    (void)flag;
-    float c = *(const float *)arg;
-    for (size_t i = 0; i < n; i++)
-        x[i] *= c;
-}
-
-/* torch.clamp_(min=-v, max=v): nan stays nan */
-static void clamp_range(float *x, size_t n, const void *arg, bool *flag)
-{
-    (void)flag;
-    float v = *(const float *)arg;
-    for (size_t i = 0; i < n; i++)
-        x[i] = x[i] < -v ? -v : x[i] > v ? v : x[i];
-}
-
-static void zero_range(float *x, size_t n, const void *arg, bool *flag)
-{
-    (void)arg;
-    (void)flag;
+    bool bad = check && any_nonfinite(x, n);
     memset(x, 0, n * sizeof *x);
-}
-
-bool ow__grads_unscale(const ow__grad *g, size_t n, float inv_scale)
-{
-    bool bad = false;
-    /* torch returns the value unchanged when inv_scale is 1 (x * 1 is x anyway) */
-    for_all(g, n, inv_scale == 1.0f ? check_range : unscale_range, &inv_scale, &bad);
     return bad;
 }
 
-bool ow__grads_nonfinite(const ow__grad *g, size_t n)
+void ow__grads_apply(const ow__grad *g, size_t n, float inv, float coef, float clamp)
 {
-    bool bad = false;
-    for_all(g, n, check_range, NULL, &bad);
-    return bad;
+    const float arg[3] = {inv, coef, clamp};
+    if (inv != 1.0f || coef != 1.0f || clamp >= 0)
+        for_all(g, n, apply_range, arg);
 }
 
-void ow__grads_scale(const ow__grad *g, size_t n, float coef)
+bool ow__grads_zero(const ow__grad *g, size_t n, bool check)
 {
-    bool unused = false;
-    for_all(g, n, scale_range, &coef, &unused);
-}
-
-void ow__grads_clamp(const ow__grad *g, size_t n, float v)
-{
-    bool unused = false;
-    for_all(g, n, clamp_range, &v, &unused);
-}
-
-void ow__grads_zero(const ow__grad *g, size_t n)
-{
-    bool unused = false;
-    for_all(g, n, zero_range, NULL, &unused);
+    static const float yes = 1.0f;
+    return for_all(g, n, zero_range, check ? &yes : NULL);
 }
 
 int ow__wrapper_collect_grads(ow_optim_wrapper *w, ow_error *err)

@@ -264,53 +264,47 @@ static void update_scale(ow_optim_wrapper *w, bool found_inf)
     }
 }
 
-/* The end of a window: unscale, check, clip, step or skip, scale update, zero. */
+/* The end of a window: unscale, check, clip, step or skip, scale update, zero. Every
+ * check comes first (one read-only pass), so that a refused update changes nothing;
+ * unscaling and clipping are then one pass. Without clipping or skipping, the inf/nan
+ * report comes from the zeroing pass after the step. */
 static int window_end(ow_optim_wrapper *w, ow_update_info *r, ow_error *err)
 {
     const ow__wrapper_opts *o = &w->o;
     int rc = ow__wrapper_collect_grads(w, err);
     if (rc)
         return rc;
-    /* checked before anything changes, so that a refused update changes nothing */
-    bool bad = ow__grads_nonfinite(w->grads, w->ngrads);
-    r->nonfinite = bad;
-    if (o->clip == OW__CLIP_NORM && o->error_if_nonfinite && bad)
+    bool amp = o->amp && o->scaler_enabled, norm = o->clip == OW__CLIP_NORM;
+    /* unscale_: 1/scale in double, rounded to float */
+    float inv = amp ? (float)(1.0 / (double)w->scale) : 1.0f, total = 0, coef = 1.0f;
+    bool early = amp || norm || o->skip_nonfinite;
+    bool bad = early && ow__grads_scan(w->grads, w->ngrads, inv, o->norm_type,
+                                       norm ? &total : NULL);
+    if (norm && o->error_if_nonfinite && (bad || !isfinite(total)))
         return ow__error(err, OW_ERR_VALUE, NULL, 0, 0,
                          "clip_grad: the total norm of order %g for gradients is "
                          "non-finite, so it cannot be clipped (error_if_nonfinite is "
                          "true; set it to false to scale by the non-finite norm anyway)",
                          o->norm_type);
-    if (o->amp && o->scaler_enabled) {
-        /* unscale_: 1/scale in double, rounded to float */
-        float inv = (float)(1.0 / (double)w->scale);
-        if (inv != 1.0f)
-            ow__grads_scale(w->grads, w->ngrads, inv);
-    }
-    if (o->clip == OW__CLIP_NORM) {
-        float total = ow__grads_norm(w->grads, w->ngrads, o->norm_type);
-        if (o->error_if_nonfinite && !isfinite(total))
-            return ow__error(err, OW_ERR_VALUE, NULL, 0, 0,
-                             "clip_grad: the total norm of order %g for gradients is "
-                             "non-finite (%g), so it cannot be clipped",
-                             o->norm_type, (double)total);
+    if (norm) {
         /* max_norm / (total + 1e-6): torch's __rtruediv__ is reciprocal() * max_norm */
-        float coef = (1.0f / (total + 1e-6f)) * (float)o->max_norm;
+        coef = (1.0f / (total + 1e-6f)) * (float)o->max_norm;
         if (!(coef <= 1.0f) && !isnan(coef))
             coef = 1.0f;
-        if (coef != 1.0f)
-            ow__grads_scale(w->grads, w->ngrads, coef);
         r->grad_norm = total;
         r->clip_coef = coef;
-    } else if (o->clip == OW__CLIP_VALUE) {
-        ow__grads_clamp(w->grads, w->ngrads, (float)o->clip_value);
     }
-    bool skip = bad && ((o->amp && o->scaler_enabled) || o->skip_nonfinite);
+    ow__grads_apply(w->grads, w->ngrads, inv, coef,
+                    o->clip == OW__CLIP_VALUE ? (float)o->clip_value : -1.0f);
+    bool skip = bad && (amp || o->skip_nonfinite);
     if (!skip && (rc = ow_optimizer_step(w->opt, err)))
         return rc;
     r->stepped = !skip;
     r->skipped = skip;
     update_scale(w, bad);
-    ow__grads_zero(w->grads, w->ngrads);
+    if (ow__grads_zero(w->grads, w->ngrads, !early))
+        bad = true;
+    r->nonfinite = bad;
     ow__half_zero_grads(w);
     if (r->stepped)
         ow__half_scatter(w, false);
@@ -370,7 +364,7 @@ void ow_optim_wrapper_zero_grad(ow_optim_wrapper *w)
     for (size_t i = 0; i < w->nchildren; i++)
         ow_optim_wrapper_zero_grad(w->children[i]);
     if (w->opt && ow__wrapper_collect_grads(w, NULL) == OW_OK)
-        ow__grads_zero(w->grads, w->ngrads);
+        ow__grads_zero(w->grads, w->ngrads, false);
     ow__half_zero_grads(w);
 }
 

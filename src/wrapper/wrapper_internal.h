@@ -111,19 +111,15 @@ float ow__bf16_to_f32(uint16_t h);
 /* Collects the gradient buffers the optimizer steps (distinct tensors that require a
  * gradient and have one) into w->grads. */
 int ow__wrapper_collect_grads(ow_optim_wrapper *w, ow_error *err);
-/* Multiplies every gradient by inv_scale (unless 1) and reports whether an element was
- * inf or nan before it: torch's _amp_foreach_non_finite_check_and_unscale_. */
-bool ow__grads_unscale(const ow__grad *g, size_t n, float inv_scale);
-/* torch.nn.utils.clip_grad_norm_'s total norm (p-norm of the per-tensor p-norms, max
- * for inf) in float32, summed in a fixed order whatever the thread count. */
-float ow__grads_norm(const ow__grad *g, size_t n, double p);
-/* Multiplies every element by coef. */
-void ow__grads_scale(const ow__grad *g, size_t n, float coef);
-/* Clamps every element to [-v, v]. */
-void ow__grads_clamp(const ow__grad *g, size_t n, float v);
-/* Whether any element is inf or nan. */
-bool ow__grads_nonfinite(const ow__grad *g, size_t n);
-/* Sets every element to zero. */
-void ow__grads_zero(const ow__grad *g, size_t n);
+/* One read-only pass: whether any gradient element is inf or nan, and with norm not
+ * NULL, torch.nn.utils.clip_grad_norm_'s total p-norm (p inf: the largest |g|) of the
+ * unscaled values fl(g * inv) in float32, summed in a fixed order whatever the thread
+ * count. */
+bool ow__grads_scan(const ow__grad *g, size_t n, float inv, double p, float *norm);
+/* g = fl(fl(g * inv) * coef), or with clamp >= 0, g = clamp(fl(g * inv), -clamp, clamp):
+ * GradScaler's unscale_ and the clipping in one pass (a factor of 1 is skipped). */
+void ow__grads_apply(const ow__grad *g, size_t n, float inv, float coef, float clamp);
+/* Sets every element to zero; with check, reports whether one was inf or nan. */
+bool ow__grads_zero(const ow__grad *g, size_t n, bool check);
 
 #endif /* OW_WRAPPER_INTERNAL_H */
