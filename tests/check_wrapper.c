@@ -520,6 +520,21 @@ START_TEST(wrapper_dict)
     ck_assert_float_eq(h.grad[8], 1.0f);
     ow_check_ok(ow_optim_wrapper_update(norm, NULL, &err), &err);
     ck_assert_float_eq(h.data[8], 0.75f - 0.125f);
+    ow_check_ok(ow_optim_wrapper_end_epoch(h.w, NULL, &err), &err);
+    /* one file for both, and back */
+    void *buf = NULL;
+    size_t len = 0;
+    ow_check_ok(ow_optim_wrapper_save_buffer(h.w, OW_CKPT_PARAMS, &buf, &len, &err),
+                &err);
+    float saved_data[12];
+    memcpy(saved_data, h.data, sizeof saved_data);
+    for (int i = 0; i < 12; i++)
+        h.data[i] = 7.0f;
+    ow_check_ok(ow_optim_wrapper_load_buffer(h.w, buf, len, OW_CKPT_PARAMS, &err), &err);
+    ck_assert(!memcmp(saved_data, h.data, sizeof saved_data));
+    ck_assert_int_eq(ow_optim_wrapper_get_epoch(h.w), 1);
+    ck_assert_int_eq(ow_optim_wrapper_get_iteration(h.w), 1); /* fc's: one update */
+    ow_free(buf);
     host_free(&h);
 }
 END_TEST

@@ -389,14 +389,15 @@ double ow_optim_wrapper_get_loss_scale(const ow_optim_wrapper *w)
     return w ? w->scale : NAN;
 }
 
+/* A dict's counters are its first wrapper's: the host updates its wrappers in step. */
 int64_t ow_optim_wrapper_get_iteration(const ow_optim_wrapper *w)
 {
-    return w ? w->inner : 0;
+    return !w ? 0 : w->nchildren ? w->children[0]->inner : w->inner;
 }
 
 int64_t ow_optim_wrapper_get_epoch(const ow_optim_wrapper *w)
 {
-    return w ? w->epochs : 0;
+    return !w ? 0 : w->nchildren ? w->children[0]->epochs : w->epochs;
 }
 
 ow_optimizer *ow_optim_wrapper_get_optimizer(ow_optim_wrapper *w)
