@@ -43,7 +43,8 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    int reps = argc > 1 ? atoi(argv[1]) : 7;
+    long r = argc > 1 ? strtol(argv[1], NULL, 10) : 7;
+    int reps = r < 1 ? 1 : r > 64 ? 64 : (int)r;
     ow_error err;
     ow_error_clear(&err);
     ow_model *m = NULL;
@@ -87,7 +88,7 @@ int main(int argc, char **argv)
         ow_optimizer *opt = ow_optim_wrapper_get_optimizer(w);
         ow_optimizer_step(opt, &err); /* state allocated, pages touched */
         double ts[64], tu[64];
-        for (int k = 0; k < reps && k < 64; k++) {
+        for (int k = 0; k < reps; k++) {
             double t0 = now();
             ow_optimizer_step(opt, &err);
             ts[k] = now() - t0;
