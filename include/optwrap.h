@@ -972,6 +972,11 @@ OW_API int ow_optim_wrapper_update(ow_optim_wrapper *w, ow_update_info *info,
  * schedulers, may be NULL); a dict wrapper advances every wrapper's. */
 OW_API int ow_optim_wrapper_end_epoch(ow_optim_wrapper *w, const double *metric,
                                       ow_error *err);
+/* After each validation: mmengine's ReduceOnPlateau schedulers read the metric they
+ * monitor from names/values (ParamSchedulerHook.after_val_epoch); a dict wrapper passes
+ * them to every wrapper. */
+OW_API int ow_optim_wrapper_end_val(ow_optim_wrapper *w, const char *const *names,
+                                    const double *values, size_t n, ow_error *err);
 /* Sets every registered gradient buffer to zero (the wrapper does it after each step). */
 OW_API void ow_optim_wrapper_zero_grad(ow_optim_wrapper *w);
 
@@ -993,7 +998,7 @@ OW_API double ow_optim_wrapper_get_momentum(const ow_optim_wrapper *w, size_t gr
 OW_API double ow_optim_wrapper_get_loss_scale(const ow_optim_wrapper *w);
 OW_API int64_t ow_optim_wrapper_get_iteration(const ow_optim_wrapper *w);
 /* Epochs ended (ow_optim_wrapper_end_epoch calls), restored by a checkpoint: where a
- * resumed epoch loop starts. */
+ * resumed epoch loop starts. For a dict wrapper, both counts are its first wrapper's. */
 OW_API int64_t ow_optim_wrapper_get_epoch(const ow_optim_wrapper *w);
 /* Borrowed parts (NULL for a dict wrapper): its optimizer, schedule, groups. */
 OW_API ow_optimizer *ow_optim_wrapper_get_optimizer(ow_optim_wrapper *w);

@@ -478,6 +478,34 @@ START_TEST(half_host_master_weights)
 }
 END_TEST
 
+/* mmengine's ReduceOnPlateauLR steps after validation, on the metric it monitors. */
+START_TEST(plateau_after_val)
+{
+    host h;
+    host_init(&h);
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(
+        host_build(&h,
+                   "optim_wrapper:\n  optimizer: {type: SGD, lr: 0.4}\n"
+                   "param_scheduler:\n"
+                   "  - {type: ReduceOnPlateauLR, monitor: accuracy, rule: greater, "
+                   "patience: 1, factor: 0.5}\n"
+                   "train_cfg: {by_epoch: true, max_epochs: 10}\n",
+                   -1, &err),
+        &err);
+    static const char *const names[] = {"accuracy"};
+    static const double acc[] = {0.5, 0.6, 0.6, 0.6, 0.7};
+    static const double lr_after[] = {0.4, 0.4, 0.4, 0.2, 0.2};
+    for (int e = 0; e < 5; e++) {
+        ow_check_ok(ow_optim_wrapper_end_epoch(h.w, NULL, &err), &err);
+        ow_check_ok(ow_optim_wrapper_end_val(h.w, names, &acc[e], 1, &err), &err);
+        ck_assert_double_eq(ow_optim_wrapper_get_lr(h.w, 0), lr_after[e]);
+    }
+    host_free(&h);
+}
+END_TEST
+
 /* ---- OptimWrapperDict ----------------------------------------------------------------
  */
 
@@ -889,6 +917,7 @@ static Suite *wrapper_suite(void)
     tcase_add_test(tc, nonfinite_without_amp);
     tcase_add_test(tc, clip_error_if_nonfinite);
     tcase_add_test(tc, wrapper_dict);
+    tcase_add_test(tc, plateau_after_val);
     tcase_add_test(tc, half_conversions);
     tcase_add_test(tc, half_host_master_weights);
     tcase_add_test(tc, resume_bit_identical);

@@ -357,6 +357,20 @@ int ow_optim_wrapper_end_epoch(ow_optim_wrapper *w, const double *metric, ow_err
     return rc;
 }
 
+int ow_optim_wrapper_end_val(ow_optim_wrapper *w, const char *const *names,
+                             const double *values, size_t n, ow_error *err)
+{
+    if (!w)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_optim_wrapper_end_val: w is NULL");
+    int rc = OW_OK;
+    for (size_t i = 0; i < w->nchildren && rc == OW_OK; i++)
+        rc = ow_optim_wrapper_end_val(w->children[i], names, values, n, err);
+    if (rc == OW_OK && w->sched)
+        rc = ow_sched_step_val(w->sched, names, values, n, err);
+    return rc;
+}
+
 void ow_optim_wrapper_zero_grad(ow_optim_wrapper *w)
 {
     if (!w)
