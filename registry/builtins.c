@@ -76,6 +76,7 @@ const ow_entry *const ow__builtins[] = {
     &ow__sched_cosine_lr,
     &ow__sched_cosine_momentum,
     &ow__sched_cosine_param,
+    &ow__sched_cosine_weight_decay,
     &ow__sched_restart_lr,
     &ow__sched_restart_momentum,
     &ow__sched_restart_param,
@@ -143,5 +144,6 @@ const ow_entry *const ow__builtins[] = {
     &ow__layer_depth_mixmim,
     &ow__layer_depth_regex,
     &ow__optimizer_mmpretrain_lamb,
+    &ow__optimizer_mmpretrain_lars,
     NULL,
 };

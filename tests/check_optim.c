@@ -25,7 +25,8 @@ static int cmp_str(const void *a, const void *b)
 
 static void find_golden(void)
 {
-    static const char *const families[] = {"torch", "composer", "timm", "fastai"};
+    static const char *const families[] = {"torch", "composer", "timm", "fastai",
+                                           "mmpretrain"};
     char dir[1024], path[2048];
     for (size_t f = 0; f < OW__ARRAY_LEN(families); f++) {
         snprintf(dir, sizeof dir, "%s/optim/%s", OW_TEST_GOLDEN, families[f]);
@@ -137,6 +138,8 @@ static const struct {
     {"timm.clamb", "decoupled_decay: true"},
     {"timm.adabelief", "amsgrad: true, decoupled_decay: false"},
     {"timm.lars", "always_adapt: true, momentum: 0"},
+    {"mmpretrain.LARS", "momentum: 0.9, nesterov: true"},
+    {"mmpretrain.LARS", "momentum: 0.9, dampening: 0.5, lars_exclude: true"},
     {"Adagrad", "initial_accumulator_value: 0.1, lr_decay: 0.01"},
     {"timm.lion", "foreach: false"},
     {"timm.adamwlegacy", "amsgrad: true"},

@@ -21,6 +21,9 @@ static const char *const golden_cases[] = {
     "mmengine/onecycle_three_phase_linear.json",
     "mmengine/poly_epoch.json",
     "mmengine/step_converted.json",
+    "mmpretrain/cosine_weight_decay_iter.json",
+    "mmpretrain/cosine_weight_decay_ratio_restart.json",
+    "mmpretrain/cosine_weight_decay_spark.json",
     "timm/cosine_cycle_mul_updates.json",
     "timm/cosine_warmup_epochs.json",
     "timm/multistep_epochs.json",
@@ -552,7 +555,12 @@ START_TEST(every_entry_builds_and_steps)
     }
     snprintf(text + len, sizeof text - (size_t)len, "}\n");
     ow_cfg *cfg = sched_load(text);
-    plain p = {.n = 2, .lr = {0.1, 0.05}, .momentum = {0.9, 0.9}, .has_momentum = true};
+    plain p = {.n = 2,
+               .lr = {0.1, 0.05},
+               .momentum = {0.9, 0.9},
+               .weight_decay = {0.05, 0.0},
+               .has_momentum = true,
+               .has_wd = true};
     ow_sched_target t = plain_target(&p);
     ow_sched *s = NULL;
     ow_error err;
@@ -567,7 +575,9 @@ START_TEST(every_entry_builds_and_steps)
             ow_check_ok(ow_sched_step_epoch(s, &metric, &err), &err);
             ow_check_ok(ow_sched_step_val(s, &name, &metric, 1, &err), &err);
         }
-        ck_assert_msg(isfinite(p.lr[0]) && isfinite(p.momentum[0]), "%s", e->name);
+        ck_assert_msg(isfinite(p.lr[0]) && isfinite(p.momentum[0]) &&
+                          isfinite(p.weight_decay[0]) && p.weight_decay[1] == 0,
+                      "%s", e->name);
     }
     ow_sched_free(s);
     ow_cfg_free(cfg);

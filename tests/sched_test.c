@@ -12,6 +12,8 @@ static bool plain_get(void *ctx, size_t g, const char *key, double *out)
         *out = p->momentum[g];
     else if (!strcmp(key, "lr_scale") && p->has_scale)
         *out = p->lr_scale[g];
+    else if (!strcmp(key, "weight_decay") && p->has_wd)
+        *out = p->weight_decay[g];
     else
         return false;
     return true;
@@ -24,6 +26,8 @@ static void plain_set(void *ctx, size_t g, const char *key, double v)
         p->lr[g] = v;
     else if (!strcmp(key, "momentum"))
         p->momentum[g] = v;
+    else if (!strcmp(key, "weight_decay") && p->has_wd)
+        p->weight_decay[g] = v;
     else
         ck_abort_msg("set of '%s'", key);
 }

@@ -6,11 +6,11 @@
 #include "sched/sched_internal.h"
 #include "testlib.h"
 
-/* Up to 8 groups of lr, momentum and lr_scale. */
+/* Up to 8 groups of lr, momentum, lr_scale and weight_decay. */
 typedef struct plain {
     size_t n;
-    double lr[8], momentum[8], lr_scale[8];
-    bool has_momentum, has_scale, has_base;
+    double lr[8], momentum[8], lr_scale[8], weight_decay[8];
+    bool has_momentum, has_scale, has_base, has_wd;
 } plain;
 
 /* A target over p (no base group unless p->has_base). */

@@ -1,7 +1,8 @@
 /* LARS / LARC (timm Lars): SGD whose gradient (plus L2 decay) is scaled per tensor by
  * the trust ratio tc*|p| / (|g| + wd*|p| + eps) when weight decay is on (or
- * always_adapt); LARC clips ratio/lr at 1. Norms are summed in double, so the ratio can
- * differ from torch's float32 reduction in the last place.
+ * always_adapt); LARC clips ratio/lr at 1. mmpretrain's LARS (at the end) always adapts
+ * unless a group sets lars_exclude, and takes the ratio in double. Norms are summed in
+ * double, so the ratio can differ from torch's float32 reduction in the last place.
  * Large Batch Training of Convolutional Networks, https://arxiv.org/abs/1708.03888 */
 #include "optim_internal.h"
 
@@ -178,3 +179,164 @@ ENTRY(ow__optimizer_timm_larc, "larc", larc_keys,
 ENTRY(ow__optimizer_timm_nlars, "nlars", nlars_keys, "timm Lars, Nesterov momentum");
 ENTRY(ow__optimizer_timm_nlarc, "nlarc", nlarc_keys,
       "timm Lars, Nesterov, LARC clipping");
+
+/* ---- mmpretrain LARS --------------------------------------------------------------
+ * mmpretrain/engine/optimizers/lars.py: the trust ratio is always on (unless the group
+ * sets lars_exclude) and computed in Python double from the two norms, which are
+ * float32 reductions read with .item(); then d = (g + wd*p) * (local_lr*lr) in float32,
+ * SGD momentum on d (the first buffer a copy of d) and p -= d. eps is the optimizer's
+ * (self.eps, not in mmpretrain's groups): a group's own eps is ignored, as there. */
+
+static const ow_key mm_keys[] = {
+    {.name = "lr", .type = OW_T_NUMBER, .doc = "base learning rate"},
+    {.name = "momentum", .type = OW_T_NUMBER, .def = "0", .doc = "momentum factor"},
+    {.name = "dampening",
+     .type = OW_T_NUMBER,
+     .def = "0",
+     .doc = "dampening for momentum"},
+    {.name = "weight_decay",
+     .type = OW_T_NUMBER,
+     .def = "0",
+     .doc = "L2 penalty, added to the gradient"},
+    OW__KEY_BOOL("nesterov", "false", "Nesterov momentum"),
+    {.name = "eta", .type = OW_T_NUMBER, .def = "0.001", .doc = "LARS coefficient"},
+    {.name = "eps",
+     .type = OW_T_NUMBER,
+     .def = "1e-08",
+     .doc = "added to the ratio's denominator; the optimizer's value applies to every "
+            "group (mmpretrain keeps it as self.eps)"},
+    /* not a constructor argument in mmpretrain (group.get('lars_exclude', False)): a
+     * key here so that groups may carry it; every group shows it */
+    OW__KEY_BOOL("lars_exclude", "false",
+                 "a group's: no trust ratio (local lr 1); set it through "
+                 "paramwise_cfg.custom_keys"),
+    {0},
+};
+
+enum { M_LR, M_MOMENTUM, M_DAMPENING, M_WD, M_NESTEROV, M_ETA, M_EPS, M_EXCLUDE };
+
+typedef struct mm_lars_ctx {
+    double lr, wd, eta, eps; /* Python floats */
+    float wd_f, lr_f, momentum, damp1;
+    bool exclude, has_momentum, first, nesterov;
+} mm_lars_ctx;
+
+/* mmpretrain's checks, in its order and words. Its lr test is `not isinstance(lr,
+ * float) and lr < 0.0`, which lets a negative float through; optwrap refuses every
+ * negative lr. */
+static bool mm_check(const ow_hparam *hp, char *msg, size_t n)
+{
+    static const struct {
+        int k;
+        const char *what;
+    } rules[] = {{M_LR, "learning rate"},
+                 {M_MOMENTUM, "momentum value"},
+                 {M_WD, "weight_decay value"},
+                 {M_ETA, "LARS coefficient value"}};
+    for (size_t i = 0; i < OW__ARRAY_LEN(rules); i++) {
+        const ow_hparam *h = &hp[rules[i].k];
+        if (!h->is_null && h->n > 0 && h->v[0] < 0.0) {
+            char v[32];
+            ow__format_double(h->v[0], v, sizeof v);
+            snprintf(msg, n, "Invalid %s: %s", rules[i].what, v);
+            return false;
+        }
+    }
+    if (ow__hp_true(&hp[M_NESTEROV]) &&
+        (hp[M_MOMENTUM].v[0] <= 0 || hp[M_DAMPENING].v[0] != 0)) {
+        snprintf(msg, n, "Nesterov momentum requires a momentum and zero dampening");
+        return false;
+    }
+    return true;
+}
+
+static int mm_slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *shape,
+                         int64_t *out)
+{
+    if (slot == S_STEP)
+        return 0;
+    if (hp[M_MOMENTUM].v[0] == 0)
+        return -1;
+    memcpy(out, shape, (size_t)ndim * sizeof *out);
+    return ndim;
+}
+
+static void mm_prepare(ow_prepare_args *a)
+{
+    mm_lars_ctx *c = a->ctx;
+    const ow_hparam *hp = a->hp;
+    const ow_hparam *eps = &a->defaults[M_EPS];
+    c->lr = a->lr;
+    c->wd = hp[M_WD].v[0];
+    c->eta = hp[M_ETA].v[0];
+    c->eps = eps->is_null || eps->n < 1 ? 1e-8 : eps->v[0]; /* self.eps */
+    c->wd_f = ow__f(c->wd);
+    c->lr_f = ow__f(c->lr); /* local_lr 1: actual_lr = lr */
+    c->exclude = ow__hp_true(&hp[M_EXCLUDE]);
+    c->has_momentum = hp[M_MOMENTUM].v[0] != 0;
+    c->momentum = ow__f(hp[M_MOMENTUM].v[0]);
+    c->damp1 = ow__f(1. - hp[M_DAMPENING].v[0]);
+    c->nesterov = ow__hp_true(&hp[M_NESTEROV]);
+    c->first = a->scalars[S_STEP] == 0;
+    a->scalars[S_STEP] += 1;
+    a->passes = c->exclude ? 2u : 3u;
+}
+
+/* actual_lr = local_lr * lr in Python double: the norms are float32 values. */
+static void mm_finish(const ow_finish_args *f)
+{
+    const mm_lars_ctx *c = f->ctx;
+    double w = (double)(float)sqrt(f->sums[0]), gn = (double)(float)sqrt(f->sums[1]);
+    double local_lr = 1.;
+    if (w != 0 && gn != 0)
+        local_lr = c->eta * w / (gn + c->wd * w + c->eps);
+    f->t[0] = local_lr * c->lr;
+}
+
+/* d = (g + wd*p) * actual_lr; buf = d (first) or mom*buf + (1-damp)*d; d = d + mom*buf
+ * (Nesterov) or buf; p = p + (-d). */
+static inline __attribute__((always_inline)) void mm_step_body(const ow_kernel_args *a)
+{
+    const mm_lars_ctx *c = a->ctx;
+    size_t n = a->n;
+    float *restrict p = a->p, *restrict buf = a->s[S_BUF];
+    const float *restrict g = a->g;
+    const float alr = c->exclude ? c->lr_f : (float)a->t[0];
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float d = fmaf(c->wd_f, p[i], g[i]) * alr;
+        if (c->has_momentum) {
+            float b = c->first ? d : fmaf(c->damp1, d, buf[i] * c->momentum);
+            buf[i] = b;
+            d = c->nesterov ? fmaf(c->momentum, b, d) : b;
+        }
+        p[i] = p[i] - d;
+    }
+}
+
+OW_SIMD static void mm_step_run(const ow_kernel_args *a)
+{
+    mm_step_body(a);
+}
+
+static void mm_step_ref(const ow_kernel_args *a)
+{
+    mm_step_body(a);
+}
+
+static const ow_optimizer_ops mm_lars_ops = {
+    .abi_version = OW_ABI_VERSION,
+    .slots = slots,
+    .ctx_size = sizeof(mm_lars_ctx),
+    .check = mm_check,
+    .prepare = mm_prepare,
+    .slot_shape = mm_slot_shape,
+    .passes = {{.run = norms_run, .ref = norms_ref, .nsums = 2, .finish = mm_finish},
+               {.run = mm_step_run, .ref = mm_step_ref}},
+    /* the norms are summed in double, torch's in float32 */
+    .tolerance = 1e-5};
+
+OW__OPTIMIZER_ENTRY(ow__optimizer_mmpretrain_lars, "LARS", "mmpretrain", mm_keys,
+                    mm_lars_ops,
+                    "mmpretrain LARS: SGD with a layer-wise trust ratio, per-group "
+                    "lars_exclude");

@@ -69,6 +69,7 @@ extern const ow_entry ow__optimizer_timm_lars;
 extern const ow_entry ow__optimizer_timm_larc;
 extern const ow_entry ow__optimizer_timm_nlars;
 extern const ow_entry ow__optimizer_timm_nlarc;
+extern const ow_entry ow__optimizer_mmpretrain_lars;
 
 /* src/optim/lamb.c */
 extern const ow_entry ow__optimizer_timm_lamb;

@@ -1,7 +1,8 @@
 /* mm_cosine.c -- mmengine's cosine schedulers: CosineAnnealingLR (the recursive
  * PyTorch form, never quite reaching eta_min) and CosineRestartLR (periods, each
  * restarting at base * restart_weight), with their Momentum and ParamScheduler
- * versions. https://arxiv.org/abs/1608.03983 (SGDR), mmengine 0.11 param_scheduler.py */
+ * versions, and mmpretrain's CosineAnnealingWeightDecay.
+ * https://arxiv.org/abs/1608.03983 (SGDR), mmengine 0.11 param_scheduler.py */
 #include "sched_internal.h"
 
 #include <string.h>
@@ -67,6 +68,21 @@ static void annealing_value(const ow__sched_item *it, const double *initial,
             out[g] =
                 (1 + cos(pi * t / tm)) / (1 + cos(pi * (t - 1) / tm)) * (cur[g] - m) + m;
     }
+}
+
+/* ---- mmpretrain CosineAnnealingWeightDecay
+ * mmpretrain/engine/schedulers/weight_decay_scheduler.py: CosineAnnealingParamScheduler
+ * on weight_decay, except that a group whose base value is 0 stays at 0 (not eta_min).
+ * ------------------------------------------------------------------------------------ */
+
+static void wd_annealing_value(const ow__sched_item *it, const double *initial,
+                               const double *cur, double *out, size_t n)
+{
+    annealing_value(it, initial, cur, out, n);
+    if (it->last_step != 0)
+        for (size_t g = 0; g < n; g++)
+            if (it->base[g] == 0)
+                out[g] = 0;
 }
 
 /* ---- CosineRestartLR
@@ -194,6 +210,11 @@ static const ow_key restart_p_keys[] = {
     OW__SCHED_PARAM_NAME_KEY, RESTART_KEYS, OW__SCHED_MM_KEYS, {0}};
 
 OW__SCHED_MM_DEFS(annealing);
+static const ow__sched_def wd_annealing = {.kind = OW__SCHED_MM,
+                                           .param = "weight_decay",
+                                           .init = annealing_init,
+                                           .value = wd_annealing_value,
+                                           .changes = annealing_changes};
 OW__SCHED_MM_DEFS(restart);
 
 #define MM "mmengine"
@@ -212,3 +233,7 @@ OW__SCHED_ENTRY(ow__sched_restart_momentum, "CosineRestartMomentum", MM, restart
 OW__SCHED_ENTRY(ow__sched_restart_param, "CosineRestartParamScheduler", MM,
                 restart_p_keys, restart_param,
                 "any group value: cosine annealing with restarts");
+OW__SCHED_ENTRY(ow__sched_cosine_weight_decay, "CosineAnnealingWeightDecay", "mmpretrain",
+                annealing_keys, wd_annealing, /* no param_name: mmpretrain passes it */
+                "mmpretrain: weight_decay annealed along a cosine towards eta_min; a "
+                "group starting at 0 stays at 0");

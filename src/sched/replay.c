@@ -10,11 +10,11 @@
 #define TOLERANCE  1e-12
 #define MAX_GROUPS 16
 
-/* The recording's optimizer groups: lr and momentum only. */
+/* The recording's optimizer groups: lr, momentum and weight_decay only. */
 typedef struct values {
     size_t n;
-    double lr[MAX_GROUPS], momentum[MAX_GROUPS];
-    bool has_momentum;
+    double lr[MAX_GROUPS], momentum[MAX_GROUPS], wd[MAX_GROUPS];
+    bool has_momentum, has_wd;
 } values;
 
 static bool replay_get(void *ctx, size_t g, const char *key, double *out)
@@ -24,6 +24,8 @@ static bool replay_get(void *ctx, size_t g, const char *key, double *out)
         *out = v->lr[g];
     else if (!strcmp(key, "momentum") && v->has_momentum)
         *out = v->momentum[g];
+    else if (!strcmp(key, "weight_decay") && v->has_wd)
+        *out = v->wd[g];
     else
         return false;
     return true;
@@ -34,6 +36,8 @@ static void replay_set(void *ctx, size_t g, const char *key, double value)
     values *v = ctx;
     if (!strcmp(key, "lr"))
         v->lr[g] = value;
+    else if (!strcmp(key, "weight_decay"))
+        v->wd[g] = value;
     else
         v->momentum[g] = value;
 }
@@ -103,6 +107,7 @@ static int replay_mmengine(const ow_cfg *golden, ow_cfg *config, values *v, chec
     int64_t length = 0, epochs = 0, total = 0;
     const ow_cfg *lr = ow__cfg_map_get(golden, "lr");
     const ow_cfg *mom = ow__cfg_map_get(golden, "momentum");
+    const ow_cfg *wd = ow__cfg_map_get(golden, "weight_decay");
     ow_cfg_get_int(ow__cfg_map_get(golden, "epoch_length"), &length, NULL);
     ow_cfg_get_int(ow__cfg_map_get(golden, "max_epochs"), &epochs, NULL);
     ow_cfg_get_int(ow__cfg_map_get(golden, "total_iters"), &total, NULL);
@@ -128,6 +133,9 @@ static int replay_mmengine(const ow_cfg *golden, ow_cfg *config, values *v, chec
         snprintf(what, sizeof what, "momentum[%lld]", (long long)k);
         if (rc == OW_OK && mom)
             rc = compare(c, row_of(mom, (size_t)k), v->momentum, v->n, what);
+        snprintf(what, sizeof what, "weight_decay[%lld]", (long long)k);
+        if (rc == OW_OK && wd)
+            rc = compare(c, row_of(wd, (size_t)k), v->wd, v->n, what);
     }
     /* the windows after the runner's `end` default and convert_to_iter_based */
     const ow_cfg *built = ow__cfg_map_get(golden, "built_schedulers");
@@ -226,6 +234,7 @@ static int make_config(const ow_cfg *golden, bool timm, ow_cfg **out, ow_error *
 int ow_sched_replay(const ow_cfg *golden, double *max_err, char *msg, size_t n,
                     ow_error *err)
 {
+    ow__error_reset(err);
     char local[2];
     check c = {
         .msg = msg && n ? msg : local, .n = msg && n ? n : sizeof local, .err = err};
@@ -247,6 +256,8 @@ int ow_sched_replay(const ow_cfg *golden, double *max_err, char *msg, size_t n,
         return malformed(golden, "base_lr must list each group's lr", err);
     size_t nm;
     v.has_momentum = mom && numbers(mom, v.momentum, MAX_GROUPS, &nm) && nm == v.n;
+    const ow_cfg *wd = ow__cfg_map_get(golden, "base_weight_decay");
+    v.has_wd = wd && numbers(wd, v.wd, MAX_GROUPS, &nm) && nm == v.n;
     ow_cfg *config = NULL;
     int rc = make_config(golden, timm, &config, err);
     if (rc == OW_OK)

@@ -17,7 +17,8 @@ extern const ow_entry ow__sched_exponential_lr, ow__sched_exponential_momentum,
     ow__sched_exponential_param;
 extern const ow_entry ow__sched_poly_lr, ow__sched_poly_momentum, ow__sched_poly_param;
 extern const ow_entry ow__sched_cosine_lr, ow__sched_cosine_momentum,
-    ow__sched_cosine_param; /* mm_cosine.c */
+    ow__sched_cosine_param;                          /* mm_cosine.c */
+extern const ow_entry ow__sched_cosine_weight_decay; /* mm_cosine.c (mmpretrain) */
 extern const ow_entry ow__sched_restart_lr, ow__sched_restart_momentum,
     ow__sched_restart_param;
 extern const ow_entry ow__sched_onecycle_lr, ow__sched_onecycle_param; /* mm_onecycle.c */
