@@ -511,8 +511,8 @@ static const struct {
     {"groups configs/resnet50_8xb32_in1k.yaml", 2,
      "optwrap groups: expected CONFIG, one of --model MODEL and --arch NAME, and "
      "--format "
-     "table|json\nusage: optwrap groups CONFIG (--model MODEL.yaml | --arch NAME) "
-     "[--format table|json] [--explain] [--cfg-options K=V ...]\n"},
+     "table|json|csv\nusage: optwrap groups CONFIG (--model MODEL.yaml | --arch NAME) "
+     "[--format table|json|csv] [--csv] [--explain] [--cfg-options K=V ...]\n"},
     {"groups configs/resnet50_8xb32_in1k.yaml --arch resnet50 --model "
      "tests/golden/models/mmpretrain_resnet50.yaml",
      2, "optwrap groups: expected CONFIG, one of --model MODEL and --arch NAME~"},

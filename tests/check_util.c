@@ -2,7 +2,11 @@
  * doubles, did-you-mean, YAML scalar typing and positions, duplicate keys. */
 #include "testlib.h"
 
+#include "util/shortest.h"
+
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 START_TEST(error_table_complete)
@@ -67,6 +71,110 @@ START_TEST(format_double_like_python_repr)
     char buf[40];
     ow__format_double(repr_cases[_i].v, buf, sizeof buf);
     ck_assert_str_eq(buf, repr_cases[_i].repr);
+}
+END_TEST
+
+/* xorshift64: the same doubles on every run */
+static uint64_t next_random(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* The i-th test double: any bit pattern, schedule-like values (an lr in [0, 1e-2),
+ * products and ratios of small integers), short decimals and values near powers of two
+ * and of ten, both signs. */
+static double random_double(uint64_t *x, int i)
+{
+    uint64_t b = next_random(x);
+    double v;
+    switch (i % 6) {
+    case 0: memcpy(&v, &b, sizeof v); break;
+    case 1: v = (double)(b >> 11) / 9007199254740992.0 * 1e-2; break;
+    case 2: v = (double)(b % 100000) / (double)(1 + (b >> 32) % 10000); break;
+    case 3: v = (double)(b % 1000000) * 0.001; break;
+    case 4:
+        v = nextafter(ldexp(1.0, (int)(b % 200) - 100), (b >> 40) & 1 ? 0.0 : 1e300);
+        break;
+    default: v = nextafter(pow(10.0, (double)(b % 60) - 30), (b >> 40) & 1 ? 0.0 : 1e300);
+    }
+    return (b >> 63) ? -v : v;
+}
+
+/* The fast shortest digits are the printf search's, byte for byte, and read back. */
+START_TEST(shortest_digits_equal_printf_search)
+{
+    uint64_t x = UINT64_C(0x9e3779b97f4a7c15);
+    int checked = 0;
+    for (int i = 0; i < 60000; i++) {
+        double v = random_double(&x, i);
+        if (v == 0 || !isfinite(v))
+            continue;
+        char fast[18], ref[18];
+        int e_fast, e_ref;
+        int n_fast = ow__shortest_digits(v, fast, &e_fast);
+        int n_ref = ow__shortest_digits_ref(v, ref, &e_ref);
+        if (n_fast != n_ref || e_fast != e_ref || strcmp(fast, ref))
+            ck_abort_msg("%.17g: %s e%d, the printf search gives %s e%d", v, fast, e_fast,
+                         ref, e_ref);
+        char text[40];
+        snprintf(text, sizeof text, "%c%c.%se%d", v < 0 ? '-' : '+', fast[0],
+                 n_fast > 1 ? fast + 1 : "0", e_fast);
+        ck_assert_msg(strtod(text, NULL) == v, "%.17g printed as %s", v, text);
+        checked++;
+    }
+    ck_assert_int_gt(checked, 58000);
+}
+END_TEST
+
+/* Every double ow__format_double and ow__format_shortest_g print reads back as itself,
+ * and no shorter %.*g text does. */
+START_TEST(formatted_doubles_read_back)
+{
+    uint64_t x = UINT64_C(0x2545f4914f6cdd1d);
+    for (int i = 0; i < 30000; i++) {
+        double v = random_double(&x, i);
+        if (isnan(v))
+            continue;
+        char repr[40], g[40], shorter[40];
+        ow__format_double(v, repr, sizeof repr);
+        ck_assert_msg(strtod(repr, NULL) == v, "%.17g printed as %s", v, repr);
+        int len = ow__format_shortest_g(v, g);
+        ck_assert_int_eq(len, (int)strlen(g));
+        ck_assert_msg(strtod(g, NULL) == v, "%.17g printed as %s", v, g);
+        int prec = 1;
+        while (prec < 17) {
+            snprintf(shorter, sizeof shorter, "%.*g", prec, v);
+            if (strtod(shorter, NULL) == v)
+                break;
+            prec++;
+        }
+        snprintf(shorter, sizeof shorter, "%.*g", prec, v);
+        ck_assert_str_eq(g, shorter);
+    }
+}
+END_TEST
+
+static const struct {
+    double v;
+    const char *g;
+} shortest_g_cases[] = {
+    {0.003, "0.003"},    {0.003000000000000118, "0.003000000000000118"},
+    {1e-05, "1e-05"},    {4.5e2, "4.5e+02"},
+    {450.5, "450.5"},    {1.5e20, "1.5e+20"},
+    {0.0, "0"},          {-0.0, "-0"},
+    {0.75, "0.75"},      {0.125, "0.125"},
+    {1e-300, "1e-300"},  {4.9406564584124654e-324, "5e-324"},
+    {-INFINITY, "-inf"}, {1e23, "1e+23"},
+};
+
+START_TEST(shortest_g_like_printf)
+{
+    char buf[40];
+    ow__format_shortest_g(shortest_g_cases[_i].v, buf);
+    ck_assert_str_eq(buf, shortest_g_cases[_i].g);
 }
 END_TEST
 
@@ -180,6 +288,9 @@ static Suite *make_util_suite(void)
     tcase_add_test(tc, error_table_complete);
     tcase_add_test(tc, error_first_wins_and_formats);
     tcase_add_loop_test(tc, format_double_like_python_repr, 0, OW__ARRAY_LEN(repr_cases));
+    tcase_add_test(tc, shortest_digits_equal_printf_search);
+    tcase_add_test(tc, formatted_doubles_read_back);
+    tcase_add_loop_test(tc, shortest_g_like_printf, 0, OW__ARRAY_LEN(shortest_g_cases));
     tcase_add_test(tc, closest_suggests_typos_only);
     tcase_add_test(tc, scalars_follow_yaml_1_2_core);
     tcase_add_test(tc, json_is_read_as_yaml_flow);

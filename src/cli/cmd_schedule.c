@@ -107,18 +107,39 @@ static void track(run_state *st, size_t k, int64_t i, double v)
 
 static void csv_row(run_state *st, int64_t i, const double *now)
 {
+    /* One line built in memory and written at once: printf per value was most of the
+     * time of a long run. */
     const sched_record *r = st->r;
+    char line[4096];
+    size_t o = 0;
     char buf[40];
-    fprintf(st->csv, "%" PRId64 ",", i);
+    if (i >= 0 && i < 1000000000000000) /* exact as a double: its digits, no printf */
+        sched_format((double)i, buf, sizeof buf);
+    else
+        snprintf(buf, sizeof buf, "%" PRId64, i);
+    size_t len = strlen(buf);
+    memcpy(line, buf, len);
+    o = len;
+    line[o++] = ',';
     if (r->epoch_length > 0) {
         sched_format((double)i / (double)r->epoch_length, buf, sizeof buf);
-        fputs(buf, st->csv);
+        len = strlen(buf);
+        memcpy(line + o, buf, len);
+        o += len;
     }
     for (size_t k = 0; k < r->n_keys * r->n_groups; k++) {
+        if (o + 40 > sizeof line) {
+            fwrite(line, 1, o, st->csv);
+            o = 0;
+        }
         sched_format(now[k], buf, sizeof buf);
-        fprintf(st->csv, ",%s", buf);
+        len = strlen(buf);
+        line[o++] = ',';
+        memcpy(line + o, buf, len);
+        o += len;
     }
-    fputc('\n', st->csv);
+    line[o++] = '\n';
+    fwrite(line, 1, o, st->csv);
 }
 
 /* The value group g steps with: for a real group's lr, ow_groups_get_effective_lr's
@@ -372,7 +393,8 @@ static int schedule(resources *x, const cli_args *a, ow_sched_loop loop, ow_erro
         return cli_fail(err);
     if ((model || arch) && cli_load_model(model, arch, &x->model, err))
         return CLI_ERROR;
-    if ((x->model && ow_groups_build(x->cfg, x->model, &x->groups, err)) ||
+    if (ow_cfg_check(x->cfg, err) ||
+        (x->model && ow_groups_build(x->cfg, x->model, &x->groups, err)) ||
         ow_sched_target_new(x->cfg, x->groups, &x->target, err) ||
         ow_sched_new(x->cfg, x->target, &loop, &x->sched, err))
         return cli_fail(err);

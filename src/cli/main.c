@@ -11,7 +11,7 @@ const cli_command cli_commands[] = {
      "validate a config: every type known, every key known, values in range",
      "check CONFIG [--model MODEL.yaml] [--cfg-options K=V ...]"},
     {"groups", cli_groups, "show the param groups a model gets from a config",
-     "groups CONFIG (--model MODEL.yaml | --arch NAME) [--format table|json] "
+     "groups CONFIG (--model MODEL.yaml | --arch NAME) [--format table|json|csv] [--csv] "
      "[--explain] [--cfg-options K=V ...]"},
     {"list", cli_list, "list the registry: names, descriptions, keys and defaults",
      "list [optimizer|constructor|optim_wrapper|scheduler|layer_depth] [--keys]"},

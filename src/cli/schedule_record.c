@@ -4,19 +4,36 @@
 #include "schedule.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "util/shortest.h"
 
 void sched_format(double v, char *buf, size_t n)
 {
+    char tmp[32];
+    int len;
     if (v == trunc(v) && fabs(v) < 1e15) { /* 300, not 3e+02 */
-        snprintf(buf, n, "%.0f", v);
-        return;
+        /* %.0f's text, without printf: the digits of |v|, a sign when v is below 0
+         * or -0 */
+        uint64_t u = (uint64_t)fabs(v);
+        char *p = tmp + sizeof tmp;
+        *--p = '\0';
+        do
+            *--p = (char)('0' + u % 10);
+        while (u /= 10);
+        if (signbit(v))
+            *--p = '-';
+        len = (int)(tmp + sizeof tmp - 1 - p);
+        memmove(tmp, p, (size_t)len + 1);
+    } else {
+        len = ow__format_shortest_g(v, tmp);
     }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, n, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return;
-    }
+    if ((size_t)len < n)
+        memcpy(buf, tmp, (size_t)len + 1);
+    else if (n > 0)
+        snprintf(buf, n, "%s", tmp);
 }
 
 void sched_group_name(const sched_record *r, size_t group, char *buf, size_t n)
