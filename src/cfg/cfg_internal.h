@@ -29,9 +29,11 @@ int ow__cfg_strip_delete(ow_cfg *node, ow_error *err);
  * any scalar or key. A plain scalar that contained one is typed again after expansion,
  * as pasting the text would (`{{$N:80}}` is an int). `{{_base_.a.b}}` is kept as that
  * text (quoted or not: unquoted, YAML would read it as a flow map) for load.c to
- * resolve, and must then be a whole scalar. Positions are those of the original text. */
+ * resolve, and must then be a whole scalar. Positions are those of the original text.
+ * limits: NULL for the defaults. */
 int ow__cfg_parse_templated(const char *text, size_t len, const char *file,
-                            const char *abs_path, ow_cfg **out, ow_error *err);
+                            const char *abs_path, const ow_limits *limits, ow_cfg **out,
+                            ow_error *err);
 /* True when s is exactly a base reference `{{ _base_.a.b }}`; path and len then give
  * the dotted path "a.b" inside s. */
 bool ow__cfg_base_ref(const char *s, const char **path, size_t *len);

@@ -21,6 +21,7 @@ typedef struct frame {
 
 typedef struct loader {
     ow_error *err;
+    ow_limits limits;
     frame stack[MAX_DEPTH];
     size_t depth;
     bool trail_open;   /* " (included from ..." has been appended to err->message */
@@ -204,11 +205,13 @@ static int load_base(loader *ld, const ow_cfg *entry, const char *base_dir, ow_c
             if (ld->stack[k].has_id && ld->stack[k].dev == st.st_dev &&
                 ld->stack[k].ino == st.st_ino)
                 rc = cycle_error(ld, entry, k, path);
-        if (rc == OW_OK && (rc = ow__read_file(path, &text, &len, &read_err)) != OW_OK)
-            rc = rc == OW_ERR_NOMEM ? ow__nomem(err)
-                                    : ow__error_at(err, OW_ERR_INHERIT, entry,
-                                                   "cannot read base config '%s': %s",
-                                                   path, read_err.message);
+        /* an unreadable, special (FIFO, device) or oversized base is OW_ERR_IO */
+        if (rc == OW_OK && (rc = ow__read_file_limited(path, ld->limits.max_file_bytes,
+                                                       &text, &len, &read_err)) != OW_OK)
+            rc = rc == OW_ERR_NOMEM
+                     ? ow__nomem(err)
+                     : ow__error_at(err, rc, entry, "cannot read base config '%s': %s",
+                                    path, read_err.message);
         if (rc == OW_OK && (!(abs = absolute(path)) || !(dir = dir_of(path))))
             rc = ow__nomem(err);
         if (rc == OW_OK) {
@@ -374,7 +377,7 @@ static int load_text(loader *ld, const char *text, size_t len, const char *file,
 {
     ow_error *err = ld->err;
     ow_cfg *root = NULL, *bases = NULL;
-    int rc = ow__cfg_parse_templated(text, len, file, abs_path, &root, err);
+    int rc = ow__cfg_parse_templated(text, len, file, abs_path, &ld->limits, &root, err);
     if (rc != OW_OK)
         return rc;
     if (root->type != OW_CFG_MAP) {
@@ -430,10 +433,12 @@ static int check_reserved(const ow_cfg *root, ow_error *err)
 
 /* The top of a chain: file (shown in positions), its identity when it is a file. */
 static int load_top(const char *text, size_t len, const char *file, const char *abs_path,
-                    const char *base_dir, const struct stat *st, ow_cfg **out,
-                    ow_error *err)
+                    const char *base_dir, const struct stat *st, const ow_limits *limits,
+                    ow_cfg **out, ow_error *err)
 {
-    loader ld = {.err = err, .keep_message = err && err->code != OW_OK};
+    loader ld = {.err = err,
+                 .limits = ow__limits_resolve(limits),
+                 .keep_message = err && err->code != OW_OK};
     ld.stack[ld.depth++] = (frame){.path = file,
                                    .dev = st ? st->st_dev : 0,
                                    .ino = st ? st->st_ino : 0,
@@ -451,6 +456,13 @@ static int load_top(const char *text, size_t len, const char *file, const char *
 
 int ow_cfg_load(const char *path, ow_cfg **out, ow_error *err)
 {
+    return ow_cfg_load_with_limits(path, NULL, out, err);
+}
+
+int ow_cfg_load_with_limits(const char *path, const ow_limits *limits, ow_cfg **out,
+                            ow_error *err)
+{
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_load: out is NULL");
     *out = NULL;
@@ -465,13 +477,14 @@ int ow_cfg_load(const char *path, ow_cfg **out, ow_error *err)
     }
     char *text = NULL, *abs = NULL, *dir = NULL;
     size_t len;
-    int rc = ow__read_file(path, &text, &len, err);
+    int rc = ow__read_file_limited(path, limits ? limits->max_file_bytes : 0, &text, &len,
+                                   err);
     if (rc == OW_OK && (!(abs = absolute(path)) || !(dir = dir_of(path))))
         rc = ow__nomem(err);
     if (rc == OW_OK) {
         struct stat st;
         bool has_id = stat(path, &st) == 0;
-        rc = load_top(text, len, path, abs, dir, has_id ? &st : NULL, out, err);
+        rc = load_top(text, len, path, abs, dir, has_id ? &st : NULL, limits, out, err);
     }
     ow_free(text);
     ow_free(abs);
@@ -481,6 +494,13 @@ int ow_cfg_load(const char *path, ow_cfg **out, ow_error *err)
 
 int ow_cfg_load_string(const char *text, const char *name, ow_cfg **out, ow_error *err)
 {
+    return ow_cfg_load_string_with_limits(text, name, NULL, out, err);
+}
+
+int ow_cfg_load_string_with_limits(const char *text, const char *name,
+                                   const ow_limits *limits, ow_cfg **out, ow_error *err)
+{
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_cfg_load_string: out is NULL");
@@ -494,7 +514,7 @@ int ow_cfg_load_string(const char *text, const char *name, ow_cfg **out, ow_erro
     char *abs = absolute(slash ? slash + 1 : file);
     if (!abs)
         return ow__nomem(err);
-    int rc = load_top(text, strlen(text), file, abs, ".", NULL, out, err);
+    int rc = load_top(text, strlen(text), file, abs, ".", NULL, limits, out, err);
     ow_free(abs);
     return rc;
 }

@@ -330,11 +330,13 @@ static int expand_tree(const scan *sc, ow_cfg *node, ow_error *err)
 }
 
 int ow__cfg_parse_templated(const char *text, size_t len, const char *file,
-                            const char *abs_path, ow_cfg **out, ow_error *err)
+                            const char *abs_path, const ow_limits *limits, ow_cfg **out,
+                            ow_error *err)
 {
     *out = NULL;
+    const ow__parse_opts opts = {.limits = limits};
     if (!find(text, len, "{{"))
-        return ow__cfg_parse(text, len, file, out, err);
+        return ow__cfg_parse_with(text, len, file, &opts, out, err);
     scan sc = {.file = file ? file : "<string>", .abs_path = abs_path};
     for (char c = 'A'; c <= 'Z' && !sc.stem[0]; c++) {
         char stem[STEM_LEN + 1] = {'Q', 'w', c, '\0'};
@@ -345,9 +347,9 @@ int ow__cfg_parse_templated(const char *text, size_t len, const char *file,
     ow_cfg *root = NULL;
     int rc;
     if (!sc.stem[0]) /* the text holds all of QwA..QwZ: leave its braces alone */
-        rc = ow__cfg_parse(text, len, file, &root, err);
+        rc = ow__cfg_parse_with(text, len, file, &opts, &root, err);
     else if ((rc = scan_text(&sc, text, len, &copy, err)) == OW_OK)
-        rc = ow__cfg_parse(copy ? copy : text, len, file, &root, err);
+        rc = ow__cfg_parse_with(copy ? copy : text, len, file, &opts, &root, err);
     if (rc == OW_OK && copy)
         rc = expand_tree(&sc, root, err);
     for (size_t i = 0; i < sc.n; i++) {

@@ -207,7 +207,19 @@ static int load_module(ow_model *m, const ow_cfg *entry, size_t i, ow_error *err
     ow__model_field field;
     ow_error local;
     ow_error_clear(&local);
-    if ((rc = ow__model_add_module(m, &info, &field, &local)) != OW_OK) {
+    size_t warnings = ow_model_get_num_warnings(m);
+    if ((rc = ow__model_add_module(m, &info, &field, &local)) == OW_OK &&
+        ow_model_get_num_warnings(m) > warnings) {
+        /* a kind at odds with the type: point at the kind */
+        ow_error *w = ow__model_last_warning(m);
+        const ow_cfg *at = ow__cfg_map_get(entry, "kind");
+        at = at ? at : entry;
+        snprintf(w->file, sizeof w->file, "%s",
+                 ow_cfg_get_file(at) ? ow_cfg_get_file(at) : "");
+        w->line = ow_cfg_get_line(at);
+        w->column = ow_cfg_get_column(at);
+    }
+    if (rc != OW_OK) {
         static const char *const field_keys[] = {
             [OW__FIELD_NAME] = "name",
             [OW__FIELD_TYPE] = "type",
@@ -227,35 +239,44 @@ static int load_module(ow_model *m, const ow_cfg *entry, size_t i, ow_error *err
     return OW_OK;
 }
 
-/* Builds a model from a parsed file; takes the top-level facts out of root. */
-static int model_from_cfg(ow_cfg *root, ow_model **out, ow_error *err)
+/* Builds a model from a parsed file; takes the top-level facts out of root. streamed
+ * (taken, may be NULL) is the model the modules were already added to while parsing. */
+static int model_from_cfg(ow_cfg *root, ow_model *streamed, ow_model **out, ow_error *err)
 {
-    if (root->type != OW_CFG_MAP)
-        return ow__error_at(err, OW_ERR_TYPE, root,
-                            "expected a map with format, name and modules at the top "
-                            "level, got %s",
-                            ow_cfg_type_name(root->type));
+    ow_model *m = streamed;
+    int rc = OW_ERR_MODEL;
+    if (root->type != OW_CFG_MAP) {
+        rc = ow__error_at(err, OW_ERR_TYPE, root,
+                          "expected a map with format, name and modules at the top "
+                          "level, got %s",
+                          ow_cfg_type_name(root->type));
+        goto fail;
+    }
     const ow_cfg *format = ow__cfg_map_get(root, "format");
-    if (!format)
-        return ow__error_at(err, OW_ERR_MODEL, root,
-                            "missing key 'format' (a model file starts with 'format: "
-                            "%s')",
-                            MODEL_FORMAT);
-    if (format->type != OW_CFG_STRING)
-        return ow__error_at(err, OW_ERR_MODEL, format, "format: expected '%s', got %s",
-                            MODEL_FORMAT, ow_cfg_type_name(format->type));
-    if (strcmp(format->v.s, MODEL_FORMAT) != 0)
-        return ow__error_at(err, OW_ERR_MODEL, format, "format: expected '%s', got '%s'",
-                            MODEL_FORMAT, format->v.s);
+    if (!format) {
+        rc = ow__error_at(err, OW_ERR_MODEL, root,
+                          "missing key 'format' (a model file starts with 'format: "
+                          "%s')",
+                          MODEL_FORMAT);
+        goto fail;
+    }
+    if (format->type != OW_CFG_STRING) {
+        rc = ow__error_at(err, OW_ERR_MODEL, format, "format: expected '%s', got %s",
+                          MODEL_FORMAT, ow_cfg_type_name(format->type));
+        goto fail;
+    }
+    if (strcmp(format->v.s, MODEL_FORMAT) != 0) {
+        rc = ow__error_at(err, OW_ERR_MODEL, format, "format: expected '%s', got '%s'",
+                          MODEL_FORMAT, format->v.s);
+        goto fail;
+    }
     const char *name;
     const ow_cfg *modules;
-    int rc;
     if ((rc = get_string(root, "name", false, "", &name, err)) != OW_OK ||
         (rc = get_value(root, "modules", OW_CFG_LIST, true, "", &modules, err)) != OW_OK)
-        return rc;
+        goto fail;
 
-    ow_model *m = NULL;
-    if ((rc = ow_model_new(name, &m, err)) != OW_OK)
+    if (!m && (rc = ow_model_new(name, &m, err)) != OW_OK)
         return rc;
     for (size_t i = 0; i < modules->v.c.n; i++)
         if ((rc = load_module(m, modules->v.c.items[i], i, err)) != OW_OK)
@@ -278,13 +299,42 @@ fail:
     return rc;
 }
 
-static int load_text(const char *text, size_t len, const char *file, ow_model **out,
-                     ow_error *err)
+/* Modules are added as the parser reads them, so that a file of a million modules is
+ * never a config tree at once (about 1.5 KB a module); `streamed` is the model. */
+static int stream_module(const ow_cfg *item, size_t i, const ow_cfg *root, void *ctx,
+                         ow_error *err)
+{
+    ow_model **streamed = ctx;
+    if (i == 0) {
+        /* only when the keys before the modules pass already (a saved file starts with
+         * format and name); otherwise model_from_cfg checks all in order, as before */
+        const ow_cfg *format = ow__cfg_map_get(root, "format");
+        const ow_cfg *name = ow__cfg_map_get(root, "name");
+        if (!format || format->type != OW_CFG_STRING ||
+            strcmp(format->v.s, MODEL_FORMAT) != 0 || !name ||
+            name->type != OW_CFG_STRING)
+            return OW__PARSE_KEEP;
+        int rc = ow_model_new(name->v.s, streamed, err);
+        if (rc != OW_OK)
+            return rc;
+    }
+    return load_module(*streamed, item, i, err);
+}
+
+static int load_text(const char *text, size_t len, const char *file,
+                     const ow_limits *limits, ow_model **out, ow_error *err)
 {
     ow_cfg *root = NULL;
-    int rc = ow__cfg_parse(text, len, file, &root, err);
+    ow_model *streamed = NULL;
+    const ow__parse_opts opts = {.limits = limits,
+                                 .stream_key = "modules",
+                                 .on_item = stream_module,
+                                 .ctx = &streamed};
+    int rc = ow__cfg_parse_with(text, len, file, &opts, &root, err);
     if (rc == OW_OK)
-        rc = model_from_cfg(root, out, err);
+        rc = model_from_cfg(root, streamed, out, err);
+    else
+        ow_model_free(streamed);
     ow_cfg_free(root);
     return rc;
 }
@@ -292,16 +342,31 @@ static int load_text(const char *text, size_t len, const char *file, ow_model **
 int ow_model_load_string(const char *text, const char *name, ow_model **out,
                          ow_error *err)
 {
+    return ow_model_load_string_with_limits(text, name, NULL, out, err);
+}
+
+int ow_model_load_string_with_limits(const char *text, const char *name,
+                                     const ow_limits *limits, ow_model **out,
+                                     ow_error *err)
+{
+    ow__error_reset(err);
     if (out)
         *out = NULL;
     if (!out || !text)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_model_load_string: text and out must not be NULL");
-    return load_text(text, strlen(text), name ? name : "<string>", out, err);
+    return load_text(text, strlen(text), name ? name : "<string>", limits, out, err);
 }
 
 int ow_model_load(const char *path, ow_model **out, ow_error *err)
 {
+    return ow_model_load_with_limits(path, NULL, out, err);
+}
+
+int ow_model_load_with_limits(const char *path, const ow_limits *limits, ow_model **out,
+                              ow_error *err)
+{
+    ow__error_reset(err);
     if (out)
         *out = NULL;
     if (!out || !path)
@@ -309,9 +374,10 @@ int ow_model_load(const char *path, ow_model **out, ow_error *err)
                          "ow_model_load: path and out must not be NULL");
     char *text = NULL;
     size_t len = 0;
-    int rc = ow__read_file(path, &text, &len, err);
+    int rc = ow__read_file_limited(path, limits ? limits->max_file_bytes : 0, &text, &len,
+                                   err);
     if (rc == OW_OK)
-        rc = load_text(text, len, path, out, err);
+        rc = load_text(text, len, path, limits, out, err);
     ow_free(text);
     return rc;
 }
@@ -405,6 +471,7 @@ static void put_params(ow_strbuf *sb, const ow_model *m, const ow_module_info *m
 
 int ow_model_save(const ow_model *model, char **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (out)
         *out = NULL;
     if (!out || !model)
