@@ -5,7 +5,8 @@
  * Conventions, stated once:
  * - Every fallible call returns OW_OK (0) or an OW_ERR_* code, and stores the same code,
  *   a message and, where there is one, the file:line:column of the offending config node
- *   in a caller-owned ow_error (which may be NULL). The first error stored wins.
+ *   in a caller-owned ow_error (which may be NULL). Each such call resets the error on
+ *   entry, so it needs no initialising and always describes the last call (see ow_error).
  * - ow_*_new / ow_*_load create a handle the caller owns and releases with the matching
  *   ow_*_free, which accepts NULL. A failed constructor stores NULL in *out: there is
  *   nothing to free.
@@ -31,8 +32,10 @@ extern "C" {
 #endif
 
 #define OW_VERSION_STRING "0.1.0"
-/* Version of the registry entry layout; plugins set ow_entry.abi_version to it. */
-#define OW_ABI_VERSION 1
+/* Version of the registry entry layout; plugins set ow_entry.abi_version to it, and an
+ * entry of another version is refused. History: 2 added ow_key.len (a plugin built
+ * against 1 has shorter key rows and must be rebuilt). */
+#define OW_ABI_VERSION 2
 
 /* ---------------------------------------------------------------------------------- */
 /* Errors                                                                             */
@@ -64,7 +67,14 @@ enum {
 #define OW_ERROR_TEXT_LEN 512
 
 /* Caller-owned, fixed size: filling it never allocates. line and column are 1-based;
- * 0 means "no position". file is a path, or "<string>", "<cfg-options>", "<model>". */
+ * 0 means "no position". file is a path, or "<string>", "<cfg-options>", "<model>".
+ *
+ * The rule (jansson's): every function that takes an ow_error * resets it on entry,
+ * whatever it held before, so `ow_error err;` needs no initialiser, and after a call it
+ * holds OW_OK (the call succeeded) or the error of that call, never an earlier one.
+ * Within one call the innermost cause is kept (the first error stored while unwinding
+ * wins). A caller that goes on after a failure must read or copy the error before its
+ * next call. */
 typedef struct ow_error {
     int code;
     int line, column;
@@ -79,7 +89,8 @@ OW_API const char *ow_strerror(int code);
 /* Writes "file:line:column: message" (or "file: message", or "message" when there is
  * no position) into buf, truncating safely. Returns the length it would have had. */
 OW_API int ow_error_format(const ow_error *err, char *buf, size_t n);
-/* Resets err to "no error" (code OW_OK, empty message). */
+/* Resets err to "no error" (code OW_OK, empty message); functions taking an ow_error do
+ * this themselves on entry. */
 OW_API void ow_error_clear(ow_error *err);
 
 /* ---------------------------------------------------------------------------------- */
@@ -118,6 +129,38 @@ OW_API int ow_cfg_load(const char *path, ow_cfg **out, ow_error *err);
  * means "<string>"). `_base_` paths are resolved relative to the current directory. */
 OW_API int ow_cfg_load_string(const char *text, const char *name, ow_cfg **out,
                               ow_error *err);
+
+/* Limits on what a load reads, so that a hostile or broken file fails with a clear
+ * error instead of exhausting memory, the stack or time. Every load applies them:
+ * ow_cfg_load / ow_model_load / ow_trajectory_load with the defaults, the *_with_limits
+ * variants with the caller's (NULL, or a field left 0, means the default). A limit that
+ * is hit fails with its name in the message; raise it to read a bigger input. */
+typedef struct ow_limits {
+    /* Largest file read, in bytes (a config, each of its _base_ files, a model tree, a
+     * golden trajectory): default 256 MiB, larger fails with OW_ERR_IO. Only regular
+     * files are read: FIFOs, devices and folders fail with OW_ERR_IO "not a regular
+     * file", without blocking. */
+    size_t max_file_bytes;
+    /* Config nodes that YAML aliases (`*name`) may copy in one file: default 1,000,000
+     * (ten thousand times any real config). Nested aliases grow exponentially ("billion
+     * laughs": 520 bytes that expand to 13 GB); past the budget the alias that crosses it
+     * fails with OW_ERR_SYNTAX at its file:line:column. */
+    size_t max_alias_nodes;
+    /* Deepest nesting of YAML lists and maps, aliases' copies included: default 1,000
+     * (mmengine configs stay under 15). Deeper fails with OW_ERR_SYNTAX at the list or
+     * map (or alias) that goes past it. Readers recurse once per level: a limit
+     * raised far past the default needs a bigger stack. */
+    size_t max_depth;
+} ow_limits;
+
+/* The default limits, as stated above. */
+OW_API ow_limits ow_limits_defaults(void);
+/* ow_cfg_load and ow_cfg_load_string within limits (NULL: the defaults). */
+OW_API int ow_cfg_load_with_limits(const char *path, const ow_limits *limits,
+                                   ow_cfg **out, ow_error *err);
+OW_API int ow_cfg_load_string_with_limits(const char *text, const char *name,
+                                          const ow_limits *limits, ow_cfg **out,
+                                          ow_error *err);
 OW_API void ow_cfg_free(ow_cfg *cfg);
 /* A new empty map, for building a config in code; the caller frees it. */
 OW_API int ow_cfg_new(ow_cfg **out, ow_error *err);
@@ -128,9 +171,15 @@ OW_API int ow_cfg_set_node(ow_cfg *map, const char *path, const ow_cfg *value,
 /* A deep copy of node (positions included); the caller frees it. */
 OW_API int ow_cfg_copy(const ow_cfg *node, ow_cfg **out, ow_error *err);
 
-/* Validates a whole config without a model: every `type` known to the registry (plugins
- * from `custom_imports` loaded first), every key declared, every value of the right type
- * and in range. */
+/* Validates a whole config without a model, the one verdict `optwrap check`, `groups`,
+ * `schedule`, `train` and ow_optim_wrapper_new share: `default_scope` and
+ * `custom_imports` (plugins loaded first), `optim_wrapper` (every `type` known to the
+ * registry, every key declared, values of the right type, length and range, the
+ * optimizer's own rules across keys such as Nesterov's, custom_keys), `train_cfg`,
+ * `val_cfg`, `test_cfg` (the keys of mmengine's loop types: EpochBasedTrainLoop,
+ * IterBasedTrainLoop or `by_epoch`, ValLoop, TestLoop; another loop type is not
+ * checked) and `param_scheduler` (as ow_sched_check). Other top-level keys (model,
+ * data, ...) are not looked at. */
 OW_API int ow_cfg_check(const ow_cfg *config, ow_error *err);
 
 /* Applies one override in mmengine's --cfg-options form, "a.b.c=VALUE": VALUE is read
@@ -168,6 +217,23 @@ OW_API int ow_cfg_get_double(const ow_cfg *node, double *out, ow_error *err);
 OW_API int ow_cfg_get_string(const ow_cfg *node, const char **out, ow_error *err);
 /* A list of exactly n numbers, such as `betas: [0.9, 0.999]`. */
 OW_API int ow_cfg_get_doubles(const ow_cfg *node, double *out, size_t n, ow_error *err);
+
+/* Reads with a default, for the common host read:
+ *     int64_t epochs;
+ *     rc = ow_cfg_get_int_or(cfg, "train_cfg.max_epochs", 30, &epochs, &err);
+ * *out gets def when the dotted path (as ow_cfg_find) leads to no node, the node's value
+ * when it has the type; a node of another type (null included) fails with OW_ERR_TYPE at
+ * its position, naming the path: "train_cfg.max_epochs: expected int, got string". An
+ * int is accepted where a float is asked for. The string is borrowed from cfg (or is
+ * def). */
+OW_API int ow_cfg_get_bool_or(const ow_cfg *cfg, const char *path, bool def, bool *out,
+                              ow_error *err);
+OW_API int ow_cfg_get_int_or(const ow_cfg *cfg, const char *path, int64_t def,
+                             int64_t *out, ow_error *err);
+OW_API int ow_cfg_get_double_or(const ow_cfg *cfg, const char *path, double def,
+                                double *out, ow_error *err);
+OW_API int ow_cfg_get_string_or(const ow_cfg *cfg, const char *path, const char *def,
+                                const char **out, ow_error *err);
 
 /* Writes node as block YAML (print-config) or as compact JSON into a new string the
  * caller releases with ow_free(). Floats are written in their shortest round-trip form.
@@ -227,6 +293,10 @@ typedef struct ow_key {
     double min, max;
     unsigned flags;
     const char *doc;
+    /* OW_T_NUMLIST and OW_T_LIST: the number of items the value must have (betas: 2);
+     * 0 means any number. Added in ABI version 2, last so that rows written with
+     * designated initializers need no change. */
+    size_t len;
 } ow_key;
 
 typedef struct ow_model ow_model;
@@ -363,8 +433,17 @@ typedef struct ow_param_view {
 
 OW_API int ow_model_new(const char *name, ow_model **out, ow_error *err);
 OW_API void ow_model_free(ow_model *model);
-/* Adds a module after all earlier ones. Its parent (the name up to the last dot, "" for
- * a top-level name) must already exist, and the name must be new. */
+/* Adds a module after all earlier ones; the name must be new. Missing ancestors are
+ * created first, as `mkdir -p` does: adding "h.0.attn" to an empty model adds the root
+ * "", "h" and "h.0" as plain modules (type "Module", kind other), each of which a later
+ * add of the same name describes in place (once), keeping its position.
+ * kind OW_MODULE_OTHER (0, what a zeroed info holds) follows the type for torch's own
+ * classes, which mmengine's constructors test with isinstance: LayerNorm, GroupNorm,
+ * BatchNorm1d/2d/3d, SyncBatchNorm, InstanceNorm1d/2d/3d are norm; Conv1d/2d/3d,
+ * ConvTranspose1d/2d/3d conv; Linear linear; Embedding embedding ("nn." or "torch.nn."
+ * prefixes allowed). Another kind given for one of them is kept, with a warning
+ * (ow_model_get_warning). A subclass with another name (mmpretrain's LayerNorm2d) needs
+ * its kind given. */
 OW_API int ow_model_add_module(ow_model *model, const ow_module_info *info,
                                ow_error *err);
 /* Adds a direct parameter to an existing module. */
@@ -374,6 +453,18 @@ OW_API int ow_model_add_param(ow_model *model, const ow_param_info *info, ow_err
 OW_API int ow_model_set_data(ow_model *model, const char *full_name, float *data,
                              float *grad, ow_error *err);
 
+/* The same by parameter occurrence index (walk order, as ow_model_get_param): sets the
+ * pointers of that occurrence's tensor. OW_ERR_MISUSE for an index out of range,
+ * OW_ERR_MODEL when data and grad overlap. */
+OW_API int ow_model_set_data_at(ow_model *model, size_t index, float *data, float *grad,
+                                ow_error *err);
+
+/* Warnings about the tree: things accepted but rarely meant (a LayerNorm given another
+ * kind). Each has code OW_ERR_MODEL, a message, and for a model file the position of
+ * the node; borrowed, valid until the model changes or is freed. */
+OW_API size_t ow_model_get_num_warnings(const ow_model *model);
+OW_API const ow_error *ow_model_get_warning(const ow_model *model, size_t i);
+
 /* Sets the data and grad pointers of every distinct tensor at once from two contiguous
  * buffers of numel floats each (llm.c keeps every parameter in one allocation), the
  * tensors laid out in walk order (ow_model_get_param, shared occurrences skipped).
@@ -382,10 +473,16 @@ OW_API int ow_model_set_data(ow_model *model, const char *full_name, float *data
 OW_API int ow_model_set_buffers(ow_model *model, float *data, float *grad, size_t numel,
                                 ow_error *err);
 
-/* Loads and saves the optwrap-model/1 YAML format (see MODEL-FORMAT.md). */
+/* Loads and saves the optwrap-model/1 YAML format (see docs/model-format.md). */
 OW_API int ow_model_load(const char *path, ow_model **out, ow_error *err);
 OW_API int ow_model_load_string(const char *text, const char *name, ow_model **out,
                                 ow_error *err);
+/* The same within limits (NULL: the defaults, see ow_limits). */
+OW_API int ow_model_load_with_limits(const char *path, const ow_limits *limits,
+                                     ow_model **out, ow_error *err);
+OW_API int ow_model_load_string_with_limits(const char *text, const char *name,
+                                            const ow_limits *limits, ow_model **out,
+                                            ow_error *err);
 OW_API int ow_model_save(const ow_model *model, char **out, ow_error *err);
 
 OW_API const char *ow_model_get_name(const ow_model *model);
@@ -1048,8 +1145,7 @@ OW_API int ow_optim_wrapper_load_buffer(ow_optim_wrapper *w, const void *buf, si
 /* Intended usage: the training loop of examples/digits/trainer.c                     */
 /* ---------------------------------------------------------------------------------- */
 /*
- *     ow_error err;
- *     ow_error_clear(&err);
+ *     ow_error err; (each call resets it: no initialiser needed)
  *     ow_cfg *cfg = NULL;
  *     ow_model *model = NULL;
  *     ow_optim_wrapper *w = NULL;

@@ -55,6 +55,7 @@ static int run_init(void *handle, const char *path, ow_error *err)
 
 int ow_registry_load_plugin(const char *path, ow_error *err)
 {
+    ow__error_reset(err);
     if (!path || !*path)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_registry_load_plugin: path is NULL or empty");
@@ -186,5 +187,24 @@ int ow__registry_import(const ow_cfg *root, ow_error *err)
             return rc;
     for (size_t i = 0; i < imports->v.c.n && rc == OW_OK; i++)
         rc = import_one(imports->v.c.items[i], allow_failed, err);
+    return rc;
+}
+
+int ow__cfg_scope(const ow_cfg *config, const char **scope, ow_error *err)
+{
+    *scope = NULL;
+    if (!config)
+        return OW_OK; /* a wrapper around a host's optimizer has no config */
+    if (config->type != OW_CFG_MAP)
+        return ow__error_at(err, OW_ERR_TYPE, config, "config: expected map, got %s",
+                            ow_cfg_type_name(ow_cfg_get_type(config)));
+    const ow_cfg *node = ow__cfg_map_get(config, "default_scope");
+    if (node && node->type != OW_CFG_NULL && node->type != OW_CFG_STRING)
+        return ow__error_at(err, OW_ERR_TYPE, node,
+                            "default_scope: expected string or null, got %s",
+                            ow_cfg_type_name(node->type));
+    int rc = ow__registry_import(config, err);
+    if (rc == OW_OK && node && node->type == OW_CFG_STRING)
+        *scope = node->v.s;
     return rc;
 }

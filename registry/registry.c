@@ -367,6 +367,7 @@ static const char *taken_name(const ow_entry *e)
 
 int ow_registry_add(const ow_entry *entry, bool force, ow_error *err)
 {
+    ow__error_reset(err);
     int rc = validate(entry, err);
     if (rc != OW_OK)
         return rc;

@@ -1,4 +1,5 @@
-/* error.c -- ow_error: filling (first error wins, never allocates), formatting as
+/* error.c -- ow_error: filling (reset by each public call, then the first error wins;
+ * never allocates), formatting as
  * file:line:column: message, and the one table of code names and descriptions. */
 #include "internal.h"
 
@@ -44,6 +45,16 @@ void ow_error_clear(ow_error *err)
 {
     if (err)
         memset(err, 0, sizeof *err);
+}
+
+void ow__error_reset(ow_error *err)
+{
+    if (!err)
+        return;
+    err->code = OW_OK;
+    err->line = err->column = 0;
+    err->file[0] = '\0';
+    err->message[0] = '\0';
 }
 
 int ow__verror(ow_error *err, int code, const char *file, int line, int column,

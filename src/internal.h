@@ -39,8 +39,14 @@ int ow__grow(void **items, size_t *cap, size_t need, size_t elem_size);
 
 /* ---- errors (src/error.c) -------------------------------------------------------- */
 
+/* Every public function that takes an ow_error calls this first (jansson's way): the
+ * error then describes the last call, whatever the struct held before (garbage
+ * included). Cheap: only the code, the position and the first bytes of the texts. */
+void ow__error_reset(ow_error *err);
 /* Stores code, position and message in err unless err is NULL or already holds an
- * error (the first error wins). Returns code, so callers can `return ow__error(...)`. */
+ * error: within one public call the first error wins, so the innermost cause survives
+ * unwinding. An error a caller means to ignore must go to a scratch ow_error. Returns
+ * code, so callers can `return ow__error(...)`. */
 int ow__error(ow_error *err, int code, const char *file, int line, int column,
               const char *fmt, ...) OW__PRINTF(6, 7);
 int ow__verror(ow_error *err, int code, const char *file, int line, int column,
@@ -80,8 +86,16 @@ size_t ow__edit_distance(const char *a, const char *b, size_t cap);
  * NULL. candidates is NULL-terminated. */
 const char *ow__closest(const char *word, const char *const *candidates);
 
-/* Reads a whole file into a NUL-terminated buffer (caller frees with ow__free). */
+/* Reads a whole regular file into a NUL-terminated buffer (caller frees with ow__free).
+ * FIFOs, devices and folders fail with OW_ERR_IO ("not a regular file") without
+ * blocking, and so does a file over max_bytes (0: the default ow_limits.max_file_bytes);
+ * ow__read_file is ow__read_file_limited with the default. */
 int ow__read_file(const char *path, char **out, size_t *len, ow_error *err);
+int ow__read_file_limited(const char *path, size_t max_bytes, char **out, size_t *len,
+                          ow_error *err);
+
+/* *limits with each 0 field replaced by its default; the defaults for NULL. */
+ow_limits ow__limits_resolve(const ow_limits *limits);
 
 #define ow__free ow_free
 
@@ -177,9 +191,27 @@ int ow__cfg_pool_list_append(ow__pool *pool, ow_cfg *list, ow_cfg *item);
 /* Resolves a plain (unquoted) YAML scalar per the YAML 1.2 core schema into node. */
 int ow__cfg_resolve_scalar(ow_cfg *node, const char *text, bool quoted);
 
-/* Parses YAML text into a tree without _base_ handling. */
+/* Parses YAML text into a tree without _base_ handling, within the default ow_limits. */
 int ow__cfg_parse(const char *text, size_t len, const char *file, ow_cfg **out,
                   ow_error *err);
+
+/* What on_item returns, for the first item only, to have the items stored as usual. */
+#define OW__PARSE_KEEP (-1)
+
+/* Options of ow__cfg_parse_with; a NULL pointer means the defaults. */
+typedef struct ow__parse_opts {
+    const ow_limits *limits; /* NULL: ow_limits_defaults() */
+    /* optional: the items of the list under this key of the top-level map go, as they
+     * are parsed, to on_item (which borrows them) instead of into the tree, where the
+     * list stays empty; for files of a million entries (model trees). root is the
+     * top-level map as far as parsed. Not for an anchored list. */
+    const char *stream_key;
+    int (*on_item)(const ow_cfg *item, size_t index, const ow_cfg *root, void *ctx,
+                   ow_error *err);
+    void *ctx;
+} ow__parse_opts;
+int ow__cfg_parse_with(const char *text, size_t len, const char *file,
+                       const ow__parse_opts *opts, ow_cfg **out, ow_error *err);
 
 /* Writes a scalar or collection as compact JSON into sb (floats via
  * ow__format_double, bools true/false, null). */
@@ -221,6 +253,10 @@ const char *ow__registry_closest(ow_registry_kind kind, const char *name, char *
  * allow_failed_imports: false}` (paths relative to the config file's directory);
  * no-op when root has no custom_imports. */
 int ow__registry_import(const ow_cfg *root, ow_error *err);
+/* The one reading of a config's registry scope, for every entry point (check, groups,
+ * schedule, wrapper): config must be a map, its `default_scope` a string or null
+ * (*scope: NULL when absent or null), and its custom_imports plugins are loaded first. */
+int ow__cfg_scope(const ow_cfg *config, const char **scope, ow_error *err);
 /* Tests only: drops every run-time entry and forgets loaded plugins (they stay mapped).
  */
 void ow__registry_reset(void);
@@ -260,6 +296,13 @@ double ow__lr_scaled(double lr, const ow_cfg *group_options, bool applies_lr_sca
 int ow__optimizer_defaults_new(const ow_entry *optimizer, const ow_cfg *optimizer_cfg,
                                ow__pool *pool, ow_cfg **out, ow_error *err);
 
+/* torch's checks across keys that an optimizer's __init__ makes on its defaults
+ * ("Nesterov momentum requires a momentum and zero dampening"): the entry's ops->check
+ * on optimizer_cfg's values, else the schema's defaults. OW_ERR_VALUE at optimizer_cfg,
+ * "<context> (<name>): <message>"; OW_OK for entries without a check. */
+int ow__optimizer_check_config(const ow_entry *optimizer, const ow_cfg *optimizer_cfg,
+                               const char *context, ow_error *err);
+
 /* ---- schedule targets (src/sched/target.c, src/optim/sched_target.c) -------------- */
 
 /* Every ow_sched_target handed out starts with this, so that one
@@ -277,6 +320,14 @@ bool ow__sched_value_get(const ow_cfg *map, const char *key, double *value);
 /* The base_param_settings group of a target made by ow_optimizer_sched_target_new
  * (borrowed), NULL for other targets or with one group. */
 const ow_cfg *ow__sched_target_base(const ow_sched_target *target);
+
+/* ---- run loops (src/sched/loops.c) ----------------------------------------------- */
+
+/* Checks train_cfg, val_cfg and test_cfg (each absent, null or a map) as mmengine's
+ * runner builds its loops: EpochBasedTrainLoop, IterBasedTrainLoop (or by_epoch
+ * true/false), ValLoop and TestLoop accept their own keys only; another `type` is left
+ * alone. */
+int ow__loops_check(const ow_cfg *config, ow_error *err);
 
 /* ---- optim wrappers (src/wrapper/optim_wrapper.c, src/constructors/build.c) -------- */
 

@@ -8,6 +8,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -197,17 +199,30 @@ START_TEST(top_level_file_errors)
 }
 END_TEST
 
-START_TEST(earlier_error_is_kept_whole)
+START_TEST(error_describes_the_last_call)
 {
-    /* the include trail is appended only to an error this call stored */
+    /* every call taking an ow_error resets it on entry: an earlier error, or garbage,
+     * never shows through (the include trail is this call's own) */
     char path[1024];
     snprintf(path, sizeof path, "%s/cfg/deep_chain/config.yaml", bad_root);
-    ow_error err;
-    ow_error_clear(&err);
-    ow__error(&err, OW_ERR_RANGE, "first.yaml", 1, 2, "first");
+    ow_error fresh, err;
     ow_cfg *cfg = NULL;
+    ck_assert_int_eq(ow_cfg_load(path, &cfg, &fresh), OW_ERR_INHERIT);
+    memset(&err, 0xAA, sizeof err);
     ck_assert_int_eq(ow_cfg_load(path, &cfg, &err), OW_ERR_INHERIT);
-    ow_check_error(&err, OW_ERR_RANGE, "first.yaml", 1, 2, "first");
+    ck_assert_ptr_null(cfg);
+    ow_check_error(&err, fresh.code, fresh.file, fresh.line, fresh.column, fresh.message);
+    ow__error(&err, OW_ERR_RANGE, "first.yaml", 1, 2, "first");
+    ck_assert_int_eq(ow_cfg_load(path, &cfg, &err), OW_ERR_INHERIT);
+    ck_assert_str_eq(err.message, fresh.message);
+    /* a call that succeeds leaves "no error", whatever was there */
+    memset(&err, 0xAA, sizeof err);
+    ck_assert_int_eq(ow_cfg_load_string("a: 1\n", NULL, &cfg, &err), OW_OK);
+    ow_check_error(&err, OW_OK, "", 0, 0, "");
+    char buf[64];
+    ow_error_format(&err, buf, sizeof buf);
+    ck_assert_str_eq(buf, "");
+    ow_cfg_free(cfg);
 }
 END_TEST
 
@@ -796,6 +811,192 @@ START_TEST(bad_config_corpus)
 }
 END_TEST
 
+/* ---- hostile inputs: ow_limits ------------------------------------------------- */
+
+/* A fresh folder under the build tree's tmp space for files made by a test. */
+static void temp_dir(char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/ow-hostile-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(buf));
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(limits_have_documented_defaults)
+{
+    ow_limits l = ow_limits_defaults();
+    ck_assert_uint_eq(l.max_file_bytes, (size_t)256 << 20);
+    ck_assert_uint_eq(l.max_alias_nodes, 1000000);
+    ck_assert_uint_eq(l.max_depth, 1000);
+    /* 0 fields and NULL mean the defaults */
+    ow_limits zero = {0}, r = ow__limits_resolve(&zero), d = ow__limits_resolve(NULL);
+    ck_assert_int_eq(memcmp(&r, &l, sizeof l), 0);
+    ck_assert_int_eq(memcmp(&d, &l, sizeof l), 0);
+}
+END_TEST
+
+/* 50,000 nested '[' crashed the recursive parser; now it stops at the 1001st level,
+ * quickly (libyaml's scanner is quadratic in the depth it reaches). */
+START_TEST(deep_nesting_stops_at_the_limit)
+{
+    size_t depth = 50000;
+    char *text = malloc(2 * depth + 8);
+    ck_assert_ptr_nonnull(text);
+    memcpy(text, "x: ", 3);
+    memset(text + 3, '[', depth);
+    memset(text + 3 + depth, ']', depth);
+    text[3 + 2 * depth] = '\0';
+    ow_error err;
+    ow_cfg *cfg = NULL;
+    ck_assert_int_eq(ow_cfg_load_string(text, "deep.yaml", &cfg, &err), OW_ERR_SYNTAX);
+    ck_assert_ptr_null(cfg);
+    /* the map at the top is level 1: the 1000th '[' is level 1001 */
+    ow_check_error(&err, OW_ERR_SYNTAX, "deep.yaml", 1, 1003,
+                   "lists and maps nested more than 1000 deep (ow_limits.max_depth)");
+    /* exactly at the limit: loads; raised: deeper loads */
+    text[3 + 999] = '\0';
+    memset(text + 3 + 999, ']', 999);
+    text[3 + 2 * 999] = '\0';
+    ow_check_ok(ow_cfg_load_string(text, "deep.yaml", &cfg, &err), &err);
+    ow_cfg_free(cfg);
+    depth = 3000; /* raised: each level costs stack in the recursive readers */
+    memset(text + 3, '[', depth);
+    memset(text + 3 + depth, ']', depth);
+    text[3 + 2 * depth] = '\0';
+    ow_limits l = {.max_depth = depth + 1};
+    ow_check_ok(ow_cfg_load_string_with_limits(text, "deep.yaml", &l, &cfg, &err), &err);
+    const ow_cfg *x = ow_cfg_get_item(cfg, 0);
+    for (size_t i = 1; i < depth; i++)
+        x = ow_cfg_get_item(x, 0);
+    ck_assert_int_eq(ow_cfg_get_type(x), OW_CFG_LIST);
+    ck_assert_uint_eq(ow_cfg_get_size(x), 0);
+    ow_cfg_free(cfg);
+    free(text);
+}
+END_TEST
+
+START_TEST(alias_budget_counts_copied_nodes)
+{
+    /* each *a copies 10 nodes (the list and its 9 items) */
+    const char *text = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9]\nb: [*a, *a]\n";
+    ow_error err;
+    ow_cfg *cfg = NULL;
+    ow_limits l = {.max_alias_nodes = 19};
+    ck_assert_int_eq(ow_cfg_load_string_with_limits(text, "a.yaml", &l, &cfg, &err),
+                     OW_ERR_SYNTAX);
+    ck_assert_ptr_null(cfg);
+    ow_check_error(&err, OW_ERR_SYNTAX, "a.yaml", 2, 9,
+                   "alias '*a': aliases would copy more than 19 nodes "
+                   "(ow_limits.max_alias_nodes; nested aliases grow exponentially)");
+    l.max_alias_nodes = 20;
+    ow_check_ok(ow_cfg_load_string_with_limits(text, "a.yaml", &l, &cfg, &err), &err);
+    ck_assert_uint_eq(ow_cfg_get_size(ow_cfg_get_item(ow_cfg_get_item(cfg, 1), 1)), 9);
+    ow_cfg_free(cfg);
+    /* an alias that would nest past the depth limit fails at the alias */
+    l = (ow_limits){.max_depth = 3};
+    ck_assert_int_eq(ow_cfg_load_string_with_limits("a: &a [[1]]\nb: [*a]\n", "d.yaml",
+                                                    &l, &cfg, &err),
+                     OW_ERR_SYNTAX);
+    ow_check_error(&err, OW_ERR_SYNTAX, "d.yaml", 2, 5,
+                   "alias '*a': lists and maps nested more than 3 deep "
+                   "(ow_limits.max_depth)");
+}
+END_TEST
+
+/* The duplicate-key check of a big map is hashed: 200,000 keys load in linear time and
+ * a duplicate among them is still found at the second key. */
+START_TEST(big_maps_find_duplicates)
+{
+    size_t n = 200000;
+    char *text = malloc(n * 24 + 64);
+    ck_assert_ptr_nonnull(text);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(text + o, 24, "k%zu: %zu\n", i, i);
+    text[o] = '\0';
+    ow_error err;
+    ow_cfg *cfg = NULL;
+    ow_check_ok(ow_cfg_load_string(text, "big.yaml", &cfg, &err), &err);
+    ck_assert_uint_eq(ow_cfg_get_size(cfg), n);
+    ck_assert_str_eq(ow_cfg_get_key(cfg, n - 1), "k199999");
+    ow_cfg_free(cfg);
+    snprintf(text + o, 24, "k17: 0\n");
+    ck_assert_int_eq(ow_cfg_load_string(text, "big.yaml", &cfg, &err), OW_ERR_DUPLICATE);
+    ow_check_error(&err, OW_ERR_DUPLICATE, "big.yaml", (int)n + 1, 1,
+                   "duplicate key 'k17' (first defined at line 18, column 6)");
+    free(text);
+}
+END_TEST
+
+START_TEST(file_size_limit)
+{
+    char dir[512], path[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/c.yaml", dir);
+    write_text(path, "a: 1\nb: 2\n"); /* 10 bytes */
+    ow_error err;
+    ow_cfg *cfg = NULL;
+    ow_limits l = {.max_file_bytes = 9};
+    ck_assert_int_eq(ow_cfg_load_with_limits(path, &l, &cfg, &err), OW_ERR_IO);
+    ck_assert_ptr_null(cfg);
+    ow_check_error(&err, OW_ERR_IO, "/c.yaml", 0, 0,
+                   "10 bytes, over the limit of 9 bytes (ow_limits.max_file_bytes)");
+    l.max_file_bytes = 10;
+    ow_check_ok(ow_cfg_load_with_limits(path, &l, &cfg, &err), &err);
+    ow_cfg_free(cfg);
+    /* a base over the limit fails at its _base_ entry */
+    char top[600], msg[1200];
+    snprintf(top, sizeof top, "%s/top.yaml", dir);
+    write_text(top, "_base_: c.yaml\n");          /* 15 bytes */
+    write_text(path, "a: 1\nb: 2\nc: 3\nd: 4\n"); /* 20 bytes */
+    l.max_file_bytes = 15;
+    ck_assert_int_eq(ow_cfg_load_with_limits(top, &l, &cfg, &err), OW_ERR_IO);
+    ck_assert_ptr_null(cfg);
+    snprintf(msg, sizeof msg,
+             "cannot read base config '%s': 20 bytes, over the limit of 15 bytes "
+             "(ow_limits.max_file_bytes)",
+             path);
+    ow_check_error(&err, OW_ERR_IO, "/top.yaml", 1, 9, msg);
+    l.max_file_bytes = 20;
+    ow_check_ok(ow_cfg_load_with_limits(top, &l, &cfg, &err), &err);
+    ck_assert_uint_eq(ow_cfg_get_size(cfg), 4);
+    ow_cfg_free(cfg);
+    unlink(path);
+    unlink(top);
+    rmdir(dir);
+}
+END_TEST
+
+/* A FIFO as a config or a base fails at once (it used to block forever). */
+START_TEST(fifo_is_not_read)
+{
+    char dir[512], fifo[600], top[600], msg[1400];
+    temp_dir(dir, sizeof dir);
+    snprintf(fifo, sizeof fifo, "%s/pipe.yaml", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ow_error err;
+    ow_cfg *cfg = NULL;
+    ck_assert_int_eq(ow_cfg_load(fifo, &cfg, &err), OW_ERR_IO);
+    ow_check_error(&err, OW_ERR_IO, "/pipe.yaml", 0, 0, "not a regular file (a FIFO)");
+    snprintf(top, sizeof top, "%s/top.yaml", dir);
+    write_text(top, "_base_: pipe.yaml\n");
+    ck_assert_int_eq(ow_cfg_load(top, &cfg, &err), OW_ERR_IO);
+    snprintf(msg, sizeof msg, "cannot read base config '%s': not a regular file (a FIFO)",
+             fifo);
+    ow_check_error(&err, OW_ERR_IO, "/top.yaml", 1, 9, msg);
+    unlink(fifo);
+    unlink(top);
+    rmdir(dir);
+}
+END_TEST
+
 /* ---- allocation failures ------------------------------------------------------- */
 
 START_TEST(load_survives_every_allocation_failure)
@@ -878,6 +1079,201 @@ START_TEST(save_and_defaults_survive_allocation_failure)
 }
 END_TEST
 
+/* ---- One verdict: ow_cfg_check and building agree -------------------------------- */
+
+#define OPT "optim_wrapper:\n  optimizer: {type: AdamW, lr: 0.001}\n"
+static const struct {
+    const char *title, *yaml;
+    int code, line, column;
+    const char *message;
+} verdicts[] = {
+    {"nesterov without momentum",
+     "optim_wrapper:\n  optimizer: {type: SGD, lr: 0.1, nesterov: true}\n", OW_ERR_VALUE,
+     2, 14,
+     "optim_wrapper.optimizer (SGD): Nesterov momentum requires a momentum and zero "
+     "dampening"},
+    {"custom_keys value not a map",
+     "optim_wrapper:\n  optimizer: {type: SGD, lr: 0.1}\n"
+     "  paramwise_cfg: {custom_keys: {head: 3}}\n",
+     OW_ERR_TYPE, 3, 39,
+     "optim_wrapper.paramwise_cfg.custom_keys.head: expected map, got int"},
+    {"betas too short",
+     "optim_wrapper:\n  optimizer: {type: AdamW, lr: 0.001, betas: [0.9]}\n",
+     OW_ERR_VALUE, 2, 46,
+     "optim_wrapper.optimizer.betas: expected a list of 2 numbers, got 1"},
+    {"betas too long",
+     "optim_wrapper:\n  optimizer: {type: AdamW, lr: 0.001, betas: [0.9, 0.999, 0.5]}\n",
+     OW_ERR_VALUE, 2, 46,
+     "optim_wrapper.optimizer.betas: expected a list of 2 numbers, got 3"},
+    {"max_epoch typo", OPT "train_cfg: {by_epoch: true, max_epoch: 30}\n",
+     OW_ERR_UNKNOWN_KEY, 3, 40,
+     "train_cfg: unknown key 'max_epoch' (did you mean 'max_epochs'?)"},
+    {"epoch loop by type", OPT "train_cfg: {type: EpochBasedTrainLoop, max_iters: 30}\n",
+     OW_ERR_UNKNOWN_KEY, 3, 51,
+     "train_cfg: unknown key 'max_iters' (accepted: max_epochs, val_begin, val_interval, "
+     "dynamic_intervals, type)"},
+    {"iter loop needs max_iters", OPT "train_cfg: {by_epoch: false, val_interval: 10}\n",
+     OW_ERR_MISSING_KEY, 3, 12, "train_cfg: missing required key 'max_iters'"},
+    {"type and by_epoch",
+     OPT "train_cfg: {type: IterBasedTrainLoop, by_epoch: false, max_iters: 9}\n",
+     OW_ERR_VALUE, 3, 49,
+     "train_cfg: only one of 'type' or 'by_epoch' can exist (mmengine's "
+     "build_train_loop)"},
+    {"train loop needs a kind", OPT "train_cfg: {max_epochs: 3}\n", OW_ERR_MISSING_KEY, 3,
+     12,
+     "train_cfg: needs 'type' or 'by_epoch' (by_epoch: true for an EpochBasedTrainLoop, "
+     "false for an IterBasedTrainLoop)"},
+    {"val_cfg keys", OPT "val_cfg: {fp16: true, interval: 1}\n", OW_ERR_UNKNOWN_KEY, 3,
+     33, "val_cfg: unknown key 'interval' (accepted: fp16)"},
+    {"test_cfg fp16 type", OPT "test_cfg: {type: TestLoop, fp16: 1}\n", OW_ERR_TYPE, 3,
+     34, "test_cfg.fp16: expected bool, got int"},
+    {"_delete for _delete_",
+     "optim_wrapper:\n  optimizer: {type: SGD, lr: 0.1}\n"
+     "  paramwise_cfg: {_delete: true, norm_decay_mult: 0.0}\n",
+     OW_ERR_UNKNOWN_KEY, 3, 28,
+     "optim_wrapper.paramwise_cfg: unknown key '_delete' (did you mean '_delete_'?): "
+     "mmengine keeps '_delete' as an ordinary key and ignores it, so the base's settings "
+     "survive; remove the key to get mmengine's result, or write '_delete_: true' to "
+     "delete the base's settings"},
+    {"schedule is part of the check", OPT "param_scheduler: {type: LinearLR, factr: 1}\n",
+     OW_ERR_UNKNOWN_KEY, 0, 0, NULL},
+    {"accepted whole config",
+     OPT
+     "train_cfg: {by_epoch: true, max_epochs: 30, val_interval: 1}\n"
+     "val_cfg: {}\ntest_cfg: null\nmodel: {anything: [1, 2]}\n"
+     "param_scheduler: [{type: LinearLR, start_factor: 0.1, by_epoch: false, end: 5}]\n",
+     OW_OK, 0, 0, NULL},
+    {"another library's loop is free",
+     OPT "train_cfg: {type: mmdet.TeacherStudentLoop, teacher: x}\n", OW_OK, 0, 0, NULL},
+};
+
+/* Builds what `optwrap train` builds: groups, optimizer and schedule over a one-tensor
+ * model. */
+static int build_verdict(const ow_cfg *cfg, ow_error *err)
+{
+    float data[4] = {0}, grad[4] = {0};
+    const int64_t shape[] = {4};
+    ow_model *m = NULL;
+    ow_optim_wrapper *w = NULL;
+    ow_module_info root = {.name = "head", .type = "Linear"};
+    ow_param_info pi = {.module = "head",
+                        .name = "weight",
+                        .ndim = 1,
+                        .shape = shape,
+                        .requires_grad = true,
+                        .data = data,
+                        .grad = grad};
+    ow_sched_loop loop = {.epoch_length = 10, .max_epochs = 30};
+    int rc = ow_model_new("net", &m, err);
+    if (!rc)
+        rc = ow_model_add_module(m, &root, err);
+    if (!rc)
+        rc = ow_model_add_param(m, &pi, err);
+    if (!rc)
+        rc = ow_optim_wrapper_new(cfg, m, &loop, &w, err);
+    ow_optim_wrapper_free(w);
+    ow_model_free(m);
+    return rc;
+}
+
+START_TEST(check_gives_the_build_verdict)
+{
+    ow_error err, built;
+    memset(&err, 0xAA, sizeof err);
+    ow_cfg *cfg = NULL;
+    ow_check_ok(ow_cfg_load_string(verdicts[_i].yaml, "v.yaml", &cfg, &err), &err);
+    int rc = ow_cfg_check(cfg, &err);
+    ck_assert_msg(rc == verdicts[_i].code, "%s: expected %s, got %s (%s)",
+                  verdicts[_i].title, ow_error_code_name(verdicts[_i].code),
+                  ow_error_code_name(rc), err.message);
+    if (verdicts[_i].message)
+        ow_check_error(&err, verdicts[_i].code, "v.yaml", verdicts[_i].line,
+                       verdicts[_i].column, verdicts[_i].message);
+    else if (rc == OW_OK)
+        ow_check_error(&err, OW_OK, "", 0, 0, "");
+    /* building says the same, with the same message */
+    memset(&built, 0x55, sizeof built);
+    ck_assert_int_eq(build_verdict(cfg, &built), rc);
+    ck_assert_str_eq(built.message, err.message);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+/* Every bad optimizer and registry config on disk fails ow_cfg_check as it fails a
+ * build, with the same error. (tests/bad/sched holds warnings and run-dependent cases
+ * too: check_sched_state runs it.) */
+static const char *const corpus_dirs[] = {"optim", "registry"};
+
+START_TEST(bad_corpus_check_and_build_agree)
+{
+    char dir[1024], path[1400];
+    snprintf(dir, sizeof dir, "%s/%s", bad_root, corpus_dirs[_i]);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    size_t n = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s/config.yaml", dir, e->d_name);
+        ow_error err, built;
+        ow_cfg *cfg = NULL;
+        if (ow_cfg_load(path, &cfg, &err))
+            continue; /* fails before either */
+        int rc = ow_cfg_check(cfg, &err);
+        int rb = build_verdict(cfg, &built);
+        ck_assert_msg(rc != OW_OK && rb != OW_OK,
+                      "%s/%s: check says %s (%s), build says %s (%s)", corpus_dirs[_i],
+                      e->d_name, ow_error_code_name(rc), err.message,
+                      ow_error_code_name(rb), built.message);
+        ck_assert_msg(rc == rb && !strcmp(err.message, built.message),
+                      "%s/%s: check: %s, build: %s", corpus_dirs[_i], e->d_name,
+                      err.message, built.message);
+        ow_cfg_free(cfg);
+        n++;
+    }
+    closedir(d);
+    ck_assert_uint_gt(n, 0);
+}
+END_TEST
+
+START_TEST(getters_with_defaults)
+{
+    ow_cfg *cfg = NULL;
+    ow_error err;
+    memset(&err, 0xAA, sizeof err);
+    ow_check_ok(ow_cfg_load_string("train_cfg: {max_epochs: 12, by_epoch: true}\n"
+                                   "lr: 1\nname: vit\nbad: text\n",
+                                   "g.yaml", &cfg, &err),
+                &err);
+    int64_t i = 0;
+    double d = 0;
+    bool b = false;
+    const char *s = NULL;
+    ow_check_ok(ow_cfg_get_int_or(cfg, "train_cfg.max_epochs", 30, &i, &err), &err);
+    ck_assert_int_eq(i, 12);
+    ow_check_ok(ow_cfg_get_int_or(cfg, "train_cfg.max_iters", 30, &i, &err), &err);
+    ck_assert_int_eq(i, 30);
+    ow_check_ok(ow_cfg_get_double_or(cfg, "lr", 0.5, &d, &err), &err);
+    ck_assert_double_eq(d, 1.0);
+    ow_check_ok(ow_cfg_get_double_or(cfg, "wd", 0.5, &d, &err), &err);
+    ck_assert_double_eq(d, 0.5);
+    ow_check_ok(ow_cfg_get_bool_or(cfg, "train_cfg.by_epoch", false, &b, &err), &err);
+    ck_assert(b);
+    ow_check_ok(ow_cfg_get_string_or(cfg, "name", "x", &s, &err), &err);
+    ck_assert_str_eq(s, "vit");
+    ow_check_ok(ow_cfg_get_string_or(cfg, "model.name", "x", &s, &err), &err);
+    ck_assert_str_eq(s, "x");
+    ow_check_error(&err, OW_OK, "", 0, 0, "");
+    ck_assert_int_eq(ow_cfg_get_int_or(cfg, "bad", 30, &i, &err), OW_ERR_TYPE);
+    ow_check_error(&err, OW_ERR_TYPE, "g.yaml", 4, 6, "bad: expected int, got string");
+    ck_assert_int_eq(ow_cfg_get_bool_or(cfg, "lr", false, &b, &err), OW_ERR_TYPE);
+    ow_check_error(&err, OW_ERR_TYPE, "g.yaml", 2, 5, "lr: expected bool, got int");
+    ck_assert_int_eq(ow_cfg_get_int_or(cfg, NULL, 1, &i, &err), OW_ERR_MISUSE);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
 static Suite *make_cfg_suite(void)
 {
     Suite *s = suite_create("cfg");
@@ -888,7 +1284,7 @@ static Suite *make_cfg_suite(void)
     tcase_add_test(tc, load_string_bases_and_names);
     tcase_add_test(tc, delete_keys_always_stripped);
     tcase_add_test(tc, top_level_file_errors);
-    tcase_add_test(tc, earlier_error_is_kept_whole);
+    tcase_add_test(tc, error_describes_the_last_call);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("Templates");
@@ -921,6 +1317,24 @@ static Suite *make_cfg_suite(void)
 
     tc = tcase_create("Errors");
     tcase_add_loop_test(tc, bad_config_corpus, 0, (int)n_bad_cases);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("Verdict");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, check_gives_the_build_verdict, 0, OW__ARRAY_LEN(verdicts));
+    tcase_add_loop_test(tc, bad_corpus_check_and_build_agree, 0,
+                        OW__ARRAY_LEN(corpus_dirs));
+    tcase_add_test(tc, getters_with_defaults);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("Hostile");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, limits_have_documented_defaults);
+    tcase_add_test(tc, deep_nesting_stops_at_the_limit);
+    tcase_add_test(tc, alias_budget_counts_copied_nodes);
+    tcase_add_test(tc, big_maps_find_duplicates);
+    tcase_add_test(tc, file_size_limit);
+    tcase_add_test(tc, fifo_is_not_read);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("OOM");

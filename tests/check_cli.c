@@ -39,7 +39,7 @@ START_TEST(help_lists_every_command)
     ck_assert_str_eq(r.err,
                      "optwrap groups: option '--model' needs a value\nusage: optwrap "
                      "groups CONFIG (--model MODEL.yaml | --arch NAME) [--format "
-                     "table|json] [--explain] [--cfg-options K=V ...]\n");
+                     "table|json|csv] [--csv] [--explain] [--cfg-options K=V ...]\n");
     ow_test_cli_free(&r);
 }
 END_TEST
@@ -113,7 +113,61 @@ START_TEST(recipe_groups_values)
     r = ow_test_cli("groups configs/resnet50_8xb32_in1k.yaml --model "
                     "models/mmpretrain_resnet50.yaml");
     ck_assert_int_eq(r.status, 0);
-    ck_assert(strstr(r.out, "\n161 groups, 161 parameters, 25557032 elements\n"));
+    ck_assert(strstr(r.out, "\n161 groups, 2 distinct settings; 161 parameters, 25557032 "
+                            "elements\n"));
+    /* the keys every group shares once, then only the column that varies, rounded */
+    ck_assert(
+        !strncmp(r.out,
+                 "every group: lr 0.1, momentum 0.9, dampening 0, nesterov false, "
+                 "maximize false, foreach null, differentiable false\n"
+                 "group  params  weight_decay  why\n"
+                 "0           1  0.0001        optimizer defaults\n"
+                 "1           1  0             norm_decay_mult\n",
+                 strlen("every group: lr 0.1, momentum 0.9, dampening 0, nesterov "
+                        "false, maximize false, foreach null, differentiable false\n"
+                        "group  params  weight_decay  why\n"
+                        "0           1  0.0001        optimizer defaults\n"
+                        "1           1  0             norm_decay_mult\n")));
+    ow_test_cli_free(&r);
+    /* layer decay: 152 one-parameter groups, 28 distinct settings; numbers rounded for
+     * reading in the table, exact in --csv */
+    r = ow_test_cli(
+        "groups configs/vit-base-p16_mae-ft-100e_in1k.yaml --arch vit-base-p16");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(
+        !strncmp(r.out,
+                 "every group: betas [0.9, 0.999], eps 1e-08, amsgrad false, foreach "
+                 "null, maximize false, capturable false\n"
+                 "group  params  lr           effective_lr  weight_decay  lr_scale    "
+                 "layer_id  param_name                                why\n"
+                 "0           1  7.39441e-06  7.39441e-06   0             0.00369721  "
+                 "0         backbone.cls_token                        layer 0 of 14 "
+                 "(VisionTransformer get_layer_depth), lr_scale 0.65**13; weight "
+                 "decay: custom key '.cls_token'\n",
+                 300));
+    ck_assert(strstr(r.out,
+                     "\n151         1  0.002        0.002         0             1 "
+                     "          13        head.layers.head.bias                     "
+                     "layer 13 of 14 (VisionTransformer get_layer_depth), lr_scale "
+                     "0.65**0; weight decay: custom key '.bias'\n"
+                     "152 groups, 28 distinct settings; 152 parameters, 86567656 "
+                     "elements\n"));
+    ow_test_cli_free(&r);
+    r = ow_test_cli(
+        "groups configs/vit-base-p16_mae-ft-100e_in1k.yaml --arch vit-base-p16 --csv");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(!strncmp(
+        r.out,
+        "group,params,lr,effective_lr,weight_decay,lr_scale,layer_id,param_name,betas,"
+        "eps,"
+        "amsgrad,foreach,maximize,capturable,why\n"
+        "0,1,7.39441178203743e-06,7.39441178203743e-06,0.0,0.003697205891018715,0,"
+        "backbone.cls_token,\"[0.9, 0.999]\",1e-08,false,null,false,false,\"layer 0 of "
+        "14 "
+        "(VisionTransformer get_layer_depth), lr_scale 0.65**13; weight decay: custom "
+        "key "
+        "'.cls_token'\"\n",
+        300));
     ow_test_cli_free(&r);
 }
 END_TEST
@@ -262,8 +316,10 @@ START_TEST(plugin_from_custom_imports)
              path);
     ow_cli_result r = ow_test_cli(args);
     ck_assert_msg(r.status == 0, "%s", r.err);
-    ck_assert(strstr(r.out, "group 0: lr=0.5 momentum=0\n"));
-    ck_assert(strstr(r.out, "\n1 groups, 161 parameters, 25557032 elements\n"));
+    ck_assert_str_eq(r.out, "group  params  lr   momentum  why\n"
+                            "0         161  0.5  0         optimizer defaults\n"
+                            "1 groups, 1 distinct settings; 161 parameters, 25557032 "
+                            "elements\n");
     ow_test_cli_free(&r);
     /* without the plugin the names are unknown */
     snprintf(args, sizeof args, "check '{optimizer: {type: owtest.PluginSGD, lr: 0.5}}'");

@@ -8,6 +8,8 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
@@ -296,10 +298,6 @@ static const struct {
     const char *message;
 } module_errors[] = {
     {{.name = "neck", .type = "Neck"}, OW_OK, OW__FIELD_NONE, NULL},
-    {{.name = "backbone.layers.0", .type = "Block"},
-     OW_ERR_MODEL,
-     OW__FIELD_NAME,
-     "module 'backbone.layers.0': parent 'backbone.layers' was not added before it"},
     {{.name = "backbone", .type = "Backbone"},
      OW_ERR_DUPLICATE,
      OW__FIELD_NAME,
@@ -355,19 +353,121 @@ START_TEST(module_misuse_is_rejected)
 }
 END_TEST
 
-START_TEST(root_must_come_first)
+START_TEST(parents_are_created_on_demand)
 {
+    /* mkdir -p: the root and "h", "h.0" come with "h.0.attn"; a later add of a parent
+     * describes it in place */
     ow_error err;
-    ow_error_clear(&err);
+    memset(&err, 0xAA, sizeof err);
     ow_model *m = NULL;
-    ow_check_ok(ow_model_new("x", &m, &err), &err);
-    ow_module_info info = {.name = "backbone", .type = "Backbone"};
-    ck_assert_int_eq(ow_model_add_module(m, &info, &err), OW_ERR_MODEL);
-    ow_check_error(&err, OW_ERR_MODEL, "<model>", 0, 0,
-                   "module 'backbone': parent '' (the root) was not added before it");
-    ck_assert_int_eq(ow_model_add_module(NULL, &info, NULL), OW_ERR_MISUSE);
+    ow_check_ok(ow_model_new("gpt2", &m, &err), &err);
+    ow_module_info attn = {.name = "h.0.attn", .type = "CausalSelfAttention"};
+    ow_check_ok(ow_model_add_module(m, &attn, &err), &err);
+    ck_assert_uint_eq(ow_model_get_num_modules(m), 4);
+    static const char *const names[] = {"", "h", "h.0", "h.0.attn"};
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_str_eq(ow_model_get_module(m, i)->name, names[i]);
+    ck_assert_str_eq(ow_model_get_module(m, 1)->type, "Module");
+    ow_module_info block = {.name = "h.0", .type = "Block"};
+    ow_check_ok(ow_model_add_module(m, &block, &err), &err);
+    ck_assert_uint_eq(ow_model_get_num_modules(m), 4);
+    ck_assert_str_eq(ow_model_get_module(m, 2)->type, "Block");
+    ck_assert_int_eq(ow_model_add_module(m, &block, &err), OW_ERR_DUPLICATE);
+    ow_check_error(&err, OW_ERR_DUPLICATE, "<model>", 0, 0,
+                   "module 'h.0' was already added");
+    /* the module of a parameter must be added (its type decides its rules) */
+    const int64_t shape[] = {4};
+    ow_param_info pi = {
+        .module = "h.0.ln_1", .name = "weight", .ndim = 1, .shape = shape};
+    ck_assert_int_eq(ow_model_add_param(m, &pi, &err), OW_ERR_MODEL);
+    ck_assert_int_eq(ow_model_add_module(NULL, &attn, NULL), OW_ERR_MISUSE);
     ow_model_free(m);
     ck_assert_int_eq(ow_model_new("x", NULL, NULL), OW_ERR_MISUSE);
+
+    /* the same in a model file: a child before its parent */
+    static const char yaml[] = "format: optwrap-model/1\nname: tiny\nmodules:\n"
+                               "  - {name: backbone.layers.0, type: Block}\n"
+                               "  - {name: backbone.layers, type: ModuleList}\n";
+    ow_check_ok(ow_model_load_string(yaml, "tiny", &m, &err), &err);
+    ck_assert_uint_eq(ow_model_get_num_modules(m), 4);
+    ck_assert_str_eq(ow_model_get_module(m, 2)->name, "backbone.layers");
+    ck_assert_str_eq(ow_model_get_module(m, 2)->type, "ModuleList");
+    ow_model_free(m);
+}
+END_TEST
+
+START_TEST(kind_follows_type)
+{
+    ow_error err;
+    ow_model *m = NULL;
+    ow_check_ok(ow_model_new("net", &m, &err), &err);
+    static const struct {
+        const char *type;
+        ow_module_kind given, want;
+    } rows[] = {
+        {"LayerNorm", OW_MODULE_OTHER, OW_MODULE_NORM},
+        {"GroupNorm", OW_MODULE_OTHER, OW_MODULE_NORM},
+        {"BatchNorm2d", OW_MODULE_OTHER, OW_MODULE_NORM},
+        {"SyncBatchNorm", OW_MODULE_OTHER, OW_MODULE_NORM},
+        {"InstanceNorm3d", OW_MODULE_OTHER, OW_MODULE_NORM},
+        {"nn.Conv2d", OW_MODULE_OTHER, OW_MODULE_CONV},
+        {"ConvTranspose1d", OW_MODULE_OTHER, OW_MODULE_CONV},
+        {"Linear", OW_MODULE_OTHER, OW_MODULE_LINEAR},
+        {"torch.nn.Embedding", OW_MODULE_OTHER, OW_MODULE_EMBEDDING},
+        {"LayerNorm2d", OW_MODULE_OTHER, OW_MODULE_OTHER},
+        {"LayerNorm2d", OW_MODULE_NORM, OW_MODULE_NORM},
+        {"LayerNorm", OW_MODULE_LINEAR, OW_MODULE_LINEAR}, /* kept, with a warning */
+    };
+    for (size_t i = 0; i < OW__ARRAY_LEN(rows); i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%zu", i);
+        ow_module_info mi = {.name = name, .type = rows[i].type, .kind = rows[i].given};
+        ow_check_ok(ow_model_add_module(m, &mi, &err), &err);
+        ck_assert_int_eq(ow_model_get_module(m, i + 1)->kind, rows[i].want);
+    }
+    ck_assert_uint_eq(ow_model_get_num_warnings(m), 1);
+    const ow_error *w = ow_model_get_warning(m, 0);
+    ck_assert_ptr_null(ow_model_get_warning(m, 1));
+    ow_check_error(w, OW_ERR_MODEL, "<model>", 0, 0,
+                   "module 'm11': type LayerNorm is a torch norm module, but its kind is "
+                   "linear (mmengine's constructors test the class: kind norm)");
+    ow_model_free(m);
+}
+END_TEST
+
+START_TEST(set_data_by_index)
+{
+    ow_error err;
+    ow_model *m = NULL;
+    const int64_t shape[] = {3};
+    ow_check_ok(ow_model_new("net", &m, &err), &err);
+    ow_module_info fc = {.name = "fc", .type = "Linear"};
+    ow_param_info w = {.module = "fc",
+                       .name = "weight",
+                       .ndim = 1,
+                       .shape = shape,
+                       .requires_grad = true};
+    ow_param_info b = {
+        .module = "fc", .name = "bias", .ndim = 1, .shape = shape, .requires_grad = true};
+    ow_check_ok(ow_model_add_module(m, &fc, &err), &err);
+    ow_check_ok(ow_model_add_param(m, &w, &err), &err);
+    ow_check_ok(ow_model_add_param(m, &b, &err), &err);
+    float buf[12];
+    ow_check_ok(ow_model_set_data_at(m, 1, buf, buf + 3, &err), &err);
+    ow_param_view pv;
+    ck_assert_int_eq(ow_model_get_param(m, 1, &pv), OW_OK);
+    ck_assert_ptr_eq(pv.data, buf);
+    ck_assert_ptr_eq(pv.grad, buf + 3);
+    ck_assert_int_eq(ow_model_set_data_at(m, 2, buf, buf + 3, &err), OW_ERR_MISUSE);
+    ow_check_error(&err, OW_ERR_MISUSE, "", 0, 0,
+                   "ow_model_set_data_at: parameter index 2 is out of range (the model "
+                   "has 2)");
+    ck_assert_int_eq(ow_model_set_data_at(m, 0, buf, buf + 2, &err), OW_ERR_MODEL);
+    ow_check_error(&err, OW_ERR_MODEL, "<model>", 0, 0,
+                   "ow_model_set_data_at: param 'fc.weight': the data and grad buffers "
+                   "overlap");
+    ck_assert_int_eq(ow_model_set_data_at(NULL, 0, NULL, NULL, NULL), OW_ERR_MISUSE);
+    ow_model_free(m);
 }
 END_TEST
 
@@ -832,8 +932,8 @@ static const struct {
     const char *name;
     int code;
 } bad_cases[] = {
+    {"alias_bomb", OW_ERR_SYNTAX},
     {"bad_kind", OW_ERR_VALUE},
-    {"child_before_parent", OW_ERR_MODEL},
     {"conv_attr_negative", OW_ERR_MODEL},
     {"conv_attr_not_int", OW_ERR_TYPE},
     {"conv_attr_on_linear", OW_ERR_MODEL},
@@ -917,6 +1017,134 @@ START_TEST(every_bad_case_is_listed)
 }
 END_TEST
 
+/* ---- Hostile inputs: big, deep and special files ---------------------------------- */
+
+/* A model file of n one-parameter modules, the modules before or after the header. */
+static char *many_modules(size_t n, bool header_first)
+{
+    size_t cap = n * 80 + 256, o = 0;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    const char *header = "format: optwrap-model/1\nname: many\n";
+    if (header_first)
+        o += (size_t)snprintf(text + o, cap - o, "%s", header);
+    o += (size_t)snprintf(text + o, cap - o, "modules:\n  - {name: '', type: Net}\n");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(text + o, cap - o,
+                              "  - name: m%zu\n    type: Linear\n    params: [{name: w, "
+                              "shape: [4]}]\n",
+                              i);
+    o += (size_t)snprintf(text + o, cap - o, "no_weight_decay: [m0.w]\n");
+    if (!header_first)
+        snprintf(text + o, cap - o, "%s", header);
+    return text;
+}
+
+/* Modules are added while the file is parsed (a saved file has its header first), and
+ * give the same model as a file whose header comes last. */
+START_TEST(many_modules_load_as_they_are_read)
+{
+    size_t n = 20000;
+    char *first = many_modules(n, true), *last = many_modules(n, false);
+    ow_error err;
+    ow_model *a = NULL, *b = NULL;
+    ow_check_ok(ow_model_load_string(first, "first.yaml", &a, &err), &err);
+    ow_check_ok(ow_model_load_string(last, "last.yaml", &b, &err), &err);
+    ck_assert_uint_eq(ow_model_get_num_modules(a), n + 1);
+    ck_assert_uint_eq(ow_model_get_num_params(a), n);
+    ck_assert_str_eq(ow_model_get_name(a), "many");
+    ck_assert_ptr_nonnull(ow_model_get_facts(a, "no_weight_decay"));
+    char *saved_a = NULL, *saved_b = NULL;
+    ow_check_ok(ow_model_save(a, &saved_a, &err), &err);
+    ow_check_ok(ow_model_save(b, &saved_b, &err), &err);
+    ck_assert_str_eq(saved_a, saved_b);
+    ow_free(saved_a);
+    ow_free(saved_b);
+    ow_model_free(a);
+    ow_model_free(b);
+    free(first);
+    free(last);
+}
+END_TEST
+
+/* A module read while streaming fails at its node, as before streaming. */
+START_TEST(streamed_module_errors_keep_their_position)
+{
+    const char *text = "format: optwrap-model/1\nname: m\nmodules:\n"
+                       "  - {name: '', type: Net}\n"
+                       "  - {name: a, type: Linear, knd: norm}\n"
+                       "x: [1, 2\n";
+    ow_error err;
+    ow_model *m = NULL;
+    ck_assert_int_eq(ow_model_load_string(text, "s.yaml", &m, &err), OW_ERR_UNKNOWN_KEY);
+    ck_assert_ptr_null(m);
+    ow_check_error(&err, OW_ERR_UNKNOWN_KEY, "s.yaml", 5, 34,
+                   "modules[1]: unknown key 'knd' (did you mean 'kind'?)");
+}
+END_TEST
+
+/* An anchor inside a streamed module stays valid for a later alias. */
+START_TEST(anchors_survive_streaming)
+{
+    const char *text =
+        "format: optwrap-model/1\nname: m\nmodules:\n"
+        "  - {name: '', type: Net}\n"
+        "  - {name: a, type: Linear, params: &p [{name: w, shape: [2, 3]}]}\n"
+        "  - {name: b, type: Linear, params: *p}\n";
+    ow_error err;
+    ow_model *m = NULL;
+    ow_check_ok(ow_model_load_string(text, "a.yaml", &m, &err), &err);
+    ck_assert_uint_eq(ow_model_get_num_params(m), 2);
+    ow_param_view v;
+    ow_check_ok(ow_model_get_param(m, 1, &v), &err);
+    ck_assert_str_eq(v.full_name, "b.w");
+    ck_assert_int_eq(v.numel, 6);
+    ow_model_free(m);
+}
+END_TEST
+
+START_TEST(model_files_within_limits)
+{
+    ow_error err;
+    ow_model *m = NULL;
+    /* a device, read to its missing end before */
+    ck_assert_int_eq(ow_model_load("/dev/zero", &m, &err), OW_ERR_IO);
+    ck_assert_ptr_null(m);
+    ow_check_error(&err, OW_ERR_IO, "/dev/zero", 0, 0,
+                   "not a regular file (a character device)");
+    /* a FIFO, which blocked forever before */
+    char dir[512], fifo[600];
+    snprintf(dir, sizeof dir, "%s/ow-model-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(fifo, sizeof fifo, "%s/model.yaml", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(ow_model_load(fifo, &m, &err), OW_ERR_IO);
+    ow_check_error(&err, OW_ERR_IO, "/model.yaml", 0, 0, "not a regular file (a FIFO)");
+    unlink(fifo);
+    /* a file over max_file_bytes; raised, it loads */
+    char path[1100];
+    ow_test_path(path, sizeof path, OW_TEST_GOLDEN "/models", "mmpretrain_resnet50.yaml");
+    ow_limits l = {.max_file_bytes = 100};
+    ck_assert_int_eq(ow_model_load_with_limits(path, &l, &m, &err), OW_ERR_IO);
+    ck_assert_ptr_null(m);
+    ck_assert_str_eq(err.file, path);
+    ck_assert_ptr_nonnull(strstr(err.message, "bytes, over the limit of 100 bytes"));
+    ow_check_ok(ow_model_load_with_limits(path, NULL, &m, &err), &err);
+    ow_model_free(m);
+    /* nesting: a fact 5 deep needs max_depth 5 (the top-level map is level 1) */
+    const char *text = "format: optwrap-model/1\nmodules: []\nfact: [[[[1]]]]\n";
+    l = (ow_limits){.max_depth = 4};
+    ck_assert_int_eq(ow_model_load_string_with_limits(text, "d.yaml", &l, &m, &err),
+                     OW_ERR_SYNTAX);
+    ow_check_error(&err, OW_ERR_SYNTAX, "d.yaml", 3, 10,
+                   "lists and maps nested more than 4 deep (ow_limits.max_depth)");
+    l.max_depth = 5;
+    ow_check_ok(ow_model_load_string_with_limits(text, "d.yaml", &l, &m, &err), &err);
+    ow_model_free(m);
+}
+END_TEST
+
 /* ---- Limits: running out of memory ------------------------------------------------- */
 
 START_TEST(load_survives_every_allocation_failure)
@@ -977,7 +1205,9 @@ static Suite *make_model_suite(void)
 
     TCase *te = tcase_create("Errors");
     tcase_add_loop_test(te, module_misuse_is_rejected, 0, OW__ARRAY_LEN(module_errors));
-    tcase_add_test(te, root_must_come_first);
+    tcase_add_test(te, parents_are_created_on_demand);
+    tcase_add_test(te, kind_follows_type);
+    tcase_add_test(te, set_data_by_index);
     tcase_add_loop_test(te, param_misuse_is_rejected, 0, OW__ARRAY_LEN(param_errors));
     tcase_add_test(te, set_data_and_readers_check_arguments);
     suite_add_tcase(s, te);
@@ -999,6 +1229,14 @@ static Suite *make_model_suite(void)
                         OW__ARRAY_LEN(bad_cases));
     tcase_add_test(tb, every_bad_case_is_listed);
     suite_add_tcase(s, tb);
+
+    TCase *th = tcase_create("Hostile");
+    tcase_set_timeout(th, 60);
+    tcase_add_test(th, many_modules_load_as_they_are_read);
+    tcase_add_test(th, streamed_module_errors_keep_their_position);
+    tcase_add_test(th, anchors_survive_streaming);
+    tcase_add_test(th, model_files_within_limits);
+    suite_add_tcase(s, th);
 
     TCase *tl = tcase_create("Limits");
     tcase_add_test(tl, set_buffers_walk_order);

@@ -347,8 +347,8 @@ static const struct {
     }
     {{.abi_version = OW_ABI_VERSION + 1, .name = "New", .keys = no_keys},
      OW_ERR_PLUGIN,
-     "registry entry has ABI version 2, but this optwrap (" OW_VERSION_STRING
-     ") expects 1: rebuild it against this optwrap.h"},
+     "registry entry has ABI version 3, but this optwrap (" OW_VERSION_STRING
+     ") expects 2: rebuild it against this optwrap.h"},
     {ENTRY(.name = ""), OW_ERR_VALUE, "registry entry has no name"},
     {ENTRY(.name = NULL), OW_ERR_VALUE, "registry entry has no name"},
     {ENTRY(.name = "timm.X"), OW_ERR_VALUE,
@@ -533,8 +533,8 @@ START_TEST(load_plugin_errors)
         ck_assert_int_eq(ow_registry_load_plugin(FAIL_PLUGIN, &err), OW_ERR_PLUGIN);
         ow_check_error(
             &err, OW_ERR_PLUGIN, NULL, 0, 0,
-            "registry entry has ABI version 2, but this optwrap (" OW_VERSION_STRING
-            ") expects 1: rebuild it against this optwrap.h");
+            "registry entry has ABI version 3, but this optwrap (" OW_VERSION_STRING
+            ") expects 2: rebuild it against this optwrap.h");
         ck_assert_ptr_null(ow_registry_find(OW_KIND_OPTIMIZER, "FailingSGD"));
     }
     ow_error_clear(&err);
@@ -561,6 +561,26 @@ START_TEST(custom_imports_relative_to_config)
     ow_cfg_free(cfg);
     cfg = parse_text("optim_wrapper: {}\n", "t.yaml"); /* nothing to import */
     ow_check_ok(ow__registry_import(cfg, &err), &err);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(plugin_optimizer_in_check_and_schedule)
+{
+    /* one reading of the config's scope (ow__cfg_scope): what check accepts, the
+     * schedule's target (the optimizer's defaults) finds too */
+    ow__registry_reset();
+    ow_cfg *cfg = parse_text("custom_imports: {imports: " PLUGIN "}\n"
+                             "optim_wrapper:\n"
+                             "  optimizer: {type: owtest.PluginSGD, lr: 0.1}\n"
+                             "param_scheduler: {type: ConstantLR, factor: 0.5}\n",
+                             "<string>");
+    ow_error err;
+    ow_check_ok(ow_cfg_check(cfg, &err), &err);
+    ow__registry_reset();
+    ow_sched_target *target = NULL;
+    ow_check_ok(ow_sched_target_new(cfg, NULL, &target, &err), &err);
+    ow_sched_target_free(target);
     ow_cfg_free(cfg);
 }
 END_TEST
@@ -646,6 +666,7 @@ static Suite *make_registry_suite(void)
     tcase_add_test(tc, load_plugin_twice);
     tcase_add_test(tc, load_plugin_errors);
     tcase_add_test(tc, custom_imports_relative_to_config);
+    tcase_add_test(tc, plugin_optimizer_in_check_and_schedule);
     tcase_add_test(tc, custom_imports_failures);
     tcase_add_test(tc, import_survives_every_allocation_failure);
     suite_add_tcase(s, tc);

@@ -133,6 +133,7 @@ static int take(ow_strbuf *sb, char **out, ow_error *err)
 
 int ow_cfg_save_yaml(const ow_cfg *node, char **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_save_yaml: out is NULL");
     *out = NULL;
@@ -185,6 +186,7 @@ void ow__cfg_write_json(ow_strbuf *sb, const ow_cfg *node)
 
 int ow_cfg_save_json(const ow_cfg *node, char **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_save_json: out is NULL");
     *out = NULL;

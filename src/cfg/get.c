@@ -44,6 +44,7 @@ static int type_error(const ow_cfg *node, const char *want, ow_error *err)
 
 int ow_cfg_get_bool(const ow_cfg *node, bool *out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!node || node->type != OW_CFG_BOOL)
         return type_error(node, "bool", err);
     *out = node->v.b;
@@ -52,6 +53,7 @@ int ow_cfg_get_bool(const ow_cfg *node, bool *out, ow_error *err)
 
 int ow_cfg_get_int(const ow_cfg *node, int64_t *out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!node || node->type != OW_CFG_INT)
         return type_error(node, "int", err);
     *out = node->v.i;
@@ -60,6 +62,7 @@ int ow_cfg_get_int(const ow_cfg *node, int64_t *out, ow_error *err)
 
 int ow_cfg_get_double(const ow_cfg *node, double *out, ow_error *err)
 {
+    ow__error_reset(err);
     if (node && node->type == OW_CFG_INT) {
         *out = (double)node->v.i;
         return OW_OK;
@@ -72,6 +75,7 @@ int ow_cfg_get_double(const ow_cfg *node, double *out, ow_error *err)
 
 int ow_cfg_get_string(const ow_cfg *node, const char **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!node || node->type != OW_CFG_STRING)
         return type_error(node, "string", err);
     *out = node->v.s;
@@ -80,6 +84,7 @@ int ow_cfg_get_string(const ow_cfg *node, const char **out, ow_error *err)
 
 int ow_cfg_get_doubles(const ow_cfg *node, double *out, size_t n, ow_error *err)
 {
+    ow__error_reset(err);
     if (!node || node->type != OW_CFG_LIST)
         return type_error(node, "list of numbers", err);
     if (node->v.c.n != n)
@@ -91,4 +96,71 @@ int ow_cfg_get_doubles(const ow_cfg *node, double *out, size_t n, ow_error *err)
             return rc;
     }
     return OW_OK;
+}
+
+/* ---- reads with a default ------------------------------------------------------------
+ */
+
+/* The node at path, or NULL (the default applies) when path leads nowhere. */
+static int find_or(const ow_cfg *cfg, const char *path, const char *want,
+                   ow_cfg_type want_type, const ow_cfg **out, ow_error *err)
+{
+    *out = NULL;
+    if (!path)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_get_%s_or: path is NULL",
+                         want);
+    const ow_cfg *node = ow_cfg_find(cfg, path);
+    if (!node)
+        return OW_OK;
+    bool fits = node->type == want_type ||
+                (want_type == OW_CFG_FLOAT && node->type == OW_CFG_INT);
+    if (!fits)
+        return ow__error_at(err, OW_ERR_TYPE, node, "%s: expected %s, got %s", path, want,
+                            ow_cfg_type_name(node->type));
+    *out = node;
+    return OW_OK;
+}
+
+int ow_cfg_get_bool_or(const ow_cfg *cfg, const char *path, bool def, bool *out,
+                       ow_error *err)
+{
+    ow__error_reset(err);
+    const ow_cfg *node;
+    int rc = find_or(cfg, path, "bool", OW_CFG_BOOL, &node, err);
+    if (rc == OW_OK && out)
+        *out = node ? node->v.b : def;
+    return rc;
+}
+
+int ow_cfg_get_int_or(const ow_cfg *cfg, const char *path, int64_t def, int64_t *out,
+                      ow_error *err)
+{
+    ow__error_reset(err);
+    const ow_cfg *node;
+    int rc = find_or(cfg, path, "int", OW_CFG_INT, &node, err);
+    if (rc == OW_OK && out)
+        *out = node ? node->v.i : def;
+    return rc;
+}
+
+int ow_cfg_get_double_or(const ow_cfg *cfg, const char *path, double def, double *out,
+                         ow_error *err)
+{
+    ow__error_reset(err);
+    const ow_cfg *node;
+    int rc = find_or(cfg, path, "float", OW_CFG_FLOAT, &node, err);
+    if (rc == OW_OK && out)
+        *out = !node ? def : node->type == OW_CFG_INT ? (double)node->v.i : node->v.d;
+    return rc;
+}
+
+int ow_cfg_get_string_or(const ow_cfg *cfg, const char *path, const char *def,
+                         const char **out, ow_error *err)
+{
+    ow__error_reset(err);
+    const ow_cfg *node;
+    int rc = find_or(cfg, path, "string", OW_CFG_STRING, &node, err);
+    if (rc == OW_OK && out)
+        *out = node ? node->v.s : def;
+    return rc;
 }

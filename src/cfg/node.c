@@ -244,6 +244,7 @@ fail:
 
 int ow_cfg_copy(const ow_cfg *node, ow_cfg **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_copy: out is NULL");
     *out = NULL;
@@ -331,6 +332,7 @@ int ow_cfg_get_column(const ow_cfg *node)
 
 int ow_cfg_new(ow_cfg **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_new: out is NULL");
     if (!(*out = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0)))
@@ -340,6 +342,7 @@ int ow_cfg_new(ow_cfg **out, ow_error *err)
 
 int ow_cfg_set_node(ow_cfg *map, const char *path, const ow_cfg *value, ow_error *err)
 {
+    ow__error_reset(err);
     if (!map || !path || !*path || !value || map->type != OW_CFG_MAP)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_cfg_set_node: needs a map, a path and a value");

@@ -131,6 +131,7 @@ static int nest(const char *assignment, const char *eq, ow_cfg *value, ow_cfg **
 
 int ow_cfg_set(ow_cfg *cfg, const char *assignment, ow_error *err)
 {
+    ow__error_reset(err);
     if (!cfg || !assignment)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_cfg_set: needs a config and an assignment");

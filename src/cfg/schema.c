@@ -115,6 +115,11 @@ int ow__schema_check_value(const ow_cfg *value, const ow_key *key, const char *c
                             key->flags & OW_KEY_NULLABLE ? " or null" : "",
                             ow_cfg_type_name(value->type));
     bool ranged = key->flags & OW_KEY_RANGE;
+    bool list = key->type == OW_T_NUMLIST || key->type == OW_T_LIST;
+    if (list && key->len && value->v.c.n != key->len)
+        return ow__error_at(
+            err, OW_ERR_VALUE, value, "%s: expected a list of %zu %s, got %zu", label,
+            key->len, key->type == OW_T_NUMLIST ? "numbers" : "items", value->v.c.n);
     if (key->type == OW_T_NUMLIST) {
         for (size_t i = 0; i < value->v.c.n; i++) {
             const ow_cfg *item = value->v.c.items[i];
@@ -154,6 +159,16 @@ static int unknown_key(const ow_cfg *value, const char *key, const ow_key *keys,
     names[n] = NULL;
     const char *sep = context && *context ? ": " : "";
     const char *ctx = context ? context : "";
+    /* mmpretrain's twins configs write `_delete=True`: mmengine merges it as an ordinary
+     * key that nothing reads, so the base's settings survive */
+    if (!strcmp(key, "_delete"))
+        return ow__error_at(err, OW_ERR_UNKNOWN_KEY, value,
+                            "%s%sunknown key '_delete' (did you mean '_delete_'?): "
+                            "mmengine keeps '_delete' as an ordinary key and ignores it, "
+                            "so the base's settings survive; remove the key to get "
+                            "mmengine's result, or write '_delete_: true' to delete the "
+                            "base's settings",
+                            ctx, sep);
     const char *near = ow__closest(key, names);
     if (near)
         return ow__error_at(err, OW_ERR_UNKNOWN_KEY, value,

@@ -35,8 +35,6 @@ int cli_check(int argc, char **argv)
     int rc = cli_load_config(a.positional[0], a.multi, a.n_multi, &cfg, &err);
     if (!rc)
         rc = ow_cfg_check(cfg, &err);
-    if (!rc && ow_cfg_find(cfg, "param_scheduler"))
-        rc = ow_sched_check(cfg, &err);
     if (!rc && model_path && !(rc = ow_model_load(model_path, &model, &err)))
         rc = ow_groups_build(cfg, model, &groups, &err);
     if (!rc) {

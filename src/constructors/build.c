@@ -116,11 +116,9 @@ static int resolve(const ow_cfg *config, const ow_cfg *ow_node, resolved *r,
                    ow_error *err)
 {
     memset(r, 0, sizeof *r);
-    int rc;
-    const char *scope = NULL;
-    const ow_cfg *scope_node = ow__cfg_map_get(config, "default_scope");
-    if (scope_node && scope_node->type != OW_CFG_NULL &&
-        (rc = ow_cfg_get_string(scope_node, &scope, err)))
+    const char *scope;
+    int rc = ow__cfg_scope(config, &scope, err);
+    if (rc)
         return rc;
     r->optim_wrapper = ow_node;
     /* the wrapper type (mmengine: setdefault('type', 'OptimWrapper')) and its keys */
@@ -139,7 +137,9 @@ static int resolve(const ow_cfg *config, const ow_cfg *ow_node, resolved *r,
                             "optim_wrapper.optimizer: missing key 'type'");
     if ((rc = ow__registry_lookup(OW_KIND_OPTIMIZER, otype, scope, &r->opt, err)) ||
         (rc = ow__schema_check(opt_cfg, r->opt->keys, "optim_wrapper.optimizer",
-                               type_only, err)))
+                               type_only, err)) ||
+        (rc =
+             ow__optimizer_check_config(r->opt, opt_cfg, "optim_wrapper.optimizer", err)))
         return rc;
     r->optimizer = opt_cfg;
 
@@ -163,6 +163,10 @@ static int resolve(const ow_cfg *config, const ow_cfg *ow_node, resolved *r,
     if (pw && (rc = ow__schema_check(pw, r->ctor->keys, "optim_wrapper.paramwise_cfg",
                                      NULL, err)))
         return rc;
+    /* a constructor that declares custom_keys a map reads them as mmengine does */
+    const ow_key *ck_row = ow__schema_find(r->ctor->keys, "custom_keys");
+    if (pw && ck_row && ck_row->type == OW_T_MAP && (rc = ow__custom_keys_check(pw, err)))
+        return rc;
     /* a layer_depth section names its own registry entry: check it without a model */
     const ow_cfg *ld = pw ? ow__cfg_map_get(pw, "layer_depth") : NULL;
     if (ld && ld->type == OW_CFG_MAP && (rc = ow__depth_check(ld, scope, err)))
@@ -175,10 +179,8 @@ static int resolve(const ow_cfg *config, const ow_cfg *ow_node, resolved *r,
 /* The config's optim_wrapper map, after the checks every entry point makes. */
 static int wrapper_node(const ow_cfg *config, const ow_cfg **out, ow_error *err)
 {
-    if (config->type != OW_CFG_MAP)
-        return ow__error_at(err, OW_ERR_TYPE, config, "config: expected map, got %s",
-                            ow_cfg_type_name(config->type));
-    int rc = ow__registry_import(config, err);
+    const char *scope;
+    int rc = ow__cfg_scope(config, &scope, err);
     if (rc)
         return rc;
     const ow_cfg *ow_node = ow__cfg_map_get(config, "optim_wrapper");
@@ -201,21 +203,27 @@ int ow__wrapper_node_check(const ow_cfg *config, const ow_cfg *node, ow_error *e
 
 int ow_cfg_check(const ow_cfg *config, ow_error *err)
 {
+    ow__error_reset(err);
     if (!config)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_cfg_check: config is NULL");
     const ow_cfg *node;
-    int rc = wrapper_node(config, &node, err);
-    if (rc)
-        return rc;
-    if (ow__wrapper_is_dict(node))
-        return ow__wrapper_dict_check(config, err);
     resolved r;
-    return resolve(config, node, &r, err);
+    int rc = wrapper_node(config, &node, err);
+    bool dict = rc == OW_OK && ow__wrapper_is_dict(node);
+    if (rc == OW_OK)
+        rc = ow__loops_check(config, err);
+    /* a dict checks each member's optimizer and schedule (dict.c) */
+    if (rc == OW_OK)
+        rc = dict ? ow__wrapper_dict_check(config, err) : resolve(config, node, &r, err);
+    if (rc == OW_OK && !dict && ow__cfg_map_get(config, "param_scheduler"))
+        rc = ow_sched_check(config, err);
+    return rc;
 }
 
 int ow_groups_build(const ow_cfg *config, const ow_model *model, ow_groups **out,
                     ow_error *err)
 {
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_groups_build: out is NULL");
     *out = NULL;

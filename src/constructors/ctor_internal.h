@@ -91,6 +91,9 @@ typedef struct ow__custom_keys {
 int ow__custom_keys_read(const ow_cfg *pw, const ow_model *model, ow__custom_keys *out,
                          ow_error *err);
 void ow__custom_keys_free(ow__custom_keys *ck);
+/* The same checks without a model (ow_cfg_check): every value a map with numeric
+ * multipliers, every "re:" key a valid pattern. */
+int ow__custom_keys_check(const ow_cfg *pw, ow_error *err);
 /* The key deciding a parameter, counting hits for the warnings: substring keys are
  * tested against `dotted` (mmengine's spelling, which may start with '.'), "re:" and
  * "glob:" keys against the plain dotted name `name`, the full name of occurrence

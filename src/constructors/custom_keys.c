@@ -92,6 +92,21 @@ int ow__custom_keys_read(const ow_cfg *pw, const ow_model *model, ow__custom_key
     return OW_OK;
 }
 
+int ow__custom_keys_check(const ow_cfg *pw, ow_error *err)
+{
+    const ow_cfg *ck = ow__cfg_map_get(pw, "custom_keys");
+    if (!ck || ck->type != OW_CFG_MAP)
+        return OW_OK; /* the schema row checks the type */
+    for (size_t i = 0; i < ck->v.c.n; i++) {
+        ow__custom_key k = {0};
+        int rc = read_key(ck->v.c.keys[i], ck->v.c.items[i], &k, err);
+        ow__regex_free(&k.re);
+        if (rc)
+            return rc;
+    }
+    return OW_OK;
+}
+
 static bool is_word(char c)
 {
     return isalnum((unsigned char)c) || c == '_';

@@ -178,7 +178,8 @@ static int apply_type_rules(const rules *r, const ow_param_view *pv, bool in_dcn
     const ow_module_info *m = pv->module_info;
     bool is_norm = m->kind == OW_MODULE_NORM;
     bool is_bias = !strcmp(pv->name, "bias");
-    bool is_dwconv = is_conv2d(m) && m->in_channels == m->groups;
+    /* groups 0: a conv whose channels were not given (kind from its type) */
+    bool is_dwconv = is_conv2d(m) && m->groups > 0 && m->in_channels == m->groups;
     char why[200] = "";
     int rc = OW_OK;
     if (is_bias && !(is_norm || in_dcn) && r->bias_lr) {

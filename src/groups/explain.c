@@ -7,6 +7,7 @@
 int ow_groups_set_param_reason(ow_groups *groups, size_t param, const char *reason,
                                ow_error *err)
 {
+    ow__error_reset(err);
     if (!groups)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "groups is NULL");
     size_t n = ow_model_get_num_params(groups->model);
@@ -55,6 +56,7 @@ double ow__lr_scaled(double lr, const ow_cfg *group_options, bool applies_lr_sca
 int ow_groups_get_effective_lr(const ow_groups *groups, size_t group, double *out,
                                ow_error *err)
 {
+    ow__error_reset(err);
     if (!groups || !out || group >= groups->n)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_groups_get_effective_lr: bad groups, group or out");

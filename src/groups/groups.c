@@ -45,6 +45,7 @@ static int bad_group(const ow_groups *groups, size_t group, ow_error *err)
 
 int ow_groups_add(ow_groups *groups, size_t *index, ow_error *err)
 {
+    ow__error_reset(err);
     if (!groups)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "groups is NULL");
     if (ow__grow((void **)&groups->g, &groups->cap, groups->n + 1, sizeof(ow_group)))
@@ -62,6 +63,7 @@ int ow_groups_add(ow_groups *groups, size_t *index, ow_error *err)
 
 int ow_groups_add_param(ow_groups *groups, size_t group, size_t param, ow_error *err)
 {
+    ow__error_reset(err);
     int rc = bad_group(groups, group, err);
     if (rc)
         return rc;
@@ -113,6 +115,7 @@ static int set_copy(ow_groups *groups, size_t group, const char *key, const ow_c
 int ow_groups_set_double(ow_groups *groups, size_t group, const char *key, double value,
                          ow_error *err)
 {
+    ow__error_reset(err);
     return set_copy(groups, group, key, &(ow_cfg){.type = OW_CFG_FLOAT, .v.d = value},
                     err);
 }
@@ -120,12 +123,14 @@ int ow_groups_set_double(ow_groups *groups, size_t group, const char *key, doubl
 int ow_groups_set_int(ow_groups *groups, size_t group, const char *key, int64_t value,
                       ow_error *err)
 {
+    ow__error_reset(err);
     return set_copy(groups, group, key, &(ow_cfg){.type = OW_CFG_INT, .v.i = value}, err);
 }
 
 int ow_groups_set_string(ow_groups *groups, size_t group, const char *key,
                          const char *value, ow_error *err)
 {
+    ow__error_reset(err);
     ow_cfg v = {.type = OW_CFG_STRING, .v.s = (char *)(value ? value : "")};
     return set_copy(groups, group, key, &v, err);
 }
@@ -133,6 +138,7 @@ int ow_groups_set_string(ow_groups *groups, size_t group, const char *key,
 int ow_groups_set_value(ow_groups *groups, size_t group, const char *key,
                         const ow_cfg *value, ow_error *err)
 {
+    ow__error_reset(err);
     if (!value)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "value is NULL");
     return set_copy(groups, group, key, value, err);
@@ -141,6 +147,7 @@ int ow_groups_set_value(ow_groups *groups, size_t group, const char *key,
 int ow_groups_set_reason(ow_groups *groups, size_t group, const char *reason,
                          ow_error *err)
 {
+    ow__error_reset(err);
     int rc = bad_group(groups, group, err);
     if (rc)
         return rc;
@@ -155,6 +162,7 @@ int ow_groups_set_reason(ow_groups *groups, size_t group, const char *reason,
 int ow_groups_add_warning(ow_groups *groups, const ow_cfg *node, const char *message,
                           ow_error *err)
 {
+    ow__error_reset(err);
     if (!groups || !message)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "groups or message is NULL");
     ow_error as_error;
@@ -251,6 +259,7 @@ ow_cfg *ow__groups_get_options_mutable(ow_groups *groups, size_t group)
 
 int ow_groups_save_json(const ow_groups *groups, char **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!groups || !out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "groups or out is NULL");
     *out = NULL;

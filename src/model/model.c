@@ -8,6 +8,7 @@
 typedef struct module_rec {
     ow_module_info info; /* name and type are owned */
     size_t num_params;   /* direct parameters */
+    bool implicit;       /* made as a missing parent; an explicit add fills it in */
 } module_rec;
 
 typedef struct param_rec {
@@ -45,6 +46,8 @@ struct ow_model {
     size_t last_module_with_params; /* adding at or after it appends to the walk */
     ow_cfg *facts;                  /* map: no_weight_decay, group_matcher, ... */
     unsigned long generation;       /* bumped when params or data/grad pointers change */
+    ow_error *warnings;             /* things accepted but rarely meant */
+    size_t num_warnings, cap_warnings;
 };
 
 static const char *const kind_names[] = {
@@ -109,12 +112,13 @@ static void table_put(name_table *t, const char *name, size_t record)
 
 /* Makes room for one more key besides records 0..count-1, keeping the load at most a
  * half. Runs before the new record exists, so a failure changes nothing. */
-static int table_reserve(const ow_model *m, name_table *t, key_fn key, size_t count)
+static int table_reserve_n(const ow_model *m, name_table *t, key_fn key, size_t count,
+                           size_t extra)
 {
-    if ((count + 1) * 2 <= t->cap)
+    if ((count + extra) * 2 <= t->cap)
         return OW_OK;
     size_t cap = t->cap ? t->cap * 2 : 64;
-    while ((count + 1) * 2 > cap)
+    while ((count + extra) * 2 > cap)
         cap *= 2;
     name_table grown = {.slots = ow__calloc(cap, sizeof(size_t)), .cap = cap};
     if (!grown.slots)
@@ -126,10 +130,16 @@ static int table_reserve(const ow_model *m, name_table *t, key_fn key, size_t co
     return OW_OK;
 }
 
+static int table_reserve(const ow_model *m, name_table *t, key_fn key, size_t count)
+{
+    return table_reserve_n(m, t, key, count, 1);
+}
+
 /* ---- creation ---------------------------------------------------------------------- */
 
 int ow_model_new(const char *name, ow_model **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_model_new: out is NULL");
     *out = NULL;
@@ -162,6 +172,7 @@ void ow_model_free(ow_model *model)
     ow_free(model->module_index.slots);
     ow_free(model->param_index.slots);
     ow_cfg_free(model->facts);
+    ow_free(model->warnings);
     ow_free(model->name);
     ow_free(model);
 }
@@ -194,6 +205,121 @@ static bool dotted_name_ok(const char *name)
 
 /* ---- modules ----------------------------------------------------------------------- */
 
+/* The torch classes mmengine's constructors test with isinstance, by class name. */
+static const struct {
+    const char *type;
+    ow_module_kind kind;
+} known_types[] = {
+    {"BatchNorm1d", OW_MODULE_NORM},     {"BatchNorm2d", OW_MODULE_NORM},
+    {"BatchNorm3d", OW_MODULE_NORM},     {"SyncBatchNorm", OW_MODULE_NORM},
+    {"InstanceNorm1d", OW_MODULE_NORM},  {"InstanceNorm2d", OW_MODULE_NORM},
+    {"InstanceNorm3d", OW_MODULE_NORM},  {"GroupNorm", OW_MODULE_NORM},
+    {"LayerNorm", OW_MODULE_NORM},       {"Conv1d", OW_MODULE_CONV},
+    {"Conv2d", OW_MODULE_CONV},          {"Conv3d", OW_MODULE_CONV},
+    {"ConvTranspose1d", OW_MODULE_CONV}, {"ConvTranspose2d", OW_MODULE_CONV},
+    {"ConvTranspose3d", OW_MODULE_CONV}, {"Linear", OW_MODULE_LINEAR},
+    {"Embedding", OW_MODULE_EMBEDDING},
+};
+
+/* The kind a torch class name implies; false for other names. "torch.nn." and "nn."
+ * prefixes are allowed. */
+static bool kind_of_type(const char *type, ow_module_kind *kind)
+{
+    if (!strncmp(type, "torch.", 6))
+        type += 6;
+    if (!strncmp(type, "nn.", 3))
+        type += 3;
+    for (size_t i = 0; i < OW__ARRAY_LEN(known_types); i++)
+        if (!strcmp(type, known_types[i].type)) {
+            *kind = known_types[i].kind;
+            return true;
+        }
+    return false;
+}
+
+int ow__model_add_warning(ow_model *m, const char *fmt, ...)
+{
+    if (ow__grow((void **)&m->warnings, &m->cap_warnings, m->num_warnings + 1,
+                 sizeof *m->warnings) != OW_OK)
+        return OW_ERR_NOMEM;
+    ow_error *w = &m->warnings[m->num_warnings++];
+    ow_error_clear(w);
+    va_list ap;
+    va_start(ap, fmt);
+    ow__verror(w, OW_ERR_MODEL, "<model>", 0, 0, fmt, ap);
+    va_end(ap);
+    return OW_OK;
+}
+
+ow_error *ow__model_last_warning(ow_model *m)
+{
+    return m && m->num_warnings ? &m->warnings[m->num_warnings - 1] : NULL;
+}
+
+size_t ow_model_get_num_warnings(const ow_model *model)
+{
+    return model ? model->num_warnings : 0;
+}
+
+const ow_error *ow_model_get_warning(const ow_model *model, size_t i)
+{
+    return model && i < model->num_warnings ? &model->warnings[i] : NULL;
+}
+
+/* Adds the module `info` (its name new), after its missing ancestors, the root
+ * included, as plain torch Modules (mkdir -p), in walk order; all or nothing. */
+static int add_with_parents(ow_model *m, const ow_module_info *info, ow_error *err)
+{
+    const char *name = info->name;
+    size_t n_new = 0, cap = 1;
+    for (const char *p = name; *p; p++)
+        cap += *p == '.';
+    cap += *name != '\0'; /* the root */
+    size_t *lens = ow__malloc(cap * sizeof *lens);
+    char **names = ow__calloc(cap, sizeof *names),
+         **types = ow__calloc(cap, sizeof *types);
+    int rc = lens && names && types ? OW_OK : OW_ERR_NOMEM;
+    /* prefixes of name that end before a dot, then name itself */
+    size_t name_len = strlen(name);
+    for (size_t len = 0; rc == OW_OK && len < name_len; len++)
+        if ((len == 0 || name[len] == '.') &&
+            table_find(m, &m->module_index, module_key, name, len) == SIZE_MAX)
+            lens[n_new++] = len;
+    if (rc == OW_OK)
+        lens[n_new++] = strlen(name);
+    for (size_t i = 0; rc == OW_OK && i < n_new; i++) {
+        names[i] = ow__strndup(name, lens[i]);
+        types[i] = ow__strdup(i + 1 < n_new ? "Module" : info->type);
+        if (!names[i] || !types[i])
+            rc = OW_ERR_NOMEM;
+    }
+    if (rc == OW_OK && (ow__grow((void **)&m->modules, &m->cap_modules,
+                                 m->num_modules + n_new, sizeof(module_rec)) != OW_OK ||
+                        table_reserve_n(m, &m->module_index, module_key, m->num_modules,
+                                        n_new) != OW_OK))
+        rc = OW_ERR_NOMEM;
+    for (size_t i = 0; i < n_new; i++) {
+        if (rc != OW_OK) {
+            ow_free(names ? names[i] : NULL);
+            ow_free(types ? types[i] : NULL);
+            continue;
+        }
+        bool implicit = i + 1 < n_new;
+        module_rec *rec = &m->modules[m->num_modules];
+        rec->info = implicit ? (ow_module_info){.kind = OW_MODULE_OTHER} : *info;
+        rec->info.name = names[i];
+        rec->info.type = types[i];
+        rec->num_params = 0;
+        rec->implicit = implicit;
+        table_put(&m->module_index, names[i], m->num_modules);
+        m->num_modules++;
+    }
+    ow_free(lens);
+    ow_free(names);
+    ow_free(types);
+    return rc == OW_OK ? OW_OK : ow__nomem(err);
+}
+
 int ow__model_add_module(ow_model *m, const ow_module_info *info, ow__model_field *field,
                          ow_error *err)
 {
@@ -211,23 +337,14 @@ int ow__model_add_module(ow_model *m, const ow_module_info *info, ow__model_fiel
     if (!dotted_name_ok(name))
         return add_error(field, OW__FIELD_NAME, err, OW_ERR_MODEL,
                          "module '%s': a dotted name cannot have an empty part", name);
-    if (table_find(m, &m->module_index, module_key, name, strlen(name)) != SIZE_MAX)
+    size_t existing = table_find(m, &m->module_index, module_key, name, strlen(name));
+    if (existing != SIZE_MAX && !m->modules[existing].implicit)
         return add_error(field, OW__FIELD_NAME, err, OW_ERR_DUPLICATE,
                          "module '%s' was already added", name);
-    if (*name) {
-        const char *dot = strrchr(name, '.');
-        size_t plen = dot ? (size_t)(dot - name) : 0;
-        if (table_find(m, &m->module_index, module_key, name, plen) == SIZE_MAX) {
-            if (plen == 0)
-                return add_error(field, OW__FIELD_NAME, err, OW_ERR_MODEL,
-                                 "module '%s': parent '' (the root) was not added before "
-                                 "it",
-                                 name);
-            return add_error(field, OW__FIELD_NAME, err, OW_ERR_MODEL,
-                             "module '%s': parent '%.*s' was not added before it", name,
-                             (int)plen, name);
-        }
-    }
+    /* kind OTHER follows the type for torch's own classes (isinstance in mmengine) */
+    ow_module_kind implied = OW_MODULE_OTHER;
+    bool known = kind_of_type(info->type, &implied);
+    ow_module_kind kind = info->kind == OW_MODULE_OTHER && known ? implied : info->kind;
     static const char *const conv_keys[] = {"in_channels", "out_channels", "groups"};
     const int64_t conv[] = {info->in_channels, info->out_channels, info->groups};
     for (int i = 0; i < 3; i++) {
@@ -236,34 +353,45 @@ int ow__model_add_module(ow_model *m, const ow_module_info *info, ow__model_fiel
             return add_error(field, at, err, OW_ERR_MODEL,
                              "module '%s': %s must not be negative, got %lld", name,
                              conv_keys[i], (long long)conv[i]);
-        if (conv[i] != 0 && info->kind != OW_MODULE_CONV)
+        if (conv[i] != 0 && kind != OW_MODULE_CONV)
             return add_error(field, at, err, OW_ERR_MODEL,
                              "module '%s': %s is for kind conv only, not %s", name,
-                             conv_keys[i], kind_names[info->kind]);
+                             conv_keys[i], kind_names[kind]);
     }
-
-    char *name_copy = ow__strdup(name);
-    char *type_copy = ow__strdup(info->type);
-    if (!name_copy || !type_copy ||
-        ow__grow((void **)&m->modules, &m->cap_modules, m->num_modules + 1,
-                 sizeof(module_rec)) != OW_OK ||
-        table_reserve(m, &m->module_index, module_key, m->num_modules) != OW_OK) {
-        ow_free(name_copy);
-        ow_free(type_copy);
+    /* warnings first: a failed allocation then changes nothing */
+    size_t warnings = m->num_warnings;
+    if (known && kind != implied &&
+        ow__model_add_warning(m,
+                              "module '%s': type %s is a torch %s module, but its kind "
+                              "is %s (mmengine's constructors test the class: kind %s)",
+                              name, info->type, kind_names[implied], kind_names[kind],
+                              kind_names[implied]) != OW_OK)
         return ow__nomem(err);
+    ow_module_info full = *info;
+    full.kind = kind;
+    int rc;
+    if (existing != SIZE_MAX) { /* an implicit parent, now described */
+        module_rec *rec = &m->modules[existing];
+        char *type_copy = ow__strdup(info->type);
+        if (!type_copy) {
+            m->num_warnings = warnings;
+            return ow__nomem(err);
+        }
+        ow_free((void *)rec->info.type);
+        full.name = rec->info.name;
+        full.type = type_copy;
+        rec->info = full;
+        rec->implicit = false;
+        return OW_OK;
     }
-    module_rec *rec = &m->modules[m->num_modules];
-    rec->info = *info;
-    rec->info.name = name_copy;
-    rec->info.type = type_copy;
-    rec->num_params = 0;
-    table_put(&m->module_index, name_copy, m->num_modules);
-    m->num_modules++;
-    return OW_OK;
+    if ((rc = add_with_parents(m, &full, err)) != OW_OK)
+        m->num_warnings = warnings;
+    return rc;
 }
 
 int ow_model_add_module(ow_model *model, const ow_module_info *info, ow_error *err)
 {
+    ow__error_reset(err);
     return ow__model_add_module(model, info, NULL, err);
 }
 
@@ -473,12 +601,14 @@ fail:
 
 int ow_model_add_param(ow_model *model, const ow_param_info *info, ow_error *err)
 {
+    ow__error_reset(err);
     return ow__model_add_param(model, info, NULL, err);
 }
 
 int ow_model_set_data(ow_model *model, const char *full_name, float *data, float *grad,
                       ow_error *err)
 {
+    ow__error_reset(err);
     if (!model || !full_name)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_model_set_data: model and full_name must not be NULL");
@@ -494,9 +624,35 @@ int ow_model_set_data(ow_model *model, const char *full_name, float *data, float
     return OW_OK;
 }
 
+int ow_model_set_data_at(ow_model *model, size_t index, float *data, float *grad,
+                         ow_error *err)
+{
+    ow__error_reset(err);
+    if (!model)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_model_set_data_at: model is NULL");
+    if (index >= model->num_params)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_model_set_data_at: parameter index %zu is out of range (the "
+                         "model has %zu)",
+                         index, model->num_params);
+    param_rec *o = &model->params[model->params[model->order[index]].owner];
+    size_t n = (size_t)o->numel;
+    if (data && grad && data < grad + n && grad < data + n)
+        return ow__error(err, OW_ERR_MODEL, "<model>", 0, 0,
+                         "ow_model_set_data_at: param '%s': the data and grad buffers "
+                         "overlap",
+                         o->full_name);
+    o->data = data;
+    o->grad = grad;
+    model->generation++;
+    return OW_OK;
+}
+
 int ow_model_set_buffers(ow_model *model, float *data, float *grad, size_t numel,
                          ow_error *err)
 {
+    ow__error_reset(err);
     if (!model)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_model_set_buffers: model is NULL");

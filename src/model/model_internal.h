@@ -29,6 +29,12 @@ int ow__model_add_module(ow_model *model, const ow_module_info *info,
 int ow__model_add_param(ow_model *model, const ow_param_info *info,
                         ow__model_field *field, ow_error *err);
 
+/* Records a model warning (code OW_ERR_MODEL, file "<model>", no position);
+ * OW_ERR_NOMEM when it cannot. The last one, writable (the YAML loader positions it at
+ * the node at fault), or NULL. */
+int ow__model_add_warning(ow_model *model, const char *fmt, ...) OW__PRINTF(2, 3);
+ow_error *ow__model_last_warning(ow_model *model);
+
 /* The full name of the first occurrence of occurrence i's tensor (itself when it is not
  * shared), or NULL when i is out of range. */
 const char *ow__model_get_tensor_name(const ow_model *model, size_t i);

@@ -216,7 +216,7 @@ static inline double ow__wd_scale(double lr, bool corrected, double max_lr)
     }
 #define OW__KEY_BETAS(d)                                                                 \
     {                                                                                    \
-        .name = "betas", .type = OW_T_NUMLIST, .def = d, .min = 0, .max = 1,             \
+        .name = "betas", .type = OW_T_NUMLIST, .def = d, .min = 0, .max = 1, .len = 2,   \
         .flags = OW_KEY_RANGE | OW_KEY_MAX_OPEN,                                         \
         .doc = "decay rates of the running averages of the gradient and its square"      \
     }

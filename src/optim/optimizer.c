@@ -185,6 +185,7 @@ static int add_tensors(ow_optimizer *opt, ow_error *err)
 
 int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_optimizer_new: out is NULL");
     *out = NULL;
@@ -425,6 +426,7 @@ static int grow_scratch(ow_optimizer *opt, size_t nactive, ow_error *err)
 
 int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
 {
+    ow__error_reset(err);
     if (!opt)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optimizer_step: opt is NULL");
@@ -570,6 +572,7 @@ static int bad_group(const ow_optimizer *opt, size_t group, const char *key,
 int ow_optimizer_get_double(const ow_optimizer *opt, size_t group, const char *key,
                             double *out, ow_error *err)
 {
+    ow__error_reset(err);
     int rc = bad_group(opt, group, key, err);
     if (rc)
         return rc;
@@ -583,6 +586,7 @@ int ow_optimizer_get_double(const ow_optimizer *opt, size_t group, const char *k
 int ow_optimizer_set_value(ow_optimizer *opt, size_t group, const char *key,
                            const ow_cfg *value, ow_error *err)
 {
+    ow__error_reset(err);
     int rc = bad_group(opt, group, key, err);
     if (rc)
         return rc;
@@ -626,6 +630,7 @@ int ow_optimizer_set_value(ow_optimizer *opt, size_t group, const char *key,
 int ow_optimizer_set_double(ow_optimizer *opt, size_t group, const char *key,
                             double value, ow_error *err)
 {
+    ow__error_reset(err);
     ow_cfg *v = ow__cfg_new_double(value);
     if (!v)
         return ow__nomem(err);
@@ -636,6 +641,7 @@ int ow_optimizer_set_double(ow_optimizer *opt, size_t group, const char *key,
 
 int ow_optimizer_set_threads(ow_optimizer *opt, int n, ow_error *err)
 {
+    ow__error_reset(err);
     if (!opt)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "optimizer is NULL");
     opt->threads = n > 0 ? n : 0;
@@ -645,4 +651,52 @@ int ow_optimizer_set_threads(ow_optimizer *opt, int n, ow_error *err)
 int ow_optimizer_get_threads(const ow_optimizer *opt)
 {
     return opt ? ow__optimizer_threads(opt) : 0;
+}
+
+/* ---- checks without groups -----------------------------------------------------------
+ */
+
+int ow__optimizer_check_config(const ow_entry *entry, const ow_cfg *opt_cfg,
+                               const char *context, ow_error *err)
+{
+    const ow_optimizer_ops *ops = entry->ops;
+    if (!ops || ops->abi_version != OW_ABI_VERSION || !ops->check)
+        return OW_OK;
+    size_t nk = 0;
+    while (entry->keys[nk].name)
+        nk++;
+    /* the values torch checks in __init__: the config's, else the schema's defaults
+     * (kept alive in `held`, since string values are borrowed) */
+    ow_hparam *hp = ow__calloc(nk ? nk : 1, sizeof *hp);
+    ow_cfg *held = ow__cfg_new(OW_CFG_LIST, NULL, 0, 0);
+    int rc = OW_OK;
+    if (!hp || !held) {
+        rc = ow__nomem(err);
+        goto done;
+    }
+    for (size_t k = 0; k < nk; k++) {
+        const ow_cfg *v = ow__cfg_map_get(opt_cfg, entry->keys[k].name);
+        if (!v) {
+            ow_cfg *d = NULL;
+            if ((rc = ow__schema_default(&entry->keys[k], &d, err)))
+                goto done;
+            if (d && (rc = ow__cfg_list_append(held, d)))
+                goto done;
+            v = d;
+        }
+        if (v)
+            ow__hparam_from_cfg(v, &hp[k]);
+        else
+            hp[k].is_null = true;
+    }
+    char msg[256];
+    if (!ops->check(hp, msg, sizeof msg))
+        rc = ow__error_at(err, OW_ERR_VALUE, opt_cfg, "%s (%s): %s", context, entry->name,
+                          msg);
+done:
+    if (rc == OW_ERR_NOMEM)
+        ow__nomem(err);
+    ow_free(hp);
+    ow_cfg_free(held);
+    return rc;
 }

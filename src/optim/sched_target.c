@@ -53,6 +53,7 @@ static void destroy(ow__target_impl *impl)
 
 int ow_optimizer_sched_target_new(ow_optimizer *opt, ow_sched_target **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out || !opt)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optimizer_sched_target_new: NULL argument");

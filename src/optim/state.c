@@ -164,6 +164,7 @@ int ow__optimizer_state_add(const ow_optimizer *opt, ow__st_builder *b,
 
 int ow_optimizer_save(const ow_optimizer *opt, const char *path, ow_error *err)
 {
+    ow__error_reset(err);
     if (!opt || !path)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optimizer_save: NULL argument");
@@ -568,6 +569,7 @@ void ow__optimizer_state_commit(ow_optimizer *opt, ow__optimizer_staged *s)
 
 int ow_optimizer_load(ow_optimizer *opt, const char *path, ow_error *err)
 {
+    ow__error_reset(err);
     if (!opt || !path)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optimizer_load: NULL argument");

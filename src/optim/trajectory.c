@@ -380,6 +380,7 @@ fail:
 
 int ow_trajectory_new(const ow_cfg *golden, ow_trajectory **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out || !golden)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_trajectory_new: NULL argument");
@@ -400,6 +401,7 @@ int ow_trajectory_new(const ow_cfg *golden, ow_trajectory **out, ow_error *err)
 
 int ow_trajectory_load(const char *path, ow_trajectory **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out || !path)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_trajectory_load: NULL argument");
@@ -551,6 +553,7 @@ static int wrapper_step(ow_trajectory *t, const ow_cfg *grads, const ow_cfg *rec
 
 int ow_trajectory_step(ow_trajectory *t, ow_error *err)
 {
+    ow__error_reset(err);
     if (!t)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "trajectory is NULL");
     if (t->done >= t->steps)

@@ -362,12 +362,8 @@ static int setup(ow_sched *s, const ow_cfg *config, bool checking, ow_error *err
     int rc = count_items(list, &single, &count, err);
     if (rc)
         return rc;
-    const char *scope = NULL;
-    const ow_cfg *scope_node = ow__cfg_map_get(config, "default_scope");
-    if (scope_node && scope_node->type != OW_CFG_NULL &&
-        (rc = ow_cfg_get_string(scope_node, &scope, err)))
-        return rc;
-    if ((rc = ow__registry_import(config, err)))
+    const char *scope;
+    if ((rc = ow__cfg_scope(config, &scope, err)))
         return rc;
     if (count && !(s->items = ow__calloc(count, sizeof *s->items)))
         return ow__nomem(err);
@@ -408,6 +404,7 @@ static int setup(ow_sched *s, const ow_cfg *config, bool checking, ow_error *err
 int ow_sched_new(const ow_cfg *config, const ow_sched_target *target,
                  const ow_sched_loop *loop, ow_sched **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_sched_new: out is NULL");
     *out = NULL;
@@ -438,6 +435,7 @@ int ow_sched_new(const ow_cfg *config, const ow_sched_target *target,
 
 int ow_sched_check(const ow_cfg *config, ow_error *err)
 {
+    ow__error_reset(err);
     if (!config)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_sched_check: config is NULL");

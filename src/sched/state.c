@@ -37,6 +37,7 @@ static void put_array(ow_strbuf *sb, const double *v, size_t n)
 
 int ow_sched_save_state(const ow_sched *s, char **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_sched_save_state: out is NULL");
@@ -219,6 +220,7 @@ static void apply(ow_sched *s, const ow_cfg *root)
 
 int ow_sched_load_state(ow_sched *s, const char *text, ow_error *err)
 {
+    ow__error_reset(err);
     if (!s || !text)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_sched_load_state: NULL");
     ow_cfg *root = NULL;

@@ -111,6 +111,7 @@ static int check_step(ow_sched *s, bool by_epoch, ow_error *err)
 
 int ow_sched_step_iter(ow_sched *s, ow_error *err)
 {
+    ow__error_reset(err);
     if (!s)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_sched_step_iter: NULL");
     int rc = check_step(s, false, err);
@@ -129,6 +130,7 @@ int ow_sched_step_iter(ow_sched *s, ow_error *err)
 
 int ow_sched_step_epoch(ow_sched *s, const double *metric, ow_error *err)
 {
+    ow__error_reset(err);
     if (!s)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_sched_step_epoch: NULL");
     int rc = check_step(s, true, err);
@@ -181,6 +183,7 @@ static void plateau_step(ow_sched *s, ow__sched_item *it, double metric)
 int ow_sched_step_val(ow_sched *s, const char *const *names, const double *values,
                       size_t n, ow_error *err)
 {
+    ow__error_reset(err);
     if (!s || (n && (!names || !values)))
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "ow_sched_step_val: NULL");
     /* every monitored metric must be there before any scheduler acts */
@@ -215,6 +218,7 @@ int ow_sched_step_val(ow_sched *s, const char *const *names, const double *value
 
 int ow_sched_step_timm(ow_sched *s, int64_t epoch, const double *metric, ow_error *err)
 {
+    ow__error_reset(err);
     if (!s || !s->timm)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_sched_step_timm: the schedule has no timm scheduler");
@@ -225,6 +229,7 @@ int ow_sched_step_timm(ow_sched *s, int64_t epoch, const double *metric, ow_erro
 int ow_sched_step_timm_update(ow_sched *s, int64_t num_updates, const double *metric,
                               ow_error *err)
 {
+    ow__error_reset(err);
     if (!s || !s->timm)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_sched_step_timm_update: the schedule has no timm scheduler");

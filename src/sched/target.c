@@ -70,15 +70,14 @@ static int make_base(const ow_cfg *config, ow_cfg **out, ow_error *err)
     if (!type)
         return ow__error_at(err, OW_ERR_MISSING_KEY, opt,
                             "optim_wrapper.optimizer: missing key 'type'");
-    const char *scope = NULL;
-    const ow_cfg *scope_node = ow__cfg_map_get(config, "default_scope");
-    if (scope_node && scope_node->type == OW_CFG_STRING)
-        scope = scope_node->v.s;
+    const char *scope;
     const ow_entry *entry;
     static const char *const type_only[] = {"type", NULL};
-    int rc = ow__registry_lookup(OW_KIND_OPTIMIZER, type, scope, &entry, err);
-    if (rc || (rc = ow__schema_check(opt, entry->keys, "optim_wrapper.optimizer",
-                                     type_only, err)))
+    int rc = ow__cfg_scope(config, &scope, err);
+    if (rc || (rc = ow__registry_lookup(OW_KIND_OPTIMIZER, type, scope, &entry, err)) ||
+        (rc = ow__schema_check(opt, entry->keys, "optim_wrapper.optimizer", type_only,
+                               err)) ||
+        (rc = ow__optimizer_check_config(entry, opt, "optim_wrapper.optimizer", err)))
         return rc;
     return ow__optimizer_defaults_new(entry, opt, NULL, out, err);
 }
@@ -93,6 +92,7 @@ static void destroy(ow__target_impl *impl)
 int ow_sched_target_new(const ow_cfg *config, ow_groups *groups, ow_sched_target **out,
                         ow_error *err)
 {
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_sched_target_new: out is NULL");

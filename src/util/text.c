@@ -1,12 +1,17 @@
 /* text.c -- small text helpers: Python-repr formatting of doubles (the golden files and
  * `optwrap groups --format json` print numbers that way), did-you-mean suggestions and
- * reading a whole file. */
+ * reading a whole file within ow_limits. */
 #include "../internal.h"
+#include "shortest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void ow__format_double(double v, char *buf, size_t n)
 {
@@ -18,28 +23,10 @@ void ow__format_double(double v, char *buf, size_t n)
         snprintf(buf, n, v < 0 ? "-inf" : "inf");
         return;
     }
-    /* Shortest of %.1e .. %.17e that reads back to v: digits and exponent. */
-    char tmp[40];
-    int prec;
-    for (prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
-        if (strtod(tmp, NULL) == v)
-            break;
-    }
-    /* tmp is [-]d[.ddd]e[+-]XX; split into sign, digit string and decimal exponent. */
-    const char *p = tmp;
-    int neg = 0;
-    if (*p == '-') {
-        neg = 1;
-        p++;
-    }
-    char digits[24];
-    size_t nd = 0;
-    for (; *p && *p != 'e'; p++)
-        if (*p != '.')
-            digits[nd++] = *p;
-    digits[nd] = '\0';
-    int exp10 = (int)strtol(p + 1, NULL, 10); /* exponent of the first digit */
+    char digits[18] = "0";
+    int exp10 = 0;
+    size_t nd = v == 0 ? 1 : (size_t)ow__shortest_digits(v, digits, &exp10);
+    int neg = signbit(v) != 0;
     /* Python repr: scientific when exp < -4 or exp >= 16. */
     char out[48];
     size_t o = 0;
@@ -127,30 +114,97 @@ const char *ow__closest(const char *word, const char *const *candidates)
     return best;
 }
 
+/* ---- limits on input ---------------------------------------------------------- */
+
+static const ow_limits default_limits = {
+    .max_file_bytes = (size_t)256 << 20,
+    .max_alias_nodes = 1000000,
+    .max_depth = 1000,
+};
+
+ow_limits ow_limits_defaults(void)
+{
+    return default_limits;
+}
+
+ow_limits ow__limits_resolve(const ow_limits *limits)
+{
+    ow_limits l = limits ? *limits : default_limits;
+    if (!l.max_file_bytes)
+        l.max_file_bytes = default_limits.max_file_bytes;
+    if (!l.max_alias_nodes)
+        l.max_alias_nodes = default_limits.max_alias_nodes;
+    if (!l.max_depth)
+        l.max_depth = default_limits.max_depth;
+    return l;
+}
+
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode)    ? "a folder"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "not a file";
+}
+
 int ow__read_file(const char *path, char **out, size_t *len, ow_error *err)
 {
+    return ow__read_file_limited(path, 0, out, len, err);
+}
+
+int ow__read_file_limited(const char *path, size_t max_bytes, char **out, size_t *len,
+                          ow_error *err)
+{
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    if (!max_bytes)
+        max_bytes = default_limits.max_file_bytes;
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return ow__error(err, OW_ERR_IO, path, 0, 0, "cannot open: %s", strerror(errno));
-    ow_strbuf sb;
-    ow__sb_init(&sb);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ow__sb_putn(&sb, chunk, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        ow__sb_free(&sb);
-        return ow__error(err, OW_ERR_IO, path, 0, 0, "read error");
+    struct stat st;
+    int rc = OW_OK;
+    char *data = NULL;
+    size_t size = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = ow__error(err, OW_ERR_IO, path, 0, 0, "cannot stat: %s", strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = ow__error(err, OW_ERR_IO, path, 0, 0, "not a regular file (%s)",
+                       file_kind(st.st_mode));
+    } else if ((uintmax_t)st.st_size > max_bytes) {
+        rc = ow__error(err, OW_ERR_IO, path, 0, 0,
+                       "%jd bytes, over the limit of %zu bytes "
+                       "(ow_limits.max_file_bytes)",
+                       (intmax_t)st.st_size, max_bytes);
+    } else if (!(data = ow__malloc((size_t)st.st_size + 1))) {
+        rc = ow__nomem(err);
+    } else {
+        /* a file that grows while it is read is read up to its size at open */
+        size_t want = (size_t)st.st_size;
+        while (size < want) {
+            ssize_t n = read(fd, data + size, want - size);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                rc = ow__error(err, OW_ERR_IO, path, 0, 0, "read error: %s",
+                               strerror(errno));
+                break;
+            }
+            if (n == 0)
+                break; /* it shrank */
+            size += (size_t)n;
+        }
     }
-    size_t l = sb.len;
-    char *d = ow__sb_take(&sb);
-    if (!d)
-        return ow__nomem(err);
-    *out = d;
+    close(fd);
+    if (rc != OW_OK) {
+        ow_free(data);
+        return rc;
+    }
+    data[size] = '\0';
+    *out = data;
     if (len)
-        *len = l;
+        *len = size;
     return OW_OK;
 }

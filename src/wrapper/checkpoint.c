@@ -168,6 +168,7 @@ static int save(const ow_optim_wrapper *w, unsigned flags, const char *path, voi
 int ow_optim_wrapper_save(const ow_optim_wrapper *w, const char *path, unsigned flags,
                           ow_error *err)
 {
+    ow__error_reset(err);
     if (!path)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_save: path is NULL");
@@ -177,6 +178,7 @@ int ow_optim_wrapper_save(const ow_optim_wrapper *w, const char *path, unsigned 
 int ow_optim_wrapper_save_buffer(const ow_optim_wrapper *w, unsigned flags, void **out,
                                  size_t *len, ow_error *err)
 {
+    ow__error_reset(err);
     return save(w, flags, NULL, out, len, err);
 }
 
@@ -393,6 +395,7 @@ static int load(ow_optim_wrapper *w, const ow__st_file *f, unsigned flags, ow_er
 int ow_optim_wrapper_load(ow_optim_wrapper *w, const char *path, unsigned flags,
                           ow_error *err)
 {
+    ow__error_reset(err);
     if (!w || !path)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_load: NULL argument");
@@ -407,6 +410,7 @@ int ow_optim_wrapper_load(ow_optim_wrapper *w, const char *path, unsigned flags,
 int ow_optim_wrapper_load_buffer(ow_optim_wrapper *w, const void *buf, size_t len,
                                  unsigned flags, ow_error *err)
 {
+    ow__error_reset(err);
     if (!w || !buf)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_load_buffer: NULL argument");

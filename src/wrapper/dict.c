@@ -62,6 +62,16 @@ int ow__wrapper_dict_check(const ow_cfg *config, ow_error *err)
                               "param_scheduler.%s: no wrapper of optim_wrapper has "
                               "that name",
                               ps->v.c.keys[i]);
+    /* each member's schedule, as the member config it is built from */
+    for (size_t i = 0; rc == OW_OK && ps && i < node->v.c.n; i++) {
+        if (!strcmp(node->v.c.keys[i], "constructor"))
+            continue;
+        ow_cfg *c = NULL;
+        if ((rc = member_config(config, node->v.c.keys[i], node->v.c.items[i], &c,
+                                err)) == OW_OK)
+            rc = ow_sched_check(c, err);
+        ow_cfg_free(c);
+    }
     return rc;
 }
 

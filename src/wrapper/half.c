@@ -86,6 +86,7 @@ static uint16_t to_half(const ow_optim_wrapper *w, float f)
 int ow_optim_wrapper_bind_half(ow_optim_wrapper *w, const char *param_name, void *data,
                                void *grad, ow_error *err)
 {
+    ow__error_reset(err);
     if (!w || !param_name || !data || !grad)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_bind_half: NULL argument");

@@ -322,13 +322,12 @@ int ow__wrapper_parse(const ow_cfg *node, const ow_entry *e, ow__wrapper_opts *o
 int ow__wrapper_resolve(const ow_cfg *config, const ow_cfg *node, const ow_entry **entry,
                         ow__wrapper_opts *out, ow_error *err)
 {
-    const char *scope = NULL;
-    const ow_cfg *scope_node = ow__cfg_map_get(config, "default_scope");
-    if (scope_node && scope_node->type == OW_CFG_STRING)
-        scope = scope_node->v.s;
+    const char *scope;
     const ow_cfg *wtype = ow__cfg_map_get(node, "type");
     const ow_entry *e = NULL;
-    int rc = OW_OK;
+    int rc = ow__cfg_scope(config, &scope, err);
+    if (rc)
+        return rc;
     if (wtype)
         rc = ow__registry_lookup(OW_KIND_OPTIM_WRAPPER, wtype, scope, &e, err);
     else if (!(e = ow_registry_find(OW_KIND_OPTIM_WRAPPER, "OptimWrapper")))

@@ -72,6 +72,7 @@ int ow__wrapper_finish(ow_optim_wrapper *w, const ow_cfg *config,
 int ow_optim_wrapper_new(const ow_cfg *config, ow_model *model, const ow_sched_loop *loop,
                          ow_optim_wrapper **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (!out)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_new: out is NULL");
@@ -79,10 +80,14 @@ int ow_optim_wrapper_new(const ow_cfg *config, ow_model *model, const ow_sched_l
     if (!config || !model)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_new: config or model is NULL");
+    /* the whole config's one verdict (ow_cfg_check) before anything is built */
+    int rc = ow_cfg_check(config, err);
+    if (rc)
+        return rc;
     ow_optim_wrapper *w = ow__calloc(1, sizeof *w);
     if (!w)
         return ow__nomem(err);
-    int rc = ow_cfg_copy(config, &w->config, err);
+    rc = ow_cfg_copy(config, &w->config, err);
     w->host_model = model;
     if (rc == OW_OK && ow__wrapper_is_dict(ow_cfg_find(w->config, "optim_wrapper")))
         rc = ow__wrapper_dict_build(w, model, loop, err);
@@ -143,6 +148,7 @@ int ow_optim_wrapper_wrap(ow_optimizer *opt, const ow_cfg *wrapper_cfg,
                           const ow_cfg *config, const ow_sched_loop *loop,
                           ow_optim_wrapper **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (out)
         *out = NULL;
     if (!out || !opt) {
@@ -181,6 +187,7 @@ int ow_optim_wrapper_wrap(ow_optimizer *opt, const ow_cfg *wrapper_cfg,
 int ow_optim_wrapper_set_counts(ow_optim_wrapper *w, int64_t iteration, int64_t max_iters,
                                 ow_error *err)
 {
+    ow__error_reset(err);
     if (!w || iteration < 0 || max_iters < -1 || max_iters == 0)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_set_counts: needs a wrapper, an iteration "
@@ -313,6 +320,7 @@ static int window_end(ow_optim_wrapper *w, ow_update_info *r, ow_error *err)
 
 int ow_optim_wrapper_update(ow_optim_wrapper *w, ow_update_info *info, ow_error *err)
 {
+    ow__error_reset(err);
     if (!w || w->nchildren)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          w ? "ow_optim_wrapper_update: an OptimWrapperDict is updated "
@@ -344,6 +352,7 @@ int ow_optim_wrapper_update(ow_optim_wrapper *w, ow_update_info *info, ow_error 
 
 int ow_optim_wrapper_end_epoch(ow_optim_wrapper *w, const double *metric, ow_error *err)
 {
+    ow__error_reset(err);
     if (!w)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_end_epoch: w is NULL");
@@ -360,6 +369,7 @@ int ow_optim_wrapper_end_epoch(ow_optim_wrapper *w, const double *metric, ow_err
 int ow_optim_wrapper_end_val(ow_optim_wrapper *w, const char *const *names,
                              const double *values, size_t n, ow_error *err)
 {
+    ow__error_reset(err);
     if (!w)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_end_val: w is NULL");

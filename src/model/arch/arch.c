@@ -66,6 +66,7 @@ static void model_name(const char *arch, char *buf, size_t n)
 
 int ow_model_new_arch(const char *arch, ow_model **out, ow_error *err)
 {
+    ow__error_reset(err);
     if (out)
         *out = NULL;
     if (!arch || !out)
