@@ -183,7 +183,9 @@ static void run_pass(ow_optimizer *opt, size_t k, size_t nunits, size_t nactive,
                      size_t all, int nth)
 {
     const ow_pass *pass = &opt->ops->passes[k];
-    size_t *order = opt->order, *prefix = opt->order + nunits, m = 0, total = 0;
+    /* order is NULL when there are no units (the serial path needs none): no offset
+     * into it then, which would be undefined behaviour */
+    size_t *order = opt->order, *prefix = order ? order + nunits : NULL, m = 0, total = 0;
     if (!pass->nsums && (all < OW__SERIAL_BELOW || nth == 1)) {
         /* serial, no sums: one kernel call per tensor, no unit bookkeeping; tiny
          * tensors go through a gather batch (fast kernels only: the _ref path stays
