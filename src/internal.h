@@ -28,9 +28,18 @@ long ow__alloc_fail_after(long n);
 /* Grows *items (of elem_size) so that it holds at least need elements. */
 int ow__grow(void **items, size_t *cap, size_t need, size_t elem_size);
 
-/* Kernels are compiled for AVX-512, AVX2+FMA and baseline x86-64, and the loader picks
- * the best one for the CPU (GCC function multi-versioning). Elsewhere: plain C. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+/* Kernels are compiled for AVX-512, AVX2 and baseline x86-64, and the loader picks the
+ * best one for the CPU (function multi-versioning, an ifunc). GCC: the x86-64-v4 and -v3
+ * levels (v3 has FMA). Clang 14 has target_clones too, but resolves "arch=x86-64-v4" as
+ * a CPU model (its resolver compares __cpu_model's vendor against 0, so it never picks
+ * the clone on Intel or AMD) and drops the "arch=x86-64-v3" clone; it wants one feature
+ * per clone, so its AVX2 clone has no FMA (fmaf is then libm's: the same results, each
+ * rounded once). Elsewhere: plain C. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__clang__) &&                   \
+    __clang_major__ >= 14
+#define OW_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
+#elif defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) &&                  \
+    !defined(__clang__)
 #define OW_SIMD                                                                          \
     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else

@@ -5,7 +5,7 @@ set -eu
 top_src=${OW_TOP_SRCDIR:?}
 page=$top_src/docs/optwrap.1
 table=$top_src/src/cli/main.c
-[ -f "$page" ] && [ -f "$table" ] || exit 77
+[ -f "$page" ] && [ -f "$table" ] || { echo "missing $page or $table"; exit 1; }
 names=$(sed -n 's/^ *{"\([a-z-]*\)", cli_[a-z_]*,.*/\1/p' "$table")
 [ -n "$names" ] || { echo "no subcommands found in $table"; exit 1; }
 status=0

@@ -30,9 +30,7 @@ static void find_golden(void)
     char dir[1024], path[2048];
     for (size_t f = 0; f < OW__ARRAY_LEN(families); f++) {
         snprintf(dir, sizeof dir, "%s/optim/%s", OW_TEST_GOLDEN, families[f]);
-        DIR *d = opendir(dir);
-        if (!d)
-            continue;
+        DIR *d = ow_test_opendir(dir);
         struct dirent *de;
         while ((de = readdir(d)) && n_golden < (int)OW__ARRAY_LEN(golden_files)) {
             size_t len = strlen(de->d_name);
@@ -42,6 +40,10 @@ static void find_golden(void)
             golden_files[n_golden++] = strdup(path);
         }
         closedir(d);
+    }
+    if (n_golden == 0) {
+        fprintf(stderr, "no golden trajectories under %s/optim\n", OW_TEST_GOLDEN);
+        exit(EXIT_FAILURE);
     }
     qsort(golden_files, (size_t)n_golden, sizeof *golden_files, cmp_str);
 }

@@ -138,10 +138,10 @@ char **ow_golden_list(const char *prefix, size_t *n)
 {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/groups", OW_TEST_GOLDEN);
-    DIR *d = opendir(dir);
+    DIR *d = ow_test_opendir(dir);
     size_t count = 0, cap = 16;
     char **names = calloc(cap + 1, sizeof *names);
-    for (struct dirent *e; d && names && (e = readdir(d));) {
+    for (struct dirent *e; names && (e = readdir(d));) {
         if (strncmp(e->d_name, prefix, strlen(prefix)))
             continue;
         if (count == cap) {
@@ -150,8 +150,11 @@ char **ow_golden_list(const char *prefix, size_t *n)
         }
         names[count++] = strdup(e->d_name);
     }
-    if (d)
-        closedir(d);
+    closedir(d);
+    if (!names || count == 0) {
+        fprintf(stderr, "no golden files %s* in %s\n", prefix, dir);
+        exit(EXIT_FAILURE);
+    }
     qsort(names, count, sizeof *names, cmp_str);
     names[count] = NULL;
     *n = count;

@@ -44,6 +44,16 @@ const char *ow_test_path(char *buf, size_t n, const char *dir, const char *rel)
     return buf;
 }
 
+DIR *ow_test_opendir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "missing test data folder %s\n", dir);
+        exit(EXIT_FAILURE);
+    }
+    return d;
+}
+
 char *ow_test_slurp(const char *path)
 {
     char *text = NULL;

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <check.h>
+#include <dirent.h>
 
 /* Asserts err holds code, message and a position. file_suffix: the error's file must
  * end with it (NULL: not checked); line/column 0: no position expected. message: the
@@ -23,6 +24,11 @@ void ow__check_ok(const char *tf, int tl, int rc, const ow_error *err);
 /* A path under tests/golden, tests/bad or configs (static buffer per call site is not
  * allowed: the caller passes buf). */
 const char *ow_test_path(char *buf, size_t n, const char *dir, const char *rel);
+
+/* Opens a folder of test data; a missing one ends the program with a failure (and its
+ * name), so that a tarball without its data fails its suites instead of running no
+ * cases. */
+DIR *ow_test_opendir(const char *dir);
 
 /* Reads a whole file into a string (fails the test if it cannot). Caller frees. */
 char *ow_test_slurp(const char *path);

@@ -88,9 +88,12 @@ static int check_train(const ow_cfg *loop, ow_error *err)
         return OW_OK; /* another library's loop: its keys are its own */
     }
     if (!by_epoch)
-        return ow__error_at(err, OW_ERR_MISSING_KEY, loop,
-                            "train_cfg: needs 'type' or 'by_epoch' (by_epoch: true for "
-                            "an EpochBasedTrainLoop, false for an IterBasedTrainLoop)");
+        return ow__error_at(
+            err, OW_ERR_MISSING_KEY, loop,
+            "train_cfg: needs 'type' or 'by_epoch' (mmengine's "
+            "build_train_loop cannot train without either: KeyError "
+            "'by_epoch'); by_epoch: true for an EpochBasedTrainLoop, false "
+            "for an IterBasedTrainLoop");
     if (by_epoch->type != OW_CFG_BOOL)
         return ow__error_at(err, OW_ERR_TYPE, by_epoch,
                             "train_cfg.by_epoch: expected bool, got %s",
