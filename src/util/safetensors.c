@@ -882,70 +882,28 @@ int ow__st_file_parse(const void *buf, size_t len, const char *name, ow__st_file
     return OW_OK;
 }
 
-static const char *file_kind(mode_t mode)
-{
-    return S_ISDIR(mode)    ? "a folder"
-           : S_ISFIFO(mode) ? "a FIFO"
-           : S_ISCHR(mode)  ? "a character device"
-           : S_ISBLK(mode)  ? "a block device"
-           : S_ISSOCK(mode) ? "a socket"
-                            : "not a regular file";
-}
-
 int ow__st_file_load(const char *path, ow__st_file **out, ow_error *err)
 {
     *out = NULL;
     if (!path)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "safetensors: NULL path");
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer before fstat refuses it */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return ow__error(err, OW_ERR_IO, path, 0, 0, "cannot open: %s", strerror(errno));
+    /* the one file reader (regular files only), without a size limit: a state file
+     * holds as much as the optimizer keeps */
+    char *buf = NULL;
+    size_t len = 0;
     ow__st_file *f = NULL;
-    struct stat st;
-    int rc = OW_OK;
-    if (fstat(fd, &st)) {
-        rc = ow__error(err, OW_ERR_IO, path, 0, 0, "cannot read: %s", strerror(errno));
-        goto done;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc =
-            ow__error(err, OW_ERR_IO, path, 0, 0,
-                      "cannot read: it is %s, not a regular file", file_kind(st.st_mode));
-        goto done;
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX - 1) {
-        rc = ow__nomem(err);
-        goto done;
-    }
-    if ((rc = file_new(path, &f, err)))
-        goto done;
-    size_t size = (size_t)st.st_size, got = 0;
-    if (!(f->owned = ow__malloc(size ? size : 1))) {
-        rc = ow__nomem(err);
-        goto done;
-    }
-    while (got < size) { /* a file that shrinks meanwhile is read as it now is */
-        ssize_t r = read(fd, f->owned + got, size - got);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r < 0) {
-            rc =
-                ow__error(err, OW_ERR_IO, path, 0, 0, "cannot read: %s", strerror(errno));
-            goto done;
-        }
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    rc = parse(f, f->owned, got, err);
-done:
-    close(fd);
+    int rc = ow__read_file_limited(path, SIZE_MAX - 1, &buf, &len, err);
+    if (rc == OW_OK && (rc = file_new(path, &f, err)))
+        ow_free(buf);
     if (rc)
+        return rc;
+    f->owned = (unsigned char *)buf;
+    if ((rc = parse(f, f->owned, len, err))) {
         ow__st_file_free(f);
-    else
-        *out = f;
-    return rc;
+        return rc;
+    }
+    *out = f;
+    return OW_OK;
 }
 
 const char *ow__st_file_get_name(const ow__st_file *f)
