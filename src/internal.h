@@ -46,6 +46,14 @@ int ow__grow(void **items, size_t *cap, size_t need, size_t elem_size);
 #define OW_SIMD
 #endif
 
+/* torch's `foreach` switch, a key of its optimizers and clip_grad_norm_: no effect on a
+ * CPU result (optimizers keep it where it selects torch's multi-tensor rounding). */
+#define OW__KEY_FOREACH                                                                  \
+    {                                                                                    \
+        .name = "foreach", .type = OW_T_BOOL, .def = "null", .flags = OW_KEY_NULLABLE,   \
+        .doc = "torch implementation switch, accepted and ignored"                       \
+    }
+
 /* ---- errors (src/error.c) -------------------------------------------------------- */
 
 /* Every public function that takes an ow_error calls this first (jansson's way): the

@@ -226,12 +226,6 @@ static inline double ow__wd_scale(double lr, bool corrected, double max_lr)
         .name = n, .type = OW_T_BOOL, .def = "false", .flags = OW_KEY_NULLABLE,          \
         .doc = "torch implementation switch, accepted and ignored"                       \
     }
-#define OW__KEY_FOREACH                                                                  \
-    {                                                                                    \
-        .name = "foreach", .type = OW_T_BOOL, .def = "null", .flags = OW_KEY_NULLABLE,   \
-        .doc = "torch implementation switch, accepted and ignored"                       \
-    }
-
 /* Defines the registry entry `var` of an optimizer (one line per entry in each family's
  * file; registry/builtins.c lists them). Extra designated initializers may follow. */
 #define OW__OPTIMIZER_ENTRY(var, name_, scope_, keys_, ops_, summary_, ...)              \

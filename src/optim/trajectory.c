@@ -299,9 +299,11 @@ static int setup_wrapper(ow_trajectory *t, ow_error *err)
     ow_cfg *wcfg = ow__cfg_new(OW_CFG_MAP, NULL, 0, 0);
     if (!wcfg)
         return ow__nomem(err);
-    ow_cfg *a = ow__cfg_dup(acc), *c = clip ? ow__cfg_dup(clip) : NULL;
+    /* ow__cfg_map_set takes the value even when it fails */
+    ow_cfg *a = ow__cfg_dup(acc);
     if (!a || ow__cfg_map_set(wcfg, "accumulative_counts", a) != OW_OK ||
-        (clip && (!c || ow__cfg_map_set(wcfg, "clip_grad", c) != OW_OK))) {
+        (clip &&
+         (!(a = ow__cfg_dup(clip)) || ow__cfg_map_set(wcfg, "clip_grad", a) != OW_OK))) {
         ow_cfg_free(wcfg);
         return ow__nomem(err);
     }

@@ -366,23 +366,6 @@ int ow__st_builder_save_buffer(const ow__st_builder *b, void **out, size_t *len,
 
 /* ---- atomic files ------------------------------------------------------------------ */
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const unsigned char *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w == 0)
-            errno = ENOSPC;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int pwrite_all(int fd, const void *buf, size_t n, off_t at)
 {
     const unsigned char *p = buf;
@@ -403,7 +386,8 @@ static int pwrite_all(int fd, const void *buf, size_t n, off_t at)
 
 /* Streams a tensor in little-endian order, checksumming what is written. scratch holds
  * CHUNK bytes (used on big-endian hosts only). */
-static int write_tensor(int fd, const st_entry *e, unsigned char *scratch, uint32_t *crc)
+static int write_tensor(int fd, const st_entry *e, unsigned char *scratch, uint32_t *crc,
+                        off_t *at)
 {
     const unsigned char *p = e->data;
     size_t left = e->nbytes, per = CHUNK / e->elem_size * e->elem_size;
@@ -416,8 +400,9 @@ static int write_tensor(int fd, const st_entry *e, unsigned char *scratch, uint3
             chunk = scratch;
         }
         c = crc_update(c, chunk, m);
-        if (write_all(fd, chunk, m))
+        if (pwrite_all(fd, chunk, m, *at))
             return -1;
+        *at += (off_t)m;
         p += m;
         left -= m;
     }
@@ -493,9 +478,10 @@ int ow__st_builder_save(const ow__st_builder *b, const char *path, ow_error *err
         goto done;
     }
     created = true;
-    bool bad = write_all(fd, head.data, head.len) != 0;
+    off_t at = (off_t)head.len;
+    bool bad = pwrite_all(fd, head.data, head.len, 0) != 0;
     for (size_t i = 0; i < b->nt && !bad; i++)
-        bad = write_tensor(fd, &b->t[i], scratch, &crc[i]) != 0;
+        bad = write_tensor(fd, &b->t[i], scratch, &crc[i], &at) != 0;
     if (bad) {
         rc = ow__error(err, OW_ERR_IO, path, 0, 0, "cannot write: %s", strerror(errno));
         goto done;

@@ -48,6 +48,18 @@ int ow__wrapper_groups_json(const ow_optim_wrapper *w, char **out, ow_error *err
 
 /* ---- save -------------------------------------------------------------------------- */
 
+/* The model's next distinct tensor with data from occurrence *i on (then *i is past
+ * it): what the params.* and grads.* entries hold. */
+static bool next_tensor(const ow_optim_wrapper *w, size_t *i, ow_param_view *pv)
+{
+    for (; *i < ow_model_get_num_params(w->model); ++*i)
+        if (ow_model_get_param(w->model, *i, pv) == OW_OK && !pv->is_shared && pv->data) {
+            ++*i;
+            return true;
+        }
+    return false;
+}
+
 /* Gradients have been added since the last step. */
 static bool window_open(const ow_optim_wrapper *w)
 {
@@ -88,13 +100,11 @@ static int add_wrapper(const ow_optim_wrapper *w, const char *prefix, unsigned f
         snprintf(key, sizeof key, "%sschedule", prefix);
         rc = ow__st_builder_set_meta(b, key, *sched_text, err);
     }
+    if (flags & OW_CKPT_PARAMS)
+        ow__half_gather(w); /* an open window's sums, from the host's half buffers */
+    ow_param_view pv;
     for (size_t i = 0;
-         rc == OW_OK && (flags & OW_CKPT_PARAMS) && i < ow_model_get_num_params(w->model);
-         i++) {
-        ow_param_view pv;
-        ow_model_get_param(w->model, i, &pv);
-        if (pv.is_shared || !pv.data)
-            continue;
+         rc == OW_OK && (flags & OW_CKPT_PARAMS) && next_tensor(w, &i, &pv);) {
         snprintf(key, sizeof key, "%sparams.%s", prefix, pv.full_name);
         rc = ow__st_builder_add(b, key, "F32", pv.ndim, pv.shape, pv.data,
                                 (size_t)pv.numel * sizeof(float), err);
@@ -247,15 +257,21 @@ static int compare_built(const ow_optim_wrapper *w, const ow__st_file *f,
 }
 
 /* Every distinct parameter of the model is in the file, with its shape. */
+/* A params.* or grads.* tensor holds float32 values of the parameter's shape. */
+static bool fits(const ow__st_tensor *t, const ow_param_view *pv)
+{
+    bool same = !strcmp(t->dtype, "F32") && t->ndim == pv->ndim;
+    for (int d = 0; same && d < pv->ndim; d++)
+        same = t->shape[d] == pv->shape[d];
+    return same;
+}
+
 static int check_params(const ow_optim_wrapper *w, const ow__st_file *f,
                         const char *prefix, ow_error *err)
 {
     const char *name = ow__st_file_get_name(f);
-    for (size_t i = 0; i < ow_model_get_num_params(w->model); i++) {
-        ow_param_view pv;
-        ow_model_get_param(w->model, i, &pv);
-        if (pv.is_shared || !pv.data)
-            continue;
+    ow_param_view pv;
+    for (size_t i = 0; next_tensor(w, &i, &pv);) {
         char key[512];
         snprintf(key, sizeof key, "%sparams.%s", prefix, pv.full_name);
         const ow__st_tensor *t = ow__st_file_find(f, key);
@@ -264,10 +280,9 @@ static int check_params(const ow_optim_wrapper *w, const ow__st_file *f,
                                 "it holds no parameter '%s' (saved without "
                                 "OW_CKPT_PARAMS, or from another model)",
                                 pv.full_name);
-        bool same = !strcmp(t->dtype, "F32") && t->ndim == pv.ndim;
-        for (int d = 0; same && d < pv.ndim; d++)
-            same = t->shape[d] == pv.shape[d];
-        if (!same)
+        snprintf(key, sizeof key, "%sgrads.%s", prefix, pv.full_name);
+        const ow__st_tensor *g = ow__st_file_find(f, key);
+        if (!fits(t, &pv) || (g && !fits(g, &pv)))
             return ow__st_error(err, name,
                                 "parameter '%s': its shape or dtype differs from the "
                                 "model's (another model?)",
@@ -329,19 +344,15 @@ static void install(ow_optim_wrapper *w, const ow__st_file *f, const char *prefi
     w->epochs = s->epoch;
     w->scale = (float)s->scale;
     w->tracker = s->tracker;
-    for (size_t i = 0; (flags & OW_CKPT_PARAMS) && i < ow_model_get_num_params(w->model);
-         i++) {
-        ow_param_view pv;
-        ow_model_get_param(w->model, i, &pv);
-        if (pv.is_shared || !pv.data)
-            continue;
+    ow_param_view pv;
+    for (size_t i = 0; (flags & OW_CKPT_PARAMS) && next_tensor(w, &i, &pv);) {
         char key[512];
         snprintf(key, sizeof key, "%sparams.%s", prefix, pv.full_name);
         const ow__st_tensor *t = ow__st_file_find(f, key);
         ow__st_copy_le(pv.data, t->data, t->numel, 4);
         snprintf(key, sizeof key, "%sgrads.%s", prefix, pv.full_name);
         const ow__st_tensor *g = ow__st_file_find(f, key);
-        if (pv.grad && g && g->nbytes == t->nbytes && !strcmp(g->dtype, "F32"))
+        if (pv.grad && g) /* checked by check_params */
             ow__st_copy_le(pv.grad, g->data, g->numel, 4);
         else if (pv.grad) /* saved at a window's end: nothing accumulated */
             memset(pv.grad, 0, (size_t)pv.numel * sizeof(float));

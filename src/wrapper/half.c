@@ -134,7 +134,7 @@ int ow_optim_wrapper_bind_half(ow_optim_wrapper *w, const char *param_name, void
     return OW_OK;
 }
 
-void ow__half_gather(ow_optim_wrapper *w)
+void ow__half_gather(const ow_optim_wrapper *w)
 {
     for (size_t i = 0; i < w->nhalf; i++)
         for (size_t k = 0; k < w->half[i].n; k++)

@@ -97,11 +97,7 @@ static const ow_key clip_norm_keys[] = {
      .type = OW_T_BOOL,
      .def = "false",
      .doc = "fail when the total norm is inf or nan instead of scaling by it"},
-    {.name = "foreach",
-     .type = OW_T_BOOL,
-     .def = "null",
-     .flags = OW_KEY_NULLABLE,
-     .doc = "torch implementation switch, no effect on the result"},
+    OW__KEY_FOREACH,
     {0},
 };
 
@@ -113,11 +109,7 @@ static const ow_key clip_value_keys[] = {
      .max = INFINITY,
      .flags = OW_KEY_REQUIRED | OW_KEY_RANGE,
      .doc = "gradients are clamped to [-clip_value, clip_value]"},
-    {.name = "foreach",
-     .type = OW_T_BOOL,
-     .def = "null",
-     .flags = OW_KEY_NULLABLE,
-     .doc = "torch implementation switch, no effect on the result"},
+    OW__KEY_FOREACH,
     {0},
 };
 

@@ -281,6 +281,7 @@ static int window_end(ow_optim_wrapper *w, ow_update_info *r, ow_error *err)
     int rc = ow__wrapper_collect_grads(w, err);
     if (rc)
         return rc;
+    ow__half_gather(w); /* the host's half sums, exactly, into the fp32 ones */
     bool amp = o->amp && o->scaler_enabled, norm = o->clip == OW__CLIP_NORM;
     /* unscale_: 1/scale in double, rounded to float */
     float inv = amp ? (float)(1.0 / (double)w->scale) : 1.0f, total = 0, coef = 1.0f;
@@ -334,7 +335,6 @@ int ow_optim_wrapper_update(ow_optim_wrapper *w, ow_update_info *info, ow_error 
                          (long long)w->inner + 1, (long long)w->max_counts);
     ow_update_info r = {.grad_norm = NAN, .clip_coef = NAN, .loss_scale = w->scale};
     record_values(w, &r); /* what this micro-batch ran with (mmengine logs these) */
-    ow__half_gather(w);   /* the host's half sums, exactly, into the fp32 ones */
     int64_t inner = w->inner + 1;
     r.iteration = inner;
     r.window_end = inner % w->o.acc == 0 || inner == w->max_counts;

@@ -95,10 +95,11 @@ uint64_t ow__wrapper_config_hash(const ow_cfg *config);
 int ow__wrapper_groups_json(const ow_optim_wrapper *w, char **out, ow_error *err);
 
 /* half.c: gather copies the host's half gradients into the fp32 ones the step reads
- * (every update), scatter rounds the fp32 master weights (and with grads, the gradient
- * sums of a loaded checkpoint) back into the host's buffers, zero_grads zeroes its half
- * gradients; free releases the bindings. */
-void ow__half_gather(ow_optim_wrapper *w);
+ * (at a window's end, and before a checkpoint saves an open window's sums: the fp32
+ * copies are a mirror, not state), scatter rounds the fp32 master weights (and with
+ * grads, the gradient sums of a loaded checkpoint) back into the host's buffers,
+ * zero_grads zeroes its half gradients; free releases the bindings. */
+void ow__half_gather(const ow_optim_wrapper *w);
 void ow__half_scatter(ow_optim_wrapper *w, bool grads);
 void ow__half_zero_grads(ow_optim_wrapper *w);
 void ow__half_free(ow_optim_wrapper *w);
