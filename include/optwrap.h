@@ -34,8 +34,9 @@ extern "C" {
 #define OW_VERSION_STRING "0.1.0"
 /* Version of the registry entry layout; plugins set ow_entry.abi_version to it, and an
  * entry of another version is refused. History: 2 added ow_key.len (a plugin built
- * against 1 has shorter key rows and must be rebuilt). */
-#define OW_ABI_VERSION 2
+ * against 1 has shorter key rows and must be rebuilt); 3 reworked ow_optimizer_ops
+ * (optwrap-plugin.h): hyperparameters by name, a pass table, per-tensor planning. */
+#define OW_ABI_VERSION 3
 
 /* ---------------------------------------------------------------------------------- */
 /* Errors                                                                             */
@@ -282,6 +283,9 @@ typedef enum ow_type {
 #define OW_KEY_RANGE    0x4u  /* .min/.max apply (numbers, and each item of a NUMLIST) */
 #define OW_KEY_MIN_OPEN 0x8u  /* the value must be strictly greater than .min */
 #define OW_KEY_MAX_OPEN 0x10u /* the value must be strictly less than .max */
+#define OW_KEY_IGNORED                                                                   \
+    0x20u /* accepted and changes nothing on a CPU (torch's foreach,                     \
+             capturable, differentiable, fused switches) */
 
 /* One declared key of an entry, a row of its schema: `.def` is the default written as
  * YAML text ("0.9", "[0.9, 0.999]", "false", "null"), NULL when the key has none (and
@@ -672,131 +676,33 @@ OW_API int ow_optimizer_load(ow_optimizer *opt, const char *path, ow_error *err)
  *     ow_optimizer_free(opt);
  */
 
-/* ---- writing an optimizer ------------------------------------------------------------
- * An optimizer entry (kind OW_KIND_OPTIMIZER) points its `ops` at an ow_optimizer_ops.
- * Its keys are validated centrally; the engine resolves each group's values into an
- * ow_hparam array in key order, calls `prepare` once per group and step to turn them into
- * per-step constants (in double, as the references compute them in Python), then runs
- * the element kernels over all tensors. Norm-based optimizers (Lamb, Lars) use several
- * passes whose per-tensor sums reach a `finish` hook between passes; factored ones
- * (Adafactor) step tensor by tensor. */
+/* ---- randomness and second-order inputs ---------------------------------------------
+ * Some optimizers draw random numbers (Kron's probe vectors and update-probability
+ * draws, Adahessian's Rademacher vectors) or need Hessian-vector products (Adahessian).
+ * Both come from the host: by default draws come from a built-in generator seeded with
+ * ow_optimizer_set_seed (the same stream whatever the thread count); a host that wants
+ * torch's or a recorded stream (optwrap replay does) sets its own. */
+typedef enum ow_rng_kind {
+    OW_RNG_NORMAL,    /* standard normal (torch.randn) */
+    OW_RNG_UNIFORM,   /* uniform in [0, 1) (torch.rand; python random.random) */
+    OW_RNG_RADEMACHER /* +1 or -1 with equal odds */
+} ow_rng_kind;
+/* Fills out[n] with draws of kind for parameter `param` (its index in param_groups
+ * order; (size_t)-1 for a draw of the optimizer itself, such as python random.random()),
+ * in the order the optimizer asks. Tensor draws are used as float32 (torch's). */
+typedef void (*ow_rng_fn)(void *user, ow_rng_kind kind, size_t param, double *out,
+                          size_t n);
+OW_API void ow_optimizer_set_rng(ow_optimizer *opt, ow_rng_fn fn, void *user);
+OW_API void ow_optimizer_set_seed(ow_optimizer *opt, uint64_t seed);
+/* Hessian-vector products: for the n parameters params[k] (param_groups indices) and
+ * vectors v[k] of their sizes, writes (H v)[k] into out[k], H the Hessian of the loss
+ * of the step in progress over all of them. Returns OW_OK or an error code (the step
+ * then fails and nothing moves). */
+typedef int (*ow_hvp_fn)(void *user, size_t n, const size_t *params,
+                         const float *const *v, float *const *out);
+OW_API void ow_optimizer_set_hvp(ow_optimizer *opt, ow_hvp_fn fn, void *user);
 
-/* Numbers in one hyperparameter (Adan's three betas). */
-#define OW_MAX_VALUES 4
-/* Element passes of one step. */
-#define OW_MAX_PASSES 4
-/* Per-tensor sums one pass accumulates. */
-#define OW_MAX_SUMS 4
-/* Per-tensor values that finish hooks hand to later passes. */
-#define OW_MAX_TENSOR_SCALARS 4
-/* Bytes of per-step constants. */
-#define OW_MAX_CTX 256
-
-/* One hyperparameter of a group, resolved from its config value. */
-typedef struct ow_hparam {
-    double v[OW_MAX_VALUES]; /* the number, or the numbers of a list; bools are 0 or 1 */
-    int n;                   /* how many numbers: 1 for a scalar, the list's length */
-    bool is_null;            /* the value is null (Adafactor's `lr: null`) */
-    const char *s;           /* a string value (borrowed), else NULL */
-} ow_hparam;
-
-typedef enum ow_dtype {
-    OW_DTYPE_F32, /* torch.float32 (tensors; 0-d tensors such as Adam's `step`) */
-    OW_DTYPE_F64, /* a Python float */
-    OW_DTYPE_I64  /* a Python int (SGD-family `step` counters) */
-} ow_dtype;
-
-#define OW_SLOT_SCALAR 0x1u /* one value per parameter (`step`, `mu_product`) */
-
-/* A state slot: torch's key, and what it holds. Tensor slots are float32 with the
- * parameter's shape unless ops->slot_shape says otherwise. */
-typedef struct ow_slot {
-    const char *name;
-    unsigned flags; /* OW_SLOT_* */
-    ow_dtype dtype; /* scalars: how torch stores the value (saved that way) */
-    float init;     /* the initial value (of every element; RMSpropTF's square_avg: 1) */
-} ow_slot;
-
-/* What prepare gets and gives, once per group and step. */
-typedef struct ow_prepare_args {
-    const ow_hparam *hp;       /* [keys] the group's hyperparameters */
-    const ow_hparam *defaults; /* [keys] optimizer-level values (timm's defaults['lr']) */
-    double lr;                 /* this step's lr: hp lr (times lr_scale, timm groups) */
-    double initial_lr;         /* the group's lr when the optimizer was made (composer) */
-    double *scalars;           /* [slots] a tensor's scalar slots, in/out (step += 1) */
-    void *ctx;                 /* out: ctx_size bytes of constants for the kernels */
-    unsigned passes; /* out: bit k set = pass k runs for the group (preset: all) */
-    void *shared;    /* OW_MAX_CTX bytes per optimizer, zero at first, kept across
-                        groups and steps (caches the references share between
-                        groups, such as RAdamLegacy's `buffer`); not saved */
-} ow_prepare_args;
-
-/* What an element kernel gets: a contiguous range of one tensor or, for a pass without
- * per-tensor sums, a batch of consecutive tiny tensors of one group that share every
- * per-step constant (copied into one buffer): kernels work element by element. */
-typedef struct ow_kernel_args {
-    size_t n;        /* elements */
-    float *p;        /* [n] parameters */
-    const float *g;  /* [n] gradients */
-    float *const *s; /* [slots] parameter-shaped slots at this range, else NULL */
-    const void *ctx; /* the group's constants from prepare */
-    const double *t; /* [OW_MAX_TENSOR_SCALARS] the tensor's values from finish */
-    double *sums;    /* [pass nsums] add this range's sums here */
-} ow_kernel_args;
-typedef void (*ow_kernel_fn)(const ow_kernel_args *a);
-
-/* After a pass, per tensor: its sums (and their totals over all tensors of the pass, for
- * global norms) become values for later passes. */
-typedef struct ow_finish_args {
-    const void *ctx;
-    const double *sums;   /* [nsums] this tensor's */
-    const double *totals; /* [nsums] over every tensor in the pass */
-    size_t numel;
-    double *t; /* [OW_MAX_TENSOR_SCALARS] in/out */
-} ow_finish_args;
-
-typedef struct ow_pass {
-    ow_kernel_fn run; /* the fast kernel (SIMD, restrict) */
-    ow_kernel_fn ref; /* its plain scalar twin: the same results, checked by the tests */
-    int nsums;        /* per-tensor sums it accumulates, 0..OW_MAX_SUMS */
-    void (*finish)(const ow_finish_args *f); /* optional */
-} ow_pass;
-
-/* What a per-tensor step gets (factored optimizers). */
-typedef struct ow_tensor_args {
-    int ndim;
-    const int64_t *shape;
-    size_t numel;
-    float *p;
-    const float *g;
-    float *const *s; /* [slots] every tensor slot in its own shape, NULL where absent */
-    double *scalars; /* [slots] in/out */
-    const void *ctx;
-    float *scratch; /* [3 * numel + 2] scratch space for the step (malloc-aligned) */
-    int threads;    /* threads its element-wise loops may use (reductions stay serial so
-                       that results do not depend on it) */
-    bool ref;       /* use plain loops only (tests) */
-} ow_tensor_args;
-
-typedef struct ow_optimizer_ops {
-    int abi_version;      /* OW_ABI_VERSION */
-    const ow_slot *slots; /* state slots, ended by a row with name NULL */
-    size_t ctx_size;      /* bytes prepare writes, <= OW_MAX_CTX */
-    /* optional: torch's checks across keys ("Nesterov momentum requires a momentum and
-     * zero dampening"); returns false and writes msg to reject a group */
-    bool (*check)(const ow_hparam *hp, char *msg, size_t n);
-    void (*prepare)(ow_prepare_args *a);
-    /* optional: a slot's shape for a parameter of this shape (writes out, returns its
-     * ndim), or -1 when the parameter has no such slot; NULL: all slots, param-shaped */
-    int (*slot_shape)(const ow_hparam *hp, int slot, int ndim, const int64_t *shape,
-                      int64_t *out);
-    ow_pass passes[OW_MAX_PASSES]; /* element passes, in order; unused rows all NULL */
-    /* optional: steps one tensor at a time instead of passes (after prepare) */
-    void (*tensor_step)(const ow_tensor_args *a);
-    /* how close it follows the reference implementation in float32: 0 = bit for bit,
-     * else the relative error allowed (norms summed in another order) */
-    double tolerance;
-} ow_optimizer_ops;
+/* Writing an optimizer of one's own (a plugin's) is described in optwrap-plugin.h. */
 
 /* ---- reference trajectories ----------------------------------------------------------
  * A golden `optimizer_trajectory` file (recorded gradients and the parameters torch,
@@ -811,7 +717,7 @@ typedef struct ow_trajectory_stats {
     double max_abs_err; /* over every parameter element of every step run */
     double max_rel_err; /* |x - ref| / max(|ref|, RMS of ref's tensor) */
     uint64_t max_ulp;   /* float32 units in the last place */
-    double tolerance;   /* the optimizer's ops->tolerance */
+    double tolerance;   /* what the optimizer is held to (0: bit for bit) */
     bool passed; /* max_ulp == 0 when tolerance is 0, else max_rel_err <= tolerance */
 } ow_trajectory_stats;
 

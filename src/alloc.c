@@ -38,6 +38,14 @@ void *ow__calloc(size_t count, size_t size)
     return should_fail() ? NULL : calloc(count ? count : 1, size ? size : 1);
 }
 
+void *ow__malloc_aligned(size_t n)
+{
+    void *p = NULL;
+    if (should_fail() || posix_memalign(&p, 64, n ? n : 1))
+        return NULL;
+    return p;
+}
+
 void *ow__realloc(void *ptr, size_t n)
 {
     return should_fail() ? NULL : realloc(ptr, n ? n : 1);

@@ -17,6 +17,8 @@
 /* Every allocation goes through these, so tests can make the Nth one fail. */
 void *ow__malloc(size_t n);
 void *ow__calloc(size_t count, size_t size);
+/* 64-byte aligned, released with ow_free. */
+void *ow__malloc_aligned(size_t n);
 void *ow__realloc(void *ptr, size_t n);
 char *ow__strdup(const char *s);
 char *ow__strndup(const char *s, size_t n);
@@ -50,9 +52,18 @@ int ow__grow(void **items, size_t *cap, size_t need, size_t elem_size);
  * CPU result (optimizers keep it where it selects torch's multi-tensor rounding). */
 #define OW__KEY_FOREACH                                                                  \
     {                                                                                    \
-        .name = "foreach", .type = OW_T_BOOL, .def = "null", .flags = OW_KEY_NULLABLE,   \
+        .name = "foreach", .type = OW_T_BOOL, .def = "null",                             \
+        .flags = OW_KEY_NULLABLE | OW_KEY_IGNORED,                                       \
         .doc = "torch implementation switch, accepted and ignored"                       \
     }
+
+/* ---- half precision (src/wrapper/half.c) ---------------------------------------- */
+
+/* IEEE binary16 and bfloat16 from float32, rounded to nearest even, and back. */
+uint16_t ow__f32_to_f16(float f);
+float ow__f16_to_f32(uint16_t h);
+uint16_t ow__f32_to_bf16(float f);
+float ow__bf16_to_f32(uint16_t h);
 
 /* ---- errors (src/error.c) -------------------------------------------------------- */
 

@@ -183,8 +183,7 @@ static void compare_kernels(const char *name, const char *extra)
     ow_optimizer_set_threads(fast.opt, 2, NULL);
     ow_optimizer_set_threads(ref.opt, 1, NULL);
     ow__optimizer_use_ref(ref.opt, true);
-    double tol =
-        ((const ow_optimizer_ops *)ow_optimizer_get_entry(fast.opt)->ops)->tolerance;
+    double tol = ow__trajectory_tolerance(ow_optimizer_get_entry(fast.opt));
     ow_error err;
     ow_error_clear(&err);
     for (int step = 0; step < 3; step++) {
@@ -199,6 +198,106 @@ static void compare_kernels(const char *name, const char *extra)
     fix_free(&fast);
     fix_free(&ref);
 }
+
+/* Hyperparameters reach the kernels by name (ops->params): every key an optimizer
+ * accepts is read by its hooks, unless it is one of torch's implementation switches that
+ * change nothing on a CPU (OW_KEY_IGNORED); and every name the hooks read is a key of
+ * some entry that reads the same list (a misspelt name would read as absent
+ * everywhere). */
+START_TEST(every_key_is_read)
+{
+    const ow_entry *e = nth_optimizer(_i);
+    const ow_optimizer_ops *ops = e->ops;
+    ck_assert_msg(ops->params != NULL, "%s: no params", e->name);
+    for (size_t k = 0; e->keys[k].name; k++) {
+        if (e->keys[k].flags & OW_KEY_IGNORED)
+            continue;
+        bool read = false;
+        for (size_t i = 0; ops->params[i] && !read; i++)
+            read = !strcmp(ops->params[i], e->keys[k].name);
+        ck_assert_msg(read, "%s: key '%s' is accepted but no hook reads it", e->name,
+                      e->keys[k].name);
+    }
+    for (size_t i = 0; ops->params[i]; i++) {
+        bool found = false;
+        for (const ow_entry *o = ow_registry_next(NULL); o && !found;
+             o = ow_registry_next(o)) {
+            const ow_optimizer_ops *oo = o->kind == OW_KIND_OPTIMIZER ? o->ops : NULL;
+            for (size_t k = 0;
+                 oo && oo->params == ops->params && o->keys[k].name && !found; k++)
+                found = !strcmp(o->keys[k].name, ops->params[i]);
+        }
+        ck_assert_msg(found, "%s: params names '%s', a key of no entry reading these",
+                      e->name, ops->params[i]);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_msg(strcmp(ops->params[i], ops->params[j]),
+                          "%s: '%s' twice in params", e->name, ops->params[i]);
+    }
+}
+END_TEST
+
+/* An optimizer from outside the library (tests/plugin/test_plugin.c, written against
+ * optwrap-plugin.h): its 1-D tensor steps through the element pass, its 2-D one through
+ * its per-tensor step with scratch; two steps worked out by hand. */
+START_TEST(plugin_optimizer_steps)
+{
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_registry_load_plugin(OW_TEST_PLUGINS "/libowtestplugin.so", &err),
+                &err);
+    static const int nd[] = {1, 2};
+    static const int64_t sh[][3] = {{3}, {4, 1}};
+    const char *const opts[] = {"{lr: 0.1, beta: 0.5, weight_decay: 0.5}"};
+    fixture f;
+    fix_make(&f, "owtest.PluginSignum", 2, nd, sh, 1, opts, 1);
+    const float p0[] = {1, -1, 0.5f}, p1[] = {2, -2, 1, 0};
+    const float g0[2][3] = {{1, -2, 0}, {-3, 1, 0}};
+    const float g1[2][4] = {{1, 1, -1, 0}, {-4, 1, 1, 0}};
+    memcpy(f.data[0], p0, sizeof p0);
+    memcpy(f.data[1], p1, sizeof p1);
+    float want0[3], want1[4], m0[3] = {0}, m1[4] = {0};
+    memcpy(want0, p0, sizeof p0);
+    memcpy(want1, p1, sizeof p1);
+    for (int step = 0; step < 2; step++) {
+        memcpy(f.grad[0], g0[step], sizeof g0[step]);
+        memcpy(f.grad[1], g1[step], sizeof g1[step]);
+        ow_check_ok(ow_optimizer_step(f.opt, &err), &err);
+        for (int i = 0; i < 3; i++) { /* keep = 1 - 0.1*0.5; step lr */
+            m0[i] = 0.5f * m0[i] + 0.5f * g0[step][i];
+            float sg = m0[i] > 0 ? 1.0f : m0[i] < 0 ? -1.0f : 0.0f;
+            want0[i] = want0[i] * 0.95f - 0.1f * sg;
+        }
+        for (int i = 0; i < 4; i++) { /* rows = 4: step lr / 2 */
+            m1[i] = 0.5f * m1[i] + 0.5f * g1[step][i];
+            float sg = m1[i] > 0 ? 1.0f : m1[i] < 0 ? -1.0f : 0.0f;
+            want1[i] = want1[i] * 0.95f - 0.05f * sg;
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        ck_assert_float_eq(f.data[0][i], want0[i]);
+    for (int i = 0; i < 4; i++)
+        ck_assert_float_eq(f.data[1][i], want1[i]);
+    fix_free(&f);
+    /* its check runs as a built-in's does */
+    ow_groups *groups = NULL;
+    ow_cfg *cfg = NULL;
+    ow_check_ok(
+        ow_cfg_load_string(
+            "{optim_wrapper: {optimizer: {type: owtest.PluginSignum, beta: 1.5}}}",
+            "t.yaml", &cfg, &err),
+        &err);
+    ow_model *m = NULL;
+    ow_check_ok(ow_model_new("m", &m, &err), &err);
+    const ow_module_info root = {.name = "", .type = "M"};
+    ow_check_ok(ow_model_add_module(m, &root, &err), &err);
+    int rc = ow_groups_build(cfg, m, &groups, &err);
+    ck_assert_int_eq(rc, OW_ERR_VALUE);
+    ck_assert_msg(strstr(err.message, "beta must be in [0, 1)"), "%s", err.message);
+    ow_groups_free(groups);
+    ow_model_free(m);
+    ow_cfg_free(cfg);
+}
+END_TEST
 
 START_TEST(fast_matches_ref)
 {
@@ -266,8 +365,7 @@ START_TEST(tiny_tensor_batches_match_ref)
     fix_make(&fast, name, 7, nd, sh, 1, opts, 3);
     fix_make(&ref, name, 7, nd, sh, 1, opts, 3);
     ow__optimizer_use_ref(ref.opt, true);
-    double tol =
-        ((const ow_optimizer_ops *)ow_optimizer_get_entry(fast.opt)->ops)->tolerance;
+    double tol = ow__trajectory_tolerance(ow_optimizer_get_entry(fast.opt));
     ow_error err;
     ow_error_clear(&err);
     for (int step = 0; step < 3; step++) {
@@ -541,6 +639,8 @@ Suite *make_optim_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("Kernels");
     tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, every_key_is_read, 0, count_optimizers());
+    tcase_add_test(tc, plugin_optimizer_steps);
     tcase_add_loop_test(tc, fast_matches_ref, 0, count_optimizers());
     tcase_add_loop_test(tc, fast_matches_ref_variants, 0, (int)OW__ARRAY_LEN(variants));
     suite_add_tcase(s, tc);

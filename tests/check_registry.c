@@ -347,8 +347,8 @@ static const struct {
     }
     {{.abi_version = OW_ABI_VERSION + 1, .name = "New", .keys = no_keys},
      OW_ERR_PLUGIN,
-     "registry entry has ABI version 3, but this optwrap (" OW_VERSION_STRING
-     ") expects 2: rebuild it against this optwrap.h"},
+     "registry entry has ABI version 4, but this optwrap (" OW_VERSION_STRING
+     ") expects 3: rebuild it against this optwrap.h"},
     {ENTRY(.name = ""), OW_ERR_VALUE, "registry entry has no name"},
     {ENTRY(.name = NULL), OW_ERR_VALUE, "registry entry has no name"},
     {ENTRY(.name = "timm.X"), OW_ERR_VALUE,
@@ -533,8 +533,8 @@ START_TEST(load_plugin_errors)
         ck_assert_int_eq(ow_registry_load_plugin(FAIL_PLUGIN, &err), OW_ERR_PLUGIN);
         ow_check_error(
             &err, OW_ERR_PLUGIN, NULL, 0, 0,
-            "registry entry has ABI version 3, but this optwrap (" OW_VERSION_STRING
-            ") expects 2: rebuild it against this optwrap.h");
+            "registry entry has ABI version 4, but this optwrap (" OW_VERSION_STRING
+            ") expects 3: rebuild it against this optwrap.h");
         ck_assert_ptr_null(ow_registry_find(OW_KIND_OPTIMIZER, "FailingSGD"));
     }
     ow_error_clear(&err);

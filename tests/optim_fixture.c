@@ -18,6 +18,20 @@ void fix_grads(fixture *f, unsigned seed)
             f->grad[i][k] = rnd(&seed);
 }
 
+/* A Hessian for optimizers that read Hessian-vector products: diagonal, 1 + p^2 (the
+ * parameters of fixture f, param_groups order = tensor order in fixtures). */
+static int fixture_hvp(void *user, size_t n, const size_t *params, const float *const *v,
+                       float *const *out)
+{
+    const fixture *f = user;
+    for (size_t k = 0; k < n; k++)
+        for (size_t j = 0; j < f->numel[params[k]]; j++) {
+            float p = f->data[params[k]][j];
+            out[k][j] = (1.0f + p * p) * v[k][j];
+        }
+    return 0;
+}
+
 void fix_make(fixture *f, const char *entry, size_t n, const int *ndim,
               const int64_t (*shapes)[3], size_t ngroups, const char *const *opts,
               unsigned seed)
@@ -73,6 +87,8 @@ void fix_make(fixture *f, const char *entry, size_t n, const int *ndim,
     ow_check_ok(ow__cfg_parse(opts[0], strlen(opts[0]), "<opts>", &defaults, &err), &err);
     ow__groups_set_optimizer(f->groups, e, defaults);
     ow_check_ok(ow_optimizer_new(f->groups, &f->opt, &err), &err);
+    ow_optimizer_set_hvp(f->opt, fixture_hvp, f);
+    ow_optimizer_set_seed(f->opt, seed);
 }
 
 void fix_copy_data(fixture *b, const fixture *a)

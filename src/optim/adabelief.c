@@ -39,6 +39,16 @@ enum {
     K_RECTIFY,
     K_FIXED
 };
+static const char *const adabelief_params[] = {[K_LR] = "lr",
+                                               [K_BETAS] = "betas",
+                                               [K_EPS] = "eps",
+                                               [K_WD] = "weight_decay",
+                                               [K_AMSGRAD] = "amsgrad",
+                                               [K_DEGENERATED] = "degenerated_to_sgd",
+                                               [K_DECOUPLED] = "decoupled_decay",
+                                               [K_RECTIFY] = "rectify",
+                                               [K_FIXED] = "fixed_decay",
+                                               NULL};
 
 typedef struct adabelief_ctx {
     float l2, keep, b1, omb1, b2, omb2, eps, bc2s, nss;
@@ -165,13 +175,16 @@ static void adabelief_ref(const ow_kernel_args *a)
     body(a);
 }
 
-static const ow_optimizer_ops adabelief_ops = {
-    .abi_version = OW_ABI_VERSION,
-    .slots = slots,
-    .ctx_size = sizeof(adabelief_ctx),
-    .prepare = prepare,
-    .slot_shape = slot_shape,
-    .passes = {{.run = adabelief_run, .ref = adabelief_ref}}};
+static const ow_pass adabelief_passes[] = {{.run = adabelief_run, .ref = adabelief_ref},
+                                           {0}};
+
+static const ow_optimizer_ops adabelief_ops = {.abi_version = OW_ABI_VERSION,
+                                               .slots = slots,
+                                               .params = adabelief_params,
+                                               .ctx_size = sizeof(adabelief_ctx),
+                                               .prepare = prepare,
+                                               .slot_shape = slot_shape,
+                                               .passes = adabelief_passes};
 
 OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adabelief, "adabelief", "timm", adabelief_keys,
                     adabelief_ops, "timm AdaBelief: Adam on the belief (g - m)^2");

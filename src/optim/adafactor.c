@@ -60,6 +60,17 @@ enum {
     K_MIN_DIM,
     K_CAUTION
 };
+static const char *const adafactor_params[] = {[K_LR] = "lr",
+                                               [K_EPS] = "eps",
+                                               [K_EPS_SCALE] = "eps_scale",
+                                               [K_CLIP] = "clip_threshold",
+                                               [K_DECAY] = "decay_rate",
+                                               [K_WD] = "weight_decay",
+                                               [K_SCALE] = "scale_parameter",
+                                               [K_WARMUP] = "warmup_init",
+                                               [K_MIN_DIM] = "min_dim_size_to_factor",
+                                               [K_CAUTION] = "caution",
+                                               NULL};
 
 typedef struct adafactor_ctx {
     double lr, eps_scale, clip, beta2t, wd;
@@ -301,17 +312,28 @@ OW_SIMD static void apply_update(const void *arg, size_t lo, size_t hi)
     }
 }
 
+/* Scratch: the update u, then 2*numel floats of working space from an 8-byte boundary
+ * (double sums). */
+static size_t scratch_bytes(const ow_hparam *hp, int ndim, const int64_t *shape)
+{
+    (void)hp;
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++)
+        n *= (size_t)shape[d];
+    return (3 * n + 2) * sizeof(float);
+}
+
 /* timm's Adafactor.step for one tensor. Every pass runs on t->threads threads and sums
- * in a fixed order. Scratch: the update u, then 2*numel floats of working space, from
- * an 8-byte boundary (the engine gives 3*numel + 2 floats). */
+ * in a fixed order. */
 static void step_tensor(const ow_tensor_args *t)
 {
     const adafactor_ctx *c = t->ctx;
     size_t n = t->numel;
-    float *tmp = t->scratch + n + (n & 1); /* 8-byte aligned for the double sums */
+    float *scratch = t->scratch;
+    float *tmp = scratch + n + (n & 1); /* 8-byte aligned for the double sums */
     pass q = {.c = c,
               .t = t,
-              .u = t->scratch,
+              .u = scratch,
               .b2 = ow__f(c->beta2t),
               .omb2 = ow__f(1.0 - c->beta2t)};
     float rms_p = rms(t->p, n, t->threads, (double *)tmp);
@@ -339,11 +361,12 @@ static void step_tensor(const ow_tensor_args *t)
 
 static const ow_optimizer_ops adafactor_ops = {.abi_version = OW_ABI_VERSION,
                                                .slots = slots,
+                                               .params = adafactor_params,
                                                .ctx_size = sizeof(adafactor_ctx),
                                                .prepare = prepare,
                                                .slot_shape = slot_shape,
                                                .tensor_step = step_tensor,
-                                               .tolerance = 1e-5};
+                                               .scratch_bytes = scratch_bytes};
 
 OW__OPTIMIZER_ENTRY(ow__optimizer_timm_adafactor, "adafactor", "timm", adafactor_keys,
                     adafactor_ops,

@@ -29,6 +29,14 @@ static const ow_key adagrad_keys[] = {ADAGRAD_KEYS("1e-10", "0")};
 static const ow_key timm_adagrad_keys[] = {ADAGRAD_KEYS("1e-08", "0.0")};
 
 enum { A_LR, A_LR_DECAY, A_EPS, A_WD, A_INIT, A_FOREACH, A_MAXIMIZE };
+static const char *const adagrad_params[] = {[A_LR] = "lr",
+                                             [A_LR_DECAY] = "lr_decay",
+                                             [A_EPS] = "eps",
+                                             [A_WD] = "weight_decay",
+                                             [A_INIT] = "initial_accumulator_value",
+                                             [A_FOREACH] = "foreach",
+                                             [A_MAXIMIZE] = "maximize",
+                                             NULL};
 
 typedef struct adagrad_ctx {
     float sign, l2, eps, nclr, init;
@@ -97,12 +105,14 @@ static void adagrad_ref(const ow_kernel_args *a)
     }
 }
 
-static const ow_optimizer_ops adagrad_ops = {
-    .abi_version = OW_ABI_VERSION,
-    .slots = adagrad_slots,
-    .ctx_size = sizeof(adagrad_ctx),
-    .prepare = adagrad_prepare,
-    .passes = {{.run = adagrad_run, .ref = adagrad_ref}}};
+static const ow_pass adagrad_passes[] = {{.run = adagrad_run, .ref = adagrad_ref}, {0}};
+
+static const ow_optimizer_ops adagrad_ops = {.abi_version = OW_ABI_VERSION,
+                                             .slots = adagrad_slots,
+                                             .params = adagrad_params,
+                                             .ctx_size = sizeof(adagrad_ctx),
+                                             .prepare = adagrad_prepare,
+                                             .passes = adagrad_passes};
 
 /* ---- Adadelta -----------------------------------------------------------------------
  */
@@ -134,6 +144,9 @@ static const ow_key adadelta_keys[] = {ADADELTA_KEYS("0")};
 static const ow_key timm_adadelta_keys[] = {ADADELTA_KEYS("0.0")};
 
 enum { D_LR, D_RHO, D_EPS, D_WD, D_MAXIMIZE };
+static const char *const adadelta_params[] = {
+    [D_LR] = "lr",           [D_RHO] = "rho",           [D_EPS] = "eps",
+    [D_WD] = "weight_decay", [D_MAXIMIZE] = "maximize", NULL};
 
 typedef struct adadelta_ctx {
     float sign, l2, rho, omr, eps, nlr;
@@ -206,12 +219,15 @@ static void adadelta_ref(const ow_kernel_args *a)
     }
 }
 
-static const ow_optimizer_ops adadelta_ops = {
-    .abi_version = OW_ABI_VERSION,
-    .slots = adadelta_slots,
-    .ctx_size = sizeof(adadelta_ctx),
-    .prepare = adadelta_prepare,
-    .passes = {{.run = adadelta_run, .ref = adadelta_ref}}};
+static const ow_pass adadelta_passes[] = {{.run = adadelta_run, .ref = adadelta_ref},
+                                          {0}};
+
+static const ow_optimizer_ops adadelta_ops = {.abi_version = OW_ABI_VERSION,
+                                              .slots = adadelta_slots,
+                                              .params = adadelta_params,
+                                              .ctx_size = sizeof(adadelta_ctx),
+                                              .prepare = adadelta_prepare,
+                                              .passes = adadelta_passes};
 
 OW__OPTIMIZER_ENTRY(
     ow__optimizer_adagrad, "Adagrad", "mmengine", adagrad_keys, adagrad_ops,

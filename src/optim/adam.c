@@ -81,13 +81,35 @@ static const ow_key composer_adamw_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.95]", "
 /* ---- per-step constants -------------------------------------------------------------
  */
 
-enum { K_LR, K_BETAS, K_EPS, K_WD };
+/* The hyperparameters the hooks read (absent in an entry without the key). */
+enum {
+    P_LR,
+    P_BETAS,
+    P_EPS,
+    P_WD,
+    P_AMSGRAD,
+    P_CAUTION,
+    P_CORRECTED,
+    P_MAXIMIZE,
+    P_FOREACH
+};
+static const char *const adam_params[] = {[P_LR] = "lr",
+                                          [P_BETAS] = "betas",
+                                          [P_EPS] = "eps",
+                                          [P_WD] = "weight_decay",
+                                          [P_AMSGRAD] = "amsgrad",
+                                          [P_CAUTION] = "caution",
+                                          [P_CORRECTED] = "corrected_weight_decay",
+                                          [P_MAXIMIZE] = "maximize",
+                                          [P_FOREACH] = "foreach",
+                                          NULL};
 enum { WD_L2, WD_DECOUPLED, WD_COMPOSER };
 
-/* How one entry runs the shared kernel. Key indices are -1 where absent. */
+/* How one entry runs the shared kernel. */
 typedef struct adam_variant {
     int wd_mode;
-    int amsgrad, caution, corrected, maximize, foreach; /* key indices */
+    bool read_foreach; /* foreach: false selects the single-tensor path (timm legacy) */
+    bool ignore_maximize; /* composer's step does not read it */
     bool multi;    /* timm's foreach path (taken unless caution or foreach: false) */
     bool nesterov; /* NAdamW's look-ahead numerator */
     bool pow_half; /* bias_correction2 ** 0.5 instead of math.sqrt */
@@ -107,24 +129,20 @@ static const ow_slot adam_slots[] = {
     {0},
 };
 
-static bool flag(const ow_hparam *hp, int k)
-{
-    return k >= 0 && ow__hp_true(&hp[k]);
-}
-
 static void prepare(ow_prepare_args *a, const adam_variant *v)
 {
     adam_ctx *c = a->ctx;
     const ow_hparam *hp = a->hp;
-    double lr = a->lr, wd = hp[K_WD].v[0], b1 = hp[K_BETAS].v[0], b2 = hp[K_BETAS].v[1];
+    double lr = a->lr, wd = hp[P_WD].v[0], b1 = hp[P_BETAS].v[0], b2 = hp[P_BETAS].v[1];
     double step = a->scalars[S_STEP] += 1;
-    c->sign = flag(hp, v->maximize) ? -1.0f : 1.0f;
+    c->sign = !v->ignore_maximize && ow__hp_true(&hp[P_MAXIMIZE]) ? -1.0f : 1.0f;
     c->has_l2 = v->wd_mode == WD_L2 && wd != 0;
     c->l2 = ow__f(wd);
     c->keep = 1.0f;
     if (v->wd_mode == WD_DECOUPLED) /* param.mul_(1 - wd_scale * weight_decay) */
         c->keep = ow__f(
-            1. - ow__wd_scale(lr, flag(hp, v->corrected), a->defaults[K_LR].v[0]) * wd);
+            1. -
+            ow__wd_scale(lr, ow__hp_true(&hp[P_CORRECTED]), a->defaults[P_LR].v[0]) * wd);
     else if (v->wd_mode == WD_COMPOSER && wd != 0)
         c->keep = ow__f(1 - (a->initial_lr != 0 ? lr / a->initial_lr : 1.0) * wd);
     c->b1 = ow__f(b1);
@@ -133,25 +151,25 @@ static void prepare(ow_prepare_args *a, const adam_variant *v)
     c->omb2 = ow__f(1 - b2);
     double bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step);
     c->bc2s = ow__f(v->pow_half ? pow(bc2, 0.5) : sqrt(bc2));
-    c->eps = ow__f(hp[K_EPS].v[0]);
+    c->eps = ow__f(hp[P_EPS].v[0]);
     c->nss = ow__f(-(lr / bc1));
-    c->amsgrad = flag(hp, v->amsgrad);
-    c->caution = flag(hp, v->caution);
+    c->amsgrad = ow__hp_true(&hp[P_AMSGRAD]);
+    c->caution = ow__hp_true(&hp[P_CAUTION]);
     /* foreach=None means foreach for timm, but not with caution (no
      * _foreach_maximum_.Scalar in torch 1.13) */
     bool foreach =
-        v->foreach < 0 || hp[v->foreach].is_null || ow__hp_true(&hp[v->foreach]);
+        !v->read_foreach || hp[P_FOREACH].is_null || ow__hp_true(&hp[P_FOREACH]);
     c->multi = v->multi && foreach && !c->caution;
     c->nesterov = v->nesterov;
     a->passes = c->caution ? 6u : 1u; /* caution: count the mask, then step */
 }
 
 static int slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *shape,
-                      int64_t *out, int amsgrad_key)
+                      int64_t *out)
 {
     if (slot == S_STEP)
         return 0;
-    if (slot == S_MAX_EXP_AVG_SQ && !flag(hp, amsgrad_key))
+    if (slot == S_MAX_EXP_AVG_SQ && !ow__hp_true(&hp[P_AMSGRAD]))
         return -1;
     memcpy(out, shape, (size_t)ndim * sizeof *out);
     return ndim;
@@ -276,47 +294,37 @@ static void adam_caution_apply(const ow_kernel_args *a)
 /* ---- entries ------------------------------------------------------------------------
  */
 
+static const ow_pass adam_passes[] = {
+    {.run = adam_run, .ref = adam_ref},
+    {.run = adam_caution_count,
+     .ref = adam_caution_count,
+     .nsums = 1,
+     .finish = caution_finish},
+    {.run = adam_caution_apply, .ref = adam_caution_apply},
+    {0}};
+
 #define VARIANT(name, ...)                                                               \
     static const adam_variant name##_v = {__VA_ARGS__};                                  \
     static void name##_prepare(ow_prepare_args *a)                                       \
     {                                                                                    \
         prepare(a, &name##_v);                                                           \
     }                                                                                    \
-    static int name##_shape(const ow_hparam *hp, int s, int nd, const int64_t *sh,       \
-                            int64_t *o)                                                  \
-    {                                                                                    \
-        return slot_shape(hp, s, nd, sh, o, name##_v.amsgrad);                           \
-    }                                                                                    \
-    static const ow_optimizer_ops name##_ops = {                                         \
-        .abi_version = OW_ABI_VERSION,                                                   \
-        .slots = adam_slots,                                                             \
-        .ctx_size = sizeof(adam_ctx),                                                    \
-        .prepare = name##_prepare,                                                       \
-        .slot_shape = name##_shape,                                                      \
-        .passes = {{.run = adam_run, .ref = adam_ref},                                   \
-                   {.run = adam_caution_count,                                           \
-                    .ref = adam_caution_count,                                           \
-                    .nsums = 1,                                                          \
-                    .finish = caution_finish},                                           \
-                   {.run = adam_caution_apply, .ref = adam_caution_apply}}}
+    static const ow_optimizer_ops name##_ops = {.abi_version = OW_ABI_VERSION,           \
+                                                .slots = adam_slots,                     \
+                                                .params = adam_params,                   \
+                                                .ctx_size = sizeof(adam_ctx),            \
+                                                .prepare = name##_prepare,               \
+                                                .slot_shape = slot_shape,                \
+                                                .passes = adam_passes}
 
-/* adam_keys / timm_adam_keys: amsgrad 4, maximize 5 */
-VARIANT(torch_adam, .wd_mode = WD_L2, .amsgrad = 4, .caution = -1, .corrected = -1,
-        .maximize = 5, .foreach = -1);
-/* adamw_keys / timm_adamw_keys: amsgrad 4, maximize 6 */
-VARIANT(torch_adamw, .wd_mode = WD_DECOUPLED, .amsgrad = 4, .caution = -1,
-        .corrected = -1, .maximize = 6, .foreach = -1);
-/* legacy: amsgrad 4, caution 5, corrected 6, foreach 7, maximize 8 */
-VARIANT(legacy, .wd_mode = WD_DECOUPLED, .amsgrad = 4, .caution = 5, .corrected = 6,
-        .maximize = 8, .foreach = 7, .multi = true, .pow_half = true);
-/* nadamw: caution 4, corrected 5, maximize 7; foreach (6) is accepted and ignored:
- * NAdamW.step does not pass group['foreach'] on, so foreach: false still runs the
+VARIANT(torch_adam, .wd_mode = WD_L2);
+VARIANT(torch_adamw, .wd_mode = WD_DECOUPLED);
+VARIANT(legacy, .wd_mode = WD_DECOUPLED, .read_foreach = true, .multi = true,
+        .pow_half = true);
+/* NAdamW.step does not pass group['foreach'] on: foreach: false still runs the
  * multi-tensor path */
-VARIANT(nadamw, .wd_mode = WD_DECOUPLED, .amsgrad = -1, .caution = 4, .corrected = 5,
-        .maximize = 7, .foreach = -1, .multi = true, .nesterov = true);
-/* composer: amsgrad 4; maximize ignored (composer's step does not read it) */
-VARIANT(composer, .wd_mode = WD_COMPOSER, .amsgrad = 4, .caution = -1, .corrected = -1,
-        .maximize = -1, .foreach = -1);
+VARIANT(nadamw, .wd_mode = WD_DECOUPLED, .multi = true, .nesterov = true);
+VARIANT(composer, .wd_mode = WD_COMPOSER, .ignore_maximize = true);
 
 OW__OPTIMIZER_ENTRY(ow__optimizer_adam, "Adam", "mmengine", adam_keys, torch_adam_ops,
                     "torch.optim.Adam: adaptive moment estimation (L2 weight decay)");

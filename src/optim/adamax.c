@@ -22,6 +22,13 @@ static const ow_key adamax_keys[] = {ADAMAX_KEYS("0")};
 static const ow_key timm_adamax_keys[] = {ADAMAX_KEYS("0.0")};
 
 enum { K_LR, K_BETAS, K_EPS, K_WD, K_FOREACH, K_MAXIMIZE };
+static const char *const adamax_params[] = {[K_LR] = "lr",
+                                            [K_BETAS] = "betas",
+                                            [K_EPS] = "eps",
+                                            [K_WD] = "weight_decay",
+                                            [K_FOREACH] = "foreach",
+                                            [K_MAXIMIZE] = "maximize",
+                                            NULL};
 
 typedef struct adamax_ctx {
     float sign, l2, b1, omb1, b2, eps, nclr;
@@ -92,12 +99,14 @@ static void adamax_ref(const ow_kernel_args *a)
     }
 }
 
-static const ow_optimizer_ops adamax_ops = {
-    .abi_version = OW_ABI_VERSION,
-    .slots = adamax_slots,
-    .ctx_size = sizeof(adamax_ctx),
-    .prepare = prepare,
-    .passes = {{.run = adamax_run, .ref = adamax_ref}}};
+static const ow_pass adamax_passes[] = {{.run = adamax_run, .ref = adamax_ref}, {0}};
+
+static const ow_optimizer_ops adamax_ops = {.abi_version = OW_ABI_VERSION,
+                                            .slots = adamax_slots,
+                                            .params = adamax_params,
+                                            .ctx_size = sizeof(adamax_ctx),
+                                            .prepare = prepare,
+                                            .passes = adamax_passes};
 
 #define ENTRY(var, nm, scp, keys_, sum)                                                  \
     OW__OPTIMIZER_ENTRY(var, nm, scp, keys_, adamax_ops, sum)

@@ -54,14 +54,16 @@ static void call(const ow_optimizer *opt, const ow_pass *pass, const ow__unit *u
     const ow__tensor *t = &opt->t[opt->active[u->active]];
     float *s[OW__MAX_SLOTS];
     for (size_t k = 0; k < opt->nslots; k++)
-        s[k] = t->slot[k] && t->slot_numel[k] == t->numel ? t->slot[k] + u->off : NULL;
+        s[k] = t->kslots & (1u << k) ? t->slot[k] + u->off : NULL;
     ow_kernel_args a = {.n = n,
                         .p = t->p + u->off,
                         .g = t->g + u->off,
                         .s = s,
                         .ctx = opt->ctx + t->ctx * OW_MAX_CTX,
                         .t = t->t,
-                        .sums = sums};
+                        .sums = sums,
+                        .off = u->off,
+                        .full = (void *const *)t->slot};
     (opt->use_ref ? pass->ref : pass->run)(&a);
 }
 
@@ -196,7 +198,7 @@ static void run_pass(ow_optimizer *opt, size_t k, size_t nunits, size_t nactive,
             const ow__tensor *t = &opt->t[opt->active[a]];
             if (!t->numel || !(opt->ctx_passes[t->ctx] & (1u << k)))
                 continue;
-            if (!opt->use_ref && t->numel <= OW__GATHER_MAX) {
+            if (!opt->use_ref && t->numel <= OW__GATHER_MAX && t->all_f32) {
                 gather_add(opt, pass, &b, t);
                 continue;
             }
@@ -265,7 +267,8 @@ static void run_pass(ow_optimizer *opt, size_t k, size_t nunits, size_t nactive,
                             .sums = tsum,
                             .totals = totals,
                             .numel = t->numel,
-                            .t = t->t};
+                            .t = t->t,
+                            .scalars = t->scalar};
         pass->finish(&f);
     }
 }
@@ -274,7 +277,7 @@ int ow__plan_passes(ow_optimizer *opt, size_t nactive, size_t all, ow_error *err
 {
     bool sums = false;
     for (size_t k = 0; k < OW_MAX_PASSES && opt->ops->passes[k].run; k++)
-        sums = sums || opt->ops->passes[k].nsums;
+        sums = sums || opt->ops->passes[k].nsums; /* ops->passes is set: npass > 0 */
     opt->plan_all = all;
     opt->plan_threads = ow__optimizer_threads(opt); /* once per step: reads the env */
     opt->nunits = 0;

@@ -85,6 +85,20 @@ enum {
     K_DECOUPLED,
     K_CORRECTED
 };
+/* mmpretrain's Lamb lacks the last three: they read as false there */
+static const char *const lamb_params[] = {[K_LR] = "lr",
+                                          [K_BIAS] = "bias_correction",
+                                          [K_BETAS] = "betas",
+                                          [K_EPS] = "eps",
+                                          [K_WD] = "weight_decay",
+                                          [K_AVERAGING] = "grad_averaging",
+                                          [K_MAX_NORM] = "max_grad_norm",
+                                          [K_CLIP] = "trust_clip",
+                                          [K_ALWAYS] = "always_adapt",
+                                          [K_CAUTION] = "caution",
+                                          [K_DECOUPLED] = "decoupled_decay",
+                                          [K_CORRECTED] = "corrected_weight_decay",
+                                          NULL};
 enum { T_MASK, T_CLIP, T_TRUST };               /* tensor values */
 enum { P_GNORM, P_MOMENTS, P_MASKED, P_APPLY }; /* passes */
 
@@ -329,54 +343,25 @@ static void masked_finish(const ow_finish_args *f)
         trust_of(c, f);
 }
 
-/* mmpretrain's keys are timm's first nine: the rest (caution, decoupled, corrected)
- * read as false */
-static void prepare_mmpretrain(ow_prepare_args *a)
-{
-    ow_hparam hp[K_CORRECTED + 1], defaults[K_CORRECTED + 1];
-    memset(hp, 0, sizeof hp);
-    memset(defaults, 0, sizeof defaults);
-    memcpy(hp, a->hp, (K_ALWAYS + 1) * sizeof *hp);
-    memcpy(defaults, a->defaults, (K_ALWAYS + 1) * sizeof *defaults);
-    ow_prepare_args b = *a;
-    b.hp = hp;
-    b.defaults = defaults;
-    prepare(&b);
-    a->passes = b.passes;
-}
-
-#define LAMB_PASSES                                                                      \
-    {                                                                                    \
-        [P_GNORM] = {.run = gnorm_run,                                                   \
-                     .ref = gnorm_ref,                                                   \
-                     .nsums = 1,                                                         \
-                     .finish = gnorm_finish},                                            \
-        [P_MOMENTS] = {.run = moments_run,                                               \
-                       .ref = moments_ref,                                               \
-                       .nsums = 3,                                                       \
-                       .finish = moments_finish},                                        \
-        [P_MASKED] = {.run = masked_run,                                                 \
-                      .ref = masked_ref,                                                 \
-                      .nsums = 3,                                                        \
-                      .finish = masked_finish},                                          \
-        [P_APPLY] = {                                                                    \
-            .run = apply_run,                                                            \
-            .ref = apply_ref                                                             \
-        }                                                                                \
-    }
-static const ow_optimizer_ops mmpretrain_ops = {.abi_version = OW_ABI_VERSION,
-                                                .slots = slots,
-                                                .ctx_size = sizeof(lamb_ctx),
-                                                .prepare = prepare_mmpretrain,
-                                                .passes = LAMB_PASSES,
-                                                .tolerance = 1e-5};
+static const ow_pass lamb_passes[] = {
+    [P_GNORM] = {.run = gnorm_run, .ref = gnorm_ref, .nsums = 1, .finish = gnorm_finish},
+    [P_MOMENTS] = {.run = moments_run,
+                   .ref = moments_ref,
+                   .nsums = 3,
+                   .finish = moments_finish},
+    [P_MASKED] = {.run = masked_run,
+                  .ref = masked_ref,
+                  .nsums = 3,
+                  .finish = masked_finish},
+    [P_APPLY] = {.run = apply_run, .ref = apply_ref},
+    {0}};
 
 static const ow_optimizer_ops lamb_ops = {.abi_version = OW_ABI_VERSION,
                                           .slots = slots,
+                                          .params = lamb_params,
                                           .ctx_size = sizeof(lamb_ctx),
                                           .prepare = prepare,
-                                          .passes = LAMB_PASSES,
-                                          .tolerance = 1e-5};
+                                          .passes = lamb_passes};
 
 #define ENTRY(var, nm, keys_, sum)                                                       \
     OW__OPTIMIZER_ENTRY(var, nm, "timm", keys_, lamb_ops, sum)
@@ -394,4 +379,4 @@ ENTRY(ow__optimizer_timm_clamb, "clamb", clamb_keys, "timm Lamb, cautious");
 ENTRY(ow__optimizer_timm_clambw, "clambw", clambw_keys,
       "timm Lamb, cautious, decoupled decay");
 OW__OPTIMIZER_ENTRY(ow__optimizer_mmpretrain_lamb, "Lamb", "mmpretrain", mmpretrain_keys,
-                    mmpretrain_ops, "mmpretrain Lamb (timm's Lamb, weight_decay 0.01)");
+                    lamb_ops, "mmpretrain Lamb (timm's Lamb, weight_decay 0.01)");

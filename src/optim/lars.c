@@ -33,6 +33,16 @@ static const ow_key nlars_keys[] = {LARS_KEYS("true", "false")};
 static const ow_key nlarc_keys[] = {LARS_KEYS("true", "true")};
 
 enum { K_LR, K_MOMENTUM, K_DAMPENING, K_WD, K_NESTEROV, K_TC, K_EPS, K_CLIP, K_ALWAYS };
+static const char *const lars_params[] = {[K_LR] = "lr",
+                                          [K_MOMENTUM] = "momentum",
+                                          [K_DAMPENING] = "dampening",
+                                          [K_WD] = "weight_decay",
+                                          [K_NESTEROV] = "nesterov",
+                                          [K_TC] = "trust_coeff",
+                                          [K_EPS] = "eps",
+                                          [K_CLIP] = "trust_clip",
+                                          [K_ALWAYS] = "always_adapt",
+                                          NULL};
 
 typedef struct lars_ctx {
     float wd, tc, eps, lr, momentum, damp1, nlr;
@@ -158,16 +168,19 @@ static void step_ref(const ow_kernel_args *a)
     step_body(a);
 }
 
-static const ow_optimizer_ops lars_ops = {
-    .abi_version = OW_ABI_VERSION,
-    .slots = slots,
-    .ctx_size = sizeof(lars_ctx),
-    .check = check,
-    .prepare = prepare,
-    .slot_shape = slot_shape,
-    .passes = {{.run = norms_run, .ref = norms_ref, .nsums = 2, .finish = trust_finish},
-               {.run = step_run, .ref = step_ref}},
-    .tolerance = 1e-5};
+static const ow_pass lars_passes[] = {
+    {.run = norms_run, .ref = norms_ref, .nsums = 2, .finish = trust_finish},
+    {.run = step_run, .ref = step_ref},
+    {0}};
+
+static const ow_optimizer_ops lars_ops = {.abi_version = OW_ABI_VERSION,
+                                          .slots = slots,
+                                          .params = lars_params,
+                                          .ctx_size = sizeof(lars_ctx),
+                                          .check = check,
+                                          .prepare = prepare,
+                                          .slot_shape = slot_shape,
+                                          .passes = lars_passes};
 
 #define ENTRY(var, nm, keys_, sum)                                                       \
     OW__OPTIMIZER_ENTRY(var, nm, "timm", keys_, lars_ops, sum)
@@ -214,6 +227,10 @@ static const ow_key mm_keys[] = {
 };
 
 enum { M_LR, M_MOMENTUM, M_DAMPENING, M_WD, M_NESTEROV, M_ETA, M_EPS, M_EXCLUDE };
+static const char *const mm_params[] = {
+    [M_LR] = "lr",           [M_MOMENTUM] = "momentum",    [M_DAMPENING] = "dampening",
+    [M_WD] = "weight_decay", [M_NESTEROV] = "nesterov",    [M_ETA] = "eta",
+    [M_EPS] = "eps",         [M_EXCLUDE] = "lars_exclude", NULL};
 
 typedef struct mm_lars_ctx {
     double lr, wd, eta, eps; /* Python floats */
@@ -324,17 +341,21 @@ static void mm_step_ref(const ow_kernel_args *a)
     mm_step_body(a);
 }
 
+static const ow_pass mm_lars_passes[] = {
+    {.run = norms_run, .ref = norms_ref, .nsums = 2, .finish = mm_finish},
+    {.run = mm_step_run, .ref = mm_step_ref},
+    {0}};
+
 static const ow_optimizer_ops mm_lars_ops = {
     .abi_version = OW_ABI_VERSION,
     .slots = slots,
+    .params = mm_params,
     .ctx_size = sizeof(mm_lars_ctx),
     .check = mm_check,
     .prepare = mm_prepare,
     .slot_shape = mm_slot_shape,
-    .passes = {{.run = norms_run, .ref = norms_ref, .nsums = 2, .finish = mm_finish},
-               {.run = mm_step_run, .ref = mm_step_ref}},
-    /* the norms are summed in double, torch's in float32 */
-    .tolerance = 1e-5};
+    .passes = mm_lars_passes,
+    /* the norms are summed in double, torch's in float32 */};
 
 OW__OPTIMIZER_ENTRY(ow__optimizer_mmpretrain_lars, "LARS", "mmpretrain", mm_keys,
                     mm_lars_ops,

@@ -22,6 +22,14 @@ static const ow_key clion_keys[] = {LION_KEYS("true", "false")};
 static const ow_key clionc_keys[] = {LION_KEYS("true", "true")};
 
 enum { K_LR, K_BETAS, K_WD, K_CAUTION, K_CORRECTED, K_FOREACH, K_MAXIMIZE };
+static const char *const lion_params[] = {[K_LR] = "lr",
+                                          [K_BETAS] = "betas",
+                                          [K_WD] = "weight_decay",
+                                          [K_CAUTION] = "caution",
+                                          [K_CORRECTED] = "corrected_weight_decay",
+                                          [K_FOREACH] = "foreach",
+                                          [K_MAXIMIZE] = "maximize",
+                                          NULL};
 
 typedef struct lion_ctx {
     float sign, keep, b1, omb1, b2, omb2, nlr;
@@ -142,14 +150,18 @@ static void lion_caution(const ow_kernel_args *a)
     }
 }
 
-static const ow_optimizer_ops lion_ops = {
-    .abi_version = OW_ABI_VERSION,
-    .slots = lion_slots,
-    .ctx_size = sizeof(lion_ctx),
-    .prepare = prepare,
-    .passes = {{.run = lion_run, .ref = lion_ref},
-               {.run = lion_run, .ref = lion_ref, .nsums = 1, .finish = caution_finish},
-               {.run = lion_caution, .ref = lion_caution}}};
+static const ow_pass lion_passes[] = {
+    {.run = lion_run, .ref = lion_ref},
+    {.run = lion_run, .ref = lion_ref, .nsums = 1, .finish = caution_finish},
+    {.run = lion_caution, .ref = lion_caution},
+    {0}};
+
+static const ow_optimizer_ops lion_ops = {.abi_version = OW_ABI_VERSION,
+                                          .slots = lion_slots,
+                                          .params = lion_params,
+                                          .ctx_size = sizeof(lion_ctx),
+                                          .prepare = prepare,
+                                          .passes = lion_passes};
 
 #define ENTRY(var, nm, keys_, sum)                                                       \
     OW__OPTIMIZER_ENTRY(var, nm, "timm", keys_, lion_ops, sum)

@@ -24,6 +24,16 @@ static const ow_key timm_nadam_keys[] = {
 static const ow_key nadamlegacy_keys[] = {NADAM_KEYS("0.0", "schedule_decay"), {0}};
 
 enum { K_LR, K_BETAS, K_EPS, K_WD, K_DECAY, K_FOREACH };
+static const char *const nadam_params[] = {[K_LR] = "lr",
+                                           [K_BETAS] = "betas",
+                                           [K_EPS] = "eps",
+                                           [K_WD] = "weight_decay",
+                                           [K_DECAY] = "momentum_decay",
+                                           [K_FOREACH] = "foreach",
+                                           NULL};
+static const char *const legacy_params[] = {
+    [K_LR] = "lr",           [K_BETAS] = "betas",          [K_EPS] = "eps",
+    [K_WD] = "weight_decay", [K_DECAY] = "schedule_decay", NULL};
 
 typedef struct nadam_ctx {
     float l2, b1, omb1, b2, omb2, bc2, eps, c_grad, c_avg;
@@ -148,18 +158,22 @@ static void nadam_ref(const ow_kernel_args *a)
     }
 }
 
-static const ow_optimizer_ops nadam_ops = {
-    .abi_version = OW_ABI_VERSION,
-    .slots = nadam_slots,
-    .ctx_size = sizeof(nadam_ctx),
-    .prepare = prepare_torch,
-    .passes = {{.run = nadam_run, .ref = nadam_ref}}};
-static const ow_optimizer_ops legacy_ops = {
-    .abi_version = OW_ABI_VERSION,
-    .slots = legacy_slots,
-    .ctx_size = sizeof(nadam_ctx),
-    .prepare = prepare_legacy,
-    .passes = {{.run = nadam_run, .ref = nadam_ref}}};
+static const ow_pass nadam_passes[] = {{.run = nadam_run, .ref = nadam_ref}, {0}};
+
+static const ow_optimizer_ops nadam_ops = {.abi_version = OW_ABI_VERSION,
+                                           .slots = nadam_slots,
+                                           .params = nadam_params,
+                                           .ctx_size = sizeof(nadam_ctx),
+                                           .prepare = prepare_torch,
+                                           .passes = nadam_passes};
+static const ow_pass legacy_passes[] = {{.run = nadam_run, .ref = nadam_ref}, {0}};
+
+static const ow_optimizer_ops legacy_ops = {.abi_version = OW_ABI_VERSION,
+                                            .slots = legacy_slots,
+                                            .params = legacy_params,
+                                            .ctx_size = sizeof(nadam_ctx),
+                                            .prepare = prepare_legacy,
+                                            .passes = legacy_passes};
 
 OW__OPTIMIZER_ENTRY(
     ow__optimizer_nadam, "NAdam", "mmengine", nadam_keys, nadam_ops,

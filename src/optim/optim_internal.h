@@ -5,6 +5,7 @@
 #define OW_OPTIM_INTERNAL_H
 
 #include "../internal.h"
+#include "optwrap-plugin.h"
 
 #include <math.h>
 
@@ -30,17 +31,23 @@ typedef struct ow__tensor {
     double *scalar;  /* [slots] scalar slot values */
     unsigned kslots; /* bit k: slot k is parameter-shaped (set with the active list) */
     bool has_state;  /* state created (first step with a gradient) */
+    bool all_f32;    /* every tensor slot is float32 and parameter-shaped (gatherable) */
     bool fresh;      /* state created by the step in progress */
-    double t[OW_MAX_TENSOR_SCALARS]; /* finish-hook values of the current step */
-    size_t *slot_numel;              /* [slots] */
-    size_t param;                    /* model occurrence index */
+    double t[OW_MAX_TENSOR_SCALARS];     /* finish-hook values of the current step */
+    bool per_tensor;                     /* steps through tensor_step, not the passes */
+    bool wants_hvp;                      /* OW_NEEDS_HVP: reads H z this step */
+    unsigned char sdtype[OW__MAX_SLOTS]; /* ow_dtype of each tensor slot */
+    const float *z, *hz;                 /* OW_NEEDS_HVP: this step's z and H z */
+    size_t *slot_numel;                  /* [slots] */
+    size_t param;                        /* model occurrence index */
     int ndim;
     int64_t shape[OW_MAX_DIMS];
 } ow__tensor;
 
 typedef struct ow__group {
-    ow_cfg *opts;  /* owned copy of the group's hyperparameters */
-    ow_hparam *hp; /* [keys] resolved from opts */
+    ow_cfg *opts;   /* owned copy of the group's hyperparameters */
+    ow_hparam *hp;  /* [keys] resolved from opts */
+    ow_hparam *php; /* [params] the same in ops->params order (ow__group_sync) */
     double initial_lr;
 } ow__group;
 
@@ -57,7 +64,19 @@ struct ow_optimizer {
     size_t nscalar;
     ow__group *g;
     size_t ng;
-    ow_hparam *defaults;  /* [keys] */
+    ow_hparam *defaults;                /* [keys] */
+    long pmap[OW_MAX_PARAMS];           /* ops->params[i] is key pmap[i], or -1 */
+    size_t np;                          /* hyperparameters in ops->params */
+    ow_hparam pdefaults[OW_MAX_PARAMS]; /* defaults in ops->params order */
+    bool mixed; /* ops has passes and tensor_step: per_tensor picks per tensor */
+    /* randomness and Hessian-vector products (OW_NEEDS_RNG, OW_NEEDS_HVP) */
+    ow_rng_fn rng;
+    void *rng_user;
+    uint64_t seed, draws; /* the built-in generator: seed and draws taken */
+    ow_hvp_fn hvp;
+    void *hvp_user;
+    float *hvp_buf; /* [2 * elements of the active tensors]: z, then H z */
+    size_t hvp_cap;
     ow_cfg *defaults_cfg; /* owned copy (strings in defaults point into it) */
     ow__tensor *t;
     size_t nt;
@@ -70,12 +89,15 @@ struct ow_optimizer {
     unsigned long active_gen;
     size_t nactive, active_all;
     /* step scratch, grown on demand */
-    size_t *active;     /* [nt] tensors stepping now */
+    size_t *active;     /* [nt] tensors stepping now: those taking the passes, then
+                           those taking tensor_step (npass of the first kind) */
+    size_t *active_tmp; /* [nt] */
+    size_t npass;
     unsigned char *ctx; /* [nctx * OW_MAX_CTX] prepared constants */
     unsigned *ctx_passes;
     size_t ctx_cap;
     double shared[OW_MAX_CTX / sizeof(double)]; /* ow_prepare_args.shared */
-    float *scratch;                             /* ow_tensor_args.scratch */
+    void *scratch; /* ow_tensor_args.scratch (64-byte aligned) */
     size_t scratch_cap;
     struct ow__unit *units; /* work units of the active tensors */
     size_t units_cap, nunits;
@@ -100,6 +122,13 @@ typedef struct ow__unit {
 
 /* Resolves a config value into an ow_hparam (strings are borrowed from node). */
 void ow__hparam_from_cfg(const ow_cfg *node, ow_hparam *out);
+/* Maps ops->params to the entry's keys (map[i]: key index or -1), *np their count;
+ * OW_ERR_PLUGIN for a params list too long or NULL. */
+int ow__params_map(const ow_entry *e, long *map, size_t *np, ow_error *err);
+/* hp in key order -> out in ops->params order (absent where map[i] < 0). */
+void ow__params_view(const long *map, size_t np, const ow_hparam *hp, ow_hparam *out);
+/* Rebuilds group gi's php from its hp (after any change to hp). */
+void ow__group_sync(ow_optimizer *opt, size_t gi);
 /* The index of key name in the entry's keys, or -1. */
 long ow__optimizer_key(const ow_optimizer *opt, const char *name);
 /* Tests: run the plain _ref kernels instead of the fast ones. */
@@ -107,6 +136,10 @@ void ow__optimizer_use_ref(ow_optimizer *opt, bool on);
 /* Creates the state of tensor i (slots at their init values); NOMEM leaves it absent. */
 int ow__tensor_alloc_state(ow_optimizer *opt, size_t i, ow_error *err);
 void ow__tensor_free_state(ow_optimizer *opt, ow__tensor *t);
+/* Bytes per element of a dtype; the storage dtype of a tensor slot under hp ([keys]). */
+size_t ow__dtype_size(ow_dtype d);
+ow_dtype ow__slot_dtype_hp(const ow_optimizer *opt, const ow_hparam *hp, size_t slot,
+                           size_t numel);
 /* A slot's shape for tensor t (its ndim, or -1 when the tensor has no such slot). */
 int ow__slot_shape(const ow_optimizer *opt, const ow__tensor *t, size_t slot,
                    int64_t *shape);
@@ -153,6 +186,34 @@ void ow__optimizer_state_discard(ow__optimizer_staged *s);
  * that compare them with the optimizer's before committing; NULL past the end. */
 const ow_cfg *ow__optimizer_staged_group(const ow__optimizer_staged *s, size_t g);
 
+/* ---- draws.c: randomness and Hessian-vector products ------------------------------ */
+
+/* ow_tensor_args.rand and .rand_scalar (engine: the optimizer). */
+void ow__tensor_rand(const ow_tensor_args *a, ow_rng_kind kind, float *out, size_t n);
+double ow__tensor_rand_scalar(const ow_tensor_args *a);
+/* OW_NEEDS_HVP: draws z for the active tensors [from, nactive) and asks the host for
+ * H z (OW_ERR_UNSUPPORTED without a host callback; the host's error code else). */
+int ow__hvp_prepare(ow_optimizer *opt, size_t from, size_t nactive, ow_error *err);
+
+/* ---- trajectory_inputs.c: a replay's recorded draws and Hessian-vector products ---- */
+
+typedef struct ow__traj_inputs {
+    const ow_cfg *extra, *coef_a, *coef_b;
+    float *const *data;  /* [tensors] the replay's parameters */
+    const size_t *numel; /* [tensors] */
+    int step;
+    size_t cursor[3]; /* next draw of each ow_rng_kind in this step */
+    bool failed;      /* a draw was missing or of another size */
+} ow__traj_inputs;
+/* What the entry is held to in a replay: 0 (bit for bit) or a relative error. */
+double ow__trajectory_tolerance(const ow_entry *e);
+/* Sets the optimizer's generator and Hessian-vector products from the golden file doc
+ * (where it records them); in must stay at its address while opt steps. */
+void ow__traj_inputs_attach(ow__traj_inputs *in, const ow_cfg *doc, ow_optimizer *opt,
+                            float *const *data, const size_t *numel);
+/* Before step `step`: its draws start over. */
+void ow__traj_inputs_step(ow__traj_inputs *in, int step);
+
 /* ---- kernels.c (which needs nothing of optimizer.c) -------------------------------- */
 
 /* The threads a step uses: ow_optimizer_set_threads', else $OW_NUM_THREADS, else
@@ -188,10 +249,14 @@ static inline double ow__caution_scale(double count, size_t numel)
     return (double)(1.0f / mean);
 }
 
-/* A hyperparameter as a bool / first number. */
+/* A hyperparameter as a bool / first number (false / dflt when null or absent). */
 static inline bool ow__hp_true(const ow_hparam *hp)
 {
     return !hp->is_null && hp->n > 0 && hp->v[0] != 0;
+}
+static inline double ow__hp_num(const ow_hparam *hp, double dflt)
+{
+    return hp->is_null || hp->n < 1 ? dflt : hp->v[0];
 }
 
 /* timm's decoupled decay scale: lr, or lr**2 / defaults['lr'] when corrected. */
@@ -223,7 +288,8 @@ static inline double ow__wd_scale(double lr, bool corrected, double max_lr)
 /* torch's performance switches: accepted, no effect on a CPU step */
 #define OW__KEY_PERF(n)                                                                  \
     {                                                                                    \
-        .name = n, .type = OW_T_BOOL, .def = "false", .flags = OW_KEY_NULLABLE,          \
+        .name = n, .type = OW_T_BOOL, .def = "false",                                    \
+        .flags = OW_KEY_NULLABLE | OW_KEY_IGNORED,                                       \
         .doc = "torch implementation switch, accepted and ignored"                       \
     }
 /* Defines the registry entry `var` of an optimizer (one line per entry in each family's

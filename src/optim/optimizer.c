@@ -25,6 +25,7 @@ void ow__hparam_from_cfg(const ow_cfg *node, ow_hparam *out)
         out->n = 1;
         break;
     case OW_CFG_STRING: out->s = node->v.s; break;
+    case OW_CFG_MAP: break;
     case OW_CFG_LIST:
         for (size_t i = 0; i < node->v.c.n && i < OW_MAX_VALUES; i++) {
             const ow_cfg *it = node->v.c.items[i];
@@ -38,6 +39,44 @@ void ow__hparam_from_cfg(const ow_cfg *node, ow_hparam *out)
         break;
     default: break;
     }
+    out->cfg = node;
+}
+
+int ow__params_map(const ow_entry *e, long *map, size_t *np, ow_error *err)
+{
+    const ow_optimizer_ops *ops = e->ops;
+    size_t n = 0;
+    while (ops->params && ops->params[n] && n <= OW_MAX_PARAMS)
+        n++;
+    if (!ops->params || n > OW_MAX_PARAMS)
+        return ow__error(err, OW_ERR_PLUGIN, NULL, 0, 0,
+                         "optimizer '%s': ops.params is %s", e->name,
+                         ops->params ? "longer than OW_MAX_PARAMS" : "NULL");
+    for (size_t i = 0; i < n; i++) {
+        map[i] = -1;
+        for (size_t k = 0; e->keys[k].name && map[i] < 0; k++)
+            if (!strcmp(e->keys[k].name, ops->params[i]))
+                map[i] = (long)k;
+    }
+    *np = n;
+    return OW_OK;
+}
+
+void ow__params_view(const long *map, size_t np, const ow_hparam *hp, ow_hparam *out)
+{
+    for (size_t i = 0; i < np; i++) {
+        if (map[i] >= 0) {
+            out[i] = hp[map[i]];
+        } else {
+            memset(&out[i], 0, sizeof out[i]);
+            out[i].absent = true;
+        }
+    }
+}
+
+void ow__group_sync(ow_optimizer *opt, size_t gi)
+{
+    ow__params_view(opt->pmap, opt->np, opt->g[gi].hp, opt->g[gi].php);
 }
 
 long ow__optimizer_key(const ow_optimizer *opt, const char *name)
@@ -75,7 +114,9 @@ int ow__optimizer_resolve_group(const ow_optimizer *opt, size_t gi, const ow_cfg
             hp[k] = opt->defaults[k];
     }
     char msg[256];
-    if (opt->ops->check && !opt->ops->check(hp, msg, sizeof msg))
+    ow_hparam view[OW_MAX_PARAMS];
+    ow__params_view(opt->pmap, opt->np, hp, view);
+    if (opt->ops->check && !opt->ops->check(view, msg, sizeof msg))
         return ow__error(err, OW_ERR_VALUE, NULL, 0, 0, "%s: param group %zu: %s",
                          opt->entry->name, gi, msg);
     return OW_OK;
@@ -83,8 +124,10 @@ int ow__optimizer_resolve_group(const ow_optimizer *opt, size_t gi, const ow_cfg
 
 int ow__optimizer_set_group(ow_optimizer *opt, size_t gi, ow_cfg *opts, ow_error *err)
 {
+    ow__group *g = &opt->g[gi];
     ow_hparam *hp = ow__calloc(opt->nkeys ? opt->nkeys : 1, sizeof *hp);
-    if (!hp) {
+    if (!hp || (!g->php && !(g->php = ow__calloc(opt->np ? opt->np : 1, sizeof *hp)))) {
+        ow_free(hp);
         ow_cfg_free(opts);
         return ow__nomem(err);
     }
@@ -94,11 +137,12 @@ int ow__optimizer_set_group(ow_optimizer *opt, size_t gi, ow_cfg *opts, ow_error
         ow_cfg_free(opts);
         return rc;
     }
-    ow__group *g = &opt->g[gi];
     ow_cfg_free(g->opts);
     ow_free(g->hp);
     g->opts = opts;
     g->hp = hp;
+    ow__group_sync(opt, gi);
+    opt->active_valid = false; /* per_tensor may read the new values */
     return OW_OK;
 }
 
@@ -138,18 +182,21 @@ void ow_optimizer_free(ow_optimizer *opt)
     for (size_t i = 0; opt->g && i < opt->ng; i++) {
         ow_cfg_free(opt->g[i].opts);
         ow_free(opt->g[i].hp);
+        ow_free(opt->g[i].php);
     }
     ow_free(opt->g);
     ow_free(opt->t);
     ow_free(opt->defaults);
     ow_cfg_free(opt->defaults_cfg);
     ow_free(opt->active);
+    ow_free(opt->active_tmp);
     ow_free(opt->ctx);
     ow_free(opt->ctx_passes);
     ow_free(opt->units);
     ow_free(opt->order);
     ow_free(opt->sums);
     ow_free(opt->scratch);
+    ow_free(opt->hvp_buf);
     ow_free(opt);
 }
 
@@ -199,8 +246,13 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
         return ow__error(err, OW_ERR_UNSUPPORTED, NULL, 0, 0,
                          "optimizer '%s%s%s' has no kernels in optwrap (only its schema)",
                          e->scope ? e->scope : "", e->scope ? "." : "", e->name);
+    size_t npasses = 0;
+    while (ops->abi_version == OW_ABI_VERSION && ops->passes &&
+           ops->passes[npasses].run && npasses <= OW_MAX_PASSES)
+        npasses++;
     if (ops->abi_version != OW_ABI_VERSION || !ops->slots || !ops->prepare ||
-        ops->ctx_size > OW_MAX_CTX || (!ops->passes[0].run && !ops->tensor_step))
+        ops->ctx_size > OW_MAX_CTX || npasses > OW_MAX_PASSES ||
+        (!npasses && !ops->tensor_step) || (ops->per_tensor && !ops->tensor_step))
         return ow__error(err, OW_ERR_PLUGIN, NULL, 0, 0,
                          "optimizer '%s': invalid ow_optimizer_ops (abi_version %d, "
                          "expected %d)",
@@ -213,8 +265,14 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
     opt->groups = groups;
     opt->model = ow_groups_get_model(groups);
     opt->apply_lr_scale = ow__groups_applies_lr_scale(groups);
+    opt->mixed = npasses && ops->tensor_step;
     while (e->keys[opt->nkeys].name)
         opt->nkeys++;
+    int rc = ow__params_map(e, opt->pmap, &opt->np, err);
+    if (rc) {
+        ow_free(opt);
+        return rc;
+    }
     while (ops->slots[opt->nslots].name)
         opt->nslots++;
     if (opt->nslots > OW__MAX_SLOTS) {
@@ -226,7 +284,7 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
     for (size_t s = 0; s < opt->nslots; s++)
         if (ops->slots[s].flags & OW_SLOT_SCALAR)
             opt->scalar_slot[opt->nscalar++] = s;
-    int rc = OW_ERR_NOMEM;
+    rc = OW_ERR_NOMEM;
     opt->ng = ow_groups_get_count(groups);
     opt->g = ow__calloc(opt->ng ? opt->ng : 1, sizeof *opt->g);
     opt->defaults = ow__calloc(opt->nkeys ? opt->nkeys : 1, sizeof *opt->defaults);
@@ -259,6 +317,7 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
             opt->defaults[k].is_null = true;
         }
     }
+    ow__params_view(opt->pmap, opt->np, opt->defaults, opt->pdefaults);
     long lr_key = opt->lr_key = ow__optimizer_key(opt, "lr");
     for (size_t gi = 0; gi < opt->ng; gi++) {
         ow_cfg *copy = ow__cfg_dup(ow_groups_get_options(groups, gi));
@@ -274,7 +333,8 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
         goto fail;
     size_t nt = opt->nt ? opt->nt : 1;
     opt->active = ow__calloc(nt, sizeof *opt->active);
-    if (!opt->active)
+    opt->active_tmp = ow__calloc(nt, sizeof *opt->active);
+    if (!opt->active || !opt->active_tmp)
         goto nomem;
     *out = opt;
     return OW_OK;
@@ -296,12 +356,38 @@ int ow__slot_shape(const ow_optimizer *opt, const ow__tensor *t, size_t slot,
 int ow__slot_shape_hp(const ow_optimizer *opt, const ow_hparam *hp, const ow__tensor *t,
                       size_t slot, int64_t *shape)
 {
-    if (opt->ops->slot_shape)
-        return opt->ops->slot_shape(hp, (int)slot, t->ndim, t->shape, shape);
+    if (opt->ops->slot_shape) {
+        ow_hparam view[OW_MAX_PARAMS];
+        ow__params_view(opt->pmap, opt->np, hp, view);
+        return opt->ops->slot_shape(view, (int)slot, t->ndim, t->shape, shape);
+    }
     if (opt->ops->slots[slot].flags & OW_SLOT_SCALAR)
         return 0;
     memcpy(shape, t->shape, (size_t)t->ndim * sizeof *shape);
     return t->ndim;
+}
+
+size_t ow__dtype_size(ow_dtype d)
+{
+    switch (d) {
+    case OW_DTYPE_BF16: return 2;
+    case OW_DTYPE_U8: return 1;
+    case OW_DTYPE_F64:
+    case OW_DTYPE_I64: return 8;
+    default: return 4;
+    }
+}
+
+ow_dtype ow__slot_dtype_hp(const ow_optimizer *opt, const ow_hparam *hp, size_t slot,
+                           size_t numel)
+{
+    if (opt->ops->slot_dtype) {
+        ow_hparam view[OW_MAX_PARAMS];
+        ow__params_view(opt->pmap, opt->np, hp, view);
+        return opt->ops->slot_dtype(view, (int)slot, numel);
+    }
+    ow_dtype d = opt->ops->slots[slot].dtype;
+    return d == OW_DTYPE_BF16 || d == OW_DTYPE_U8 ? d : OW_DTYPE_F32;
 }
 
 int ow__tensor_alloc_state(ow_optimizer *opt, size_t i, ow_error *err)
@@ -324,11 +410,24 @@ int ow__tensor_alloc_state(ow_optimizer *opt, size_t i, ow_error *err)
         size_t n = 1;
         for (int d = 0; d < nd; d++)
             n *= (size_t)shape[d];
-        if (!(t->slot[s] = ow__malloc((n ? n : 1) * sizeof(float))))
+        ow_dtype dt = ow__slot_dtype_hp(opt, opt->g[t->group].hp, s, t->numel);
+        t->sdtype[s] = (unsigned char)dt;
+        if (!(t->slot[s] = ow__malloc((n ? n : 1) * ow__dtype_size(dt))))
             goto nomem;
-        for (size_t k = 0; k < n; k++)
-            t->slot[s][k] = sl->init;
         t->slot_numel[s] = n;
+        const float *from = (sl->flags & OW_SLOT_FROM_PARAM)  ? t->p
+                            : (sl->flags & OW_SLOT_FROM_GRAD) ? t->g
+                                                              : NULL;
+        if (from && n == t->numel && dt == OW_DTYPE_F32)
+            memcpy(t->slot[s], from, n * sizeof(float));
+        else if (dt == OW_DTYPE_F32)
+            for (size_t k = 0; k < n; k++)
+                t->slot[s][k] = sl->init;
+        else if (dt == OW_DTYPE_BF16)
+            for (size_t k = 0; k < n; k++)
+                ((uint16_t *)t->slot[s])[k] = ow__f32_to_bf16(sl->init);
+        else
+            memset(t->slot[s], 0, n); /* codes: the optimizer's to fill */
     }
     t->has_state = true;
     return OW_OK;
@@ -387,8 +486,8 @@ static void prepare_all(ow_optimizer *opt, size_t nactive)
             for (size_t j = 0; j < opt->nscalar; j++)
                 prev_in[j] = t->scalar[opt->scalar_slot[j]];
             const ow__group *g = &opt->g[t->group];
-            ow_prepare_args pa = {.hp = g->hp,
-                                  .defaults = opt->defaults,
+            ow_prepare_args pa = {.hp = g->php,
+                                  .defaults = opt->pdefaults,
                                   .lr = step_lr(opt, t->group),
                                   .initial_lr = g->initial_lr,
                                   .scalars = t->scalar,
@@ -406,16 +505,18 @@ static void prepare_all(ow_optimizer *opt, size_t nactive)
     opt->pass_mask = mask;
 }
 
-/* Scratch for per-tensor steps: three times the largest active tensor. */
-static int grow_scratch(ow_optimizer *opt, size_t nactive, ow_error *err)
+/* Scratch for per-tensor steps: the most any active tensor's needs, 64-byte aligned. */
+static int grow_scratch(ow_optimizer *opt, size_t from, size_t nactive, ow_error *err)
 {
-    size_t need = 1;
-    for (size_t a = 0; a < nactive; a++) /* 3 * numel, and 2 more: room to align */
-        if (3 * opt->t[opt->active[a]].numel + 2 > need)
-            need = 3 * opt->t[opt->active[a]].numel + 2;
+    size_t need = 0;
+    for (size_t a = from; a < nactive && opt->ops->scratch_bytes; a++) {
+        const ow__tensor *t = &opt->t[opt->active[a]];
+        size_t b = opt->ops->scratch_bytes(opt->g[t->group].php, t->ndim, t->shape);
+        need = b > need ? b : need;
+    }
     if (need <= opt->scratch_cap)
         return OW_OK;
-    float *s = ow__malloc(need * sizeof *s);
+    void *s = ow__malloc_aligned(need);
     if (!s)
         return ow__nomem(err);
     ow_free(opt->scratch);
@@ -424,13 +525,65 @@ static int grow_scratch(ow_optimizer *opt, size_t nactive, ow_error *err)
     return OW_OK;
 }
 
+/* Puts the active tensors that take the passes first and those that take tensor_step
+ * after them; returns how many take the passes. */
+static size_t split_active(ow_optimizer *opt, size_t nactive)
+{
+    const ow_optimizer_ops *ops = opt->ops;
+    size_t npass = 0, nper = 0;
+    for (size_t a = 0; a < nactive; a++) { /* stable: each part in param_groups order */
+        ow__tensor *t = &opt->t[opt->active[a]];
+        t->per_tensor = !ops->passes || !ops->passes[0].run ||
+                        (ops->tensor_step &&
+                         (!ops->per_tensor ||
+                          ops->per_tensor(opt->g[t->group].php, t->ndim, t->shape)));
+        if (t->per_tensor)
+            opt->active_tmp[nper++] = opt->active[a];
+        else
+            opt->active[npass++] = opt->active[a];
+    }
+    memcpy(opt->active + npass, opt->active_tmp, nper * sizeof *opt->active);
+    return npass;
+}
+
+/* Steps active tensors [from, nactive) with tensor_step. */
+static void run_tensor_steps(ow_optimizer *opt, size_t from, size_t nactive)
+{
+    void (*step)(const ow_tensor_args *) = opt->use_ref && opt->ops->tensor_ref
+                                               ? opt->ops->tensor_ref
+                                               : opt->ops->tensor_step;
+    for (size_t a = from; a < nactive; a++) {
+        ow__tensor *t = &opt->t[opt->active[a]];
+        ow_tensor_args ta = {.ndim = t->ndim,
+                             .shape = t->shape,
+                             .numel = t->numel,
+                             .p = t->p,
+                             .g = t->g,
+                             .s = t->slot,
+                             .scalars = t->scalar,
+                             .ctx = opt->ctx + t->ctx * OW_MAX_CTX,
+                             .scratch = opt->ops->scratch_bytes ? opt->scratch : NULL,
+                             .threads = t->numel < OW__SERIAL_BELOW || opt->use_ref
+                                            ? 1
+                                            : ow__optimizer_threads(opt),
+                             .ref = opt->use_ref,
+                             .param = opt->active[a],
+                             .z = t->z,
+                             .hvp = t->hz,
+                             .rand = ow__tensor_rand,
+                             .rand_scalar = ow__tensor_rand_scalar,
+                             .engine = opt};
+        step(&ta);
+    }
+}
+
 int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
 {
     ow__error_reset(err);
     if (!opt)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optimizer_step: opt is NULL");
-    size_t nactive = 0, all = 0;
+    size_t nactive = 0, all = 0, npass = 0;
     int rc = OW_OK;
     bool need_state = false;
     /* The active tensors and their pointers only change with the model (its generation)
@@ -440,6 +593,7 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
     bool cached = opt->active_valid && opt->active_gen == gen;
     if (cached) {
         nactive = opt->nactive;
+        npass = opt->npass;
         all = opt->active_all;
     } else {
         for (size_t i = 0; i < opt->nt; i++) {
@@ -451,14 +605,16 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
             t->p = pv.data;
             t->g = pv.grad;
             need_state = need_state || !t->has_state;
-            all += t->numel;
             opt->active[nactive++] = i;
         }
+        npass = split_active(opt, nactive);
+        for (size_t a = 0; a < npass; a++)
+            all += opt->t[opt->active[a]].numel;
     }
     /* everything that can fail comes first, so that a failure leaves all as it was:
-     * missing state, the room for the constants, the work units or the scratch. On
-     * 1,000 small tensors each walk over them costs microseconds: skip the ones that
-     * have nothing to do. */
+     * missing state, the room for the constants, the work units, the scratch, the
+     * host's Hessian-vector products. On 1,000 small tensors each walk over them costs
+     * microseconds: skip the ones that have nothing to do. */
     for (size_t a = 0; need_state && a < nactive && rc == OW_OK; a++) {
         ow__tensor *t = &opt->t[opt->active[a]];
         if (!t->has_state &&
@@ -467,38 +623,30 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
     }
     if (rc == OW_OK)
         rc = grow_ctx(opt, nactive + 1, err);
-    if (rc == OW_OK)
-        rc = opt->ops->tensor_step ? grow_scratch(opt, nactive, err)
-                                   : ow__plan_passes(opt, nactive, all, err);
+    if (rc == OW_OK && npass < nactive)
+        rc = grow_scratch(opt, npass, nactive, err);
+    if (rc == OW_OK && npass)
+        rc = ow__plan_passes(opt, npass, all, err);
+    if (rc == OW_OK && (opt->ops->needs & OW_NEEDS_HVP))
+        rc = ow__hvp_prepare(opt, npass, nactive, err);
     if (rc == OW_OK && !cached) /* every active tensor has its state now */
         for (size_t a = 0; a < nactive; a++) {
             ow__tensor *t = &opt->t[opt->active[a]];
             t->kslots = 0;
-            for (size_t k = 0; k < opt->nslots; k++)
-                if (t->slot[k] && t->slot_numel[k] == t->numel)
+            t->all_f32 = true;
+            for (size_t k = 0; k < opt->nslots; k++) {
+                bool f32 = t->sdtype[k] == OW_DTYPE_F32;
+                if (t->slot[k] && f32 && t->slot_numel[k] == t->numel)
                     t->kslots |= 1u << k;
+                else if (t->slot[k])
+                    t->all_f32 = false;
+            }
         }
     if (rc == OW_OK) {
         prepare_all(opt, nactive);
-        if (!opt->ops->tensor_step)
-            ow__run_passes(opt, nactive);
-        for (size_t a = 0; a < nactive && opt->ops->tensor_step; a++) {
-            ow__tensor *t = &opt->t[opt->active[a]];
-            ow_tensor_args ta = {.ndim = t->ndim,
-                                 .shape = t->shape,
-                                 .numel = t->numel,
-                                 .p = t->p,
-                                 .g = t->g,
-                                 .s = t->slot,
-                                 .scalars = t->scalar,
-                                 .ctx = opt->ctx + t->ctx * OW_MAX_CTX,
-                                 .scratch = opt->scratch,
-                                 .threads = t->numel < OW__SERIAL_BELOW || opt->use_ref
-                                                ? 1
-                                                : ow__optimizer_threads(opt),
-                                 .ref = opt->use_ref};
-            opt->ops->tensor_step(&ta);
-        }
+        if (npass)
+            ow__run_passes(opt, npass);
+        run_tensor_steps(opt, npass, nactive);
     }
     for (size_t a = 0; need_state && a < nactive; a++) {
         ow__tensor *t = &opt->t[opt->active[a]];
@@ -510,6 +658,7 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
     opt->active_valid = rc == OW_OK;
     opt->active_gen = gen;
     opt->nactive = nactive;
+    opt->npass = npass;
     opt->active_all = all;
     return rc;
 }
@@ -690,7 +839,13 @@ int ow__optimizer_check_config(const ow_entry *entry, const ow_cfg *opt_cfg,
             hp[k].is_null = true;
     }
     char msg[256];
-    if (!ops->check(hp, msg, sizeof msg))
+    long map[OW_MAX_PARAMS];
+    size_t np;
+    ow_hparam view[OW_MAX_PARAMS];
+    if ((rc = ow__params_map(entry, map, &np, err)))
+        goto done;
+    ow__params_view(map, np, hp, view);
+    if (!ops->check(view, msg, sizeof msg))
         rc = ow__error_at(err, OW_ERR_VALUE, opt_cfg, "%s (%s): %s", context, entry->name,
                           msg);
 done:

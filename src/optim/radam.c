@@ -19,6 +19,9 @@ static const ow_key timm_radam_keys[] = {RADAM_KEYS("0.0"), OW__KEY_FOREACH, {0}
 static const ow_key radamlegacy_keys[] = {RADAM_KEYS("0.0"), {0}};
 
 enum { K_LR, K_BETAS, K_EPS, K_WD, K_FOREACH };
+static const char *const radam_params[] = {
+    [K_LR] = "lr",           [K_BETAS] = "betas",     [K_EPS] = "eps",
+    [K_WD] = "weight_decay", [K_FOREACH] = "foreach", NULL};
 
 typedef struct radam_ctx {
     float l2, keep_coef, b1, omb1, b2, omb2, bc1, lr, sqrt_bc2, rect, eps, nss;
@@ -192,18 +195,22 @@ static void radam_ref(const ow_kernel_args *a)
     }
 }
 
-static const ow_optimizer_ops radam_ops = {
-    .abi_version = OW_ABI_VERSION,
-    .slots = radam_slots,
-    .ctx_size = sizeof(radam_ctx),
-    .prepare = prepare_torch,
-    .passes = {{.run = radam_run, .ref = radam_ref}}};
-static const ow_optimizer_ops legacy_ops = {
-    .abi_version = OW_ABI_VERSION,
-    .slots = legacy_slots,
-    .ctx_size = sizeof(radam_ctx),
-    .prepare = prepare_legacy,
-    .passes = {{.run = radam_run, .ref = radam_ref}}};
+static const ow_pass radam_passes[] = {{.run = radam_run, .ref = radam_ref}, {0}};
+
+static const ow_optimizer_ops radam_ops = {.abi_version = OW_ABI_VERSION,
+                                           .slots = radam_slots,
+                                           .params = radam_params,
+                                           .ctx_size = sizeof(radam_ctx),
+                                           .prepare = prepare_torch,
+                                           .passes = radam_passes};
+static const ow_pass legacy_passes[] = {{.run = radam_run, .ref = radam_ref}, {0}};
+
+static const ow_optimizer_ops legacy_ops = {.abi_version = OW_ABI_VERSION,
+                                            .slots = legacy_slots,
+                                            .params = radam_params,
+                                            .ctx_size = sizeof(radam_ctx),
+                                            .prepare = prepare_legacy,
+                                            .passes = legacy_passes};
 
 OW__OPTIMIZER_ENTRY(ow__optimizer_radam, "RAdam", "mmengine", radam_keys, radam_ops,
                     "torch.optim.RAdam: Adam with variance rectification");

@@ -62,9 +62,21 @@ enum {
     K_DECOUPLED,
     K_CORRECTED,
     K_LR_IN_MOM,
-    K_CAUTION
+    K_CAUTION,
+    K_MAXIMIZE
 };
-enum { K_MAXIMIZE = 7 }; /* torch layout */
+static const char *const rms_params[] = {[K_LR] = "lr",
+                                         [K_MOMENTUM] = "momentum",
+                                         [K_ALPHA] = "alpha",
+                                         [K_EPS] = "eps",
+                                         [K_CENTERED_] = "centered",
+                                         [K_WD] = "weight_decay",
+                                         [K_DECOUPLED] = "decoupled_decay",
+                                         [K_CORRECTED] = "corrected_weight_decay",
+                                         [K_LR_IN_MOM] = "lr_in_momentum",
+                                         [K_CAUTION] = "caution",
+                                         [K_MAXIMIZE] = "maximize",
+                                         NULL};
 
 typedef struct rms_ctx {
     float sign, l2, keep, alpha, oma, eps, momentum, lr, nlr;
@@ -231,14 +243,17 @@ static void rms_caution(const ow_kernel_args *a)
     }
 }
 
+static const ow_pass rms_passes[] = {
+    {.run = rms_run, .ref = rms_ref},
+    {.run = rms_run, .ref = rms_ref, .nsums = 1, .finish = caution_finish},
+    {.run = rms_caution, .ref = rms_caution},
+    {0}};
+
 #define RMS_OPS(slots_, prep)                                                            \
     {                                                                                    \
-        .abi_version = OW_ABI_VERSION, .slots = slots_, .ctx_size = sizeof(rms_ctx),     \
-        .prepare = prep, .slot_shape = slot_shape, .passes = {                           \
-            {.run = rms_run, .ref = rms_ref},                                            \
-            {.run = rms_run, .ref = rms_ref, .nsums = 1, .finish = caution_finish},      \
-            {.run = rms_caution, .ref = rms_caution}                                     \
-        }                                                                                \
+        .abi_version = OW_ABI_VERSION, .slots = slots_, .params = rms_params,            \
+        .ctx_size = sizeof(rms_ctx), .prepare = prep, .slot_shape = slot_shape,          \
+        .passes = rms_passes                                                             \
     }
 static const ow_optimizer_ops torch_ops = RMS_OPS(torch_slots, prepare_torch);
 static const ow_optimizer_ops tf_ops = RMS_OPS(tf_slots, prepare_tf);

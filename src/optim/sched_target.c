@@ -39,8 +39,10 @@ static void target_set(void *ctx, size_t g, const char *key, double value)
     long k = ow__optimizer_key(t->opt, key);
     if (k < 0 && !strcmp(key, "momentum"))
         k = ow__optimizer_key(t->opt, "betas");
-    if (k >= 0)
+    if (k >= 0) {
         grp->hp[k].v[0] = value;
+        ow__group_sync(t->opt, g);
+    }
     /* a scheduled lr_scale needs nothing more: the step reads it from the options */
 }
 

@@ -90,7 +90,25 @@ static const ow_key composer_sgdw_keys[] = {
 /* ---- per-step constants -------------------------------------------------------------
  */
 
-enum { K_LR, K_MOMENTUM, K_DAMPENING, K_WD, K_NESTEROV };
+enum {
+    K_LR,
+    K_MOMENTUM,
+    K_DAMPENING,
+    K_WD,
+    K_NESTEROV,
+    K_CAUTION,
+    K_CORRECTED,
+    K_MAXIMIZE
+};
+static const char *const sgd_params[] = {[K_LR] = "lr",
+                                         [K_MOMENTUM] = "momentum",
+                                         [K_DAMPENING] = "dampening",
+                                         [K_WD] = "weight_decay",
+                                         [K_NESTEROV] = "nesterov",
+                                         [K_CAUTION] = "caution",
+                                         [K_CORRECTED] = "corrected_weight_decay",
+                                         [K_MAXIMIZE] = "maximize",
+                                         NULL};
 enum { WD_L2, WD_DECOUPLED, WD_COMPOSER }; /* how an entry applies weight decay */
 
 typedef struct sgd_ctx {
@@ -298,27 +316,30 @@ static void sgd_caution_ref(const ow_kernel_args *a)
 
 static void prepare_torch(ow_prepare_args *a)
 {
-    prepare_common(a, WD_L2, false, false, ow__hp_true(&a->hp[5]));
+    prepare_common(a, WD_L2, false, false, ow__hp_true(&a->hp[K_MAXIMIZE]));
 }
-/* timm SGDW keys: ..., nesterov, caution(5), corrected_weight_decay(6), maximize(7) */
 static void prepare_sgdw(ow_prepare_args *a)
 {
-    prepare_common(a, WD_DECOUPLED, ow__hp_true(&a->hp[5]), ow__hp_true(&a->hp[6]),
-                   ow__hp_true(&a->hp[7]));
+    prepare_common(a, WD_DECOUPLED, ow__hp_true(&a->hp[K_CAUTION]),
+                   ow__hp_true(&a->hp[K_CORRECTED]), ow__hp_true(&a->hp[K_MAXIMIZE]));
 }
+/* composer's step reads no maximize (accepted, as composer accepts it) */
 static void prepare_composer(ow_prepare_args *a)
 {
     prepare_common(a, WD_COMPOSER, false, false, false);
 }
 
+static const ow_pass sgd_passes[] = {
+    {.run = sgd_run, .ref = sgd_ref},
+    {.run = sgd_run, .ref = sgd_ref, .nsums = 1, .finish = caution_finish},
+    {.run = sgd_caution_run, .ref = sgd_caution_ref},
+    {0}};
+
 #define SGD_OPS(prep)                                                                    \
     {                                                                                    \
-        .abi_version = OW_ABI_VERSION, .slots = sgd_slots, .ctx_size = sizeof(sgd_ctx),  \
-        .check = sgd_check, .prepare = prep, .slot_shape = sgd_slot_shape, .passes = {   \
-            {.run = sgd_run, .ref = sgd_ref},                                            \
-            {.run = sgd_run, .ref = sgd_ref, .nsums = 1, .finish = caution_finish},      \
-            {.run = sgd_caution_run, .ref = sgd_caution_ref}                             \
-        }                                                                                \
+        .abi_version = OW_ABI_VERSION, .slots = sgd_slots, .params = sgd_params,         \
+        .ctx_size = sizeof(sgd_ctx), .check = sgd_check, .prepare = prep,                \
+        .slot_shape = sgd_slot_shape, .passes = sgd_passes                               \
     }
 static const ow_optimizer_ops torch_sgd_ops = SGD_OPS(prepare_torch);
 static const ow_optimizer_ops sgdw_ops = SGD_OPS(prepare_sgdw);

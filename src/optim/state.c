@@ -10,10 +10,11 @@
 
 #define FORMAT "optwrap-optimizer/1"
 
-static const char *const dtype_names[] = {
-    [OW_DTYPE_F32] = "F32", [OW_DTYPE_F64] = "F64", [OW_DTYPE_I64] = "I64"};
-static const size_t dtype_sizes[] = {
-    [OW_DTYPE_F32] = 4, [OW_DTYPE_F64] = 8, [OW_DTYPE_I64] = 8};
+static const char *const dtype_names[] = {[OW_DTYPE_F32] = "F32",
+                                          [OW_DTYPE_F64] = "F64",
+                                          [OW_DTYPE_I64] = "I64",
+                                          [OW_DTYPE_BF16] = "BF16",
+                                          [OW_DTYPE_U8] = "U8"};
 
 static const char *tensor_name(const ow_optimizer *opt, size_t i)
 {
@@ -113,12 +114,13 @@ static int add_slot(const ow_optimizer *opt, ow__st_builder *b, const char *name
                            : sl->dtype == OW_DTYPE_F64 ? (const void *)&v
                                                        : (const void *)&n;
         return ow__st_builder_add_copy(b, name, dtype_names[sl->dtype], 0, NULL, data,
-                                       dtype_sizes[sl->dtype], err);
+                                       ow__dtype_size(sl->dtype), err);
     }
     int64_t shape[OW_MAX_DIMS];
     int nd = ow__slot_shape(opt, t, s, shape);
-    return ow__st_builder_add(b, name, "F32", nd, shape, t->slot[s],
-                              t->slot_numel[s] * sizeof(float), err);
+    ow_dtype dt = (ow_dtype)t->sdtype[s];
+    return ow__st_builder_add(b, name, dtype_names[dt], nd, shape, t->slot[s],
+                              t->slot_numel[s] * ow__dtype_size(dt), err);
 }
 
 int ow__optimizer_state_add(const ow_optimizer *opt, ow__st_builder *b,
@@ -433,7 +435,9 @@ static int stage_tensor(const ow_optimizer *opt, const ow__st_tensor *st,
         return ow__st_error(err, path,
                             "'%s': parameter '%s' has no state '%s' with these settings",
                             name, tensor_name(opt, i), key);
-    ow_dtype dt = sl->flags & OW_SLOT_SCALAR ? sl->dtype : OW_DTYPE_F32;
+    ow_dtype dt = sl->flags & OW_SLOT_SCALAR
+                      ? sl->dtype
+                      : ow__slot_dtype_hp(opt, s->hp[t->group], k, t->numel);
     if (strcmp(st->dtype, dtype_names[dt]))
         return ow__st_error(err, path, "'%s': dtype %s, expected %s", name, st->dtype,
                             dtype_names[dt]);
@@ -459,7 +463,7 @@ static int stage_tensor(const ow_optimizer *opt, const ow__st_tensor *st,
             double f64;
             int64_t i64;
         } v;
-        ow__st_copy_le(&v, st->data, 1, dtype_sizes[dt]);
+        ow__st_copy_le(&v, st->data, 1, ow__dtype_size(dt));
         s->scalar[i][k] = dt == OW_DTYPE_F32   ? v.f32
                           : dt == OW_DTYPE_F64 ? v.f64
                                                : (double)v.i64;
@@ -467,7 +471,7 @@ static int stage_tensor(const ow_optimizer *opt, const ow__st_tensor *st,
     }
     if (!(s->slot[i][k] = ow__malloc(st->nbytes ? st->nbytes : 1)))
         return ow__nomem(err);
-    ow__st_copy_le(s->slot[i][k], st->data, st->numel, sizeof(float));
+    ow__st_copy_le(s->slot[i][k], st->data, st->numel, ow__dtype_size(dt));
     s->slot_numel[i][k] = st->numel;
     return OW_OK;
 }
@@ -563,7 +567,12 @@ void ow__optimizer_state_commit(ow_optimizer *opt, ow__optimizer_staged *s)
         grp->hp = s->hp[g];
         s->opts[g] = NULL;
         s->hp[g] = NULL;
+        ow__group_sync(opt, g);
     }
+    for (size_t i = 0; i < opt->nt; i++) /* the dtypes the settings give (as staged) */
+        for (size_t k = 0; opt->t[i].has_state && k < opt->nslots; k++)
+            opt->t[i].sdtype[k] = (unsigned char)ow__slot_dtype_hp(
+                opt, opt->g[opt->t[i].group].hp, k, opt->t[i].numel);
     ow__optimizer_state_discard(s);
 }
 

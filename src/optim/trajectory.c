@@ -22,6 +22,7 @@ struct ow_trajectory {
     ow_trajectory_stats stats;
     ow_optim_wrapper *wrapper; /* optim_wrapper_trajectory: owns opt */
     const ow_cfg *iterations;  /* optim_wrapper_trajectory: what each one recorded */
+    ow__traj_inputs inputs;    /* recorded draws, Hessian-vector products */
 };
 
 void ow_trajectory_free(ow_trajectory *traj)
@@ -372,7 +373,8 @@ static int setup(ow_trajectory *t, ow_error *err)
         (rc = build_groups(t, e, defaults, err)) ||
         (rc = ow_optimizer_new(t->groups, &t->opt, err)))
         goto fail;
-    t->stats.tolerance = ((const ow_optimizer_ops *)e->ops)->tolerance;
+    t->stats.tolerance = ow__trajectory_tolerance(e);
+    ow__traj_inputs_attach(&t->inputs, t->doc, t->opt, t->data, t->numel);
     t->stats.passed = true;
     if (wrapped)
         rc = setup_wrapper(t, err);
@@ -575,8 +577,14 @@ int ow_trajectory_step(ow_trajectory *t, ow_error *err)
             (rc = ow_optimizer_set_double(t->opt, g, "lr", lr, err)))
             return rc;
     }
+    ow__traj_inputs_step(&t->inputs, k);
     if ((rc = ow_optimizer_step(t->opt, err)))
         return rc;
+    if (t->inputs.failed)
+        return ow__error(err, OW_ERR_VALUE, NULL, 0, 0,
+                         "trajectory: step %d: the optimizer asked for a draw the "
+                         "reference did not record",
+                         k);
     return compare_params(t, params, err);
 }
 

@@ -103,11 +103,6 @@ void ow__half_gather(const ow_optim_wrapper *w);
 void ow__half_scatter(ow_optim_wrapper *w, bool grads);
 void ow__half_zero_grads(ow_optim_wrapper *w);
 void ow__half_free(ow_optim_wrapper *w);
-/* IEEE binary16 and bfloat16 from float32, rounded to nearest even, and back. */
-uint16_t ow__f32_to_f16(float f);
-float ow__f16_to_f32(uint16_t h);
-uint16_t ow__f32_to_bf16(float f);
-float ow__bf16_to_f32(uint16_t h);
 
 /* Collects the gradient buffers the optimizer steps (distinct tensors that require a
  * gradient and have one) into w->grads. */
