@@ -113,13 +113,26 @@ static const ow_entry *resolve(ow_registry_kind kind, const char *name,
     return e ? e : find_anywhere(kind, name);
 }
 
+/* timm's `lookahead_<name>`: the composite of Lookahead over timm's <name>. */
+static const ow_entry *resolve_composite(ow_registry_kind kind, const char *name)
+{
+    const char *dot = strchr(name, '.');
+    const char *rest = ow__lookahead_strip(dot ? dot + 1 : name);
+    if (kind != OW_KIND_OPTIMIZER || !rest || (dot && strncmp(name, "timm.", 5)))
+        return NULL;
+    pthread_mutex_lock(&lock);
+    const ow_entry *inner = find_in_scope(kind, "timm", rest);
+    pthread_mutex_unlock(&lock);
+    return inner ? ow__lookahead_entry(inner) : NULL;
+}
+
 static const ow_entry *resolve_locked(ow_registry_kind kind, const char *name,
                                       const char *default_scope)
 {
     pthread_mutex_lock(&lock);
     const ow_entry *e = resolve(kind, name, default_scope);
     pthread_mutex_unlock(&lock);
-    return e;
+    return e ? e : resolve_composite(kind, name);
 }
 
 const ow_entry *ow_registry_find(ow_registry_kind kind, const char *name)

@@ -57,6 +57,16 @@ int ow__grow(void **items, size_t *cap, size_t need, size_t elem_size);
         .doc = "torch implementation switch, accepted and ignored"                       \
     }
 
+/* ---- timm's Lookahead composites (src/optim/lookahead.c) --------------------------- */
+
+/* The composite `lookahead_<inner>` (made once, kept by the registry); NULL for an entry
+ * without kernels, a composite, or no memory. */
+const ow_entry *ow__lookahead_entry(const ow_entry *inner);
+/* The optimizer a composite wraps, or NULL when e is not one. */
+const ow_entry *ow__lookahead_inner(const ow_entry *e);
+/* name without "lookahead_", or NULL when it does not start so. */
+const char *ow__lookahead_strip(const char *name);
+
 /* ---- half precision (src/wrapper/half.c) ---------------------------------------- */
 
 /* IEEE binary16 and bfloat16 from float32, rounded to nearest even, and back. */

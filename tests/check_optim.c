@@ -52,19 +52,31 @@ static void find_golden(void)
  * refused as unsupported, with a clear message. */
 static bool implemented(const char *file)
 {
-    static const char *const later[] = {"fastai/",           "timm/adafactorbv",
-                                        "timm/cadafactorbv", "timm/adahessian_",
-                                        "timm/adamp_",       "timm/cadamp_",
-                                        "timm/adamuon_",     "timm/nadamuon_",
-                                        "timm/adan_",        "timm/adanw_",
-                                        "timm/cadanw_",      "timm/adopt",
-                                        "timm/cadopt",       "timm/kron",
-                                        "timm/laprop_",      "timm/lapropc_",
-                                        "timm/claprop_",     "timm/lookahead_",
-                                        "timm/madgrad",      "timm/mars_",
-                                        "timm/cmars_",       "timm/muon_",
-                                        "timm/nmuon_",       "timm/novograd_",
-                                        "timm/sgdp_",        NULL};
+    static const char *const later[] = {"fastai/",
+                                        "timm/adafactorbv",
+                                        "timm/cadafactorbv",
+                                        "timm/adahessian_",
+                                        "timm/adamp_",
+                                        "timm/cadamp_",
+                                        "timm/adamuon_",
+                                        "timm/nadamuon_",
+                                        "timm/adan_",
+                                        "timm/adanw_",
+                                        "timm/cadanw_",
+                                        "timm/adopt",
+                                        "timm/cadopt",
+                                        "timm/kron",
+                                        "timm/laprop_",
+                                        "timm/lapropc_",
+                                        "timm/claprop_",
+                                        "timm/madgrad",
+                                        "timm/mars_",
+                                        "timm/cmars_",
+                                        "timm/muon_",
+                                        "timm/nmuon_",
+                                        "timm/novograd_",
+                                        "timm/sgdp_",
+                                        NULL};
     for (const char *const *n = later; *n; n++)
         if (!strncmp(file, *n, strlen(*n)))
             return false;

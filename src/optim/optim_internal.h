@@ -33,9 +33,10 @@ typedef struct ow__tensor {
     bool has_state;  /* state created (first step with a gradient) */
     bool all_f32;    /* every tensor slot is float32 and parameter-shaped (gatherable) */
     bool fresh;      /* state created by the step in progress */
-    double t[OW_MAX_TENSOR_SCALARS];     /* finish-hook values of the current step */
-    bool per_tensor;                     /* steps through tensor_step, not the passes */
-    bool wants_hvp;                      /* OW_NEEDS_HVP: reads H z this step */
+    double t[OW_MAX_TENSOR_SCALARS]; /* finish-hook values of the current step */
+    bool per_tensor;                 /* steps through tensor_step, not the passes */
+    bool wants_hvp;                  /* OW_NEEDS_HVP: reads H z this step */
+    bool la_valid;                   /* Lookahead: the slow buffer holds slow weights */
     unsigned char sdtype[OW__MAX_SLOTS]; /* ow_dtype of each tensor slot */
     const float *z, *hz;                 /* OW_NEEDS_HVP: this step's z and H z */
     size_t *slot_numel;                  /* [slots] */
@@ -69,6 +70,8 @@ struct ow_optimizer {
     size_t np;                          /* hyperparameters in ops->params */
     ow_hparam pdefaults[OW_MAX_PARAMS]; /* defaults in ops->params order */
     bool mixed; /* ops has passes and tensor_step: per_tensor picks per tensor */
+    long la_step_key, la_k_key,
+        la_alpha_key; /* Lookahead composite: key indices, or -1 */
     /* randomness and Hessian-vector products (OW_NEEDS_RNG, OW_NEEDS_HVP) */
     ow_rng_fn rng;
     void *rng_user;
@@ -194,6 +197,12 @@ double ow__tensor_rand_scalar(const ow_tensor_args *a);
 /* OW_NEEDS_HVP: draws z for the active tensors [from, nactive) and asks the host for
  * H z (OW_ERR_UNSUPPORTED without a host callback; the host's error code else). */
 int ow__hvp_prepare(ow_optimizer *opt, size_t from, size_t nactive, ow_error *err);
+
+/* ---- lookahead.c: timm's Lookahead over any optimizer ---------------------------- */
+
+/* (ow__lookahead_entry, _inner and _strip: internal.h, for the registry) */
+/* After a step of the active tensors: the groups' counters, and the syncs due. */
+void ow__lookahead_after_step(ow_optimizer *opt, size_t nactive);
 
 /* ---- trajectory_inputs.c: a replay's recorded draws and Hessian-vector products ---- */
 

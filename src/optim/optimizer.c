@@ -319,6 +319,12 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
     }
     ow__params_view(opt->pmap, opt->np, opt->defaults, opt->pdefaults);
     long lr_key = opt->lr_key = ow__optimizer_key(opt, "lr");
+    opt->la_step_key = opt->la_k_key = opt->la_alpha_key = -1;
+    if (ow__lookahead_inner(e)) {
+        opt->la_step_key = ow__optimizer_key(opt, "lookahead_step");
+        opt->la_k_key = ow__optimizer_key(opt, "lookahead_k");
+        opt->la_alpha_key = ow__optimizer_key(opt, "lookahead_alpha");
+    }
     for (size_t gi = 0; gi < opt->ng; gi++) {
         ow_cfg *copy = ow__cfg_dup(ow_groups_get_options(groups, gi));
         if (!copy)
@@ -647,6 +653,8 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
         if (npass)
             ow__run_passes(opt, npass);
         run_tensor_steps(opt, npass, nactive);
+        if (opt->la_step_key >= 0)
+            ow__lookahead_after_step(opt, nactive);
     }
     for (size_t a = 0; need_state && a < nactive; a++) {
         ow__tensor *t = &opt->t[opt->active[a]];

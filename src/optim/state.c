@@ -569,10 +569,16 @@ void ow__optimizer_state_commit(ow_optimizer *opt, ow__optimizer_staged *s)
         s->hp[g] = NULL;
         ow__group_sync(opt, g);
     }
-    for (size_t i = 0; i < opt->nt; i++) /* the dtypes the settings give (as staged) */
-        for (size_t k = 0; opt->t[i].has_state && k < opt->nslots; k++)
-            opt->t[i].sdtype[k] = (unsigned char)ow__slot_dtype_hp(
-                opt, opt->g[opt->t[i].group].hp, k, opt->t[i].numel);
+    for (size_t i = 0; i < opt->nt; i++) { /* the dtypes the settings give (as staged) */
+        ow__tensor *t = &opt->t[i];
+        for (size_t k = 0; t->has_state && k < opt->nslots; k++)
+            t->sdtype[k] =
+                (unsigned char)ow__slot_dtype_hp(opt, opt->g[t->group].hp, k, t->numel);
+        /* Lookahead: the slow weights exist once a sync has run */
+        const ow_hparam *hp = opt->g[t->group].hp;
+        t->la_valid =
+            opt->la_step_key >= 0 && hp[opt->la_step_key].v[0] >= hp[opt->la_k_key].v[0];
+    }
     ow__optimizer_state_discard(s);
 }
 
