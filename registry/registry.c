@@ -292,6 +292,11 @@ int ow__registry_lookup(ow_registry_kind kind, const ow_cfg *type_node,
     if ((*out = resolve_locked(kind, name, default_scope)))
         return OW_OK;
 
+    const char *refusal =
+        kind == OW_KIND_OPTIMIZER ? ow__refused_reason(name, NULL) : NULL;
+    if (refusal)
+        return ow__error_at(err, OW_ERR_UNSUPPORTED, type_node,
+                            "optimizer type '%s' is refused: %s", name, refusal);
     const char *dot = strchr(name, '.');
     const char *key = dot ? dot + 1 : name;
     const ow_entry *elsewhere = dot ? resolve_locked(kind, key, NULL) : NULL;

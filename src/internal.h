@@ -67,6 +67,14 @@ const ow_entry *ow__lookahead_inner(const ow_entry *e);
 /* name without "lookahead_", or NULL when it does not start so. */
 const char *ow__lookahead_strip(const char *name);
 
+/* ---- names a reference has that optwrap refuses (src/optim/refused.c) -------------- */
+
+/* Why optimizer type `name` ("bnbadam8bit", "timm.bnbadam8bit") is refused, or NULL. */
+const char *ow__refused_reason(const char *name, const char *default_scope);
+/* The i-th refused name, for listings; false past the end. */
+bool ow__refused_get(size_t i, const char **scope, const char **name,
+                     const char **reason);
+
 /* ---- half precision (src/wrapper/half.c) ---------------------------------------- */
 
 /* IEEE binary16 and bfloat16 from float32, rounded to nearest even, and back. */

@@ -311,6 +311,81 @@ START_TEST(plugin_optimizer_steps)
 }
 END_TEST
 
+/* timm's APEX names run the update of the optimizer they accelerate: the same bits. */
+static const struct {
+    const char *fused, *plain, *fused_opts, *plain_opts;
+} fused_pairs[] = {
+    {"timm.fusedadam", "timm.adam", "{lr: 0.01, weight_decay: 0.1}", NULL},
+    {"timm.fusedadamw", "timm.adamw", "{lr: 0.01, weight_decay: 0.1}", NULL},
+    {"timm.fusedadam", "timm.adamw", "{lr: 0.01, weight_decay: 0.1, adam_w_mode: true}",
+     "{lr: 0.01, weight_decay: 0.1}"},
+    {"timm.fusedsgd", "timm.sgd", "{lr: 0.01, weight_decay: 0.1}", NULL},
+    {"timm.fusedlamb", "timm.lamb", "{lr: 0.01, weight_decay: 0.1}", NULL},
+    {"timm.fusedlamb", "timm.lamb", "{lr: 0.01, weight_decay: 0.0, use_nvlamb: true}",
+     "{lr: 0.01, weight_decay: 0.0, always_adapt: true}"},
+    {"timm.lookahead_fusedadamw", "timm.lookahead_adamw", "{lr: 0.01}", NULL},
+};
+
+START_TEST(fused_names_run_the_plain_update)
+{
+    static const int nd[] = {1, 2};
+    static const int64_t sh[][3] = {{7}, {3, 5}};
+    const char *const fo[] = {fused_pairs[_i].fused_opts};
+    const char *const po[] = {fused_pairs[_i].plain_opts ? fused_pairs[_i].plain_opts
+                                                         : fused_pairs[_i].fused_opts};
+    fixture a, b;
+    fix_make(&a, fused_pairs[_i].fused, 2, nd, sh, 1, fo, 4);
+    fix_make(&b, fused_pairs[_i].plain, 2, nd, sh, 1, po, 4);
+    ow_error err;
+    for (int step = 0; step < 7; step++) {
+        fix_grads(&a, 30 + (unsigned)step);
+        fix_grads(&b, 30 + (unsigned)step);
+        ow_check_ok(ow_optimizer_step(a.opt, &err), &err);
+        ow_check_ok(ow_optimizer_step(b.opt, &err), &err);
+    }
+    fix_expect_same(&a, &b, 0, fused_pairs[_i].fused);
+    fix_free(&a);
+    fix_free(&b);
+}
+END_TEST
+
+/* Names optwrap refuses, and APEX modes it has no twin for: an error that says why. */
+static const struct {
+    const char *optimizer, *message;
+} refusals[] = {
+    {"{type: timm.bnbadamw8bit}", "optimizer type 'timm.bnbadamw8bit' is refused: "
+                                  "bitsandbytes' optimizers keep their state in 8 bits"},
+    {"{type: timm.fusednovograd}", "is refused: APEX FusedNovoGrad (GPU-only) differs"},
+    {"{type: timm.fusedadam, amsgrad: true}",
+     "FusedAdam does not support the AMSGrad variant (APEX refuses it)"},
+    {"{type: timm.fusedlamb, adam_w_mode: false}",
+     "adam_w_mode: false (L2 decay inside the moments) is not implemented"},
+    {"{type: timm.fusedsgd, lr: 0.1, wd_after_momentum: true}",
+     "wd_after_momentum: true (APEX FusedSGD's decay after the momentum) is not "
+     "implemented"},
+};
+
+START_TEST(refused_names_say_why)
+{
+    char text[256];
+    snprintf(text, sizeof text, "{optim_wrapper: {optimizer: %s}}",
+             refusals[_i].optimizer);
+    ow_error err;
+    ow_cfg *cfg = NULL;
+    ow_check_ok(ow_cfg_load_string(text, "t.yaml", &cfg, &err), &err);
+    ow_model *m = NULL;
+    ow_check_ok(ow_model_new("m", &m, &err), &err);
+    const ow_module_info root = {.name = "", .type = "M"};
+    ow_check_ok(ow_model_add_module(m, &root, &err), &err);
+    ow_groups *groups = NULL;
+    ck_assert_int_ne(ow_groups_build(cfg, m, &groups, &err), OW_OK);
+    ck_assert_msg(strstr(err.message, refusals[_i].message), "%s", err.message);
+    ck_assert_int_eq(err.line, 1);
+    ow_model_free(m);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
 START_TEST(fast_matches_ref)
 {
     const ow_entry *e = nth_optimizer(_i);
@@ -439,6 +514,10 @@ static const struct {
     {"timm.sgd", "{lr: 1, momentum: 0.5, nesterov: true}", {0.75f, 2.5f, -2.75f}},
     /* composer: decay by lr/initial_lr = 1: p*(1 - 0.5) - g */
     {"composer.DecoupledSGDW", "{lr: 1, weight_decay: 0.5}", {0.25f, 2.0f, -1.875f}},
+    /* APEX bias_correction: false: m = 0.5g, v = g*g, no division: p - 0.5*sign(g) */
+    {"timm.fusedadam",
+     "{lr: 1, betas: [0.5, 0], eps: 0, bias_correction: false}",
+     {1.0f, -1.5f, -0.25f}},
 };
 
 START_TEST(degenerate_by_hand)
@@ -653,6 +732,9 @@ Suite *make_optim_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, every_key_is_read, 0, count_optimizers());
     tcase_add_test(tc, plugin_optimizer_steps);
+    tcase_add_loop_test(tc, fused_names_run_the_plain_update, 0,
+                        (int)OW__ARRAY_LEN(fused_pairs));
+    tcase_add_loop_test(tc, refused_names_say_why, 0, (int)OW__ARRAY_LEN(refusals));
     tcase_add_loop_test(tc, fast_matches_ref, 0, count_optimizers());
     tcase_add_loop_test(tc, fast_matches_ref_variants, 0, (int)OW__ARRAY_LEN(variants));
     suite_add_tcase(s, tc);

@@ -71,6 +71,30 @@ static const ow_key nadamw_keys[] = {NADAMW_KEYS("false", "false")};
 static const ow_key nadamc_keys[] = {NADAMW_KEYS("false", "true")};
 static const ow_key cnadamw_keys[] = {NADAMW_KEYS("true", "false")};
 static const ow_key cnadamc_keys[] = {NADAMW_KEYS("true", "true")};
+/* APEX FusedAdam's signature (timm 'fusedadam' / 'fusedadamw'): the same update as
+ * torch's Adam / AdamW on the CPU; amsgrad is refused as APEX refuses it */
+#define FUSED_ADAM_KEYS(adamw)                                                           \
+    OW__KEY_NUM("lr", "0.001", "learning rate"),                                         \
+        OW__KEY_BOOL("bias_correction", "true", "divide the moments by 1 - beta**t"),    \
+        OW__KEY_BETAS("[0.9, 0.999]"),                                                   \
+        {.name = "eps",                                                                  \
+         .type = OW_T_FLOAT,                                                             \
+         .def = "1e-08",                                                                 \
+         .min = 0,                                                                       \
+         .max = INFINITY,                                                                \
+         .flags = OW_KEY_RANGE,                                                          \
+         .doc = "added to the denominator for numerical stability"},                     \
+        OW__KEY_BOOL("adam_w_mode", adamw, "decoupled decay (AdamW) instead of L2"),     \
+        OW__KEY_NUM("weight_decay", "0.0", "weight decay"),                              \
+        OW__KEY_BOOL("amsgrad", "false", "not supported by APEX: refused when true"),    \
+        OW__KEY_PERF("set_grad_none"), OW__KEY_PERF("capturable"),                       \
+        OW__KEY_PERF("master_weights"),                                                  \
+    {                                                                                    \
+        0                                                                                \
+    }
+static const ow_key fusedadam_keys[] = {FUSED_ADAM_KEYS("false")};
+static const ow_key fusedadamw_keys[] = {FUSED_ADAM_KEYS("true")};
+
 static const ow_key composer_adamw_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.95]", "1e-05"),
                                              K_AMSGRAD,
                                              OW__KEY_FOREACH,
@@ -91,7 +115,9 @@ enum {
     P_CAUTION,
     P_CORRECTED,
     P_MAXIMIZE,
-    P_FOREACH
+    P_FOREACH,
+    P_BIAS,
+    P_ADAMW_MODE
 };
 static const char *const adam_params[] = {[P_LR] = "lr",
                                           [P_BETAS] = "betas",
@@ -102,6 +128,8 @@ static const char *const adam_params[] = {[P_LR] = "lr",
                                           [P_CORRECTED] = "corrected_weight_decay",
                                           [P_MAXIMIZE] = "maximize",
                                           [P_FOREACH] = "foreach",
+                                          [P_BIAS] = "bias_correction",
+                                          [P_ADAMW_MODE] = "adam_w_mode",
                                           NULL};
 enum { WD_L2, WD_DECOUPLED, WD_COMPOSER };
 
@@ -136,20 +164,25 @@ static void prepare(ow_prepare_args *a, const adam_variant *v)
     double lr = a->lr, wd = hp[P_WD].v[0], b1 = hp[P_BETAS].v[0], b2 = hp[P_BETAS].v[1];
     double step = a->scalars[S_STEP] += 1;
     c->sign = !v->ignore_maximize && ow__hp_true(&hp[P_MAXIMIZE]) ? -1.0f : 1.0f;
-    c->has_l2 = v->wd_mode == WD_L2 && wd != 0;
+    int wd_mode = v->wd_mode;
+    if (!hp[P_ADAMW_MODE].absent) /* APEX FusedAdam: adam_w_mode picks the decay */
+        wd_mode = ow__hp_true(&hp[P_ADAMW_MODE]) ? WD_DECOUPLED : WD_L2;
+    c->has_l2 = wd_mode == WD_L2 && wd != 0;
     c->l2 = ow__f(wd);
     c->keep = 1.0f;
-    if (v->wd_mode == WD_DECOUPLED) /* param.mul_(1 - wd_scale * weight_decay) */
+    if (wd_mode == WD_DECOUPLED) /* param.mul_(1 - wd_scale * weight_decay) */
         c->keep = ow__f(
             1. -
             ow__wd_scale(lr, ow__hp_true(&hp[P_CORRECTED]), a->defaults[P_LR].v[0]) * wd);
-    else if (v->wd_mode == WD_COMPOSER && wd != 0)
+    else if (wd_mode == WD_COMPOSER && wd != 0)
         c->keep = ow__f(1 - (a->initial_lr != 0 ? lr / a->initial_lr : 1.0) * wd);
     c->b1 = ow__f(b1);
     c->omb1 = ow__f(1 - b1);
     c->b2 = ow__f(b2);
     c->omb2 = ow__f(1 - b2);
-    double bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step);
+    /* APEX's bias_correction: false divides by 1 (absent: on, as torch) */
+    bool bias = hp[P_BIAS].absent || ow__hp_true(&hp[P_BIAS]);
+    double bc1 = bias ? 1 - pow(b1, step) : 1.0, bc2 = bias ? 1 - pow(b2, step) : 1.0;
     c->bc2s = ow__f(v->pow_half ? pow(bc2, 0.5) : sqrt(bc2));
     c->eps = ow__f(hp[P_EPS].v[0]);
     c->nss = ow__f(-(lr / bc1));
@@ -326,6 +359,26 @@ VARIANT(legacy, .wd_mode = WD_DECOUPLED, .read_foreach = true, .multi = true,
 VARIANT(nadamw, .wd_mode = WD_DECOUPLED, .multi = true, .nesterov = true);
 VARIANT(composer, .wd_mode = WD_COMPOSER, .ignore_maximize = true);
 
+static bool fused_check(const ow_hparam *hp, char *msg, size_t n)
+{
+    if (!ow__hp_true(&hp[P_AMSGRAD]))
+        return true;
+    snprintf(msg, n, "FusedAdam does not support the AMSGrad variant (APEX refuses it)");
+    return false;
+}
+static void fused_prepare(ow_prepare_args *a)
+{
+    prepare(a, &torch_adam_v);
+}
+static const ow_optimizer_ops fused_ops = {.abi_version = OW_ABI_VERSION,
+                                           .slots = adam_slots,
+                                           .params = adam_params,
+                                           .ctx_size = sizeof(adam_ctx),
+                                           .check = fused_check,
+                                           .prepare = fused_prepare,
+                                           .slot_shape = slot_shape,
+                                           .passes = adam_passes};
+
 OW__OPTIMIZER_ENTRY(ow__optimizer_adam, "Adam", "mmengine", adam_keys, torch_adam_ops,
                     "torch.optim.Adam: adaptive moment estimation (L2 weight decay)");
 OW__OPTIMIZER_ENTRY(ow__optimizer_adamw, "AdamW", "mmengine", adamw_keys, torch_adamw_ops,
@@ -353,3 +406,9 @@ OW__OPTIMIZER_ENTRY(ow__optimizer_timm_cnadamc, "cnadamc", "timm", cnadamc_keys,
 OW__OPTIMIZER_ENTRY(ow__optimizer_composer_adamw, "DecoupledAdamW", "composer",
                     composer_adamw_keys, composer_ops,
                     "composer DecoupledAdamW: decay p *= 1 - (lr/initial_lr)*wd");
+OW__OPTIMIZER_ENTRY(
+    ow__optimizer_timm_fusedadam, "fusedadam", "timm", fusedadam_keys, fused_ops,
+    "timm 'fusedadam' (APEX FusedAdam, GPU-only there): torch Adam's update");
+OW__OPTIMIZER_ENTRY(
+    ow__optimizer_timm_fusedadamw, "fusedadamw", "timm", fusedadamw_keys, fused_ops,
+    "timm 'fusedadamw' (APEX FusedAdam, GPU-only there): torch AdamW's update");

@@ -45,6 +45,35 @@ static const ow_key lambcw_keys[] = {LAMB_KEYS("true", "false", "true", "false")
 static const ow_key lambcd_keys[] = {LAMB_KEYS("false", "false", "true", "true")};
 static const ow_key clamb_keys[] = {LAMB_KEYS("false", "true", "false", "false")};
 static const ow_key clambw_keys[] = {LAMB_KEYS("false", "true", "true", "false")};
+/* APEX FusedLAMB's signature (timm 'fusedlamb'): timm's Lamb derives from it; the
+ * decay added to the update is APEX's adam_w_mode, use_nvlamb is always_adapt */
+static const ow_key fusedlamb_keys[] = {
+    OW__KEY_NUM("lr", "0.001", "learning rate"),
+    OW__KEY_BOOL("bias_correction", "true", "Adam bias correction"),
+    OW__KEY_BETAS("[0.9, 0.999]"),
+    {.name = "eps",
+     .type = OW_T_FLOAT,
+     .def = "1e-06",
+     .min = 0,
+     .max = INFINITY,
+     .flags = OW_KEY_RANGE,
+     .doc = "added to the denominator"},
+    OW__KEY_NUM("weight_decay", "0.01", "weight decay (turns the trust ratio on)"),
+    OW__KEY_BOOL("amsgrad", "false", "not supported by APEX: refused when true"),
+    OW__KEY_BOOL("adam_w_mode", "true", "decay added to the update (false: refused)"),
+    OW__KEY_BOOL("grad_averaging", "true", "scale the gradient by 1-beta1 in the mean"),
+    OW__KEY_PERF("set_grad_none"),
+    {.name = "max_grad_norm",
+     .type = OW_T_NUMBER,
+     .def = "1.0",
+     .min = 0,
+     .max = INFINITY,
+     .flags = OW_KEY_RANGE | OW_KEY_NULLABLE,
+     .doc = "global gradient-norm clip (optimizer-level; null: none)"},
+    OW__KEY_BOOL("use_nvlamb", "false", "trust ratio without weight decay too"),
+    {0},
+};
+
 /* mmpretrain's Lamb: timm's before caution and decoupled decay, weight_decay 0.01 */
 static const ow_key mmpretrain_keys[] = {
     OW__KEY_NUM("lr", "0.001", "learning rate"),
@@ -83,7 +112,10 @@ enum {
     K_ALWAYS,
     K_CAUTION,
     K_DECOUPLED,
-    K_CORRECTED
+    K_CORRECTED,
+    K_NVLAMB,
+    K_ADAMW_MODE,
+    K_AMSGRAD
 };
 /* mmpretrain's Lamb lacks the last three: they read as false there */
 static const char *const lamb_params[] = {[K_LR] = "lr",
@@ -98,6 +130,9 @@ static const char *const lamb_params[] = {[K_LR] = "lr",
                                           [K_CAUTION] = "caution",
                                           [K_DECOUPLED] = "decoupled_decay",
                                           [K_CORRECTED] = "corrected_weight_decay",
+                                          [K_NVLAMB] = "use_nvlamb",
+                                          [K_ADAMW_MODE] = "adam_w_mode",
+                                          [K_AMSGRAD] = "amsgrad",
                                           NULL};
 enum { T_MASK, T_CLIP, T_TRUST };               /* tensor values */
 enum { P_GNORM, P_MOMENTS, P_MASKED, P_APPLY }; /* passes */
@@ -139,7 +174,7 @@ static void prepare(ow_prepare_args *a)
     c->has_decay = wd != 0 && decoupled;
     c->decay = ow__f(
         -ow__wd_scale(a->lr, ow__hp_true(&hp[K_CORRECTED]), a->defaults[K_LR].v[0]) * wd);
-    c->adapt = wd != 0 || ow__hp_true(&hp[K_ALWAYS]);
+    c->adapt = wd != 0 || ow__hp_true(&hp[K_ALWAYS]) || ow__hp_true(&hp[K_NVLAMB]);
     c->trust_clip = ow__hp_true(&hp[K_CLIP]);
     c->caution = ow__hp_true(&hp[K_CAUTION]);
     c->nlr = ow__f(-a->lr);
@@ -343,6 +378,21 @@ static void masked_finish(const ow_finish_args *f)
         trust_of(c, f);
 }
 
+/* APEX FusedLAMB's modes timm's Lamb has no twin for */
+static bool lamb_check(const ow_hparam *hp, char *msg, size_t n)
+{
+    if (ow__hp_true(&hp[K_AMSGRAD]))
+        snprintf(msg, n,
+                 "FusedLAMB does not support the AMSGrad variant (APEX refuses it)");
+    else if (!hp[K_ADAMW_MODE].absent && !ow__hp_true(&hp[K_ADAMW_MODE]))
+        snprintf(msg, n,
+                 "adam_w_mode: false (L2 decay inside the moments) is not "
+                 "implemented: timm's Lamb adds the decay to the update");
+    else
+        return true;
+    return false;
+}
+
 static const ow_pass lamb_passes[] = {
     [P_GNORM] = {.run = gnorm_run, .ref = gnorm_ref, .nsums = 1, .finish = gnorm_finish},
     [P_MOMENTS] = {.run = moments_run,
@@ -360,6 +410,7 @@ static const ow_optimizer_ops lamb_ops = {.abi_version = OW_ABI_VERSION,
                                           .slots = slots,
                                           .params = lamb_params,
                                           .ctx_size = sizeof(lamb_ctx),
+                                          .check = lamb_check,
                                           .prepare = prepare,
                                           .passes = lamb_passes};
 
@@ -380,3 +431,6 @@ ENTRY(ow__optimizer_timm_clambw, "clambw", clambw_keys,
       "timm Lamb, cautious, decoupled decay");
 OW__OPTIMIZER_ENTRY(ow__optimizer_mmpretrain_lamb, "Lamb", "mmpretrain", mmpretrain_keys,
                     lamb_ops, "mmpretrain Lamb (timm's Lamb, weight_decay 0.01)");
+OW__OPTIMIZER_ENTRY(
+    ow__optimizer_timm_fusedlamb, "fusedlamb", "timm", fusedlamb_keys, lamb_ops,
+    "timm 'fusedlamb' (APEX FusedLAMB, GPU-only there): timm Lamb's update");

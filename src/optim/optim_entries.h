@@ -12,6 +12,7 @@ extern const ow_entry ow__optimizer_timm_sgdw;
 extern const ow_entry ow__optimizer_timm_sgdc;
 extern const ow_entry ow__optimizer_timm_csgdw;
 extern const ow_entry ow__optimizer_timm_csgdc;
+extern const ow_entry ow__optimizer_timm_fusedsgd;
 extern const ow_entry ow__optimizer_composer_sgdw;
 
 /* src/optim/adam.c */
@@ -25,6 +26,8 @@ extern const ow_entry ow__optimizer_timm_nadamw;
 extern const ow_entry ow__optimizer_timm_nadamc;
 extern const ow_entry ow__optimizer_timm_cnadamw;
 extern const ow_entry ow__optimizer_timm_cnadamc;
+extern const ow_entry ow__optimizer_timm_fusedadam;
+extern const ow_entry ow__optimizer_timm_fusedadamw;
 extern const ow_entry ow__optimizer_composer_adamw;
 
 /* src/optim/nadam.c */
@@ -73,6 +76,7 @@ extern const ow_entry ow__optimizer_mmpretrain_lars;
 
 /* src/optim/lamb.c */
 extern const ow_entry ow__optimizer_timm_lamb;
+extern const ow_entry ow__optimizer_timm_fusedlamb;
 extern const ow_entry ow__optimizer_timm_lambc;
 extern const ow_entry ow__optimizer_timm_lambw;
 extern const ow_entry ow__optimizer_timm_lambcw;

@@ -70,6 +70,22 @@ static const ow_key sgdc_keys[] = {TIMM_SGDW_KEYS("false", "true")};
 static const ow_key csgdw_keys[] = {TIMM_SGDW_KEYS("true", "false")};
 static const ow_key csgdc_keys[] = {TIMM_SGDW_KEYS("true", "true")};
 
+/* APEX FusedSGD's signature (timm 'fusedsgd': momentum 0.9, nesterov): torch SGD's
+ * update; wd_after_momentum (APEX's other ordering) is refused when true */
+static const ow_key fusedsgd_keys[] = {
+    {.name = "lr",
+     .type = OW_T_NUMBER,
+     .min = 0,
+     .max = INFINITY,
+     .flags = OW_KEY_RANGE | OW_KEY_REQUIRED,
+     .doc = "learning rate"},
+    SGD_COMMON("0.9", "0", "true"),
+    OW__KEY_BOOL("wd_after_momentum", "false", "APEX's decay after momentum: refused"),
+    OW__KEY_PERF("materialize_master_grads"),
+    OW__KEY_PERF("set_grad_none"),
+    {0},
+};
+
 static const ow_key composer_sgdw_keys[] = {
     {.name = "lr",
      .type = OW_T_NUMBER,
@@ -98,7 +114,8 @@ enum {
     K_NESTEROV,
     K_CAUTION,
     K_CORRECTED,
-    K_MAXIMIZE
+    K_MAXIMIZE,
+    K_WD_AFTER
 };
 static const char *const sgd_params[] = {[K_LR] = "lr",
                                          [K_MOMENTUM] = "momentum",
@@ -108,6 +125,7 @@ static const char *const sgd_params[] = {[K_LR] = "lr",
                                          [K_CAUTION] = "caution",
                                          [K_CORRECTED] = "corrected_weight_decay",
                                          [K_MAXIMIZE] = "maximize",
+                                         [K_WD_AFTER] = "wd_after_momentum",
                                          NULL};
 enum { WD_L2, WD_DECOUPLED, WD_COMPOSER }; /* how an entry applies weight decay */
 
@@ -131,6 +149,12 @@ static bool sgd_check(const ow_hparam *hp, char *msg, size_t n)
     if (ow__hp_true(&hp[K_NESTEROV]) &&
         (hp[K_MOMENTUM].v[0] <= 0 || hp[K_DAMPENING].v[0] != 0)) {
         snprintf(msg, n, "Nesterov momentum requires a momentum and zero dampening");
+        return false;
+    }
+    if (ow__hp_true(&hp[K_WD_AFTER])) {
+        snprintf(msg, n,
+                 "wd_after_momentum: true (APEX FusedSGD's decay after the momentum) is "
+                 "not implemented: torch's SGD adds the decay before it");
         return false;
     }
     return true;
@@ -368,3 +392,6 @@ OW__OPTIMIZER_ENTRY(ow__optimizer_timm_csgdc, "csgdc", "timm", csgdc_keys, sgdw_
 OW__OPTIMIZER_ENTRY(ow__optimizer_composer_sgdw, "DecoupledSGDW", "composer",
                     composer_sgdw_keys, composer_sgdw_ops,
                     "composer DecoupledSGDW: decay p *= 1 - (lr/initial_lr)*wd");
+OW__OPTIMIZER_ENTRY(
+    ow__optimizer_timm_fusedsgd, "fusedsgd", "timm", fusedsgd_keys, torch_sgd_ops,
+    "timm 'fusedsgd' (APEX FusedSGD, GPU-only there): torch SGD's update");

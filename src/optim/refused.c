@@ -1,0 +1,53 @@
+/* refused.c -- the names a reference registers that optwrap refuses, each with its
+ * reason: asking for one is an error that says why, never an unknown type or a silent
+ * substitute. `optwrap list optimizer` shows them, and the README's table of timm names
+ * is checked against them. */
+#include "internal.h"
+
+#include <string.h>
+
+#define BNB                                                                              \
+    "bitsandbytes' optimizers keep their state in 8 bits with block-wise quantization; " \
+    "optwrap's quantized state (state_dtype) is not there yet"
+
+static const struct {
+    const char *scope, *name, *reason;
+} refused[] = {
+    {"timm", "bnbsgd", BNB},
+    {"timm", "bnbsgd8bit", BNB},
+    {"timm", "bnbadam", BNB},
+    {"timm", "bnbadam8bit", BNB},
+    {"timm", "bnbadamw", BNB},
+    {"timm", "bnbadamw8bit", BNB},
+    {"timm", "bnblion", BNB},
+    {"timm", "bnblion8bit", BNB},
+    {"timm", "bnbademamix", BNB},
+    {"timm", "bnbademamix8bit", BNB},
+    {"timm", "fusednovograd",
+     "APEX FusedNovoGrad (GPU-only) differs from timm's NvNovoGrad (moments initialised "
+     "from the first norm, reg_inside_moment, norm_type): no CPU twin to run instead"},
+};
+
+const char *ow__refused_reason(const char *name, const char *default_scope)
+{
+    const char *dot = strchr(name, '.');
+    for (size_t i = 0; i < OW__ARRAY_LEN(refused); i++) {
+        if (dot ? (strlen(refused[i].scope) == (size_t)(dot - name) &&
+                   !strncmp(name, refused[i].scope, (size_t)(dot - name)) &&
+                   !strcmp(dot + 1, refused[i].name))
+                : !strcmp(name, refused[i].name))
+            return refused[i].reason;
+    }
+    (void)default_scope;
+    return NULL;
+}
+
+bool ow__refused_get(size_t i, const char **scope, const char **name, const char **reason)
+{
+    if (i >= OW__ARRAY_LEN(refused))
+        return false;
+    *scope = refused[i].scope;
+    *name = refused[i].name;
+    *reason = refused[i].reason;
+    return true;
+}
