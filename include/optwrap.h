@@ -377,6 +377,15 @@ OW_API const char *ow_registry_kind_name(ow_registry_kind kind);
 /* dlopens a plugin and calls its `int ow_plugin_init(ow_error *err)`. */
 OW_API int ow_registry_load_plugin(const char *path, ow_error *err);
 
+/* Type strings a reference registers that optwrap refuses (timm's bitsandbytes names):
+ * the reason, or NULL when name is not one. Asking for one in a config is an error
+ * (OW_ERR_UNSUPPORTED) with this reason. */
+OW_API const char *ow_registry_refusal(ow_registry_kind kind, const char *name);
+/* The i-th refused type string of a kind ("timm.bnbadam8bit"), written to buf; NULL past
+ * the end. */
+OW_API const char *ow_registry_refused(ow_registry_kind kind, size_t i, char *buf,
+                                       size_t n);
+
 /* A plugin exports this; it registers its entries with ow_registry_add(). */
 typedef int (*ow_plugin_init_fn)(ow_error *err);
 

@@ -283,6 +283,22 @@ START_TEST(list_and_model)
     ow_test_cli_free(&r);
     r = ow_test_cli("list nonsense");
     ck_assert_int_eq(r.status, 2);
+    ck_assert(strstr(r.err, "optwrap list: no kind or entry named 'nonsense'"));
+    ow_test_cli_free(&r);
+    /* one entry by name, a composite among them; refused names say why */
+    r = ow_test_cli("list timm.lookahead_adamw --keys");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(strstr(r.out, "timm Lookahead (alpha 0.5, k 6) over 'adamw'"));
+    ck_assert(strstr(r.out, "      lookahead_k            int      default 6\n"));
+    ow_test_cli_free(&r);
+    r = ow_test_cli("list optimizer");
+    ck_assert(strstr(r.out, "  timm.bnbadam8bit                             refused: "
+                            "bitsandbytes' optimizers keep their state in 8 bits"));
+    ck_assert(strstr(r.out, "timm 'fusedadamw' (APEX FusedAdam, GPU-only there)"));
+    ow_test_cli_free(&r);
+    r = ow_test_cli("list timm.bnblion8bit");
+    ck_assert_int_eq(r.status, 2);
+    ck_assert(strstr(r.err, "optwrap list: 'timm.bnblion8bit' is refused: bitsandbytes"));
     ow_test_cli_free(&r);
     r = ow_test_cli("model models/mmpretrain_resnet50.yaml");
     ck_assert_int_eq(r.status, 0);

@@ -14,7 +14,7 @@ const cli_command cli_commands[] = {
      "groups CONFIG (--model MODEL.yaml | --arch NAME) [--format table|json|csv] [--csv] "
      "[--explain] [--cfg-options K=V ...]"},
     {"list", cli_list, "list the registry: names, descriptions, keys and defaults",
-     "list [optimizer|constructor|optim_wrapper|scheduler|layer_depth] [--keys]"},
+     "list [optimizer|constructor|optim_wrapper|scheduler|layer_depth|NAME] [--keys]"},
     {"model", cli_model, "show a model tree: modules, parameters, element counts",
      "model (MODEL.yaml | --arch NAME | --list-archs) [--format summary|yaml]"},
     {"print-config", cli_print_config,

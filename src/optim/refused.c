@@ -42,12 +42,15 @@ const char *ow__refused_reason(const char *name, const char *default_scope)
     return NULL;
 }
 
-bool ow__refused_get(size_t i, const char **scope, const char **name, const char **reason)
+const char *ow_registry_refusal(ow_registry_kind kind, const char *name)
 {
-    if (i >= OW__ARRAY_LEN(refused))
-        return false;
-    *scope = refused[i].scope;
-    *name = refused[i].name;
-    *reason = refused[i].reason;
-    return true;
+    return kind == OW_KIND_OPTIMIZER && name ? ow__refused_reason(name, NULL) : NULL;
+}
+
+const char *ow_registry_refused(ow_registry_kind kind, size_t i, char *buf, size_t n)
+{
+    if (kind != OW_KIND_OPTIMIZER || i >= OW__ARRAY_LEN(refused) || !buf || !n)
+        return NULL;
+    snprintf(buf, n, "%s.%s", refused[i].scope, refused[i].name);
+    return buf;
 }
