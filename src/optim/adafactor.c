@@ -151,7 +151,7 @@ typedef struct pass {
     const ow_tensor_args *t;
     const float *x; /* sum of squares: the array, its length, one double per unit */
     size_t n;
-    double *part;
+    double *part, *rowsq;
     size_t a, B, C, R, nb; /* factored: [A, C, R, B], slice a, nb row blocks */
     float *u, *cf, *rmean;
     float b2, omb2, div, lrf, decay;
@@ -195,6 +195,56 @@ static float rms(const float *x, size_t n, int threads, double *part)
  * sums do not depend on the thread count. */
 #define ROW_BLOCKS 8
 
+/* A factored tensor seen as [A, C, R, B] (C, R the factored dims). */
+typedef struct dims {
+    size_t A, C, R, B, nb;
+} dims;
+
+static dims dims_of(int ndim, const int64_t *shape, int col)
+{
+    dims d = {.A = 1, .B = 1, .C = (size_t)shape[col], .R = (size_t)shape[col + 1]};
+    for (int k = 0; k < col; k++)
+        d.A *= (size_t)shape[k];
+    for (int k = col + 2; k < ndim; k++)
+        d.B *= (size_t)shape[k];
+    d.nb = d.C < ROW_BLOCKS ? d.C : ROW_BLOCKS;
+    return d;
+}
+
+/* Where the scratch goes: a factored tensor keeps the column factors and row means of
+ * every slice (floats), then per-row sums of u*u and the block column sums (doubles);
+ * an unfactored one keeps the update u, then the unit sums. The update of a factored
+ * tensor is never stored: the sums pass and the apply pass both compute it from g. */
+typedef struct layout {
+    size_t cf, rmean, u, dbl; /* offsets in floats; dbl: where the doubles start */
+    size_t bytes;
+} layout;
+
+static layout layout_of(int ndim, const int64_t *shape, int col)
+{
+    size_t n = 1;
+    for (int k = 0; k < ndim; k++)
+        n *= (size_t)shape[k];
+    size_t units = (n + OW__UNIT - 1) / OW__UNIT + 1;
+    layout l = {0};
+    if (col < 0) {
+        l.dbl = (n + 1) & ~(size_t)1;
+        l.bytes = l.dbl * sizeof(float) + units * sizeof(double);
+        return l;
+    }
+    dims d = dims_of(ndim, shape, col);
+    l.rmean = d.A * d.R * d.B;
+    l.dbl = (l.rmean + d.A * d.B + 1) & ~(size_t)1;
+    size_t dbls = d.A * d.C + d.nb * d.R * d.B + (d.B == 1 ? d.nb * d.R : 0);
+    l.bytes = l.dbl * sizeof(float) + (dbls > units ? dbls : units) * sizeof(double);
+    return l;
+}
+
+static size_t scratch_bytes(const ow_hparam *hp, int ndim, const int64_t *shape)
+{
+    return layout_of(ndim, shape, factored_col(ndim, shape, hp[K_MIN_DIM].v[0])).bytes;
+}
+
 /* One streaming read of g: the row means into exp_avg_sq_row, and each block's column
  * sums into part (nb*R*B doubles). */
 OW_SIMD static void factored_sums(const void *arg, size_t lo, size_t hi)
@@ -206,7 +256,29 @@ OW_SIMD static void factored_sums(const void *arg, size_t lo, size_t hi)
     for (size_t blk = lo; blk < hi; blk++) {
         double *acc = q->part + blk * R * B;
         memset(acc, 0, R * B * sizeof *acc);
-        for (size_t i = C * blk / q->nb; i < C * (blk + 1) / q->nb; i++)
+        double *restrict t2 = q->part + (q->nb + blk) * R; /* B == 1 only */
+        if (B == 1)
+            memset(t2, 0, R * sizeof *t2);
+        for (size_t i = C * blk / q->nb; i < C * (blk + 1) / q->nb; i++) {
+            if (B == 1) { /* contiguous rows, read once for both the row and the rms */
+                const float *restrict gi = g + (a * C + i) * R;
+                double *restrict ac = acc, s = 0;
+#pragma omp simd reduction(+ : s)
+                for (size_t j = 0; j < R; j++) {
+                    float x = gi[j] * gi[j] + eps;
+                    s += x;
+                    ac[j] += x;
+                }
+                float *r = &row[a * C + i];
+                *r = fmaf(q->omb2, (float)(s / (double)R), *r * q->b2);
+                /* sum of u*u = rmean * sum_j (1/col_j) * sum_i g_ij^2 / row_i: the
+                 * per-column part, while the row is in cache */
+                const double inv = 1.0 / (double)*r;
+#pragma omp simd
+                for (size_t j = 0; j < R; j++)
+                    t2[j] += (double)gi[j] * gi[j] * inv;
+                continue;
+            }
             for (size_t b = 0; b < B; b++) {
                 const float *gi = g + (a * C + i) * R * B + b;
                 double s = 0;
@@ -220,42 +292,113 @@ OW_SIMD static void factored_sums(const void *arg, size_t lo, size_t hi)
                 float *r = &row[(a * C + i) * B + b];
                 *r = fmaf(q->omb2, (float)(s / (double)R), *r * q->b2);
             }
+        }
     }
 }
 
-/* u = rsqrt(row / mean_C(row)) * rsqrt(col) * g, rows [lo, hi) of slice a */
-OW_SIMD static void factored_update(const void *arg, size_t lo, size_t hi)
+/* Row r = a*C + i of the update: u = rsqrt(row / mean_C(row)) * rsqrt(col) * g. */
+static inline float row_factor(const pass *q, size_t r, size_t b)
 {
-    const pass *q = arg;
-    const size_t B = q->B, C = q->C, R = q->R, a = q->a;
-    const float *row = q->t->s[S_ROW], *g = q->t->g;
-    for (size_t i = lo; i < hi; i++)
-        for (size_t b = 0; b < B; b++) {
-            float rf = 1.0f / sqrtf(row[(a * C + i) * B + b] / q->rmean[b]);
-            size_t base = (a * C + i) * R * B + b;
-#pragma omp simd
-            for (size_t j = 0; j < R; j++)
-                q->u[base + j * B] = (rf * q->cf[j * B + b]) * g[base + j * B];
-        }
+    size_t a = r / q->C;
+    return 1.0f / sqrtf(q->t->s[S_ROW][r * q->B + b] / q->rmean[a * q->B + b]);
 }
 
-/* The factored second moment of a tensor seen as [A, C, R, B] (C, R the factored dims):
- * row/col = b2*row/col + (1-b2)*mean over R/C of g*g + eps, then the update u. tmp
- * holds 2*numel floats. */
-static void factored(pass *q, int col, float *tmp)
+/* sum of u*u per row, rows [lo, hi) of all slices (A*C rows), into rowsq */
+OW_SIMD static void factored_sumsq(const void *arg, size_t lo, size_t hi)
+{
+    const pass *q = arg;
+    const size_t B = q->B, R = q->R, RB = R * B;
+    const float *g = q->t->g;
+    for (size_t r = lo; r < hi; r++) {
+        const float *cf = q->cf + (r / q->C) * RB;
+        double s = 0;
+        if (B == 1) { /* contiguous rows (2-D weights): a loop the compiler vectorizes */
+            const float rf = row_factor(q, r, 0);
+            const float *restrict gr = g + r * R, *restrict cr = cf;
+#pragma omp simd reduction(+ : s)
+            for (size_t j = 0; j < R; j++) {
+                float u = (rf * cr[j]) * gr[j];
+                s += (double)u * u;
+            }
+            q->rowsq[r] = s;
+            continue;
+        }
+        for (size_t b = 0; b < B; b++) {
+            float rf = row_factor(q, r, b);
+            const float *gr = g + r * RB + b;
+#pragma omp simd reduction(+ : s)
+            for (size_t j = 0; j < R; j++) {
+                float u = (rf * cf[j * B + b]) * gr[j * B];
+                s += (double)u * u;
+            }
+        }
+        q->rowsq[r] = s;
+    }
+}
+
+/* update.div_(clip divisor).mul_(lr_t); p.add_(p, alpha=-wd*lr_t); p.add_(-update) */
+static inline __attribute__((always_inline)) float apply_one(const pass *q, float p,
+                                                             float u)
+{
+    return q->c->wd != 0 ? fmaf(q->decay, p, p) + -((u / q->div) * q->lrf)
+                         : p + -((u / q->div) * q->lrf);
+}
+
+/* the factored update, recomputed from g, applied to rows [lo, hi) */
+OW_SIMD static void factored_apply(const void *arg, size_t lo, size_t hi)
+{
+    const pass *q = arg;
+    const size_t B = q->B, R = q->R, RB = R * B;
+    const float *g = q->t->g;
+    float *p = q->t->p;
+    const bool wd = q->c->wd != 0;
+    for (size_t r = lo; r < hi; r++) {
+        const float *cf = q->cf + (r / q->C) * RB;
+        if (B == 1) { /* contiguous rows, the decay test out of the loop */
+            const float rf = row_factor(q, r, 0), div = q->div, lrf = q->lrf,
+                        decay = q->decay;
+            const float *restrict gr = g + r * R, *restrict cr = cf;
+            float *restrict pr = p + r * R;
+            if (wd) {
+#pragma omp simd
+                for (size_t j = 0; j < R; j++)
+                    pr[j] = fmaf(decay, pr[j], pr[j]) +
+                            -((((rf * cr[j]) * gr[j]) / div) * lrf);
+            } else {
+#pragma omp simd
+                for (size_t j = 0; j < R; j++)
+                    pr[j] = pr[j] + -((((rf * cr[j]) * gr[j]) / div) * lrf);
+            }
+            continue;
+        }
+        for (size_t b = 0; b < B; b++) {
+            float rf = row_factor(q, r, b);
+            size_t base = r * RB + b;
+#pragma omp simd
+            for (size_t j = 0; j < R; j++) {
+                float u = (rf * cf[j * B + b]) * g[base + j * B];
+                p[base + j * B] = apply_one(q, p[base + j * B], u);
+            }
+        }
+    }
+}
+
+/* The factored second moment: row/col = b2*row/col + (1-b2)*mean over R/C of g*g + eps
+ * per slice, then the column factors and row means of every slice, and the sum of u*u
+ * (returned). */
+static double factored(pass *q, int col, float *scratch, const layout *l)
 {
     const ow_tensor_args *t = q->t;
-    size_t A = 1, B = 1, C = (size_t)t->shape[col], R = (size_t)t->shape[col + 1];
-    for (int d = 0; d < col; d++)
-        A *= (size_t)t->shape[d];
-    for (int d = col + 2; d < t->ndim; d++)
-        B *= (size_t)t->shape[d];
-    const size_t RB = R * B;
+    dims d = dims_of(t->ndim, t->shape, col);
+    const size_t RB = d.R * d.B;
     float *cl = t->s[S_COL];
-    q->B = B, q->C = C, q->R = R;
-    q->nb = C < ROW_BLOCKS ? C : ROW_BLOCKS; /* nb*RB doubles fit in tmp: nb <= C */
-    q->part = (double *)tmp;
-    for (size_t a = 0; a < A; a++) {
+    q->B = d.B, q->C = d.C, q->R = d.R, q->nb = d.nb;
+    q->cf = scratch + l->cf;
+    q->rmean = scratch + l->rmean;
+    q->rowsq = (double *)(void *)(scratch + l->dbl);
+    q->part = q->rowsq + d.A * d.C;
+    double sumsq = 0;
+    for (size_t a = 0; a < d.A; a++) {
         q->a = a;
         ow__parallel_range(factored_sums, q, q->nb, t->threads);
         for (size_t k = 0; k < RB; k++) {
@@ -263,21 +406,34 @@ static void factored(pass *q, int col, float *tmp)
             for (size_t blk = 0; blk < q->nb; blk++)
                 s += q->part[blk * RB + k];
             float *v = &cl[a * RB + k];
-            *v = fmaf(q->omb2, (float)(s / (double)C), *v * q->b2);
+            *v = fmaf(q->omb2, (float)(s / (double)d.C), *v * q->b2);
+            /* c_factor = exp_avg_sq_col.rsqrt() (1/sqrt, two roundings as torch's) */
+            q->cf[a * RB + k] = 1.0f / sqrtf(*v);
         }
-        /* the block sums are spent: c_factor = exp_avg_sq_col.rsqrt() (1/sqrt, two
-         * roundings as torch's rsqrt) and the row means take their place */
-        q->cf = tmp, q->rmean = tmp + RB;
-        for (size_t k = 0; k < RB; k++)
-            q->cf[k] = 1.0f / sqrtf(cl[a * RB + k]);
-        for (size_t b = 0; b < B; b++) {
+        for (size_t b = 0; b < d.B; b++) {
             double s = 0;
-            for (size_t i = 0; i < C; i++)
-                s += t->s[S_ROW][(a * C + i) * B + b];
-            q->rmean[b] = (float)(s / (double)C); /* exp_avg_sq_row.mean(dim=col) */
+            for (size_t i = 0; i < d.C; i++)
+                s += t->s[S_ROW][(a * d.C + i) * d.B + b];
+            q->rmean[a * d.B + b] = (float)(s / (double)d.C); /* .mean(dim=col) */
         }
-        ow__parallel_range(factored_update, q, C, t->threads);
+        if (d.B == 1) { /* the sum of u*u from the sums pass's column parts */
+            double s = 0;
+            for (size_t j = 0; j < d.R; j++) {
+                double tj = 0;
+                for (size_t blk = 0; blk < q->nb; blk++)
+                    tj += q->part[(q->nb + blk) * d.R + j];
+                s += tj / (double)cl[a * RB + j];
+            }
+            sumsq += (double)q->rmean[a] * s;
+        }
     }
+    if (d.B == 1)
+        return sumsq;
+    ow__parallel_range(factored_sumsq, q, d.A * d.C, t->threads);
+    double s = 0;
+    for (size_t r = 0; r < d.A * d.C; r++)
+        s += q->rowsq[r];
+    return s;
 }
 
 /* Unfactored: exp_avg_sq = b2*v + (1-b2)*(g*g + eps); u = rsqrt(v) * g */
@@ -294,33 +450,14 @@ OW_SIMD static void plain_update(const void *arg, size_t lo, size_t hi)
     }
 }
 
-/* update.div_(clip divisor).mul_(lr_t); p.add_(p, alpha=-wd*lr_t); p.add_(-update) */
-OW_SIMD static void apply_update(const void *arg, size_t lo, size_t hi)
+OW_SIMD static void plain_apply(const void *arg, size_t lo, size_t hi)
 {
     const pass *q = arg;
     float *restrict p = q->t->p;
     const float *restrict u = q->u;
-    const float div = q->div, lrf = q->lrf, decay = q->decay;
-    if (q->c->wd != 0) {
 #pragma omp simd
-        for (size_t i = lo; i < hi; i++)
-            p[i] = fmaf(decay, p[i], p[i]) + -((u[i] / div) * lrf);
-    } else {
-#pragma omp simd
-        for (size_t i = lo; i < hi; i++)
-            p[i] = p[i] + -((u[i] / div) * lrf);
-    }
-}
-
-/* Scratch: the update u, then 2*numel floats of working space from an 8-byte boundary
- * (double sums). */
-static size_t scratch_bytes(const ow_hparam *hp, int ndim, const int64_t *shape)
-{
-    (void)hp;
-    size_t n = 1;
-    for (int d = 0; d < ndim; d++)
-        n *= (size_t)shape[d];
-    return (3 * n + 2) * sizeof(float);
+    for (size_t i = lo; i < hi; i++)
+        p[i] = apply_one(q, p[i], u[i]);
 }
 
 /* timm's Adafactor.step for one tensor. Every pass runs on t->threads threads and sums
@@ -330,13 +467,15 @@ static void step_tensor(const ow_tensor_args *t)
     const adafactor_ctx *c = t->ctx;
     size_t n = t->numel;
     float *scratch = t->scratch;
-    float *tmp = scratch + n + (n & 1); /* 8-byte aligned for the double sums */
+    int col = factored_col(t->ndim, t->shape, c->min_dim);
+    layout l = layout_of(t->ndim, t->shape, col);
+    double *part = (double *)(void *)(scratch + l.dbl);
     pass q = {.c = c,
               .t = t,
-              .u = scratch,
+              .u = scratch + l.u,
               .b2 = ow__f(c->beta2t),
               .omb2 = ow__f(1.0 - c->beta2t)};
-    float rms_p = rms(t->p, n, t->threads, (double *)tmp);
+    float rms_p = rms(t->p, n, t->threads, part);
     t->scalars[S_RMS] = rms_p;
     double lr_t = c->lr;
     if (c->relative) {
@@ -345,18 +484,23 @@ static void step_tensor(const ow_tensor_args *t)
         if (c->scale_parameter)
             lr_t *= fmax(c->eps_scale, rms_p);
     }
-    int col = factored_col(t->ndim, t->shape, c->min_dim);
-    if (col >= 0)
-        factored(&q, col, tmp);
-    else
+    double sumsq;
+    if (col >= 0) {
+        sumsq = factored(&q, col, scratch, &l);
+    } else {
         ow__parallel_range(plain_update, &q, n, t->threads);
+        sumsq = sum_squares(q.u, n, t->threads, part);
+    }
     /* update.div_((rms(update) / clip_threshold).clamp_(min=1.0)) */
-    q.div = rms(q.u, n, t->threads, (double *)tmp) / ow__f(c->clip);
+    q.div = (float)sqrt(sumsq) / (float)sqrt((double)n) / ow__f(c->clip);
     if (q.div < 1.0f)
         q.div = 1.0f;
     q.lrf = ow__f(lr_t);
     q.decay = ow__f(-c->wd * lr_t);
-    ow__parallel_range(apply_update, &q, n, t->threads);
+    if (col >= 0)
+        ow__parallel_range(factored_apply, &q, q.C * (n / (q.C * q.R * q.B)), t->threads);
+    else
+        ow__parallel_range(plain_apply, &q, n, t->threads);
 }
 
 static const ow_optimizer_ops adafactor_ops = {.abi_version = OW_ABI_VERSION,
