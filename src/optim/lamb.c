@@ -221,6 +221,7 @@ typedef enum { MOVE, COUNT, NORMS, APPLY } what;
 typedef struct lamb_pass {
     float clip, b1, beta3, b2, omb2, bc1, bc2s, eps, l2, decay, nlr, agree, disagree,
         trust;
+    float rclip, rbc1, rbc2s; /* fast kernels: their reciprocals */
 } lamb_pass;
 
 static inline lamb_pass pass_of(const ow_kernel_args *a)
@@ -239,18 +240,24 @@ static inline lamb_pass pass_of(const ow_kernel_args *a)
                        .nlr = c->nlr,
                        .agree = c->caution ? (float)a->t[T_MASK] : 1.0f,
                        .disagree = c->caution ? 0.0f : 1.0f,
-                       .trust = (float)a->t[T_TRUST]};
+                       .trust = (float)a->t[T_TRUST],
+                       .rclip = 1.0f / (c->clip_grads ? (float)a->t[T_CLIP] : 1.0f),
+                       .rbc1 = 1.0f / c->bc1,
+                       .rbc2s = 1.0f / c->bc2s};
 }
 
 /* One element: the clipped gradient, the moments (moved in pass 1 only; later passes
  * recompute the direction from them, cheaper than storing it), the direction
- * u = (m/bc1) / (sqrt(v)/sqrt(bc2) + eps), masked (caution) and decayed when `final`. */
-static inline __attribute__((always_inline)) float element(const lamb_pass *k,
-                                                           bool moments, bool final,
-                                                           float g, float p, float *m,
-                                                           float *v, float *gc, float *pd)
+ * u = (m/bc1) / (sqrt(v)/sqrt(bc2) + eps), masked (caution) and decayed when `final`.
+ * The reference's norms are float32 sums in torch's order, which optwrap does not
+ * reproduce (Lamb is held to a relative error): the fast kernels multiply by
+ * reciprocals where the reference divides (one rounding apart; three divisions per
+ * element were most of the step), the _ref kernels divide as torch does. */
+static inline __attribute__((always_inline)) float
+element(const lamb_pass *k, bool moments, bool final, bool fast, float g, float p,
+        float *m, float *v, float *gc, float *pd)
 {
-    float gi = g / k->clip; /* grad.div_(clip_global_norm) */
+    float gi = fast ? g * k->rclip : g / k->clip; /* grad.div_(clip_global_norm) */
     float mi = *m, vi = *v;
     if (moments) {
         mi = fmaf(k->beta3, gi, mi * k->b1); /* exp_avg.mul_(b1).add_(g, alpha=b3) */
@@ -258,17 +265,19 @@ static inline __attribute__((always_inline)) float element(const lamb_pass *k,
         *m = mi;
         *v = vi;
     }
-    float u = (mi / k->bc1) / (sqrtf(vi) / k->bc2s + k->eps);
+    float u = fast ? (mi * k->rbc1) / fmaf(sqrtf(vi), k->rbc2s, k->eps)
+                   : (mi / k->bc1) / (sqrtf(vi) / k->bc2s + k->eps);
     *gc = gi;
     if (!final)
         return u;
-    u = u * (u * gi > 0 ? k->agree : k->disagree); /* caution: mask / mean(mask) */
-    *pd = fmaf(k->decay, p, p);                    /* p.add_(p, alpha=-lr*wd) */
-    return fmaf(k->l2, p, u);                      /* update.add_(p, alpha=wd) */
+    if (k->disagree != 1.0f) /* caution: mask / mean(mask) (g unread without it) */
+        u = u * (u * gi > 0 ? k->agree : k->disagree);
+    *pd = fmaf(k->decay, p, p); /* p.add_(p, alpha=-lr*wd) */
+    return fmaf(k->l2, p, u);   /* update.add_(p, alpha=wd) */
 }
 
 static inline __attribute__((always_inline)) void body(const ow_kernel_args *a,
-                                                       bool moments, what w)
+                                                       bool moments, what w, bool fast)
 {
     const lamb_pass k = pass_of(a);
     float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG],
@@ -280,7 +289,8 @@ static inline __attribute__((always_inline)) void body(const ow_kernel_args *a,
 #pragma omp simd reduction(+ : cnt)
         for (size_t i = 0; i < n; i++) {
             float gi, pd;
-            float u = element(&k, moments, false, g[i], p[i], &m[i], &v[i], &gi, &pd);
+            float u =
+                element(&k, moments, false, fast, g[i], p[i], &m[i], &v[i], &gi, &pd);
             cnt += u * gi > 0;
         }
         a->sums[0] += cnt;
@@ -289,7 +299,8 @@ static inline __attribute__((always_inline)) void body(const ow_kernel_args *a,
 #pragma omp simd reduction(+ : pp, uu)
         for (size_t i = 0; i < n; i++) {
             float gi, pd;
-            float u = element(&k, moments, true, g[i], p[i], &m[i], &v[i], &gi, &pd);
+            float u =
+                element(&k, moments, true, fast, g[i], p[i], &m[i], &v[i], &gi, &pd);
             pp += (double)pd * pd;
             uu += (double)u * u;
         }
@@ -299,7 +310,8 @@ static inline __attribute__((always_inline)) void body(const ow_kernel_args *a,
 #pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float gi, pd;
-            float u = element(&k, moments, true, g[i], p[i], &m[i], &v[i], &gi, &pd);
+            float u =
+                element(&k, moments, true, fast, g[i], p[i], &m[i], &v[i], &gi, &pd);
             p[i] = fmaf(k.nlr, w == APPLY ? u * k.trust : u, pd); /* p.add_(u, -lr) */
         }
     }
@@ -308,47 +320,49 @@ static inline __attribute__((always_inline)) void body(const ow_kernel_args *a,
 /* pass 1: moments, then the mask count (caution), the norms (trust ratio) or the step;
  * pass 2 (caution): the masked direction's norms, or the step; pass 3: the step with
  * the trust ratio. The _ref twins run the same body without SIMD (sums in order). */
-static inline __attribute__((always_inline)) void moments(const ow_kernel_args *a)
+static inline __attribute__((always_inline)) void moments(const ow_kernel_args *a,
+                                                          bool fast)
 {
     const lamb_ctx *c = a->ctx;
     if (c->caution)
-        body(a, true, COUNT);
+        body(a, true, COUNT, fast);
     else if (c->adapt)
-        body(a, true, NORMS);
+        body(a, true, NORMS, fast);
     else
-        body(a, true, MOVE);
+        body(a, true, MOVE, fast);
 }
-static inline __attribute__((always_inline)) void masked(const ow_kernel_args *a)
+static inline __attribute__((always_inline)) void masked(const ow_kernel_args *a,
+                                                         bool fast)
 {
     const lamb_ctx *c = a->ctx;
     if (c->adapt)
-        body(a, false, NORMS);
+        body(a, false, NORMS, fast);
     else
-        body(a, false, MOVE);
+        body(a, false, MOVE, fast);
 }
 OW_SIMD static void moments_run(const ow_kernel_args *a)
 {
-    moments(a);
+    moments(a, true);
 }
 static void moments_ref(const ow_kernel_args *a)
 {
-    moments(a);
+    moments(a, false);
 }
 OW_SIMD static void masked_run(const ow_kernel_args *a)
 {
-    masked(a);
+    masked(a, true);
 }
 static void masked_ref(const ow_kernel_args *a)
 {
-    masked(a);
+    masked(a, false);
 }
 OW_SIMD static void apply_run(const ow_kernel_args *a)
 {
-    body(a, false, APPLY);
+    body(a, false, APPLY, true);
 }
 static void apply_ref(const ow_kernel_args *a)
 {
-    body(a, false, APPLY);
+    body(a, false, APPLY, false);
 }
 
 static void trust_of(const lamb_ctx *c, const ow_finish_args *f)
