@@ -52,31 +52,11 @@ static void find_golden(void)
  * refused as unsupported, with a clear message. */
 static bool implemented(const char *file)
 {
-    static const char *const later[] = {"fastai/",
-                                        "timm/adafactorbv",
-                                        "timm/cadafactorbv",
-                                        "timm/adahessian_",
-                                        "timm/adamp_",
-                                        "timm/cadamp_",
-                                        "timm/adamuon_",
-                                        "timm/nadamuon_",
-                                        "timm/adan_",
-                                        "timm/adanw_",
-                                        "timm/cadanw_",
-                                        "timm/adopt",
-                                        "timm/cadopt",
-                                        "timm/kron",
-                                        "timm/laprop_",
-                                        "timm/lapropc_",
-                                        "timm/claprop_",
-                                        "timm/madgrad",
-                                        "timm/mars_",
-                                        "timm/cmars_",
-                                        "timm/muon_",
-                                        "timm/nmuon_",
-                                        "timm/novograd_",
-                                        "timm/sgdp_",
-                                        NULL};
+    static const char *const later[] = {
+        "fastai/",     "timm/adafactorbv", "timm/cadafactorbv", "timm/adahessian_",
+        "timm/adamp_", "timm/cadamp_",     "timm/adamuon_",     "timm/nadamuon_",
+        "timm/kron",   "timm/muon_",       "timm/nmuon_",       "timm/sgdp_",
+        NULL};
     for (const char *const *n = later; *n; n++)
         if (!strncmp(file, *n, strlen(*n)))
             return false;
@@ -161,6 +141,17 @@ static const struct {
     {"NAdam", "foreach: true"},
     {"RAdam", "foreach: true, betas: [0.9, 0.9]"},
     {"RAdam", "foreach: true, betas: [0.9, 0.5]"},
+    {"timm.adan", "betas: [0.9, 0.8, 0.7], eps: 0.001"},
+    {"timm.cadan", "no_prox: true"},
+    {"timm.adopt", "maximize: true, clip_exp: null"},
+    {"timm.cadopt", "decoupled: true, corrected_weight_decay: true, betas: [0.3, 0.99]"},
+    {"timm.laprop", "caution: true, corrected_weight_decay: true"},
+    {"timm.madgrad", "momentum: 0"},
+    {"timm.madgradw", "momentum: 0.5"},
+    {"timm.mars", "mars_type: lion"},
+    {"timm.mars", "optimize_1d: true, lr_1d_factor: 0.5, betas_1d: [0.8, 0.9]"},
+    {"timm.cmars", "mars_type: lion, optimize_1d: true, gamma: 0.5"},
+    {"timm.novograd", "amsgrad: true, grad_averaging: true"},
 };
 
 static const ow_entry *nth_optimizer(int i)

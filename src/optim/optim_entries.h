@@ -89,4 +89,34 @@ extern const ow_entry ow__optimizer_mmpretrain_lamb;
 extern const ow_entry ow__optimizer_timm_adafactor;
 extern const ow_entry ow__optimizer_timm_cadafactor;
 
+/* src/optim/adan.c */
+extern const ow_entry ow__optimizer_timm_adan;
+extern const ow_entry ow__optimizer_timm_adanw;
+extern const ow_entry ow__optimizer_timm_cadan;
+extern const ow_entry ow__optimizer_timm_cadanw;
+
+/* src/optim/adopt.c */
+extern const ow_entry ow__optimizer_timm_adopt;
+extern const ow_entry ow__optimizer_timm_adoptw;
+extern const ow_entry ow__optimizer_timm_adoptc;
+extern const ow_entry ow__optimizer_timm_cadopt;
+extern const ow_entry ow__optimizer_timm_cadoptw;
+extern const ow_entry ow__optimizer_timm_cadoptc;
+
+/* src/optim/laprop.c */
+extern const ow_entry ow__optimizer_timm_laprop;
+extern const ow_entry ow__optimizer_timm_claprop;
+extern const ow_entry ow__optimizer_timm_lapropc;
+
+/* src/optim/madgrad.c */
+extern const ow_entry ow__optimizer_timm_madgrad;
+extern const ow_entry ow__optimizer_timm_madgradw;
+
+/* src/optim/mars.c */
+extern const ow_entry ow__optimizer_timm_mars;
+extern const ow_entry ow__optimizer_timm_cmars;
+
+/* src/optim/novograd.c */
+extern const ow_entry ow__optimizer_timm_novograd;
+
 #endif /* OW_OPTIM_ENTRIES_H */
