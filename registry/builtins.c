@@ -102,6 +102,7 @@ const ow_entry *const ow__builtins[] = {
     &ow__optimizer_radam,
     &ow__optimizer_timm_radam,
     &ow__optimizer_timm_radamlegacy,
+    &ow__optimizer_timm_radamw,
     &ow__optimizer_adamax,
     &ow__optimizer_timm_adamax,
     &ow__optimizer_adagrad,

@@ -141,6 +141,7 @@ static const struct {
     {"NAdam", "foreach: true"},
     {"RAdam", "foreach: true, betas: [0.9, 0.9]"},
     {"RAdam", "foreach: true, betas: [0.9, 0.5]"},
+    {"timm.radamw", "foreach: true"},
     {"timm.adan", "betas: [0.9, 0.8, 0.7], eps: 0.001"},
     {"timm.cadan", "no_prox: true"},
     {"timm.adopt", "maximize: true, clip_exp: null"},

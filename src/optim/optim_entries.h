@@ -39,6 +39,7 @@ extern const ow_entry ow__optimizer_timm_nadamlegacy;
 extern const ow_entry ow__optimizer_radam;
 extern const ow_entry ow__optimizer_timm_radam;
 extern const ow_entry ow__optimizer_timm_radamlegacy;
+extern const ow_entry ow__optimizer_timm_radamw;
 
 /* src/optim/adamax.c */
 extern const ow_entry ow__optimizer_adamax;

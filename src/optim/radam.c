@@ -1,6 +1,8 @@
 /* RAdam family: torch.optim.RAdam (rectified when rho_t > 5, L2 decay) and timm's
  * RAdamLegacy (rectified when N_sma >= 5, decoupled decay p -= lr*wd*p), each taking
- * the plain momentum step while the variance is not yet tractable.
+ * the plain momentum step while the variance is not yet tractable. timm's 'radamw' is
+ * torch's with decoupled_weight_decay (torch 2.1's key: p *= 1 - lr*wd first), stepped
+ * with torch 1.13's rounding like 'radam'.
  * https://pytorch.org/docs/1.13/generated/torch.optim.RAdam.html */
 #include "optim_internal.h"
 
@@ -17,14 +19,25 @@
 static const ow_key radam_keys[] = {RADAM_KEYS("0"), OW__KEY_FOREACH, {0}};
 static const ow_key timm_radam_keys[] = {RADAM_KEYS("0.0"), OW__KEY_FOREACH, {0}};
 static const ow_key radamlegacy_keys[] = {RADAM_KEYS("0.0"), {0}};
+/* timm 'radamw': torch.optim.RAdam(decoupled_weight_decay=True), a key torch 2.1 added */
+static const ow_key radamw_keys[] = {
+    RADAM_KEYS("0.0"),
+    OW__KEY_FOREACH,
+    OW__KEY_BOOL("decoupled_weight_decay", "true",
+                 "decay p *= 1 - lr*wd before the step instead of L2"),
+    {0}};
 
-enum { K_LR, K_BETAS, K_EPS, K_WD, K_FOREACH };
-static const char *const radam_params[] = {
-    [K_LR] = "lr",           [K_BETAS] = "betas",     [K_EPS] = "eps",
-    [K_WD] = "weight_decay", [K_FOREACH] = "foreach", NULL};
+enum { K_LR, K_BETAS, K_EPS, K_WD, K_FOREACH, K_DECOUPLED };
+static const char *const radam_params[] = {[K_LR] = "lr",
+                                           [K_BETAS] = "betas",
+                                           [K_EPS] = "eps",
+                                           [K_WD] = "weight_decay",
+                                           [K_FOREACH] = "foreach",
+                                           [K_DECOUPLED] = "decoupled_weight_decay",
+                                           NULL};
 
 typedef struct radam_ctx {
-    float l2, keep_coef, b1, omb1, b2, omb2, bc1, lr, sqrt_bc2, rect, eps, nss;
+    float l2, keep, keep_coef, b1, omb1, b2, omb2, bc1, lr, sqrt_bc2, rect, eps, nss;
     float ss_rect, ss_plain; /* foreach: the two addcdiv step sizes */
     bool has_l2, has_decay, rectified, legacy, foreach;
 } radam_ctx;
@@ -64,8 +77,11 @@ static void prepare_torch(ow_prepare_args *a)
     double t, b1 = a->hp[K_BETAS].v[0], b2 = a->hp[K_BETAS].v[1], lr = a->lr;
     prepare_common(a, c, &t);
     double wd = a->hp[K_WD].v[0];
-    c->has_l2 = wd != 0;
+    bool decoupled = ow__hp_true(&a->hp[K_DECOUPLED]); /* absent: false */
+    c->has_l2 = wd != 0 && !decoupled;
     c->l2 = ow__f(wd);
+    c->keep =
+        decoupled ? ow__f(1 - lr * wd) : 1.0f; /* param.mul_(1 - lr*wd); x*1 exact */
     double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
     double rho_inf = 2 / (1 - b2) - 1;
     double rho_t = rho_inf - 2 * t * pow(b2, t) / bc2;
@@ -90,6 +106,7 @@ static void prepare_legacy(ow_prepare_args *a)
     double t, b1 = a->hp[K_BETAS].v[0], b2 = a->hp[K_BETAS].v[1], lr = a->lr;
     prepare_common(a, c, &t);
     c->legacy = true;
+    c->keep = 1.0f;
     /* timm 1.0 caches [step, N_sma, step_size] in a `buffer` list that torch's
      * setdefault shares between all groups: the first group to reach a step sets the
      * step size (its lr included) that every group then uses at that step */
@@ -132,7 +149,8 @@ OW_SIMD static void radam_run(const ow_kernel_args *a)
     const float *restrict g = a->g;
     const float l2 = c->l2, b1 = c->b1, omb1 = c->omb1, b2 = c->b2, omb2 = c->omb2,
                 bc1 = c->bc1, lr = c->lr, sb = c->sqrt_bc2, rect = c->rect, eps = c->eps,
-                kc = c->keep_coef, nss = c->nss, ssr = c->ss_rect, ssp = c->ss_plain;
+                kc = c->keep_coef, keep = c->keep, nss = c->nss, ssr = c->ss_rect,
+                ssp = c->ss_plain;
     const bool has_l2 = c->has_l2, rectified = c->rectified, legacy = c->legacy,
                decay = c->has_decay, foreach = c->foreach;
 #pragma omp simd
@@ -146,13 +164,13 @@ OW_SIMD static void radam_run(const ow_kernel_args *a)
             float pi = decay ? fmaf(kc, p[i], p[i]) : p[i];
             p[i] = rectified ? pi + (nss * mi) / (sqrtf(vi) + eps) : fmaf(nss, mi, pi);
         } else if (foreach) {
-            float pi = p[i] + (ssr * mi) / (sqrtf(vi) / sb);
+            float pi = p[i] * keep + (ssr * mi) / (sqrtf(vi) / sb);
             p[i] = pi + (ssp * mi) / 1.0f;
         } else {
             float u = (mi / bc1) * lr;
             if (rectified)
                 u = (u * ((1.0f / (sqrtf(vi) + eps)) * sb)) * rect;
-            p[i] = p[i] - u;
+            p[i] = p[i] * keep - u;
         }
     }
 }
@@ -179,6 +197,7 @@ static void radam_ref(const ow_kernel_args *a)
             }
             continue;
         }
+        a->p[i] = a->p[i] * c->keep; /* decoupled_weight_decay */
         if (c->foreach) {
             float denom = sqrtf(v) / c->sqrt_bc2; /* _foreach_div(sqrt(v), sqrt(bc2)) */
             a->p[i] = a->p[i] + (c->ss_rect * m) / denom; /* _foreach_addcdiv_ */
@@ -216,6 +235,8 @@ OW__OPTIMIZER_ENTRY(ow__optimizer_radam, "RAdam", "mmengine", radam_keys, radam_
                     "torch.optim.RAdam: Adam with variance rectification");
 OW__OPTIMIZER_ENTRY(ow__optimizer_timm_radam, "radam", "timm", timm_radam_keys, radam_ops,
                     "timm 'radam': torch.optim.RAdam");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_radamw, "radamw", "timm", radamw_keys, radam_ops,
+                    "timm 'radamw': torch.optim.RAdam, decoupled weight decay");
 OW__OPTIMIZER_ENTRY(ow__optimizer_timm_radamlegacy, "radamlegacy", "timm",
                     radamlegacy_keys, legacy_ops,
                     "timm RAdamLegacy: rectified when N_sma >= 5, decoupled decay");
