@@ -3,8 +3,9 @@
  * + (1-momentum)*z (x0 is the first parameter value; without momentum p = z, x0 then
  * recomputed from p, s and sum_sq). L2 or decoupled decay. Steps tensor by tensor:
  * torch computes x**(1/3) with SLEEF's powf_u10 on whole vectors of 16 and in double on
- * the tail, both reproduced, bit-exact on tensors under 32768 elements (torch splits
- * bigger ones among its threads). MADGRAD: https://arxiv.org/abs/2101.11075 */
+ * the tail, both reproduced: bit-exact against torch on one thread (with more, torch
+ * cuts tensors over 32768 elements among them, each part with its own tail). MADGRAD:
+ * https://arxiv.org/abs/2101.11075 */
 #include "optim_internal.h"
 
 #include <string.h>
@@ -204,31 +205,51 @@ static float cbrt_tail(float x)
 
 /* ---- the step -------------------------------------------------------------------- */
 
+typedef struct madgrad_job {
+    const madgrad_ctx *c;
+    float *p, *gss, *s, *x0;
+    const float *g;
+    size_t nvec; /* elements torch's vectorised loop covers: whole pairs of 8 floats */
+} madgrad_job;
+
+static void update_range(const void *arg, size_t lo, size_t hi)
+{
+    const madgrad_job *j = arg;
+    const madgrad_ctx *c = j->c;
+    for (size_t i = lo; i < hi; i++) {
+        float g = j->g[i], pi = j->p[i] * c->keep; /* p.mul_(1 - lr*wd) */
+        if (c->has_l2)
+            g = fmaf(c->l2, pi, g); /* grad.add_(p, alpha=wd) */
+        bool vec = i < j->nvec;
+        float x0;
+        if (c->has_momentum) {
+            x0 = j->x0[i];
+        } else { /* x0 = p.addcdiv(s, grad_sum_sq.pow(1/3).add_(eps), value=1) */
+            float rms = (vec ? cbrt_vec(j->gss[i]) : cbrt_tail(j->gss[i])) + c->eps;
+            x0 = pi + j->s[i] / rms;
+        }
+        float v = j->gss[i] = fmaf(c->lamb * g, g, j->gss[i]); /* addcmul_(g, g, lamb) */
+        float rms = (vec ? cbrt_vec(v) : cbrt_tail(v)) + c->eps;
+        float si = j->s[i] = fmaf(c->lamb, g, j->s[i]); /* s.add_(grad, alpha=lamb) */
+        float z = x0 + (-1.0f * si) / rms;              /* x0.addcdiv(s, rms, value=-1) */
+        j->p[i] = c->has_momentum ? fmaf(c->ck, z, pi * c->mom) : z; /* p*(1-ck) + ck*z */
+    }
+}
+
 static void step_tensor(const ow_tensor_args *a)
 {
     const madgrad_ctx *c = a->ctx;
-    size_t n = a->numel, nvec = n - n % 16; /* torch's vectorised loop: 2 x 8 floats */
-    float *p = a->p, *gss = a->s[S_GRAD_SUM_SQ], *s = a->s[S_S], *x0s = a->s[S_X0];
+    size_t n = a->numel;
+    madgrad_job j = {.c = c,
+                     .p = a->p,
+                     .gss = a->s[S_GRAD_SUM_SQ],
+                     .s = a->s[S_S],
+                     .x0 = a->s[S_X0],
+                     .g = a->g,
+                     .nvec = n - n % 16};
     if (c->first && c->has_momentum)
-        memcpy(x0s, p, n * sizeof *p); /* state['x0'] = torch.clone(p) */
-    for (size_t i = 0; i < n; i++) {
-        float g = a->g[i], pi = p[i] * c->keep; /* p.mul_(1 - lr*wd) */
-        if (c->has_l2)
-            g = fmaf(c->l2, pi, g); /* grad.add_(p, alpha=wd) */
-        bool vec = i < nvec;
-        float x0;
-        if (c->has_momentum) {
-            x0 = x0s[i];
-        } else { /* x0 = p.addcdiv(s, grad_sum_sq.pow(1/3).add_(eps), value=1) */
-            float rms = (vec ? cbrt_vec(gss[i]) : cbrt_tail(gss[i])) + c->eps;
-            x0 = pi + s[i] / rms;
-        }
-        float v = gss[i] = fmaf(c->lamb * g, g, gss[i]); /* addcmul_(g, g, value=lamb) */
-        float rms = (vec ? cbrt_vec(v) : cbrt_tail(v)) + c->eps;
-        float si = s[i] = fmaf(c->lamb, g, s[i]); /* s.add_(grad, alpha=lamb) */
-        float z = x0 + (-1.0f * si) / rms;        /* x0.addcdiv(s, rms, value=-1) */
-        p[i] = c->has_momentum ? fmaf(c->ck, z, pi * c->mom) : z;
-    }
+        memcpy(j.x0, j.p, n * sizeof *j.p); /* state['x0'] = torch.clone(p) */
+    ow__parallel_range(update_range, &j, n, a->ref ? 1 : a->threads);
 }
 
 static const ow_optimizer_ops madgrad_ops = {.abi_version = OW_ABI_VERSION,

@@ -157,45 +157,81 @@ static float torch_norm_c(const mars_ctx *c, const float *g, const float *last, 
     return sqrtf(s);
 }
 
+/* One tensor's step, cut into element ranges for ow__parallel_range. */
+typedef struct mars_job {
+    const mars_ctx *c;
+    const mars_rule *r;
+    float *p, *m, *v, *last;
+    const float *g;
+    float norm, scale;
+    bool mars, clip;
+} mars_job;
+
+/* exp_avg (and exp_avg_sq) move with c_t, clipped to norm 1 */
+static void moments_range(const void *arg, size_t lo, size_t hi)
+{
+    const mars_job *j = arg;
+    const mars_ctx *c = j->c;
+    const mars_rule *r = j->r;
+    for (size_t i = lo; i < hi; i++) {
+        float ct = j->mars ? c_of(c, j->g[i], j->last[i]) : j->g[i];
+        if (j->clip)
+            ct = ct / j->norm;                        /* c_t / c_t_norm */
+        j->m[i] = fmaf(r->omb1, ct, j->m[i] * r->b1); /* exp_avg.mul_(b1).add_(c, 1-b1) */
+        if (!j->mars || !c->lion)
+            j->v[i] = fmaf(r->omb2 * ct, ct, j->v[i] * r->b2); /* .addcmul_(c, c, 1-b2) */
+    }
+}
+
+/* p -= lr * (p*wd + update); last_grad = grad */
+static void apply_range(const void *arg, size_t lo, size_t hi)
+{
+    const mars_job *j = arg;
+    const mars_ctx *c = j->c;
+    const mars_rule *r = j->r;
+    for (size_t i = lo; i < hi; i++) {
+        float mi = j->m[i], u;
+        if (c->caution) /* exp_avg * mask / mean(mask) */
+            mi = mi * (mi * j->g[i] > 0 ? j->scale : 0.0f);
+        if (j->mars && c->lion) {
+            u = (float)((mi > 0) - (mi < 0)); /* exp_avg.sign() */
+        } else {
+            float denom = sqrtf(j->v[i]) / r->bc2s + c->eps;
+            u = (mi / r->bc1) / denom; /* (exp_avg / bc1).div_(denom) */
+        }
+        u = j->p[i] * c->wd + u;            /* p * weight_decay + ... */
+        j->p[i] = fmaf(r->nlr, u, j->p[i]); /* p.add_(update, alpha=-lr) */
+        j->last[i] = j->g[i];               /* state['last_grad'] = grad */
+    }
+}
+
 static void step_tensor(const ow_tensor_args *a)
 {
     const mars_ctx *c = a->ctx;
     size_t n = a->numel;
-    float *p = a->p, *m = a->s[S_EXP_AVG], *v = a->s[S_EXP_AVG_SQ],
-          *last = a->s[S_LAST_GRAD];
-    const float *g = a->g;
+    int threads = a->ref ? 1 : a->threads;
     bool mars = c->optimize_1d || a->ndim >= 2;
-    const mars_rule *r = mars ? &c->mars : &c->adamw;
-    float norm = 1.0f;
+    mars_job j = {.c = c,
+                  .r = mars ? &c->mars : &c->adamw,
+                  .p = a->p,
+                  .m = a->s[S_EXP_AVG],
+                  .v = a->s[S_EXP_AVG_SQ],
+                  .last = a->s[S_LAST_GRAD],
+                  .g = a->g,
+                  .norm = 1.0f,
+                  .scale = 1.0f,
+                  .mars = mars};
     if (mars && !c->first)
-        norm = torch_norm_c(c, g, last, n);
-    bool clip = norm > 1.0f; /* if c_t_norm > 1.: c_t = c_t / c_t_norm */
-    double cnt = 0;
-    for (size_t i = 0; i < n; i++) {
-        float ct = mars ? c_of(c, g[i], last[i]) : g[i];
-        if (clip)
-            ct = ct / norm;
-        m[i] = fmaf(r->omb1, ct, m[i] * r->b1); /* exp_avg.mul_(b1).add_(c, 1-b1) */
-        if (!mars || !c->lion)
-            v[i] = fmaf(r->omb2 * ct, ct, v[i] * r->b2); /* .addcmul_(c, c, 1-b2) */
-        cnt += m[i] * g[i] > 0;
+        j.norm = torch_norm_c(c, j.g, j.last, n);
+    j.clip = j.norm > 1.0f; /* if c_t_norm > 1. */
+    ow__parallel_range(moments_range, &j, n, threads);
+    if (c->caution) { /* (exp_avg * grad > 0), counted in order */
+        double cnt = 0;
+        for (size_t i = 0; i < n; i++)
+            cnt += j.m[i] * j.g[i] > 0;
+        j.scale = (float)ow__caution_scale(cnt, n);
     }
-    float scale = c->caution ? (float)ow__caution_scale(cnt, n) : 1.0f;
-    for (size_t i = 0; i < n; i++) {
-        float mi = m[i];
-        if (c->caution) /* exp_avg * mask / mean(mask) */
-            mi = mi * (mi * g[i] > 0 ? scale : 0.0f);
-        float u;
-        if (mars && c->lion) {
-            u = (float)((mi > 0) - (mi < 0)); /* exp_avg.sign() */
-        } else {
-            float denom = sqrtf(v[i]) / r->bc2s + c->eps;
-            u = (mi / r->bc1) / denom; /* (exp_avg / bc1).div_(denom) */
-        }
-        u = p[i] * c->wd + u;         /* p * weight_decay + ... */
-        p[i] = fmaf(r->nlr, u, p[i]); /* p.add_(update, alpha=-lr) */
-    }
-    memcpy(last, g, n * sizeof *last); /* state['last_grad'] = grad */
+    ow__parallel_range(apply_range, &j, n, threads);
 }
 
 static const ow_optimizer_ops mars_ops = {.abi_version = OW_ABI_VERSION,

@@ -2,9 +2,9 @@
  * |g|^2 while v is 0), the gradient divided by sqrt(v) + eps (the AMSGrad maximum of v
  * with amsgrad), plus wd*p, times 1-b1 with grad_averaging, into m = b1*m + g;
  * p -= lr * m. Steps tensor by tensor: |g|^2 is summed in torch's order (torch.sum's
- * cascade of 8-lane vectors, single-threaded below its 32768-element grain), so it is
- * bit-exact there. Stochastic Gradient Methods with Layer-wise Adaptive Moments,
- * https://arxiv.org/abs/1905.11286 */
+ * cascade of 8-lane vectors), bit-exact against torch on one thread (with more,
+ * torch splits sums over 32768 elements among them). Stochastic Gradient Methods with
+ * Layer-wise Adaptive Moments, https://arxiv.org/abs/1905.11286 */
 #include "optim_internal.h"
 
 static const ow_key novograd_keys[] = {
@@ -149,12 +149,32 @@ static float torch_sum_sq(const float *g, size_t n)
     return s;
 }
 
+typedef struct novograd_job {
+    const novograd_ctx *c;
+    float *p, *m;
+    const float *g;
+    float denom;
+} novograd_job;
+
+static void update_range(const void *arg, size_t lo, size_t hi)
+{
+    const novograd_job *j = arg;
+    const novograd_ctx *c = j->c;
+    for (size_t i = lo; i < hi; i++) {
+        float g = j->g[i] / j->denom; /* grad.div_(denom) */
+        if (c->has_wd)
+            g = fmaf(c->wd, j->p[i], g); /* grad.add_(p, alpha=wd) */
+        if (c->averaging)
+            g = g * c->omb1;
+        j->m[i] = j->m[i] * c->b1 + g;            /* exp_avg.mul_(b1).add_(grad) */
+        j->p[i] = fmaf(c->nlr, j->m[i], j->p[i]); /* p.add_(exp_avg, alpha=-lr) */
+    }
+}
+
 static void step_tensor(const ow_tensor_args *a)
 {
     const novograd_ctx *c = a->ctx;
-    size_t n = a->numel;
-    float *p = a->p, *m = a->s[S_EXP_AVG];
-    float norm = torch_sum_sq(a->g, n);
+    float norm = torch_sum_sq(a->g, a->numel);
     float v = (float)a->scalars[S_EXP_AVG_SQ];
     if (v == 0)
         v = norm; /* exp_avg_sq.copy_(norm) */
@@ -166,16 +186,9 @@ static void step_tensor(const ow_tensor_args *a)
         v = vm = v > vm ? v : vm; /* torch.max(max_exp_avg_sq, exp_avg_sq) */
         a->scalars[S_MAX_EXP_AVG_SQ] = vm;
     }
-    float denom = sqrtf(v) + c->eps;
-    for (size_t i = 0; i < n; i++) {
-        float g = a->g[i] / denom; /* grad.div_(denom) */
-        if (c->has_wd)
-            g = fmaf(c->wd, p[i], g); /* grad.add_(p, alpha=wd) */
-        if (c->averaging)
-            g = g * c->omb1;
-        m[i] = m[i] * c->b1 + g;         /* exp_avg.mul_(b1).add_(grad) */
-        p[i] = fmaf(c->nlr, m[i], p[i]); /* p.add_(exp_avg, alpha=-lr) */
-    }
+    novograd_job j = {.c = c, .p = a->p, .m = a->s[S_EXP_AVG], .g = a->g};
+    j.denom = sqrtf(v) + c->eps; /* exp_avg_sq.sqrt().add_(eps) */
+    ow__parallel_range(update_range, &j, a->numel, a->ref ? 1 : a->threads);
 }
 
 static const ow_optimizer_ops novograd_ops = {.abi_version = OW_ABI_VERSION,
