@@ -121,19 +121,47 @@ static inline __attribute__((always_inline)) void step_body(const ow_kernel_args
     }
 }
 
-OW_SIMD static void step_run(const ow_kernel_args *a)
+/* The fast loop: the same operations with the constants in registers (first: the
+ * gradient difference is 0). */
+static inline __attribute__((always_inline)) void step_loop(const ow_kernel_args *a,
+                                                            bool first)
 {
     const adan_ctx *c = a->ctx;
     float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG],
                     *restrict v = a->s[S_EXP_AVG_SQ], *restrict d = a->s[S_EXP_AVG_DIFF],
                     *restrict neg = a->s[S_NEG_PRE_GRAD];
     const float *restrict g = a->g;
+    const float b1 = c->b1, omb1 = c->omb1, b2 = c->b2, omb2 = c->omb2, b3 = c->b3,
+                omb3 = c->omb3, bc3s = c->bc3s, eps = c->eps, nss = c->nss,
+                nssd = c->nssd, keep = c->keep, div = c->div;
     size_t n = a->n;
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        float denom = moments(c, g[i], &m[i], &d[i], &v[i], &neg[i]);
-        p[i] = apply(c, p[i], m[i], d[i], denom);
+        float gi = g[i];
+        float nd = first ? 0.0f : neg[i] + gi;
+        float mi = fmaf(omb1, gi, m[i] * b1);
+        float di = fmaf(omb2, nd, d[i] * b2);
+        nd = nd * b2 + gi;
+        float vi = fmaf(omb3 * nd, nd, v[i] * b3);
+        m[i] = mi;
+        d[i] = di;
+        v[i] = vi;
+        neg[i] = 0.0f - gi;
+        float denom = sqrtf(vi) / bc3s + eps;
+        float pi = p[i] * keep;
+        pi = pi + (nss * mi) / denom;
+        pi = pi + (nssd * di) / denom;
+        p[i] = pi / div;
     }
+}
+
+OW_SIMD static void step_run(const ow_kernel_args *a)
+{
+    const adan_ctx *c = a->ctx;
+    if (c->first)
+        step_loop(a, true);
+    else
+        step_loop(a, false);
 }
 
 static void step_ref(const ow_kernel_args *a)

@@ -105,6 +105,16 @@ static void prepare(ow_prepare_args *a)
     a->passes = c->caution ? 1u << PASS_COUNT | 1u << PASS_APPLY : 1u << PASS_STEP;
 }
 
+/* torch's clamp: std::max / std::min, NaN passes through (and the loops vectorise) */
+static inline float clamp_min(float x, float lo)
+{
+    return x < lo ? lo : x;
+}
+static inline float clamp_max(float x, float hi)
+{
+    return hi < x ? hi : x;
+}
+
 /* The gradient as the step sees it: maximize, then L2 decay. */
 static inline __attribute__((always_inline)) float grad_of(const adopt_ctx *c, float g,
                                                            float p)
@@ -121,10 +131,10 @@ static inline __attribute__((always_inline)) void moments(const adopt_ctx *c, fl
         *v = fmaf(g, g, *v); /* exp_avg_sq.addcmul_(grad, grad) */
         return;
     }
-    float denom = fmaxf(sqrtf(*v), c->eps); /* torch.clamp(v.sqrt(), eps) */
+    float denom = clamp_min(sqrtf(*v), c->eps); /* torch.clamp(v.sqrt(), eps) */
     float ng = g / denom;
     if (c->has_clip) /* normed_grad.clamp_(-clip, clip) */
-        ng = fminf(fmaxf(ng, -c->clip), c->clip);
+        ng = clamp_max(clamp_min(ng, -c->clip), c->clip);
     *m = c->lerp_lo ? fmaf(c->omb1, ng - *m, *m) /* exp_avg.lerp_(ng, 1-b1) */
                     : fmaf(*m - ng, c->b1f, ng);
     *v = fmaf(c->omb2 * g, g, *v * c->b2); /* v.mul_(b2).addcmul_(g, g, 1-b2) */
@@ -138,26 +148,6 @@ static inline __attribute__((always_inline)) float apply(const adopt_ctx *c, flo
     return fmaf(c->nlr, m, p); /* param.add_(exp_avg, alpha=-lr) */
 }
 
-OW_SIMD static void step_run(const ow_kernel_args *a)
-{
-    const adopt_ctx *c = a->ctx;
-    float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG],
-                    *restrict v = a->s[S_EXP_AVG_SQ];
-    const float *restrict g = a->g;
-    size_t n = a->n;
-    if (c->first) {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++)
-            moments(c, grad_of(c, g[i], p[i]), &m[i], &v[i]);
-        return;
-    }
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        moments(c, grad_of(c, g[i], p[i]), &m[i], &v[i]);
-        p[i] = apply(c, p[i], m[i]);
-    }
-}
-
 static void step_ref(const ow_kernel_args *a)
 {
     const adopt_ctx *c = a->ctx;
@@ -166,6 +156,52 @@ static void step_ref(const ow_kernel_args *a)
         moments(c, grad_of(c, a->g[i], a->p[i]), m, &a->s[S_EXP_AVG_SQ][i]);
         if (!c->first)
             a->p[i] = apply(c, a->p[i], *m);
+    }
+}
+
+/* The fast loop: the same operations with the constants in registers and the
+ * switches compile-time constants (a branch in the loop stops vectorisation). */
+static inline __attribute__((always_inline)) void
+step_loop(const ow_kernel_args *a, bool has_l2, bool has_decay, bool has_clip, bool lo)
+{
+    const adopt_ctx *c = a->ctx;
+    float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG],
+                    *restrict v = a->s[S_EXP_AVG_SQ];
+    const float *restrict g = a->g;
+    const float sg = c->sign, l2 = c->l2, decay = c->decay, eps = c->eps, clip = c->clip,
+                omb1 = c->omb1, b1f = c->b1f, b2 = c->b2, omb2 = c->omb2, nlr = c->nlr;
+    size_t n = a->n;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * sg, pi = p[i], mi = m[i], vi = v[i];
+        if (has_l2)
+            gi = fmaf(l2, pi, gi);
+        float ng = gi / clamp_min(sqrtf(vi), eps);
+        if (has_clip)
+            ng = clamp_max(clamp_min(ng, -clip), clip);
+        mi = lo ? fmaf(omb1, ng - mi, mi) : fmaf(mi - ng, b1f, ng);
+        m[i] = mi;
+        v[i] = fmaf(omb2 * gi, gi, vi * b2);
+        if (has_decay)
+            pi = fmaf(decay, pi, pi);
+        p[i] = fmaf(nlr, mi, pi);
+    }
+}
+
+OW_SIMD static void step_run(const ow_kernel_args *a)
+{
+    const adopt_ctx *c = a->ctx;
+    if (c->first) { /* exp_avg_sq.addcmul_(grad, grad) only */
+        step_ref(a);
+        return;
+    }
+    unsigned key = (unsigned)c->has_l2 | (unsigned)c->has_decay << 1 |
+                   (unsigned)c->has_clip << 2 | (unsigned)c->lerp_lo << 3;
+    switch (key) {
+    case 12: step_loop(a, false, false, true, true); break;
+    case 13: step_loop(a, true, false, true, true); break;
+    case 14: step_loop(a, false, true, true, true); break;
+    default: step_loop(a, c->has_l2, c->has_decay, c->has_clip, c->lerp_lo); break;
     }
 }
 

@@ -96,18 +96,38 @@ static inline __attribute__((always_inline)) float apply(const laprop_ctx *c, fl
     return c->has_decay ? fmaf(c->decay, p, p) : p;
 }
 
-OW_SIMD static void step_run(const ow_kernel_args *a)
+/* The fast loop: the same operations with the constants in registers and the decay
+ * switch a compile-time constant (a branch in the loop stops vectorisation). */
+static inline __attribute__((always_inline)) void step_loop(const ow_kernel_args *a,
+                                                            bool has_decay)
 {
     const laprop_ctx *c = a->ctx;
     float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG],
                     *restrict v = a->s[S_EXP_AVG_SQ];
     const float *restrict g = a->g;
+    const float b1 = c->b1, lr_omb1 = c->lr_omb1, b2 = c->b2, omb2 = c->omb2,
+                bc2 = c->bc2, eps = c->eps, nss = c->nss, decay = c->decay;
     size_t n = a->n;
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        moments(c, g[i], &m[i], &v[i]);
-        p[i] = apply(c, p[i], m[i]);
+        float gi = g[i];
+        float vi = fmaf(omb2 * gi, gi, v[i] * b2);
+        float denom = sqrtf(vi / bc2) + eps;
+        float mi = fmaf(lr_omb1, gi / denom, m[i] * b1);
+        v[i] = vi;
+        m[i] = mi;
+        float pi = fmaf(nss, mi, p[i]);
+        p[i] = has_decay ? fmaf(decay, pi, pi) : pi;
     }
+}
+
+OW_SIMD static void step_run(const ow_kernel_args *a)
+{
+    const laprop_ctx *c = a->ctx;
+    if (c->has_decay)
+        step_loop(a, true);
+    else
+        step_loop(a, false);
 }
 
 static void step_ref(const ow_kernel_args *a)
