@@ -15,7 +15,8 @@
 #endif
 
 static const cli_option bench_options[] = {
-    {"--optimizers", 1, "comma list of sgd,adamw,lamb,lion,adafactor (default: all)"},
+    {"--optimizers", 1,
+     "comma list of sgd,adamw,lamb,lion,adan,adafactor (default: all)"},
     {"--quick", 0, "1M parameters, 1 thread, few steps (a smoke test)"},
     {"--sizes", 1,
      "comma list of ViT-like sizes in millions, 'vitb' (ViT-B/16 itself, 86.6M), 'tiny' "
@@ -34,6 +35,8 @@ static const bench_opt optimizers[] = {
     {"adamw", "AdamW", "{type: AdamW, lr: 0.001, weight_decay: 0.05}", 4, 3},
     {"lamb", "Lamb", "{type: timm.lamb, lr: 0.001, weight_decay: 0.01}", 4, 3},
     {"lion", "Lion", "{type: timm.lion, lr: 0.0001, weight_decay: 0.01}", 3, 2},
+    /* p, g, exp_avg, exp_avg_sq, exp_avg_diff, neg_pre_grad read; all but g written */
+    {"adan", "Adan", "{type: timm.adan, lr: 0.001, weight_decay: 0.02}", 6, 5},
     {"adafactor", "Adafactor", "{type: timm.adafactor, lr: 0.001}", 2, 1},
 };
 
