@@ -56,9 +56,9 @@ static int slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *sh
 {
     if (slot == S_MAX_EXP_AVG_SQ && !ow__hp_true(&hp[P_AMSGRAD]))
         return -1;
-    if (slot != S_EXP_AVG)
+    if (slot == S_STEP || slot == S_EXP_AVG_SQ || slot == S_MAX_EXP_AVG_SQ)
         return 0;
-    for (int i = 0; i < ndim; i++)
+    for (int i = 0; i < ndim; i++) /* exp_avg (and a composite's slots after ours) */
         out[i] = shape[i];
     return ndim;
 }
