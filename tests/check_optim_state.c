@@ -86,6 +86,12 @@ static const struct {
     {"timm.rmsproptf", "{lr: 0.01, centered: true}", "{lr: 0.02}"},
     {"Adagrad", "{lr: 0.1, initial_accumulator_value: 0.5}", "{lr: 0.05}"},
     {"composer.DecoupledAdamW", "{lr: 0.01}", "{lr: 0.005}"},
+    {"timm.adan", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1}"},
+    {"timm.adopt", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1, decoupled: true}"},
+    {"timm.laprop", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1}"},
+    {"timm.madgrad", "{lr: 0.01}", "{lr: 0.02, momentum: 0}"},
+    {"timm.mars", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1, caution: true}"},
+    {"timm.novograd", "{lr: 0.01, amsgrad: true}", "{lr: 0.02, weight_decay: 0.1}"},
 };
 
 START_TEST(save_load_continues_bit_for_bit)
