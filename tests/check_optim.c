@@ -145,7 +145,7 @@ static const struct {
     {"timm.adan", "betas: [0.9, 0.8, 0.7], eps: 0.001"},
     {"timm.cadan", "no_prox: true"},
     {"timm.adopt", "maximize: true, clip_exp: null"},
-    {"timm.cadopt", "decoupled: true, corrected_weight_decay: true, betas: [0.3, 0.99]"},
+    {"timm.cadopt", "decoupled: true, corrected_weight_decay: true, eps: 0.1"},
     {"timm.laprop", "caution: true, corrected_weight_decay: true"},
     {"timm.madgrad", "momentum: 0"},
     {"timm.madgradw", "momentum: 0.5"},

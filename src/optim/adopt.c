@@ -2,12 +2,14 @@
  * by the previous second moment, clip it at (step-1)**clip_exp, and move m towards it
  * (lerp) before v is updated: p -= lr * m. L2 or decoupled (corrected) decay, caution
  * and maximize as flags. timm's single-tensor path (its default, foreach=False; the
- * foreach one needs torch 2 and rounds its clip value in float32).
+ * foreach one needs torch 2 and rounds its clip value in float32). timm registers the
+ * names without betas (create_optimizer_v2 drops them): betas (0.9, 0.9999), not a
+ * key.
  * ADOPT: Modified Adam Can Converge with Any beta2, https://arxiv.org/abs/2411.02853 */
 #include "optim_internal.h"
 
 #define ADOPT_KEYS(decoupled, corrected, caution)                                        \
-    OW__KEY_NUM("lr", "0.001", "learning rate"), OW__KEY_BETAS("[0.9, 0.9999]"),         \
+    OW__KEY_NUM("lr", "0.001", "learning rate"),                                         \
         {.name = "eps",                                                                  \
          .type = OW_T_FLOAT,                                                             \
          .def = "1e-06",                                                                 \
@@ -41,7 +43,6 @@ static const ow_key cadoptc_keys[] = {ADOPT_KEYS("true", "true", "true")};
 
 enum {
     P_LR,
-    P_BETAS,
     P_EPS,
     P_WD,
     P_CLIP_EXP,
@@ -52,7 +53,6 @@ enum {
     NP
 };
 static const char *const adopt_params[NP + 1] = {[P_LR] = "lr",
-                                                 [P_BETAS] = "betas",
                                                  [P_EPS] = "eps",
                                                  [P_WD] = "weight_decay",
                                                  [P_CLIP_EXP] = "clip_exp",
@@ -62,8 +62,8 @@ static const char *const adopt_params[NP + 1] = {[P_LR] = "lr",
                                                  [P_MAXIMIZE] = "maximize"};
 
 typedef struct adopt_ctx {
-    float sign, l2, decay, eps, clip, omb1, b1f, b2, omb2, nlr;
-    bool lerp_lo, first, has_l2, has_decay, has_clip, caution;
+    float sign, l2, decay, eps, clip, omb1, b2, omb2, nlr;
+    bool first, has_l2, has_decay, has_clip, caution;
 } adopt_ctx;
 
 enum { S_STEP, S_EXP_AVG, S_EXP_AVG_SQ };
@@ -80,7 +80,9 @@ static void prepare(ow_prepare_args *a)
 {
     adopt_ctx *c = a->ctx;
     const ow_hparam *hp = a->hp;
-    double lr = a->lr, wd = hp[P_WD].v[0], b1 = hp[P_BETAS].v[0], b2 = hp[P_BETAS].v[1];
+    /* timm registers adopt without betas: its factory drops them, Adopt's own stay */
+    const double b1 = 0.9, b2 = 0.9999;
+    double lr = a->lr, wd = hp[P_WD].v[0];
     double step = a->scalars[S_STEP] += 1;
     bool decoupled = ow__hp_true(&hp[P_DECOUPLED]);
     c->sign = ow__hp_true(&hp[P_MAXIMIZE]) ? -1.0f : 1.0f;
@@ -94,9 +96,6 @@ static void prepare(ow_prepare_args *a)
     c->has_clip = !hp[P_CLIP_EXP].is_null;
     c->clip = c->has_clip ? ow__f(pow(step - 1, hp[P_CLIP_EXP].v[0])) : 0.0f;
     c->omb1 = ow__f(1 - b1);
-    /* torch's lerp: self + w*(end-self) for |w| < 0.5, else end - (end-self)*(1-w) */
-    c->lerp_lo = fabsf(c->omb1) < 0.5f;
-    c->b1f = 1.0f - c->omb1;
     c->b2 = ow__f(b2);
     c->omb2 = ow__f(1 - b2);
     c->nlr = ow__f(-lr);
@@ -135,8 +134,8 @@ static inline __attribute__((always_inline)) void moments(const adopt_ctx *c, fl
     float ng = g / denom;
     if (c->has_clip) /* normed_grad.clamp_(-clip, clip) */
         ng = clamp_max(clamp_min(ng, -c->clip), c->clip);
-    *m = c->lerp_lo ? fmaf(c->omb1, ng - *m, *m) /* exp_avg.lerp_(ng, 1-b1) */
-                    : fmaf(*m - ng, c->b1f, ng);
+    /* exp_avg.lerp_(ng, 1-b1): weight 0.1 < 0.5, torch's self + w*(end-self) */
+    *m = fmaf(c->omb1, ng - *m, *m);
     *v = fmaf(c->omb2 * g, g, *v * c->b2); /* v.mul_(b2).addcmul_(g, g, 1-b2) */
 }
 
@@ -162,14 +161,14 @@ static void step_ref(const ow_kernel_args *a)
 /* The fast loop: the same operations with the constants in registers and the
  * switches compile-time constants (a branch in the loop stops vectorisation). */
 static inline __attribute__((always_inline)) void
-step_loop(const ow_kernel_args *a, bool has_l2, bool has_decay, bool has_clip, bool lo)
+step_loop(const ow_kernel_args *a, bool has_l2, bool has_decay, bool has_clip)
 {
     const adopt_ctx *c = a->ctx;
     float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG],
                     *restrict v = a->s[S_EXP_AVG_SQ];
     const float *restrict g = a->g;
     const float sg = c->sign, l2 = c->l2, decay = c->decay, eps = c->eps, clip = c->clip,
-                omb1 = c->omb1, b1f = c->b1f, b2 = c->b2, omb2 = c->omb2, nlr = c->nlr;
+                omb1 = c->omb1, b2 = c->b2, omb2 = c->omb2, nlr = c->nlr;
     size_t n = a->n;
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
@@ -179,7 +178,7 @@ step_loop(const ow_kernel_args *a, bool has_l2, bool has_decay, bool has_clip, b
         float ng = gi / clamp_min(sqrtf(vi), eps);
         if (has_clip)
             ng = clamp_max(clamp_min(ng, -clip), clip);
-        mi = lo ? fmaf(omb1, ng - mi, mi) : fmaf(mi - ng, b1f, ng);
+        mi = fmaf(omb1, ng - mi, mi);
         m[i] = mi;
         v[i] = fmaf(omb2 * gi, gi, vi * b2);
         if (has_decay)
@@ -195,13 +194,13 @@ OW_SIMD static void step_run(const ow_kernel_args *a)
         step_ref(a);
         return;
     }
-    unsigned key = (unsigned)c->has_l2 | (unsigned)c->has_decay << 1 |
-                   (unsigned)c->has_clip << 2 | (unsigned)c->lerp_lo << 3;
+    unsigned key =
+        (unsigned)c->has_l2 | (unsigned)c->has_decay << 1 | (unsigned)c->has_clip << 2;
     switch (key) {
-    case 12: step_loop(a, false, false, true, true); break;
-    case 13: step_loop(a, true, false, true, true); break;
-    case 14: step_loop(a, false, true, true, true); break;
-    default: step_loop(a, c->has_l2, c->has_decay, c->has_clip, c->lerp_lo); break;
+    case 4: step_loop(a, false, false, true); break;
+    case 5: step_loop(a, true, false, true); break;
+    case 6: step_loop(a, false, true, true); break;
+    default: step_loop(a, c->has_l2, c->has_decay, c->has_clip); break;
     }
 }
 
