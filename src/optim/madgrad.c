@@ -26,7 +26,7 @@
          .max = 1,                                                                       \
          .flags = OW_KEY_RANGE | OW_KEY_MAX_OPEN,                                        \
          .doc = "momentum (p averages the dual-averaging iterate)"},                     \
-        OW__KEY_NUM("weight_decay", "0", "weight decay"),                                \
+        OW__KEY_NUM("weight_decay", "0.0", "weight decay"),                              \
         OW__KEY_BOOL("decoupled_decay", decoupled,                                       \
                      "decay p *= 1 - lr*wd instead of L2"),                              \
     {                                                                                    \

@@ -17,7 +17,7 @@ static const ow_key novograd_keys[] = {
      .max = INFINITY,
      .flags = OW_KEY_RANGE,
      .doc = "added to the denominator"},
-    OW__KEY_NUM("weight_decay", "0",
+    OW__KEY_NUM("weight_decay", "0.0",
                 "weight decay (wd*p added to the normalised gradient)"),
     OW__KEY_BOOL("grad_averaging", "false", "scale the gradient by 1-beta1"),
     OW__KEY_BOOL("amsgrad", "false", "maximum of the past second moments"),
