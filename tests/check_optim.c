@@ -150,6 +150,7 @@ static const struct {
     {"timm.madgrad", "momentum: 0"},
     {"timm.madgradw", "momentum: 0.5"},
     {"timm.mars", "mars_type: lion"},
+    {"timm.mars", "betas: [0.8, 0.95]"},
     {"timm.mars", "optimize_1d: true, lr_1d_factor: 0.5, betas_1d: [0.8, 0.9]"},
     {"timm.cmars", "mars_type: lion, optimize_1d: true, gamma: 0.5"},
     {"timm.novograd", "amsgrad: true, grad_averaging: true"},

@@ -28,12 +28,12 @@
         OW__KEY_ANYNUM("lr_1d_factor", "1.0", "lr factor of the 1-D AdamW"),             \
         {.name = "betas_1d",                                                             \
          .type = OW_T_NUMLIST,                                                           \
-         .def = "[0.9, 0.99]",                                                           \
+         .def = "null",                                                                  \
          .min = 0,                                                                       \
          .max = 1,                                                                       \
          .len = 2,                                                                       \
          .flags = OW_KEY_RANGE | OW_KEY_MAX_OPEN | OW_KEY_NULLABLE,                      \
-         .doc = "betas of the 1-D AdamW (null: betas)"},                                 \
+         .doc = "betas of the 1-D AdamW (null: betas, as timm)"},                        \
         OW__KEY_BOOL("caution", caution, "cautious update"),                             \
     {                                                                                    \
         0                                                                                \
