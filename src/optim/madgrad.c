@@ -44,7 +44,7 @@ static const char *const madgrad_params[NP + 1] = {[P_LR] = "lr",
 
 typedef struct madgrad_ctx {
     float lamb, eps, l2, keep, mom, ck;
-    bool first, has_l2, has_momentum;
+    bool has_l2, has_momentum;
 } madgrad_ctx;
 
 enum { S_STEP, S_GRAD_SUM_SQ, S_S, S_X0 };
@@ -52,7 +52,7 @@ static const ow_slot madgrad_slots[] = {
     [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_I64},
     [S_GRAD_SUM_SQ] = {.name = "grad_sum_sq"},
     [S_S] = {.name = "s"},
-    [S_X0] = {.name = "x0"},
+    [S_X0] = {.name = "x0", .flags = OW_SLOT_FROM_PARAM}, /* torch.clone(p) */
     {0},
 };
 
@@ -82,7 +82,6 @@ static void prepare(ow_prepare_args *a)
     c->has_momentum = momentum != 0;
     c->mom = ow__f(1 - ck);
     c->ck = ow__f(ck);
-    c->first = step == 1;
 }
 
 /* ---- x ** (1/3) as torch computes it -------------------------------------------------
@@ -247,8 +246,6 @@ static void step_tensor(const ow_tensor_args *a)
                      .x0 = a->s[S_X0],
                      .g = a->g,
                      .nvec = n - n % 16};
-    if (c->first && c->has_momentum)
-        memcpy(j.x0, j.p, n * sizeof *j.p); /* state['x0'] = torch.clone(p) */
     ow__parallel_range(update_range, &j, n, a->ref ? 1 : a->threads);
 }
 
