@@ -362,7 +362,10 @@ int ow__slot_shape(const ow_optimizer *opt, const ow__tensor *t, size_t slot,
 int ow__slot_shape_hp(const ow_optimizer *opt, const ow_hparam *hp, const ow__tensor *t,
                       size_t slot, int64_t *shape)
 {
-    if (opt->ops->slot_shape) {
+    /* a Lookahead composite's slow buffer (its last slot) is its own, parameter-shaped:
+     * the inner hooks only ever see their own slots */
+    bool own = opt->la_step_key >= 0 && slot + 1 == opt->nslots;
+    if (opt->ops->slot_shape && !own) {
         ow_hparam view[OW_MAX_PARAMS];
         ow__params_view(opt->pmap, opt->np, hp, view);
         return opt->ops->slot_shape(view, (int)slot, t->ndim, t->shape, shape);
@@ -387,6 +390,8 @@ size_t ow__dtype_size(ow_dtype d)
 ow_dtype ow__slot_dtype_hp(const ow_optimizer *opt, const ow_hparam *hp, size_t slot,
                            size_t numel)
 {
+    if (opt->la_step_key >= 0 && slot + 1 == opt->nslots)
+        return OW_DTYPE_F32; /* Lookahead's slow buffer */
     if (opt->ops->slot_dtype) {
         ow_hparam view[OW_MAX_PARAMS];
         ow__params_view(opt->pmap, opt->np, hp, view);
