@@ -119,5 +119,25 @@ extern const ow_entry ow__optimizer_timm_cmars;
 
 /* src/optim/novograd.c */
 extern const ow_entry ow__optimizer_timm_novograd;
+/* src/optim/muon.c */
+extern const ow_entry ow__optimizer_timm_muon;
+extern const ow_entry ow__optimizer_timm_nmuon;
+extern const ow_entry ow__optimizer_timm_adamuon;
+extern const ow_entry ow__optimizer_timm_nadamuon;
+
+/* src/optim/adamp.c */
+extern const ow_entry ow__optimizer_timm_adamp;
+extern const ow_entry ow__optimizer_timm_cadamp;
+extern const ow_entry ow__optimizer_timm_sgdp;
+extern const ow_entry ow__optimizer_timm_csgdp;
+
+/* src/optim/adafactor_bv.c */
+extern const ow_entry ow__optimizer_timm_adafactorbv;
+extern const ow_entry ow__optimizer_timm_adafactorbvc;
+extern const ow_entry ow__optimizer_timm_cadafactorbv;
+extern const ow_entry ow__optimizer_timm_cadafactorbvc;
+
+/* src/optim/adahessian.c */
+extern const ow_entry ow__optimizer_timm_adahessian;
 
 #endif /* OW_OPTIM_ENTRIES_H */

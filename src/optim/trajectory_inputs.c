@@ -20,6 +20,9 @@ static const struct {
     {"lars", 1e-5},      /* trust ratio: |p| and |g| */
     {"larc", 1e-5},      /* the same, clipped */
     {"adafactor", 1e-5}, /* row and column means, the update's RMS */
+    {"adamuon", 1e-5},   /* AdaMuon's RMS norm of the update (Muon itself: 0 ulp) */
+    {"adamp", 1e-5},     /* AdamP's projection: row norms, cosines, radial sums */
+    {"sgdp", 1e-5},      /* the same projection in SGDP */
 };
 
 static bool contains_lower(const char *s, const char *part)
@@ -93,8 +96,12 @@ static int replay_hvp(void *user, size_t n, const size_t *params, const float *c
             if (ow_cfg_get_double(ow_cfg_get_item(a, j), &aj, NULL) ||
                 ow_cfg_get_double(ow_cfg_get_item(b, j), &bj, NULL))
                 return OW_ERR_VALUE;
-            /* torch: autograd of 2*a*x + 3*b*x**2 in float32, times v */
-            float h = 2.0f * (float)aj + 6.0f * (float)bj * in->data[i][j];
+            /* torch's double backward of the golden's loss sum(a*x*x + b*x*x*x) in
+             * float32 (its grads match that form bit for bit, not x**2): the terms of
+             * H 1 arrive in the order a, bx, 2bx, bx, 2bx, a (found against
+             * extra.hess, every element of every step); v = +-1 scales them exactly */
+            float a1 = (float)aj, bx = (float)bj * in->data[i][j], b2 = bx + bx;
+            float h = ((((a1 + bx) + b2) + bx) + b2) + a1;
             out[k][j] = h * v[k][j];
         }
     }

@@ -1,0 +1,249 @@
+/* Matrix products for the optimizers (see matmul.h). The float gemm is blocked over
+ * rows and columns only, never over k: every element's products are added in k order
+ * whatever the blocking and the thread count, so the fast and the _ref versions agree
+ * bit for bit. The bfloat16 products follow torch 1.13's CPU BlasKernel.cpp rounding
+ * (checked against torch.addmm on bfloat16 tensors). */
+#include "matmul.h"
+
+#include "../internal.h"
+
+#include <math.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#define thread_num() omp_get_thread_num()
+#else
+#define thread_num() 0
+#endif
+
+#define ROWS     16        /* rows per task */
+#define COLS     256       /* columns kept in the accumulator row */
+#define WORK_MIN (1 << 16) /* multiply-adds below which one thread does it all */
+
+static inline float at(const float *x, int64_t ld, bool t, int64_t r, int64_t c)
+{
+    return t ? x[c * ld + r] : x[r * ld + c];
+}
+
+void ow__sgemm_ref(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                   int64_t lda, bool ta, const float *b, int64_t ldb, bool tb, float beta,
+                   float *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float s = 0.0f;
+            for (int64_t l = 0; l < k; l++)
+                s += at(a, lda, ta, i, l) * at(b, ldb, tb, l, j);
+            c[i * ldc + j] = beta == 0.0f ? alpha * s : alpha * s + beta * c[i * ldc + j];
+        }
+}
+
+/* Rows [i0, i1) with B row-major (k x n, leading dimension ldb). */
+static void rows_block(int64_t i0, int64_t i1, int64_t n, int64_t k, float alpha,
+                       const float *a, int64_t lda, bool ta, const float *b, int64_t ldb,
+                       float beta, float *c, int64_t ldc)
+{
+    float acc[COLS];
+    for (int64_t j0 = 0; j0 < n; j0 += COLS) {
+        int64_t nj = n - j0 < COLS ? n - j0 : COLS;
+        for (int64_t i = i0; i < i1; i++) {
+            for (int64_t j = 0; j < nj; j++)
+                acc[j] = 0.0f;
+            for (int64_t l = 0; l < k; l++) {
+                const float ail = at(a, lda, ta, i, l);
+                const float *restrict br = b + l * ldb + j0;
+#pragma omp simd
+                for (int64_t j = 0; j < nj; j++)
+                    acc[j] += ail * br[j];
+            }
+            float *restrict cr = c + i * ldc + j0;
+            if (beta == 0.0f)
+                for (int64_t j = 0; j < nj; j++)
+                    cr[j] = alpha * acc[j];
+            else
+                for (int64_t j = 0; j < nj; j++)
+                    cr[j] = alpha * acc[j] + beta * cr[j];
+        }
+    }
+}
+
+void ow__sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+               bool ta, const float *b, int64_t ldb, bool tb, float beta, float *c,
+               int64_t ldc, int threads)
+{
+    float *packed = NULL;
+    if (tb) { /* B^T as a row-major k x n copy, so that the inner loop runs along j */
+        packed = ow__malloc((size_t)(k * n > 0 ? k * n : 1) * sizeof *packed);
+        if (!packed) {
+            ow__sgemm_ref(m, n, k, alpha, a, lda, ta, b, ldb, tb, beta, c, ldc);
+            return;
+        }
+        for (int64_t l = 0; l < k; l++)
+            for (int64_t j = 0; j < n; j++)
+                packed[l * n + j] = b[j * ldb + l];
+        b = packed;
+        ldb = n;
+    }
+    int64_t blocks = (m + ROWS - 1) / ROWS;
+    int nt = (double)m * (double)n * (double)k < WORK_MIN || threads < 1 ? 1 : threads;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t blk = 0; blk < blocks; blk++) {
+        int64_t i0 = blk * ROWS, i1 = i0 + ROWS < m ? i0 + ROWS : m;
+        rows_block(i0, i1, n, k, alpha, a, lda, ta, b, ldb, beta, c, ldc);
+    }
+    ow_free(packed);
+}
+
+/* ---- bfloat16 ------------------------------------------------------------------- */
+
+static void aat_row(int64_t i, int64_t m, int64_t k, const uint16_t *a, uint16_t *c)
+{
+    const uint16_t *ai = a + i * k;
+    for (int64_t j = 0; j < m; j++) {
+        const uint16_t *aj = a + j * k;
+        float s = 0.0f;
+        for (int64_t l = 0; l < k; l++)
+            s += ow__bf16_f(ai[l]) * ow__bf16_f(aj[l]); /* exact products */
+        c[i * m + j] = ow__bf16(s);
+    }
+}
+
+void ow__bf16_aat_ref(int64_t m, int64_t k, const uint16_t *a, uint16_t *c)
+{
+    for (int64_t i = 0; i < m; i++)
+        aat_row(i, m, k, a, c);
+}
+
+void ow__bf16_aat(int64_t m, int64_t k, const uint16_t *a, uint16_t *c, int threads)
+{
+    int nt = (double)m * (double)m * (double)k < WORK_MIN || threads < 1 ? 1 : threads;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t i = 0; i < m; i++)
+        aat_row(i, m, k, a, c);
+}
+
+/* One row of C in a float row acc[n] that holds bfloat16 values. */
+static void addmm_row(int64_t i, int64_t n, int64_t k, float alpha, float beta,
+                      const uint16_t *a, const uint16_t *b, uint16_t *c, float *acc)
+{
+    uint16_t *ci = c + i * n;
+    const float bb = ow__bf16_round(beta);
+    for (int64_t j = 0; j < n; j++)
+        acc[j] = beta == 0.0f   ? 0.0f
+                 : beta == 1.0f ? ow__bf16_f(ci[j])
+                                : ow__bf16_round(ow__bf16_f(ci[j]) * bb);
+    for (int64_t l = 0; l < k; l++) {
+        const float v = ow__bf16_f(a[i * k + l]) * alpha;
+        const uint16_t *bl = b + l * n;
+        for (int64_t j = 0; j < n; j++)
+            acc[j] = ow__bf16_round(acc[j] + ow__bf16_round(ow__bf16_f(bl[j]) * v));
+    }
+    for (int64_t j = 0; j < n; j++)
+        ci[j] = ow__bf16(acc[j]);
+}
+
+void ow__bf16_addmm_ref(int64_t m, int64_t n, int64_t k, float alpha, float beta,
+                        const uint16_t *a, const uint16_t *b, uint16_t *c)
+{
+    for (int64_t i = 0; i < m; i++) {
+        uint16_t *ci = c + i * n;
+        const float bb = ow__bf16_round(beta);
+        for (int64_t j = 0; j < n; j++) {
+            float s = beta == 0.0f   ? 0.0f
+                      : beta == 1.0f ? ow__bf16_f(ci[j])
+                                     : ow__bf16_round(ow__bf16_f(ci[j]) * bb);
+            for (int64_t l = 0; l < k; l++) {
+                float v = ow__bf16_f(a[i * k + l]) * alpha;
+                s = ow__bf16_round(s + ow__bf16_round(ow__bf16_f(b[l * n + j]) * v));
+            }
+            ci[j] = ow__bf16(s);
+        }
+    }
+}
+
+void ow__bf16_addmm(int64_t m, int64_t n, int64_t k, float alpha, float beta,
+                    const uint16_t *a, const uint16_t *b, uint16_t *c, int threads)
+{
+    int nt = (double)m * (double)n * (double)k < WORK_MIN || threads < 1 ? 1 : threads;
+    size_t w = (size_t)(n > 0 ? n : 1);
+    float *acc = ow__malloc((size_t)nt * w * sizeof *acc); /* a row per thread */
+    if (!acc) {
+        ow__bf16_addmm_ref(m, n, k, alpha, beta, a, b, c);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t i = 0; i < m; i++)
+        addmm_row(i, n, k, alpha, beta, a, b, c, acc + (size_t)thread_num() * w);
+    ow_free(acc);
+}
+
+/* ---- Newton-Schulz in bfloat16 (timm's zeropower_via_newtonschulz) --------------- */
+
+size_t ow__bf16_ns_scratch(int64_t rows, int64_t cols)
+{
+    int64_t m = rows < cols ? rows : cols, k = rows < cols ? cols : rows;
+    return (size_t)(2 * m * k + 2 * m * m) * sizeof(uint16_t);
+}
+
+void ow__bf16_newton_schulz(int64_t rows, int64_t cols, const float *g,
+                            const ow__ns_coeff *coeff, int steps, int ncoeff, float eps,
+                            float safety, bool add_eps, bool strided, uint16_t *out,
+                            void *scratch, int threads, bool ref)
+{
+    bool tr = rows > cols;
+    int64_t m = tr ? cols : rows, k = tr ? rows : cols;
+    uint16_t *x = scratch, *c = x + m * k, *a = c + m * k, *b = a + m * m;
+    /* X = G.to(bfloat16), transposed to the wide side (.mT.contiguous()) */
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < k; j++)
+            x[i * k + j] = ow__bf16(tr ? g[j * cols + i] : g[i * cols + j]);
+    /* X /= (||X||_F * safety) clamped at eps (or + eps): a bfloat16 norm */
+    float nrm;
+    if (strided) { /* torch sums a strided bf16 view in bf16, row by row */
+        float s = 0.0f;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t q = 0; q < cols; q++) {
+                float v = ow__bf16_f(tr ? x[q * k + r] : x[r * k + q]);
+                s = ow__bf16_round(s + ow__bf16_round(v * v));
+            }
+        nrm = ow__bf16_round(sqrtf(s));
+    } else {
+        double ss = 0;
+        for (int64_t i = 0; i < m * k; i++) {
+            double v = ow__bf16_f(x[i]);
+            ss += v * v;
+        }
+        nrm = ow__bf16_round((float)sqrt(ss));
+    }
+    nrm = ow__bf16_round(nrm * ow__bf16_round(safety));
+    float e = ow__bf16_round(eps);
+    nrm = add_eps ? ow__bf16_round(nrm + e) : (nrm < e ? e : nrm);
+    for (int64_t i = 0; i < m * k; i++)
+        x[i] = ow__bf16(ow__bf16_f(x[i]) / nrm);
+    for (int s = 0; s < steps; s++) {
+        const ow__ns_coeff *q = &coeff[s < ncoeff ? s : ncoeff - 1];
+        if (ref) {
+            ow__bf16_aat_ref(m, k, x, a); /* A = X X^T */
+            memcpy(b, a, (size_t)(m * m) * sizeof *b);
+            ow__bf16_addmm_ref(m, m, m, q->c, q->b, a, a, b); /* B = b A + c A A */
+            memcpy(c, x, (size_t)(m * k) * sizeof *c);
+            ow__bf16_addmm_ref(m, k, m, 1.0f, q->a, b, x, c); /* C = a X + B X */
+        } else {
+            ow__bf16_aat(m, k, x, a, threads);
+            memcpy(b, a, (size_t)(m * m) * sizeof *b);
+            ow__bf16_addmm(m, m, m, q->c, q->b, a, a, b, threads);
+            memcpy(c, x, (size_t)(m * k) * sizeof *c);
+            ow__bf16_addmm(m, k, m, 1.0f, q->a, b, x, c, threads);
+        }
+        uint16_t *t = x;
+        x = c;
+        c = t;
+    }
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < k; j++) {
+            if (tr)
+                out[j * m + i] = x[i * k + j];
+            else
+                out[i * k + j] = x[i * k + j];
+        }
+}
