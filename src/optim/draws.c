@@ -74,14 +74,21 @@ static void draw(ow_optimizer *opt, ow_rng_kind kind, size_t param, double *out,
 
 void ow__tensor_rand(const ow_tensor_args *a, ow_rng_kind kind, float *out, size_t n)
 {
-    double buf[256];
+    /* one host call per request: a host such as optwrap replay hands out the recorded
+     * draws one torch.randn call (a whole tensor) at a time */
+    double stack[256], *buf = n <= 256 ? stack : ow__malloc(n * sizeof *buf);
+    size_t chunk = buf ? n : 256; /* no memory: in pieces (a replay then refuses) */
+    if (!buf)
+        buf = stack;
     for (size_t done = 0; done < n;) {
-        size_t m = n - done < 256 ? n - done : 256;
+        size_t m = n - done < chunk ? n - done : chunk;
         draw(a->engine, kind, a->param, buf, m);
         for (size_t i = 0; i < m; i++)
             out[done + i] = (float)buf[i];
         done += m;
     }
+    if (buf != stack)
+        ow_free(buf);
 }
 
 double ow__tensor_rand_scalar(const ow_tensor_args *a)
