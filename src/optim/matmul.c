@@ -39,9 +39,9 @@ void ow__sgemm_ref(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
 }
 
 /* Rows [i0, i1) with B row-major (k x n, leading dimension ldb). */
-static void rows_block(int64_t i0, int64_t i1, int64_t n, int64_t k, float alpha,
-                       const float *a, int64_t lda, bool ta, const float *b, int64_t ldb,
-                       float beta, float *c, int64_t ldc)
+OW_SIMD static void rows_block(int64_t i0, int64_t i1, int64_t n, int64_t k, float alpha,
+                               const float *a, int64_t lda, bool ta, const float *b,
+                               int64_t ldb, float beta, float *c, int64_t ldc)
 {
     float acc[COLS];
     for (int64_t j0 = 0; j0 < n; j0 += COLS) {
@@ -114,12 +114,49 @@ void ow__bf16_aat_ref(int64_t m, int64_t k, const uint16_t *a, uint16_t *c)
         aat_row(i, m, k, a, c);
 }
 
+/* The float gemm sums each element's products in k order too: widen, multiply, round. */
 void ow__bf16_aat(int64_t m, int64_t k, const uint16_t *a, uint16_t *c, int threads)
 {
-    int nt = (double)m * (double)m * (double)k < WORK_MIN || threads < 1 ? 1 : threads;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t i = 0; i < m; i++)
-        aat_row(i, m, k, a, c);
+    float *x = ow__malloc((size_t)(m * k + m * m) * sizeof *x);
+    if (!x) {
+        ow__bf16_aat_ref(m, k, a, c);
+        return;
+    }
+    float *y = x + m * k;
+    for (int64_t i = 0; i < m * k; i++)
+        x[i] = ow__bf16_f(a[i]);
+    ow__sgemm(m, m, k, 1.0f, x, k, false, x, k, true, 0.0f, y, m, threads);
+    for (int64_t i = 0; i < m * m; i++)
+        c[i] = ow__bf16(y[i]);
+    ow_free(x);
+}
+
+/* bfloat16 rounding of a finite float, branch-free so that loops vectorize (a NaN
+ * whose payload lies in the low 16 bits would become an infinity; products and sums of
+ * bfloat16 values never make one) */
+static inline float rnd(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static inline float widen(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+OW_SIMD static void addmm_acc(float *restrict acc, const uint16_t *restrict bl, float v,
+                              int64_t n)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++)
+        acc[j] = rnd(acc[j] + rnd(widen(bl[j]) * v));
 }
 
 /* One row of C in a float row acc[n] that holds bfloat16 values. */
@@ -132,12 +169,8 @@ static void addmm_row(int64_t i, int64_t n, int64_t k, float alpha, float beta,
         acc[j] = beta == 0.0f   ? 0.0f
                  : beta == 1.0f ? ow__bf16_f(ci[j])
                                 : ow__bf16_round(ow__bf16_f(ci[j]) * bb);
-    for (int64_t l = 0; l < k; l++) {
-        const float v = ow__bf16_f(a[i * k + l]) * alpha;
-        const uint16_t *bl = b + l * n;
-        for (int64_t j = 0; j < n; j++)
-            acc[j] = ow__bf16_round(acc[j] + ow__bf16_round(ow__bf16_f(bl[j]) * v));
-    }
+    for (int64_t l = 0; l < k; l++)
+        addmm_acc(acc, b + l * n, ow__bf16_f(a[i * k + l]) * alpha, n);
     for (int64_t j = 0; j < n; j++)
         ci[j] = ow__bf16(acc[j]);
 }

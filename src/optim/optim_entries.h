@@ -140,4 +140,9 @@ extern const ow_entry ow__optimizer_timm_cadafactorbvc;
 /* src/optim/adahessian.c */
 extern const ow_entry ow__optimizer_timm_adahessian;
 
+/* src/optim/kron.c */
+extern const ow_entry ow__optimizer_timm_kron;
+extern const ow_entry ow__optimizer_timm_kronc;
+extern const ow_entry ow__optimizer_timm_kronw;
+
 #endif /* OW_OPTIM_ENTRIES_H */

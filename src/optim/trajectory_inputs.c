@@ -23,6 +23,7 @@ static const struct {
     {"adamuon", 1e-5},   /* AdaMuon's RMS norm of the update (Muon itself: 0 ulp) */
     {"adamp", 1e-5},     /* AdamP's projection: row norms, cosines, radial sums */
     {"sgdp", 1e-5},      /* the same projection in SGDP */
+    {"kron", 1e-5},      /* einsum, triangular solves and Q's norms in torch's order */
 };
 
 static bool contains_lower(const char *s, const char *part)
