@@ -92,6 +92,15 @@ static const struct {
     {"timm.madgrad", "{lr: 0.01}", "{lr: 0.02, momentum: 0}"},
     {"timm.mars", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1, caution: true}"},
     {"timm.novograd", "{lr: 0.01, amsgrad: true}", "{lr: 0.02, weight_decay: 0.1}"},
+    /* Muon's two paths (momentum_buffer / AdamW slots), AdaMuon's step and
+     * exp_avg_sq on both, a bf16 slot, Adahessian's "hessian step" and hess */
+    {"timm.muon", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1}"},
+    {"timm.nadamuon", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1}"},
+    {"timm.cadamp", "{lr: 0.01, delta: 10.0}", "{lr: 0.02, weight_decay: 0.1}"},
+    {"timm.sgdp", "{lr: 0.1}", "{lr: 0.05, weight_decay: 0.1, delta: 10.0}"},
+    {"timm.adafactorbv", "{lr: 0.01, min_dim_size_to_factor: 3}",
+     "{lr: 0.02, weight_decay: 0.1, min_dim_size_to_factor: 3}"},
+    {"timm.adahessian", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1, update_each: 2}"},
 };
 
 START_TEST(save_load_continues_bit_for_bit)

@@ -18,17 +18,30 @@ void fix_grads(fixture *f, unsigned seed)
             f->grad[i][k] = rnd(&seed);
 }
 
+/* The fixture tensor at position k of param_groups order (group 0's tensors, then
+ * group 1's, ...). */
+static size_t tensor_of(const fixture *f, size_t k)
+{
+    for (size_t g = 0, pos = 0; g < f->ngroups; g++)
+        for (size_t i = g; i < f->n; i += f->ngroups)
+            if (pos++ == k)
+                return i;
+    return k;
+}
+
 /* A Hessian for optimizers that read Hessian-vector products: diagonal, 1 + p^2 (the
- * parameters of fixture f, param_groups order = tensor order in fixtures). */
+ * host is told param_groups indices: tensor_of maps them back). */
 static int fixture_hvp(void *user, size_t n, const size_t *params, const float *const *v,
                        float *const *out)
 {
     const fixture *f = user;
-    for (size_t k = 0; k < n; k++)
-        for (size_t j = 0; j < f->numel[params[k]]; j++) {
-            float p = f->data[params[k]][j];
+    for (size_t k = 0; k < n; k++) {
+        size_t t = tensor_of(f, params[k]);
+        for (size_t j = 0; j < f->numel[t]; j++) {
+            float p = f->data[t][j];
             out[k][j] = (1.0f + p * p) * v[k][j];
         }
+    }
     return 0;
 }
 
@@ -45,6 +58,7 @@ void fix_make(fixture *f, const char *entry, size_t n, const int *ndim,
     ow_check_ok(ow_model_new("fixture", &f->model, &err), &err);
     ow_check_ok(ow_model_add_module(f->model, &root, &err), &err);
     f->n = n;
+    f->ngroups = ngroups ? ngroups : 1;
     for (size_t i = 0; i < n; i++) {
         size_t m = 1;
         for (int d = 0; d < ndim[i]; d++)

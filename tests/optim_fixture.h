@@ -12,7 +12,8 @@ typedef struct fixture {
     ow_model *model;
     ow_groups *groups;
     ow_optimizer *opt;
-    size_t n; /* tensors */
+    size_t n;       /* tensors */
+    size_t ngroups; /* tensor i is in group i % ngroups */
     size_t numel[FIX_MAX];
     float *data[FIX_MAX], *grad[FIX_MAX];
 } fixture;

@@ -4,6 +4,8 @@
  * update_each steps. The host supplies H z for the engine's Rademacher z
  * (ow_optimizer_set_hvp, OW_NEEDS_HVP). For 4-D weights, avg_conv_kernel replaces the
  * estimate by its mean absolute value over each kernel (kh x kw, summed in double).
+ * Bit-exact with hessian_power 1 (torch's pow by 0.5 is sqrt); other powers go through
+ * powf where torch's vectorized pow is Sleef's (both within an ulp or so).
  * ADAHESSIAN, https://arxiv.org/abs/2006.00719 */
 #include "optim_internal.h"
 

@@ -174,6 +174,21 @@ static int make_defaults(const ow_cfg *doc, const ow_entry *e, ow_cfg **out,
             goto fail;
         }
     }
+    /* constructor arguments the class keeps outside `defaults` (Adahessian's
+     * update_each, n_samples, avg_conv_kernel) reach it only through factory_kwargs */
+    for (size_t i = 0;
+         kwargs != defaults && kwargs && kwargs->type == OW_CFG_MAP && i < kwargs->v.c.n;
+         i++) {
+        const char *k = kwargs->v.c.keys[i];
+        if (!ow__schema_find(e->keys, k) || ow__cfg_map_get(defaults, k) ||
+            dropped_by_factory(doc, k))
+            continue;
+        ow_cfg *v = ow__cfg_dup(kwargs->v.c.items[i]);
+        if (!v || ow__cfg_map_set(d, k, v) != OW_OK) {
+            rc = ow__nomem(err);
+            goto fail;
+        }
+    }
     if ((rc = ow__schema_check(d, e->keys, "trajectory: defaults", NULL, err)))
         goto fail;
     *out = d;

@@ -16,14 +16,16 @@ static const struct {
     const char *contains;
     double tolerance;
 } tolerances[] = {
-    {"lamb", 1e-5},      /* trust ratio: |p| and |u| */
-    {"lars", 1e-5},      /* trust ratio: |p| and |g| */
-    {"larc", 1e-5},      /* the same, clipped */
-    {"adafactor", 1e-5}, /* row and column means, the update's RMS */
-    {"adamuon", 1e-5},   /* AdaMuon's RMS norm of the update (Muon itself: 0 ulp) */
-    {"adamp", 1e-5},     /* AdamP's projection: row norms, cosines, radial sums */
-    {"sgdp", 1e-5},      /* the same projection in SGDP */
-    {"kron", 1e-5},      /* einsum, triangular solves and Q's norms in torch's order */
+    {"lamb", 1e-5},       /* trust ratio: |p| and |u| */
+    {"lars", 1e-5},       /* trust ratio: |p| and |g| */
+    {"larc", 1e-5},       /* the same, clipped */
+    {"adafactor", 1e-5},  /* row and column means, the update's RMS */
+    {"adamuon", 1e-5},    /* AdaMuon's RMS norm of the update (Muon itself: 0 ulp) */
+    {"adamp", 1e-5},      /* AdamP's projection: row norms, cosines, radial sums */
+    {"sgdp", 1e-5},       /* the same projection in SGDP */
+    {"adahessian", 1e-5}, /* hessian_power != 1: torch's vectorized pow is Sleef's;
+                             avg_conv_kernel's means (power 1 alone: 0 ulp) */
+    {"kron", 1e-5},       /* einsum, triangular solves and Q's norms in torch's order */
 };
 
 static bool contains_lower(const char *s, const char *part)
