@@ -212,6 +212,28 @@ void ow__bf16_addmm(int64_t m, int64_t n, int64_t k, float alpha, float beta,
 
 /* ---- Newton-Schulz in bfloat16 (timm's zeropower_via_newtonschulz) --------------- */
 
+/* torch 1.13's small baddbmm kernel (LinearAlgebra.cpp baddbmm_cpu_kernel) on one
+ * matrix, all in bfloat16: r *= beta (beta 0 too: torch reads the uninitialised out of
+ * Muon's torch.empty, finite garbage times 0 is 0), then for each l in order
+ * r += (alpha * a[i,l]) * b[l,j], every product and sum rounded. bt: b is given as
+ * its transpose (n x k). */
+static void small_bmm(int64_t m, int64_t n, int64_t k, float alpha, float beta,
+                      const uint16_t *a, const uint16_t *b, bool bt, uint16_t *c)
+{
+    const float al = ow__bf16_round(alpha), be = ow__bf16_round(beta);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float r = beta == 0.0f ? 0.0f : ow__bf16_round(ow__bf16_f(c[i * n + j]) * be);
+            for (int64_t l = 0; l < k; l++) {
+                float bl = ow__bf16_f(bt ? b[j * k + l] : b[l * n + j]);
+                float p =
+                    ow__bf16_round(ow__bf16_round(al * ow__bf16_f(a[i * k + l])) * bl);
+                r = ow__bf16_round(r + p);
+            }
+            c[i * n + j] = ow__bf16(r);
+        }
+}
+
 size_t ow__bf16_ns_scratch(int64_t rows, int64_t cols)
 {
     int64_t m = rows < cols ? rows : cols, k = rows < cols ? cols : rows;
@@ -220,9 +242,11 @@ size_t ow__bf16_ns_scratch(int64_t rows, int64_t cols)
 
 void ow__bf16_newton_schulz(int64_t rows, int64_t cols, const float *g,
                             const ow__ns_coeff *coeff, int steps, int ncoeff, float eps,
-                            float safety, bool add_eps, bool strided, uint16_t *out,
-                            void *scratch, int threads, bool ref)
+                            float safety, unsigned flags, uint16_t *out, void *scratch,
+                            int threads, bool ref)
 {
+    const bool add_eps = flags & OW__NS_ADD_EPS, strided = flags & OW__NS_STRIDED_NORM,
+               bmm = flags & OW__NS_BMM;
     bool tr = rows > cols;
     int64_t m = tr ? cols : rows, k = tr ? rows : cols;
     uint16_t *x = scratch, *c = x + m * k, *a = c + m * k, *b = a + m * m;
@@ -255,19 +279,29 @@ void ow__bf16_newton_schulz(int64_t rows, int64_t cols, const float *g,
         x[i] = ow__bf16(ow__bf16_f(x[i]) / nrm);
     for (int s = 0; s < steps; s++) {
         const ow__ns_coeff *q = &coeff[s < ncoeff ? s : ncoeff - 1];
-        if (ref) {
-            ow__bf16_aat_ref(m, k, x, a); /* A = X X^T */
-            memcpy(b, a, (size_t)(m * m) * sizeof *b);
-            ow__bf16_addmm_ref(m, m, m, q->c, q->b, a, a, b); /* B = b A + c A A */
-            memcpy(c, x, (size_t)(m * k) * sizeof *c);
-            ow__bf16_addmm_ref(m, k, m, 1.0f, q->a, b, x, c); /* C = a X + B X */
-        } else {
+        /* baddbmm takes its small kernel below 400 multiply-adds per matrix */
+        bool sa = bmm && k * m * m < 400, sb = bmm && m * m * m < 400,
+             sc = bmm && m * m * k < 400;
+        if (sa) /* A = X X^T */
+            small_bmm(m, m, k, 1.0f, 0.0f, x, x, true, a);
+        else if (ref)
+            ow__bf16_aat_ref(m, k, x, a);
+        else
             ow__bf16_aat(m, k, x, a, threads);
-            memcpy(b, a, (size_t)(m * m) * sizeof *b);
+        memcpy(b, a, (size_t)(m * m) * sizeof *b); /* B = b A + c A A */
+        if (sb)
+            small_bmm(m, m, m, q->c, q->b, a, a, false, b);
+        else if (ref)
+            ow__bf16_addmm_ref(m, m, m, q->c, q->b, a, a, b);
+        else
             ow__bf16_addmm(m, m, m, q->c, q->b, a, a, b, threads);
-            memcpy(c, x, (size_t)(m * k) * sizeof *c);
+        memcpy(c, x, (size_t)(m * k) * sizeof *c); /* C = a X + B X */
+        if (sc)
+            small_bmm(m, k, m, 1.0f, q->a, b, x, false, c);
+        else if (ref)
+            ow__bf16_addmm_ref(m, k, m, 1.0f, q->a, b, x, c);
+        else
             ow__bf16_addmm(m, k, m, 1.0f, q->a, b, x, c, threads);
-        }
         uint16_t *t = x;
         x = c;
         c = t;

@@ -70,19 +70,27 @@ typedef struct ow__ns_coeff {
 
 /* Bytes of scratch ow__bf16_newton_schulz needs for a rows x cols matrix. */
 size_t ow__bf16_ns_scratch(int64_t rows, int64_t cols);
+/* ow__bf16_newton_schulz flags */
+#define OW__NS_ADD_EPS 0x1u /* scale_eps: |X| * safety + eps, not a clamp at eps */
+#define OW__NS_STRIDED_NORM                                                              \
+    0x2u                /* the norm of a strided view (batched, 2+ positions)            \
+                         */
+#define OW__NS_BMM 0x4u /* one matrix of a batch: torch's baddbmm */
+
 /* timm's zeropower_via_newtonschulz on the CPU for a row-major rows x cols float matrix
- * g: X = bf16(G) (transposed when rows > cols), X /= max(|X|_F * safety, eps) (or
- * |X|_F * safety + eps when add_eps: scale_eps), then `steps` iterations with
- * coeff[min(s, ncoeff - 1)], every product rounded as torch 1.13's bfloat16 addmm does;
- * out (rows x cols) gets the bfloat16 result. scratch: ow__bf16_ns_scratch bytes. ref:
- * the plain products. The Frobenius norm is summed in double (torch sums it in float,
- * in its own order, then rounds to bfloat16: the two agree unless the sum lies within
- * float rounding of a bfloat16 rounding boundary); strided: as torch 1.13 sums a
- * strided bfloat16 view (Muon's batched conv mode), squares and sums rounded to
- * bfloat16 one element at a time in row order. */
+ * g: X = bf16(G) (transposed when rows > cols), X /= max(|X|_F * safety, eps), then
+ * `steps` iterations with coeff[min(s, ncoeff - 1)], every product rounded as torch
+ * 1.13's bfloat16 addmm does (with OW__NS_BMM: as its baddbmm does, whose products
+ * under 400 multiply-adds take a kernel that rounds every product and sum); out
+ * (rows x cols) gets the bfloat16 result. scratch: ow__bf16_ns_scratch bytes. ref: the
+ * plain products. The Frobenius norm is summed in double (torch sums it in float, in
+ * its own order, then rounds to bfloat16: the two agree unless the sum lies within
+ * float rounding of a bfloat16 rounding boundary); OW__NS_STRIDED_NORM: as torch 1.13
+ * sums a strided bfloat16 view, squares and sums rounded to bfloat16 one element at a
+ * time in row order. */
 void ow__bf16_newton_schulz(int64_t rows, int64_t cols, const float *g,
                             const ow__ns_coeff *coeff, int steps, int ncoeff, float eps,
-                            float safety, bool add_eps, bool strided, uint16_t *out,
-                            void *scratch, int threads, bool ref);
+                            float safety, unsigned flags, uint16_t *out, void *scratch,
+                            int threads, bool ref);
 
 #endif /* OW_OPTIM_MATMUL_H */

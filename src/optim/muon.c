@@ -3,8 +3,11 @@
  * batched over the kernel positions), with AdamW (NAdamW when nesterov) on the rest;
  * `algo: adamuon` adds AdaMuon's second moment on the orthogonalized update. The
  * Newton-Schulz products run in bfloat16 as timm does, rounded as torch 1.13's CPU
- * addmm rounds them (matmul.c), so Muon is bit-exact; AdaMuon's RMS norm of the update
- * is summed in double (torch: float32 in its own order).
+ * addmm and baddbmm round them (matmul.c), so Muon is bit-exact; AdaMuon's RMS norm of
+ * the update is summed in double (torch: float32 in its own order). One caveat from
+ * the reference: in batched conv mode torch 1.13's baddbmm multiplies the
+ * uninitialised out of timm's torch.empty by beta 0 (NaN garbage gives NaN there);
+ * optwrap takes it as zero, which torch matches whenever the garbage is finite.
  * https://kellerjordan.github.io/posts/muon/ , AdaMuon https://arxiv.org/abs/2507.11005
  */
 #include "optim_internal.h"
@@ -458,6 +461,10 @@ static void muon_step(const ow_tensor_args *a)
     if (c->scale_eps) /* eps * (din / dout) ** 0.5 of the matrix NS gets */
         eps = eps * pow((double)l.cols / (double)l.rows, 0.5);
     size_t mn = (size_t)(l.rows * l.cols);
+    /* batched conv weights go through baddbmm, and the norm of a strided view */
+    bool bmm = c->batched && a->ndim >= 3;
+    unsigned flags = (c->scale_eps ? OW__NS_ADD_EPS : 0u) | (bmm ? OW__NS_BMM : 0u) |
+                     (bmm && l.batch > 1 ? OW__NS_STRIDED_NORM : 0u);
     for (int64_t b = 0; b < l.batch; b++) {
         const float *src = u;
         if (l.batch > 1) { /* (out, in, S) -> (S, out, in) */
@@ -467,8 +474,8 @@ static void muon_step(const ow_tensor_args *a)
         }
         uint16_t *dst = l.batch > 1 ? (uint16_t *)(mat + mn) : o;
         ow__bf16_newton_schulz(l.rows, l.cols, src, c->coeff, c->ns_steps, c->ncoeff,
-                               ow__f(eps), c->safety, c->scale_eps, l.batch > 1,
-                               l.batch > 1 ? dst : o, ns, a->threads, a->ref);
+                               ow__f(eps), c->safety, flags, l.batch > 1 ? dst : o, ns,
+                               a->threads, a->ref);
         if (l.batch > 1)
             for (size_t e = 0; e < mn; e++)
                 o[e * (size_t)l.batch + (size_t)b] = dst[e];
