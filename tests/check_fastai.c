@@ -1,0 +1,165 @@
+/* check_fastai.c -- fastai's optimizers: torch's float32 reductions (values from torch
+ * 1.13 on the CPU, one thread), the `cbs:` list reader and its refusals. The presets'
+ * trajectories are checked with every golden file in check_optim. */
+#include "optim/fastai_internal.h"
+#include "testlib.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- reductions ---------------------------------------------------------------------
+ */
+
+/* x[i] = ((i*7919) % 1000 - 500) / 37 in float32; torch's x.sum(), torch.norm(x) and
+ * x.pow(2).mean().sqrt() */
+static const struct {
+    size_t n;
+    double sum, norm, rms;
+} reductions[] = {
+    {5, 0x1.2a60dcp+4, 0x1.591690p+4, 0x1.34a7fcp+3},
+    {7, 0x1.598376p+4, 0x1.5b93d6p+4, 0x1.06be70p+3},
+    {20, 0x1.07c8a4p+4, 0x1.178d78p+5, 0x1.f41432p+2},
+    {100, -0x1.9acf94p+4, 0x1.3b99c6p+6, 0x1.f8f60cp+2},
+    {1000, -0x1.b06eaep+3, 0x1.ed71b8p+7, 0x1.f3549ap+2},
+    {40000, -0x1.0e452ap+9, 0x1.861a20p+10, 0x1.f3549ap+2},
+};
+
+START_TEST(reductions_in_torch_order)
+{
+    size_t n = reductions[_i].n;
+    float *x = malloc(n * sizeof *x), *sq = malloc(n * sizeof *sq);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(sq);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)((long)((i * 7919) % 1000) - 500) / 37.0f;
+        sq[i] = x[i] * x[i];
+    }
+    ck_assert_float_eq(ow__fa_sum(x, n), (float)reductions[_i].sum);
+    ck_assert_float_eq(ow__fa_norm(x, n), (float)reductions[_i].norm);
+    ck_assert_float_eq(sqrtf(ow__fa_sum(sq, n) / (float)n), (float)reductions[_i].rms);
+    free(x);
+    free(sq);
+}
+END_TEST
+
+/* ---- cbs lists ----------------------------------------------------------------------
+ */
+
+static int parse(const char *yaml, ow__fa_prog *prog, ow_error *err)
+{
+    ow_cfg *cfg;
+    ow_error_clear(err);
+    int rc = ow_cfg_load_string(yaml, "<cbs>", &cfg, err);
+    ck_assert_int_eq(rc, OW_OK);
+    rc = ow__fa_parse_cbs(ow__cfg_map_get(cfg, "cbs"), prog, err);
+    ow_cfg_free(cfg);
+    return rc;
+}
+
+START_TEST(cbs_build_fastai_adam)
+{
+    ow__fa_prog prog;
+    ow_error err;
+    int rc = parse("cbs: [weight_decay, {type: average_grad, dampening: true},\n"
+                   "      average_sqr_grad, step_stat, adam_step]\n",
+                   &prog, &err);
+    ow_check_ok(rc, &err);
+    ck_assert_int_eq(prog.n, 5);
+    static const int want[] = {FA_WEIGHT_DECAY, FA_AVERAGE_GRAD, FA_AVERAGE_SQR_GRAD,
+                               FA_STEP_STAT, FA_ADAM_STEP};
+    static const int flags[] = {FA_BARE, FA_OPT, FA_OPT | FA_BARE, FA_BARE, FA_BARE};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(prog.cb[i], want[i]);
+        ck_assert_int_eq(prog.flags[i], flags[i]);
+    }
+    ck_assert_uint_eq(ow__fa_prog_states(&prog),
+                      1u << FS_GRAD_AVG | 1u << FS_SQR_AVG | 1u << FS_STEP);
+    /* average_grad as a map is fastai's partial(...): no `.defaults`, so no mom */
+    double h[FH__N] = {0};
+    ck_assert_uint_eq(ow__fa_prog_defaults(&prog, h), 1u << FH_WD | 1u << FH_SQR_MOM);
+    ck_assert_double_eq(h[FH_SQR_MOM], 0.99);
+}
+END_TEST
+
+START_TEST(cbs_options_and_optional_state)
+{
+    ow__fa_prog prog;
+    ow_error err;
+    /* larc_step reads grad_avg when an earlier callback made it, else the gradient */
+    int rc = parse("cbs: [l2_reg, {type: larc_layer_lr, clip: false}, larc_step]\n",
+                   &prog, &err);
+    ow_check_ok(rc, &err);
+    ck_assert_int_eq(prog.n, 3);
+    ck_assert_int_eq(prog.flags[1], 0);
+    double h[FH__N] = {0};
+    ck_assert_uint_eq(ow__fa_prog_defaults(&prog, h), 1u << FH_WD);
+    ck_assert_uint_eq(ow__fa_prog_hypers(&prog),
+                      1u << FH_LR | 1u << FH_WD | 1u << FH_TRUST_COEFF | 1u << FH_EPS);
+}
+END_TEST
+
+static const struct {
+    const char *yaml;
+    int code, line, column;
+    const char *message;
+} refusals[] = {
+    {"cbs: [weight_decay, averge_grad, momentum_step]\n", OW_ERR_VALUE, 1, 21,
+     "cbs[1]: unknown callback 'averge_grad' (did you mean 'average_grad'?) (fastai's "
+     "are weight_decay, l2_reg, average_grad, average_sqr_grad, step_stat, "
+     "momentum_step, sgd_step, rms_prop_step, adam_step, radam_step, qhadam_step, "
+     "larc_layer_lr, larc_step, lamb_step)"},
+    {"cbs:\n  - {type: average_grad, dampning: true}\n  - momentum_step\n",
+     OW_ERR_UNKNOWN_KEY, 2, 36,
+     "cbs[0]: unknown key 'dampning' for average_grad (did you mean 'dampening'?) (its "
+     "option is dampening)"},
+    {"cbs: [{type: sgd_step, clip: true}]\n", OW_ERR_UNKNOWN_KEY, 1, 30,
+     "cbs[0]: unknown key 'clip' for sgd_step (it takes no option)"},
+    {"cbs: [{type: average_grad, dampening: 1}, momentum_step]\n", OW_ERR_TYPE, 1, 39,
+     "cbs[0].dampening: expected a bool"},
+    {"cbs: [{dampening: true}]\n", OW_ERR_MISSING_KEY, 1, 7,
+     "cbs[0]: a callback map needs 'type' (its name)"},
+    {"cbs: [weight_decay, adam_step, average_grad]\n", OW_ERR_VALUE, 1, 21,
+     "cbs[1]: adam_step reads grad_avg, which a later callback creates; put "
+     "average_grad before it"},
+    {"cbs: [average_grad, average_sqr_grad, lamb_step]\n", OW_ERR_VALUE, 1, 39,
+     "cbs[2]: lamb_step reads step, which no earlier callback creates; put step_stat "
+     "before it"},
+    {"cbs: [average_sqr_grad, rms_prop_step, average_grad]\n", OW_ERR_VALUE, 1, 25,
+     "cbs[1]: rms_prop_step reads grad_avg, which a later callback creates; put "
+     "average_grad before it"},
+    {"cbs: []\n", OW_ERR_VALUE, 1, 6, "cbs: 0 callbacks; between 1 and 16 are accepted"},
+    {"cbs: sgd_step\n", OW_ERR_TYPE, 1, 6,
+     "cbs: expected a list of fastai step callbacks"},
+    {"cbs: [3]\n", OW_ERR_TYPE, 1, 7,
+     "cbs[0]: expected a callback name or a map with 'type'"},
+};
+
+START_TEST(cbs_refused_with_position)
+{
+    ow__fa_prog prog;
+    ow_error err;
+    int rc = parse(refusals[_i].yaml, &prog, &err);
+    ck_assert_int_eq(rc, refusals[_i].code);
+    ow_check_error(&err, refusals[_i].code, "<cbs>", refusals[_i].line,
+                   refusals[_i].column, refusals[_i].message);
+}
+END_TEST
+
+static Suite *make_fastai_suite(void)
+{
+    Suite *s = suite_create("fastai");
+    TCase *tr = tcase_create("Reductions");
+    tcase_add_loop_test(tr, reductions_in_torch_order, 0, OW__ARRAY_LEN(reductions));
+    suite_add_tcase(s, tr);
+    TCase *tc = tcase_create("Callbacks");
+    tcase_add_test(tc, cbs_build_fastai_adam);
+    tcase_add_test(tc, cbs_options_and_optional_state);
+    tcase_add_loop_test(tc, cbs_refused_with_position, 0, OW__ARRAY_LEN(refusals));
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return ow_test_run(make_fastai_suite());
+}
