@@ -135,6 +135,15 @@ static bool dropped_by_factory(const ow_cfg *doc, const char *key)
            (!strcmp(key, "eps") || !strcmp(key, "betas") || !strcmp(key, "momentum"));
 }
 
+/* fastai's set_hyper takes a list as one value per group (lr: [0.005, 0.01]): a
+ * scalar key given so in the defaults is left to the groups' overrides. */
+static bool per_group_list(const ow_cfg *doc, const ow_key *key, const ow_cfg *v)
+{
+    return ow_cfg_get_type(v) == OW_CFG_LIST && key->type != OW_T_LIST &&
+           key->type != OW_T_NUMLIST && key->type != OW_T_ANY &&
+           ow_cfg_get_size(v) == ow_cfg_get_size(ow__cfg_map_get(doc, "groups"));
+}
+
 /* The optimizer's defaults: the file's `defaults` restricted to the declared keys (the
  * rest are derived values such as Adafactor's relative_step); factory_kwargs, which a
  * user wrote, must all be declared (or dropped by timm's factory). Not
@@ -166,7 +175,8 @@ static int make_defaults(const ow_cfg *doc, const ow_entry *e, ow_cfg **out,
             goto fail;
         }
     for (size_t i = 0; i < defaults->v.c.n; i++) {
-        if (!ow__schema_find(e->keys, defaults->v.c.keys[i]))
+        const ow_key *key = ow__schema_find(e->keys, defaults->v.c.keys[i]);
+        if (!key || per_group_list(doc, key, defaults->v.c.items[i]))
             continue;
         ow_cfg *v = ow__cfg_dup(defaults->v.c.items[i]);
         if (!v || ow__cfg_map_set(d, defaults->v.c.keys[i], v) != OW_OK) {
