@@ -104,10 +104,12 @@ static const struct {
     const char *message;
 } refusals[] = {
     {"cbs: [weight_decay, averge_grad, momentum_step]\n", OW_ERR_VALUE, 1, 21,
-     "cbs[1]: unknown callback 'averge_grad' (did you mean 'average_grad'?) (fastai's "
-     "are weight_decay, l2_reg, average_grad, average_sqr_grad, step_stat, "
-     "momentum_step, sgd_step, rms_prop_step, adam_step, radam_step, qhadam_step, "
-     "larc_layer_lr, larc_step, lamb_step)"},
+     "cbs[1]: unknown callback 'averge_grad' (did you mean 'average_grad'?)"},
+    {"cbs: [lookahead]\n", OW_ERR_VALUE, 1, 7,
+     "cbs[0]: unknown callback 'lookahead' (fastai's: weight_decay, l2_reg, "
+     "average_grad, "
+     "average_sqr_grad, step_stat, momentum_step, sgd_step, rms_prop_step, adam_step, "
+     "radam_step, qhadam_step, larc_layer_lr, larc_step, lamb_step)"},
     {"cbs:\n  - {type: average_grad, dampning: true}\n  - momentum_step\n",
      OW_ERR_UNKNOWN_KEY, 2, 36,
      "cbs[0]: unknown key 'dampning' for average_grad (did you mean 'dampening'?) (its "

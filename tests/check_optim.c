@@ -52,7 +52,7 @@ static void find_golden(void)
  * refused as unsupported, with a clear message. */
 static bool implemented(const char *file)
 {
-    static const char *const later[] = {"fastai/", NULL};
+    static const char *const later[] = {NULL};
     for (const char *const *n = later; *n; n++)
         if (!strncmp(file, *n, strlen(*n)))
             return false;
@@ -128,6 +128,13 @@ static const struct {
     {"timm.clamb", "decoupled_decay: true"},
     {"timm.adabelief", "amsgrad: true, decoupled_decay: false"},
     {"timm.lars", "always_adapt: true, momentum: 0"},
+    {"fastai.SGD", "mom: 0.9, decouple_wd: false, wd: 0.01"},
+    {"fastai.RMSProp", "mom: 0.9, wd: 0.01"},
+    {"fastai.RAdam", "beta: 2.0, eps: 0"},
+    {"fastai.Larc", "clip: false, mom: 0, decouple_wd: false"},
+    {"fastai.Optimizer", "cbs: [weight_decay, {type: average_grad, dampening: true}, "
+                         "average_sqr_grad, rms_prop_step, step_stat, qhadam_step], "
+                         "mom: 0.9, nu_1: 0.7, nu_2: 1.0, lookahead_k: 2"},
     {"mmpretrain.LARS", "momentum: 0.9, nesterov: true"},
     {"mmpretrain.LARS", "momentum: 0.9, dampening: 0.5, lars_exclude: true"},
     {"Adagrad", "initial_accumulator_value: 0.1, lr_decay: 0.01"},

@@ -45,6 +45,32 @@ static int fixture_hvp(void *user, size_t n, const size_t *params, const float *
     return 0;
 }
 
+/* Values for keys an entry needs that the suites' generic options (lr, weight_decay)
+ * lack: fastai's Optimizer has no default list of callbacks, and lamb_step's eps has no
+ * default (this list uses every kind of state and the scratch). */
+static const struct {
+    const char *entry, *key, *value;
+} needed[] = {
+    {"fastai.Optimizer", "cbs",
+     "[l2_reg, average_grad, average_sqr_grad, step_stat, lamb_step]"},
+    {"fastai.Optimizer", "eps", "1e-6"},
+};
+
+static void add_needed(const char *entry, ow_cfg *o)
+{
+    ow_error err;
+    ow_error_clear(&err);
+    for (size_t i = 0; i < sizeof needed / sizeof *needed; i++) {
+        ow_cfg *v = NULL;
+        if (strcmp(entry, needed[i].entry) || ow__cfg_map_get(o, needed[i].key))
+            continue;
+        ow_check_ok(
+            ow__cfg_parse(needed[i].value, strlen(needed[i].value), "<needed>", &v, &err),
+            &err);
+        ow_check_ok(ow__cfg_map_set(o, needed[i].key, v), &err);
+    }
+}
+
 void fix_make(fixture *f, const char *entry, size_t n, const int *ndim,
               const int64_t (*shapes)[3], size_t ngroups, const char *const *opts,
               unsigned seed)
@@ -90,6 +116,7 @@ void fix_make(fixture *f, const char *entry, size_t n, const int *ndim,
             ow_check_ok(ow_groups_add_param(f->groups, index, i, &err), &err);
         ow_cfg *o = NULL;
         ow_check_ok(ow__cfg_parse(opts[g], strlen(opts[g]), "<opts>", &o, &err), &err);
+        add_needed(entry, o);
         for (size_t k = 0; k < o->v.c.n; k++)
             ow_check_ok(ow_groups_set_value(f->groups, index, o->v.c.keys[k],
                                             o->v.c.items[k], &err),
@@ -99,6 +126,7 @@ void fix_make(fixture *f, const char *entry, size_t n, const int *ndim,
     /* the optimizer-level defaults: group 0's options (timm's defaults['lr']) */
     ow_cfg *defaults = NULL;
     ow_check_ok(ow__cfg_parse(opts[0], strlen(opts[0]), "<opts>", &defaults, &err), &err);
+    add_needed(entry, defaults);
     ow__groups_set_optimizer(f->groups, e, defaults);
     ow_check_ok(ow_optimizer_new(f->groups, &f->opt, &err), &err);
     ow_optimizer_set_hvp(f->opt, fixture_hvp, f);

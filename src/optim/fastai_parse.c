@@ -45,13 +45,17 @@ static int find_cb(const char *name)
 static int unknown_cb(const ow_cfg *node, size_t i, const char *name, ow_error *err)
 {
     const char *near = ow__closest(name, cb_names);
+    if (near)
+        return ow__error_at(err, OW_ERR_VALUE, node,
+                            "cbs[%zu]: unknown callback '%s' (did you mean '%s'?)", i,
+                            name, near);
     return ow__error_at(
         err, OW_ERR_VALUE, node,
-        "cbs[%zu]: unknown callback '%s'%s%s%s (fastai's are "
-        "weight_decay, l2_reg, average_grad, average_sqr_grad, step_stat, "
-        "momentum_step, sgd_step, rms_prop_step, adam_step, radam_step, "
-        "qhadam_step, larc_layer_lr, larc_step, lamb_step)",
-        i, name, near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+        "cbs[%zu]: unknown callback '%s' (fastai's: weight_decay, l2_reg, "
+        "average_grad, average_sqr_grad, step_stat, momentum_step, "
+        "sgd_step, rms_prop_step, adam_step, radam_step, qhadam_step, "
+        "larc_layer_lr, larc_step, lamb_step)",
+        i, name);
 }
 
 /* One item: a name, or {type: name, <option>: bool}. */

@@ -145,4 +145,16 @@ extern const ow_entry ow__optimizer_timm_kron;
 extern const ow_entry ow__optimizer_timm_kronc;
 extern const ow_entry ow__optimizer_timm_kronw;
 
+/* src/optim/fastai.c */
+extern const ow_entry ow__optimizer_fastai_sgd;
+extern const ow_entry ow__optimizer_fastai_rmsprop;
+extern const ow_entry ow__optimizer_fastai_adam;
+extern const ow_entry ow__optimizer_fastai_radam;
+extern const ow_entry ow__optimizer_fastai_qhadam;
+extern const ow_entry ow__optimizer_fastai_larc;
+extern const ow_entry ow__optimizer_fastai_lamb;
+extern const ow_entry ow__optimizer_fastai_lookahead;
+extern const ow_entry ow__optimizer_fastai_ranger;
+extern const ow_entry ow__optimizer_fastai_optimizer;
+
 #endif /* OW_OPTIM_ENTRIES_H */
