@@ -139,7 +139,8 @@ static int ceil_log2(size_t x) /* torch's utils::CeilLog2 */
 /* torch's row_sum over `size` units of `lanes` consecutive elements (lanes 8: one
  * Vectorized<float>, lanes 1: a scalar): rows of 4 units summed in a cascade of 4
  * levels (multi_row_sum), the rest into row 0, then rows 1..3 into row 0; out[lanes] */
-static void row_sum(const float *x, size_t size, int lanes, bool sq, float *out)
+static inline __attribute__((always_inline)) void row_sum(const float *x, size_t size,
+                                                          int lanes, bool sq, float *out)
 {
     float acc[4][4][8] = {{{0}}};
     size_t rows = size / 4;
@@ -181,6 +182,12 @@ static void row_sum(const float *x, size_t size, int lanes, bool sq, float *out)
     memcpy(out, acc[0][0], (size_t)lanes * sizeof *out);
 }
 
+/* the lanes are independent sums: SIMD clones keep every lane's order */
+OW_SIMD static void row_sum8(const float *x, size_t size, bool sq, float *out)
+{
+    row_sum(x, size, 8, sq, out);
+}
+
 /* torch's cascade_sum of a contiguous float32 row: fewer than 8 elements as scalars,
  * else 8-lane vectors, then the tail, then the lanes in order. */
 static float cascade_sum(const float *x, size_t n, bool sq)
@@ -191,7 +198,7 @@ static float cascade_sum(const float *x, size_t n, bool sq)
         return v[0];
     }
     size_t nv = n / 8;
-    row_sum(x, nv, 8, sq, v);
+    row_sum8(x, nv, sq, v);
     float s = 0;
     for (size_t k = nv * 8; k < n; k++)
         s += load(x, k, sq);
@@ -205,7 +212,7 @@ float ow__fa_sum(const float *x, size_t n)
     return cascade_sum(x, n, false);
 }
 
-float ow__fa_norm(const float *x, size_t n)
+OW_SIMD float ow__fa_norm(const float *x, size_t n)
 {
     float acc[8] = {0};
     size_t d = 0;
@@ -252,80 +259,103 @@ static inline float softplus(float x, float beta) /* F.softplus(x, beta), thresh
     return x * beta > 20.0f ? x : log1pf(expf(x * beta)) / beta;
 }
 
-static void el_run(const void *arg, size_t lo, size_t hi)
+/* The element loops of one callback over [lo, hi): SIMD clones, so that fmaf is one
+ * instruction and the loops vectorize (the rounding is the same on every path). */
+OW_SIMD static void el_run(const void *arg, size_t lo, size_t hi)
 {
     const el *e = arg;
     const ow__fa_tensor *t = e->t;
     float *restrict p = t->p, *restrict ga = t->state[FS_GRAD_AVG],
-                    *restrict sa = t->state[FS_SQR_AVG];
-    const float *restrict g = e->g;
+                    *restrict sa = t->state[FS_SQR_AVG], *restrict u = e->u;
+    const float *restrict g = e->g, *restrict src = e->src;
+    const float a = e->a, b = e->b, c = e->c, d = e->d, ee = e->e, f = e->f, h = e->h,
+                k = e->k;
     switch (e->cb) {
     case FA_WEIGHT_DECAY: /* p.data.mul_(1 - lr*wd) */
+#pragma omp simd
         for (size_t i = lo; i < hi; i++)
-            p[i] = p[i] * e->a;
+            p[i] = p[i] * a;
         break;
-    case FA_L2_REG: /* p.grad.data.add_(p.data, alpha=wd) */
+    case FA_L2_REG: { /* p.grad.data.add_(p.data, alpha=wd): in place when twice */
+        float *out = e->g_out;
+        const float *in = e->g;
         for (size_t i = lo; i < hi; i++)
-            e->g_out[i] = fmaf(e->a, p[i], g[i]);
+            out[i] = fmaf(a, p[i], in[i]);
         break;
+    }
     case FA_AVERAGE_GRAD: /* grad_avg.mul_(mom).add_(grad, alpha=damp) */
+#pragma omp simd
         for (size_t i = lo; i < hi; i++)
-            ga[i] = fmaf(e->b, g[i], ga[i] * e->a);
+            ga[i] = fmaf(b, g[i], ga[i] * a);
         break;
     case FA_AVERAGE_SQR_GRAD: /* sqr_avg.mul_(sqr_mom).addcmul_(grad, grad, value=damp) */
+#pragma omp simd
         for (size_t i = lo; i < hi; i++)
-            sa[i] = fmaf(e->b * g[i], g[i], sa[i] * e->a);
+            sa[i] = fmaf(b * g[i], g[i], sa[i] * a);
         break;
     case FA_SGD_STEP:      /* p.data.add_(grad, alpha=-lr) */
     case FA_MOMENTUM_STEP: /* p.data.add_(grad_avg, alpha=-lr) */
     case FA_LARC_STEP:     /* p.data.add_(grad or grad_avg, alpha=-local_lr) */
+#pragma omp simd
         for (size_t i = lo; i < hi; i++)
-            p[i] = fmaf(e->a, e->src[i], p[i]);
+            p[i] = fmaf(a, src[i], p[i]);
         break;
     case FA_RMS_PROP_STEP: /* p.addcdiv_(grad_avg or grad, sqrt(sqr_avg) + eps, -lr) */
+#pragma omp simd
         for (size_t i = lo; i < hi; i++)
-            p[i] = p[i] + (e->a * e->src[i]) / (sqrtf(sa[i]) + e->b);
+            p[i] = p[i] + (a * src[i]) / (sqrtf(sa[i]) + b);
         break;
     case FA_ADAM_STEP: /* addcdiv_(grad_avg, (sqr_avg/db2).sqrt() + eps, -lr/db1) */
+#pragma omp simd
         for (size_t i = lo; i < hi; i++)
-            p[i] = p[i] + (e->a * ga[i]) / (sqrtf(sa[i] / e->b) + e->c);
+            p[i] = p[i] + (a * ga[i]) / (sqrtf(sa[i] / b) + c);
         break;
     case FA_RADAM_STEP:
         if (!e->rect) { /* p.data.add_(grad_avg, alpha=-lr/db1) */
+#pragma omp simd
             for (size_t i = lo; i < hi; i++)
-                p[i] = fmaf(e->a, ga[i], p[i]);
-            break;
-        }
-        for (size_t i = lo; i < hi; i++) { /* addcdiv_(grad_avg, denom, -lr*v/db1) */
-            float denom = sqrtf(sa[i] / e->b);
-            if (e->has_eps)
-                denom = denom + e->c;
-            if (e->has_beta)
-                denom = softplus(denom, e->d);
-            p[i] = p[i] + (e->a * ga[i]) / denom;
+                p[i] = fmaf(a, ga[i], p[i]);
+        } else if (!e->has_beta &&
+                   e->has_eps) { /* addcdiv_(grad_avg, denom, -lr*v/db1) */
+#pragma omp simd
+            for (size_t i = lo; i < hi; i++)
+                p[i] = p[i] + (a * ga[i]) / (sqrtf(sa[i] / b) + c);
+        } else { /* `if eps: denom += eps`, `if beta: denom = F.softplus(denom, beta)` */
+            for (size_t i = lo; i < hi; i++) {
+                float denom = sqrtf(sa[i] / b);
+                if (e->has_eps)
+                    denom = denom + c;
+                if (e->has_beta)
+                    denom = softplus(denom, d);
+                p[i] = p[i] + (a * ga[i]) / denom;
+            }
         }
         break;
     case FA_QHADAM_STEP:
         /* addcdiv_((1-nu_1)*grad + nu_1*(grad_avg/db1),
          *          ((1-nu_2)*grad**2 + nu_2*(sqr_avg/db2)).sqrt() + eps, value=-lr) */
+#pragma omp simd
         for (size_t i = lo; i < hi; i++) {
-            float num = e->b * g[i] + e->c * (ga[i] / e->d);
-            float den = sqrtf(e->e * (g[i] * g[i]) + e->f * (sa[i] / e->h)) + e->k;
-            p[i] = p[i] + (e->a * num) / den;
+            float num = b * g[i] + c * (ga[i] / d);
+            float den = sqrtf(ee * (g[i] * g[i]) + f * (sa[i] / h)) + k;
+            p[i] = p[i] + (a * num) / den;
         }
         break;
     case FA_LAMB_STEP: /* step = (grad_avg/db1) / ((sqr_avg/db2).sqrt() + eps) */
+#pragma omp simd
         for (size_t i = lo; i < hi; i++)
-            e->u[i] = (ga[i] / e->b) / (sqrtf(sa[i] / e->c) + e->d);
+            u[i] = (ga[i] / b) / (sqrtf(sa[i] / c) + d);
         break;
     case FA_LAMB_STEP + FA__NCB: /* p.data.add_(step, alpha=-lr*q) */
+#pragma omp simd
         for (size_t i = lo; i < hi; i++)
-            p[i] = fmaf(e->a, e->u[i], p[i]);
+            p[i] = fmaf(a, u[i], p[i]);
         break;
     case FA_LOOKAHEAD: { /* slow.add_(fast - slow, alpha); fast.copy_(slow) */
         float *restrict slow = t->state[FS_SLOW_WEIGHTS];
+#pragma omp simd
         for (size_t i = lo; i < hi; i++)
-            p[i] = slow[i] = fmaf(e->a, p[i] - slow[i], slow[i]);
+            p[i] = slow[i] = fmaf(a, p[i] - slow[i], slow[i]);
         break;
     }
     default: break;
