@@ -2,6 +2,7 @@
  * 1.13 on the CPU, one thread), the `cbs:` list reader and its refusals. The presets'
  * trajectories are checked with every golden file in check_optim. */
 #include "optim/fastai_internal.h"
+#include "optim_fixture.h"
 #include "testlib.h"
 
 #include <stdlib.h>
@@ -39,6 +40,37 @@ START_TEST(reductions_in_torch_order)
     ck_assert_float_eq(sqrtf(ow__fa_sum(sq, n) / (float)n), (float)reductions[_i].rms);
     free(x);
     free(sq);
+}
+END_TEST
+
+/* ---- variant trajectories (tests/data/fastai, see its README) -------------------------
+ */
+
+static const char *const variants[] = {
+    "Lamb__l2.json",    "Larc__noclip_l2.json",   "QHAdam__nu2_l2.json",
+    "RAdam__eps0.json", "RMSProp__l2_nomom.json", "SGD__l2_nomom.json",
+    "ranger__k3.json",
+};
+
+START_TEST(variant_trajectories_bit_exact)
+{
+    char dir[1024], path[2048];
+    snprintf(path, sizeof path, "%s/%s",
+             ow_test_path(dir, sizeof dir, OW_TEST_DATA, "fastai"), variants[_i]);
+    for (int ref = 0; ref < 2; ref++) {
+        ow_error err;
+        ow_error_clear(&err);
+        ow_trajectory *t = NULL;
+        ow_check_ok(ow_trajectory_load(path, &t, &err), &err);
+        ow__optimizer_use_ref(ow_trajectory_get_optimizer(t), ref);
+        for (int k = 0; k < ow_trajectory_get_num_steps(t); k++)
+            ow_check_ok(ow_trajectory_step(t, &err), &err);
+        ow_trajectory_stats st;
+        ow_trajectory_get_stats(t, &st);
+        ck_assert_msg(st.max_ulp == 0, "%s (ref %d): max_ulp=%llu max_abs_err=%g",
+                      variants[_i], ref, (unsigned long long)st.max_ulp, st.max_abs_err);
+        ow_trajectory_free(t);
+    }
 }
 END_TEST
 
@@ -147,16 +179,76 @@ START_TEST(cbs_refused_with_position)
 }
 END_TEST
 
+/* ---- fastai.Optimizer ----------------------------------------------------------------
+ */
+
+/* The list fastai's Adam builds, given to fastai.Optimizer, steps to the same bits. */
+START_TEST(optimizer_list_equals_preset)
+{
+    static const int nd[] = {1, 2, 1};
+    static const int64_t sh[][3] = {{7}, {40, 30}, {70000}};
+    const char *const adam[] = {"{lr: 0.01, wd: 0.1}", "{lr: 0.02, wd: 0.0}"};
+    const char *const list[] = {
+        "{lr: 0.01, wd: 0.1, mom: 0.9, eps: 1.0e-5, cbs: [weight_decay, {type: "
+        "average_grad, dampening: true}, average_sqr_grad, step_stat, adam_step]}",
+        "{lr: 0.02, wd: 0.0, mom: 0.9, eps: 1.0e-5, cbs: [weight_decay, {type: "
+        "average_grad, dampening: true}, average_sqr_grad, step_stat, adam_step]}"};
+    fixture a, b;
+    fix_make(&a, "fastai.Adam", 3, nd, sh, 2, adam, 9);
+    fix_make(&b, "fastai.Optimizer", 3, nd, sh, 2, list, 9);
+    ow_optimizer_set_threads(b.opt, 2, NULL);
+    ow_error err;
+    ow_error_clear(&err);
+    for (int step = 0; step < 3; step++) {
+        fix_grads(&a, 40 + (unsigned)step);
+        fix_grads(&b, 40 + (unsigned)step);
+        ow_check_ok(ow_optimizer_step(a.opt, &err), &err);
+        ow_check_ok(ow_optimizer_step(b.opt, &err), &err);
+    }
+    fix_expect_same(&a, &b, 0, "fastai.Optimizer against fastai.Adam");
+    fix_free(&a);
+    fix_free(&b);
+}
+END_TEST
+
+/* A hyperparameter a callback reads must be given, or defaulted by a callback named
+ * bare: fastai's partial(average_grad, ...) carries no `mom`. */
+START_TEST(optimizer_refuses_missing_hyper)
+{
+    ow_cfg *cfg;
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(ow_cfg_load_string("type: fastai.Optimizer\nlr: 0.1\ncbs: [{type: "
+                                   "average_grad, dampening: true}, momentum_step]\n",
+                                   "<opt>", &cfg, &err),
+                &err);
+    const ow_entry *e = ow_registry_find(OW_KIND_OPTIMIZER, "fastai.Optimizer");
+    ck_assert_ptr_nonnull(e);
+    int rc = ow__optimizer_check_config(e, cfg, "optimizer", &err);
+    ow_check_error(
+        &err, OW_ERR_VALUE, "<opt>", 1, 1,
+        "optimizer (Optimizer): cbs[0]: average_grad reads 'mom', which is not "
+        "given (only callbacks named bare bring fastai's defaults)");
+    ck_assert_int_eq(rc, OW_ERR_VALUE);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
 static Suite *make_fastai_suite(void)
 {
     Suite *s = suite_create("fastai");
     TCase *tr = tcase_create("Reductions");
     tcase_add_loop_test(tr, reductions_in_torch_order, 0, OW__ARRAY_LEN(reductions));
     suite_add_tcase(s, tr);
+    TCase *tv = tcase_create("Variants");
+    tcase_add_loop_test(tv, variant_trajectories_bit_exact, 0, OW__ARRAY_LEN(variants));
+    suite_add_tcase(s, tv);
     TCase *tc = tcase_create("Callbacks");
     tcase_add_test(tc, cbs_build_fastai_adam);
     tcase_add_test(tc, cbs_options_and_optional_state);
     tcase_add_loop_test(tc, cbs_refused_with_position, 0, OW__ARRAY_LEN(refusals));
+    tcase_add_test(tc, optimizer_list_equals_preset);
+    tcase_add_test(tc, optimizer_refuses_missing_hyper);
     suite_add_tcase(s, tc);
     return s;
 }
