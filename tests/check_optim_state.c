@@ -101,6 +101,12 @@ static const struct {
     {"timm.adafactorbv", "{lr: 0.01, min_dim_size_to_factor: 3}",
      "{lr: 0.02, weight_decay: 0.1, min_dim_size_to_factor: 3}"},
     {"timm.adahessian", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1, update_each: 2}"},
+    {"fastai.ranger", "{lr: 0.01, lookahead_k: 2}",
+     "{lr: 0.02, wd: 0.1, lookahead_k: 2}"},
+    {"fastai.Larc", "{lr: 0.1}", "{lr: 0.2, clip: false, wd: 0.1}"},
+    {"fastai.SGD", "{lr: 0.1, mom: 0.9}", "{lr: 0.05, mom: 0.0}"},
+    {"fastai.Optimizer", "{lr: 0.01, cbs: [l2_reg, average_sqr_grad, rms_prop_step]}",
+     "{lr: 0.02, wd: 0.1, cbs: [l2_reg, average_sqr_grad, rms_prop_step]}"},
 };
 
 START_TEST(save_load_continues_bit_for_bit)
