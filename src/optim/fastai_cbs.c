@@ -183,9 +183,13 @@ static inline __attribute__((always_inline)) void row_sum(const float *x, size_t
 }
 
 /* the lanes are independent sums: SIMD clones keep every lane's order */
-OW_SIMD static void row_sum8(const float *x, size_t size, bool sq, float *out)
+OW_SIMD static void row_sum8(const float *x, size_t size, float *out)
 {
-    row_sum(x, size, 8, sq, out);
+    row_sum(x, size, 8, false, out);
+}
+OW_SIMD static void row_sum8_sq(const float *x, size_t size, float *out)
+{
+    row_sum(x, size, 8, true, out);
 }
 
 /* torch's cascade_sum of a contiguous float32 row: fewer than 8 elements as scalars,
@@ -198,7 +202,10 @@ static float cascade_sum(const float *x, size_t n, bool sq)
         return v[0];
     }
     size_t nv = n / 8;
-    row_sum8(x, nv, sq, v);
+    if (sq)
+        row_sum8_sq(x, nv, v);
+    else
+        row_sum8(x, nv, v);
     float s = 0;
     for (size_t k = nv * 8; k < n; k++)
         s += load(x, k, sq);
@@ -362,13 +369,36 @@ OW_SIMD static void el_run(const void *arg, size_t lo, size_t hi)
     }
 }
 
-static void loop(el *e)
+/* Element callbacks waiting to run, run block by block: each block of the tensor goes
+ * through every pending callback in order (an element sees the same ops in the same
+ * order as callback after callback over the whole tensor), so that a run of callbacks
+ * reads the tensor's arrays once. Flushed before a reduction reads them. */
+#define FA_BLOCK 256
+
+typedef struct pending {
+    el e[OW__FA_MAX_CBS + 1];
+    int n;
+} pending;
+
+static void pending_run(const void *arg, size_t lo, size_t hi)
 {
-    const ow__fa_tensor *t = e->t;
+    const pending *q = arg;
+    for (size_t b = lo; b < hi; b += FA_BLOCK) {
+        size_t end = hi - b > FA_BLOCK ? b + FA_BLOCK : hi;
+        for (int k = 0; k < q->n; k++)
+            el_run(&q->e[k], b, end);
+    }
+}
+
+static void flush(pending *q, const ow__fa_tensor *t)
+{
+    if (q->n == 0)
+        return;
     if (t->ref || t->threads <= 1)
-        el_run(e, 0, t->n);
+        pending_run(q, 0, t->n);
     else
-        ow__parallel_range(el_run, e, t->n, t->threads);
+        ow__parallel_range(pending_run, q, t->n, t->threads);
+    q->n = 0;
 }
 
 /* larc_layer_lr: lr*trust_coeff * p_norm / (g_norm + p_norm*wd + eps), in float32
@@ -399,6 +429,7 @@ static float lamb_alpha(const ow__fa_tensor *t, const float *u, double lr)
 void ow__fa_run(const ow__fa_prog *prog, const double *h, const ow__fa_tensor *t)
 {
     el e = {.t = t, .g = t->g};
+    pending q = {.n = 0};
     double lr = h[FH_LR];
     for (int k = 0; k < prog->n; k++) {
         int cb = prog->cb[k];
@@ -466,6 +497,7 @@ void ow__fa_run(const ow__fa_prog *prog, const double *h, const ow__fa_tensor *t
             e.k = ow__f(h[FH_EPS]);
             break;
         case FA_LARC_LAYER_LR:
+            flush(&q, t);
             *t->scalar[FS_LOCAL_LR] = larc_local_lr(t, e.g, h, opt);
             continue;
         case FA_LARC_STEP:
@@ -477,7 +509,8 @@ void ow__fa_run(const ow__fa_prog *prog, const double *h, const ow__fa_tensor *t
             e.b = ow__f(debias(h[FH_MOM], step));
             e.c = ow__f(debias(h[FH_SQR_MOM], step));
             e.d = ow__f(h[FH_EPS]);
-            loop(&e);
+            q.e[q.n++] = e;
+            flush(&q, t);
             e.a = lamb_alpha(t, e.u, lr);
             e.cb = FA_LAMB_STEP + FA__NCB;
             break;
@@ -490,8 +523,9 @@ void ow__fa_run(const ow__fa_prog *prog, const double *h, const ow__fa_tensor *t
         }
         default: continue;
         }
-        loop(&e);
+        q.e[q.n++] = e;
         if (cb == FA_L2_REG)
             e.g = t->work;
     }
+    flush(&q, t);
 }
