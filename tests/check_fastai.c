@@ -43,20 +43,40 @@ START_TEST(reductions_in_torch_order)
 }
 END_TEST
 
-/* ---- variant trajectories (tests/data/fastai, see its README) -------------------------
+/* ---- trajectories: the goldens and tests/data/fastai (see its README)
+ * -------------------------
  */
 
-static const char *const variants[] = {
-    "Lamb__l2.json",    "Larc__noclip_l2.json",   "QHAdam__nu2_l2.json",
-    "RAdam__eps0.json", "RMSProp__l2_nomom.json", "SGD__l2_nomom.json",
+/* the shared goldens (tests/golden/optim/fastai) and the variants here: check_optim holds
+ * fastai.Lamb and fastai.Larc to the norm-based optimizers' tolerance by name; fastai's
+ * reductions are torch's own order, so every file must match to the bit */
+static const char *const trajectories[] = {
+    "golden:Adam__base.json",
+    "golden:Lamb__base.json",
+    "golden:Larc__base.json",
+    "golden:Lookahead__adam.json",
+    "golden:QHAdam__base.json",
+    "golden:RAdam__base.json",
+    "golden:RMSProp__momentum.json",
+    "golden:SGD__momentum.json",
+    "golden:ranger__base.json",
+    "Lamb__l2.json",
+    "Larc__noclip_l2.json",
+    "QHAdam__nu2_l2.json",
+    "RAdam__eps0.json",
+    "RMSProp__l2_nomom.json",
+    "SGD__l2_nomom.json",
     "ranger__k3.json",
 };
 
-START_TEST(variant_trajectories_bit_exact)
+START_TEST(trajectories_bit_exact)
 {
     char dir[1024], path[2048];
+    bool golden = !strncmp(trajectories[_i], "golden:", 7);
     snprintf(path, sizeof path, "%s/%s",
-             ow_test_path(dir, sizeof dir, OW_TEST_DATA, "fastai"), variants[_i]);
+             golden ? ow_test_path(dir, sizeof dir, OW_TEST_GOLDEN, "optim/fastai")
+                    : ow_test_path(dir, sizeof dir, OW_TEST_DATA, "fastai"),
+             trajectories[_i] + (golden ? 7 : 0));
     for (int ref = 0; ref < 2; ref++) {
         ow_error err;
         ow_error_clear(&err);
@@ -68,7 +88,8 @@ START_TEST(variant_trajectories_bit_exact)
         ow_trajectory_stats st;
         ow_trajectory_get_stats(t, &st);
         ck_assert_msg(st.max_ulp == 0, "%s (ref %d): max_ulp=%llu max_abs_err=%g",
-                      variants[_i], ref, (unsigned long long)st.max_ulp, st.max_abs_err);
+                      trajectories[_i], ref, (unsigned long long)st.max_ulp,
+                      st.max_abs_err);
         ow_trajectory_free(t);
     }
 }
@@ -241,7 +262,7 @@ static Suite *make_fastai_suite(void)
     tcase_add_loop_test(tr, reductions_in_torch_order, 0, OW__ARRAY_LEN(reductions));
     suite_add_tcase(s, tr);
     TCase *tv = tcase_create("Variants");
-    tcase_add_loop_test(tv, variant_trajectories_bit_exact, 0, OW__ARRAY_LEN(variants));
+    tcase_add_loop_test(tv, trajectories_bit_exact, 0, OW__ARRAY_LEN(trajectories));
     suite_add_tcase(s, tv);
     TCase *tc = tcase_create("Callbacks");
     tcase_add_test(tc, cbs_build_fastai_adam);
