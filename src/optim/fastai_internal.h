@@ -1,9 +1,10 @@
 /* fastai_internal.h -- fastai's optimizers as data (fastai/optimizer.py): a program of
  * step callbacks (weight_decay, average_grad, ..., adam_step) that runs over one tensor
  * in order, each as the torch ops fastai writes, in float32. The presets (fastai.c)
- * and the generic fastai.Optimizer build programs; fastai_cbs.c runs them and
- * fastai_parse.c reads a `cbs:` list. Glossary: ga = grad_avg, sa = sqr_avg, db1/db2
- * = fastai's debias(mom, 1-mom, step) and debias(sqr_mom, 1-sqr_mom, step). */
+ * and the generic fastai.Optimizer build programs; fastai_cbs.c runs them (with torch's
+ * reductions from fastai_reduce.c) and fastai_parse.c reads a `cbs:` list. Glossary: ga =
+ * grad_avg, sa = sqr_avg, db1/db2 = fastai's debias(mom, 1-mom, step) and debias(sqr_mom,
+ * 1-sqr_mom, step). */
 #ifndef OW_FASTAI_INTERNAL_H
 #define OW_FASTAI_INTERNAL_H
 
@@ -122,6 +123,8 @@ void ow__fa_run(const ow__fa_prog *prog, const double *h, const ow__fa_tensor *t
  * of 8-lane vectors, 4 rows at a time). */
 float ow__fa_norm(const float *x, size_t n);
 float ow__fa_sum(const float *x, size_t n);
+/* x.pow(2).mean().sqrt() */
+float ow__fa_rms(const float *x, size_t n);
 
 /* Reads a `cbs:` list (names, or maps with `type` and the callback's option) into
  * prog; errors name the item's position (did-you-mean for names and keys), and a
