@@ -43,6 +43,8 @@ static bool contains_lower(const char *s, const char *part)
 
 double ow__trajectory_tolerance(const ow_entry *e)
 {
+    if (e->scope && !strcmp(e->scope, "fastai"))
+        return 0; /* fastai's Lamb and Larc reproduce torch's reductions: exact */
     for (size_t i = 0; i < OW__ARRAY_LEN(tolerances); i++)
         if (contains_lower(e->name, tolerances[i].contains))
             return tolerances[i].tolerance;
