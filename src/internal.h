@@ -405,5 +405,7 @@ const ow_model *ow__optimizer_model(const ow_optimizer *opt);
  * data and grad pointers); false otherwise. */
 bool ow__optimizer_tensor_grad(const ow_optimizer *opt, size_t i, float **grad,
                                size_t *numel);
+/* The model parameter (occurrence index) tensor i is stepped under. */
+size_t ow__optimizer_tensor_param(const ow_optimizer *opt, size_t i);
 
 #endif /* OW_INTERNAL_H */

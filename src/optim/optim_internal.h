@@ -210,6 +210,7 @@ typedef struct ow__traj_inputs {
     const ow_cfg *extra, *coef_a, *coef_b;
     float *const *data;  /* [tensors] the replay's parameters */
     const size_t *numel; /* [tensors] */
+    const ow_optimizer *opt;
     int step;
     size_t cursor[3]; /* next draw of each ow_rng_kind in this step */
     bool failed;      /* a draw was missing or of another size */

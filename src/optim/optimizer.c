@@ -688,6 +688,11 @@ const ow_model *ow__optimizer_model(const ow_optimizer *opt)
     return opt->model;
 }
 
+size_t ow__optimizer_tensor_param(const ow_optimizer *opt, size_t i)
+{
+    return opt->t[i].param;
+}
+
 bool ow__optimizer_tensor_grad(const ow_optimizer *opt, size_t i, float **grad,
                                size_t *numel)
 {

@@ -91,7 +91,8 @@ static int replay_hvp(void *user, size_t n, const size_t *params, const float *c
 {
     ow__traj_inputs *in = user;
     for (size_t k = 0; k < n; k++) {
-        size_t i = params[k], m = in->numel[i];
+        /* the replay's model has one parameter per golden tensor, in file order */
+        size_t i = ow__optimizer_tensor_param(in->opt, params[k]), m = in->numel[i];
         const ow_cfg *a = ow_cfg_get_item(in->coef_a, i),
                      *b = ow_cfg_get_item(in->coef_b, i);
         if (ow_cfg_get_size(a) != m || ow_cfg_get_size(b) != m)
@@ -122,6 +123,7 @@ void ow__traj_inputs_attach(ow__traj_inputs *in, const ow_cfg *doc, ow_optimizer
     in->coef_b = ow__cfg_map_get(doc, "coef_b");
     in->data = data;
     in->numel = numel;
+    in->opt = opt;
     if (in->extra)
         ow_optimizer_set_rng(opt, replay_rng, in);
     if (in->coef_a && in->coef_b)
