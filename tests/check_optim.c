@@ -345,6 +345,41 @@ START_TEST(fused_names_run_the_plain_update)
 }
 END_TEST
 
+/* Every name of timm's list_optimizers() is run or refused with its reason, and the
+ * README's table (tools/timm-table.sh) says which. */
+START_TEST(every_timm_name_is_run_or_refused)
+{
+    FILE *names = fopen(OW_TEST_DATA "/timm_optimizers.txt", "r");
+    FILE *readme = fopen(OW_TEST_CONFIGS "/../README.md", "r");
+    ck_assert_ptr_nonnull(names);
+    ck_assert_ptr_nonnull(readme);
+    static char text[1 << 17];
+    size_t len = fread(text, 1, sizeof text - 1, readme);
+    text[len] = 0;
+    fclose(readme);
+    char line[128];
+    int count = 0;
+    while (fgets(line, sizeof line, names)) {
+        if (line[0] == '#')
+            continue;
+        line[strcspn(line, "\n")] = 0;
+        char full[160], row[160];
+        snprintf(full, sizeof full, "timm.%s", line);
+        const ow_entry *e = ow_registry_find(OW_KIND_OPTIMIZER, full);
+        const char *why = ow_registry_refusal(OW_KIND_OPTIMIZER, full);
+        ck_assert_msg((e && e->ops) || why, "%s: neither run nor refused", full);
+        snprintf(row, sizeof row, "\n| `%s` | %s", line, why ? "**refused**" : "");
+        ck_assert_msg(strstr(text, row), "README.md has no row '%s'", row + 1);
+        snprintf(row, sizeof row, "\n| `%s` | **refused**", line);
+        ck_assert_msg(why || !strstr(text, row), "README.md refuses %s, optwrap runs it",
+                      line);
+        count++;
+    }
+    fclose(names);
+    ck_assert_int_eq(count, 98);
+}
+END_TEST
+
 /* Names optwrap refuses, and APEX modes it has no twin for: an error that says why. */
 static const struct {
     const char *optimizer, *message;
@@ -743,6 +778,7 @@ Suite *make_optim_suite(void)
     tcase_add_loop_test(tc, fused_names_run_the_plain_update, 0,
                         (int)OW__ARRAY_LEN(fused_pairs));
     tcase_add_loop_test(tc, refused_names_say_why, 0, (int)OW__ARRAY_LEN(refusals));
+    tcase_add_test(tc, every_timm_name_is_run_or_refused);
     tcase_add_loop_test(tc, fast_matches_ref, 0, count_optimizers());
     tcase_add_loop_test(tc, fast_matches_ref_variants, 0, (int)OW__ARRAY_LEN(variants));
     suite_add_tcase(s, tc);
