@@ -16,7 +16,8 @@
 
 static const cli_option bench_options[] = {
     {"--optimizers", 1,
-     "comma list of sgd,adamw,lamb,lion,adan,adafactor (default: all)"},
+     "comma list of sgd,adamw,lamb,lion,adan,adafactor,muon (default: all but muon, "
+     "whose bf16 Newton-Schulz is compute-bound: name it, on small sizes)"},
     {"--quick", 0, "1M parameters, 1 thread, few steps (a smoke test)"},
     {"--sizes", 1,
      "comma list of ViT-like sizes in millions, 'vitb' (ViT-B/16 itself, 86.6M), 'tiny' "
@@ -27,17 +28,20 @@ static const cli_option bench_options[] = {
 typedef struct bench_opt {
     const char *key, *label, *config; /* config: the optimizer node */
     int reads, writes;                /* arrays of the access pattern */
+    bool named_only;                  /* not in the default list */
 } bench_opt;
 
 static const bench_opt optimizers[] = {
     {"sgd", "SGD-momentum", "{type: SGD, lr: 0.01, momentum: 0.9, weight_decay: 0.0001}",
-     3, 2},
-    {"adamw", "AdamW", "{type: AdamW, lr: 0.001, weight_decay: 0.05}", 4, 3},
-    {"lamb", "Lamb", "{type: timm.lamb, lr: 0.001, weight_decay: 0.01}", 4, 3},
-    {"lion", "Lion", "{type: timm.lion, lr: 0.0001, weight_decay: 0.01}", 3, 2},
+     3, 2, false},
+    {"adamw", "AdamW", "{type: AdamW, lr: 0.001, weight_decay: 0.05}", 4, 3, false},
+    {"lamb", "Lamb", "{type: timm.lamb, lr: 0.001, weight_decay: 0.01}", 4, 3, false},
+    {"lion", "Lion", "{type: timm.lion, lr: 0.0001, weight_decay: 0.01}", 3, 2, false},
     /* p, g, exp_avg, exp_avg_sq, exp_avg_diff, neg_pre_grad read; all but g written */
-    {"adan", "Adan", "{type: timm.adan, lr: 0.001, weight_decay: 0.02}", 6, 5},
-    {"adafactor", "Adafactor", "{type: timm.adafactor, lr: 0.001}", 2, 1},
+    {"adan", "Adan", "{type: timm.adan, lr: 0.001, weight_decay: 0.02}", 6, 5, false},
+    {"adafactor", "Adafactor", "{type: timm.adafactor, lr: 0.001}", 2, 1, false},
+    /* momentum for all; 2-D weights: torch's bf16 Newton-Schulz, emulated exactly */
+    {"muon", "Muon", "{type: timm.muon, lr: 0.02}", 3, 2, true},
 };
 
 static double now(void)
@@ -341,7 +345,7 @@ int cli_bench(int argc, char **argv)
                 continue;
             for (size_t k = 0; k < sizeof optimizers / sizeof *optimizers; k++) {
                 const bench_opt *o = &optimizers[k];
-                if (!listed(which, o->key))
+                if (which ? !listed(which, o->key) : o->named_only)
                     continue;
                 double ms = 0, pms = 0;
                 if (time_both(&r, o, bufs, th, budget, &ms, &pms, &err))

@@ -81,9 +81,11 @@
          .doc = "timm logs its routing; accepted, no effect on the step"},               \
         {.name = "use_fallback",                                                         \
          .type = OW_T_BOOL,                                                              \
+         .def = "false",                                                                 \
          .doc = "group option: AdamW for every tensor of the group"},                    \
         {.name = "use_muon",                                                             \
          .type = OW_T_BOOL,                                                              \
+         .def = "null",                                                                  \
          .flags = OW_KEY_NULLABLE,                                                       \
          .doc = "group option: Muon (true) or AdamW (false), not by shape"},             \
     {                                                                                    \
