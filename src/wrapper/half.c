@@ -13,66 +13,6 @@ typedef struct ow__half {
     size_t n;
 } ow__half;
 
-uint16_t ow__f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u, exp = (x >> 23) & 0xffu, man = x & 0x7fffffu;
-    if (exp == 0xff) /* inf, or a quiet nan keeping the top payload bits */
-        return (uint16_t)(sign | 0x7c00u | (man ? 0x200u | (man >> 13) : 0));
-    int e = (int)exp - 127 + 15;
-    if (e >= 0x1f)
-        return (uint16_t)(sign | 0x7c00u);
-    if (e <= 0) { /* a subnormal half: man * 2^(exp - 126) units of 2^-24 */
-        if (e < -10)
-            return (uint16_t)sign;
-        man |= 0x800000u;
-        unsigned shift = (unsigned)(14 - e);
-        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1),
-                 mid = 1u << (shift - 1);
-        if (rem > mid || (rem == mid && (h & 1)))
-            h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = sign | ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) /* a carry may reach inf: right */
-        h++;
-    return (uint16_t)h;
-}
-
-float ow__f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu,
-             man = h & 0x3ffu;
-    if (exp == 0) {
-        float v = (float)man * 0x1p-24f;
-        return sign ? -v : v;
-    }
-    uint32_t x = sign | (exp == 0x1f ? 0x7f800000u | (man << 13)
-                                     : ((exp + 112) << 23) | (man << 13));
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
-uint16_t ow__f32_to_bf16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if (isnan(f))
-        return (uint16_t)((x >> 16) | 0x40u);
-    x += 0x7fffu + ((x >> 16) & 1u);
-    return (uint16_t)(x >> 16);
-}
-
-float ow__bf16_to_f32(uint16_t h)
-{
-    uint32_t x = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
 static float to_f32(const ow_optim_wrapper *w, uint16_t h)
 {
     return w->o.half == OW__HALF_BF16 ? ow__bf16_to_f32(h) : ow__f16_to_f32(h);
