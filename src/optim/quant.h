@@ -1,0 +1,168 @@
+/* quant.h -- optimizer state in fewer bits (issue #12): bitsandbytes' block-wise dynamic
+ * 8-bit quantization (blocks of 256, one float32 absmax each, nearest code of a signed
+ * or unsigned dynamic map) and bfloat16 (nearest even, or stochastic rounding from a
+ * counter-based generator keyed by seed, step, tensor and element, so no result depends
+ * on the thread count). A quantized step decodes a block of each slot into float32,
+ * runs the optimizer's own float32 kernel on it, and encodes it back (ow__q_run).
+ * Dettmers et al., "8-bit Optimizers via Block-wise Quantization", ICLR 2022:
+ * https://arxiv.org/abs/2110.02861 */
+#ifndef OW_OPTIM_QUANT_H
+#define OW_OPTIM_QUANT_H
+
+#include "../util/half.h"
+#include "optim_internal.h"
+
+#include <stdint.h>
+
+#define OW__QBLOCK     256  /* elements per absmax */
+#define OW__Q8_MIN     4096 /* tensors below this keep float32 state (bnb min_8bit_size) */
+#define OW__QMAX_SLOTS 4    /* quantized slots one kernel may have */
+/* Nearest-code buckets (tools/gen_qmap_table.py): a bucket is 2^-OW__QLUT_M of a binade
+ * of |y|, binades 2^OW__QLUT_ELO .. 2^0 (larger |y| clamp to the last, smaller to
+ * bucket 0), OW__QLUT_NB buckets per sign. */
+#define OW__QLUT_M   7
+#define OW__QLUT_ELO (-24)
+#define OW__QLUT_NB  (1 + (1 - OW__QLUT_ELO) * (1 << OW__QLUT_M))
+#define OW__QSHIFT   (23 - OW__QLUT_M)
+/* bucket index = (|y|'s bits >> OW__QSHIFT) - OW__QLUT_K0 */
+#define OW__QLUT_K0 ((((uint32_t)(127 + OW__QLUT_ELO) << 23) >> OW__QSHIFT) - 1)
+
+/* A dynamic map and what the nearest-code search needs. */
+typedef struct ow__qtab {
+    float map[256];               /* sorted; code c means map[c] * absmax */
+    float mid[256];               /* (map[c] + map[c + 1]) / 2, mid[255] = inf */
+    int32_t lut[2 * OW__QLUT_NB]; /* [sign][bucket of |y|] candidate code */
+} ow__qtab;
+
+/* bnb's create_dynamic_map(signed=True) (first moments) and (signed=False) */
+extern const ow__qtab ow__qtab_signed, ow__qtab_unsigned;
+
+/* How a slot is stored. */
+typedef enum ow__qkind {
+    OW__Q_F32,     /* float */
+    OW__Q_BF16,    /* uint16_t, nearest even */
+    OW__Q_BF16_SR, /* uint16_t, stochastic rounding */
+    OW__Q_I8S,     /* uint8_t codes of ow__qtab_signed + absmax per block */
+    OW__Q_I8U      /* uint8_t codes of ow__qtab_unsigned + absmax per block */
+} ow__qkind;
+
+/* ---- codes ------------------------------------------------------------------------ */
+
+/* The nearest code of y (a value divided by its block's absmax): the number of
+ * midpoints at or below y (ties go up), by a branchless binary search. */
+static inline uint8_t ow__q8_code_ref(const ow__qtab *q, float y)
+{
+    unsigned c = 0;
+    for (unsigned step = 128; step; step >>= 1)
+        c += y >= q->mid[c + step - 1] ? step : 0;
+    return (uint8_t)c;
+}
+
+/* The same from the bucket table: the bucket of y holds at most one midpoint, so the
+ * code is its candidate or the next (tools/gen_qmap_table.py checks this). */
+static inline uint8_t ow__q8_code(const ow__qtab *q, float y)
+{
+    uint32_t u = ow__f32_bits(y);
+    int32_t k = (int32_t)((u & 0x7fffffffu) >> OW__QSHIFT) - (int32_t)OW__QLUT_K0;
+    k = k < 0 ? 0 : k;
+    k = k > OW__QLUT_NB - 1 ? OW__QLUT_NB - 1 : k;
+    int32_t c = q->lut[k + (int32_t)(u >> 31) * OW__QLUT_NB];
+    return (uint8_t)(c + (y >= q->mid[c]));
+}
+
+/* The largest |x[i]| (the bits of non-negative floats order as the floats do; a nan
+ * wins over inf). */
+static inline float ow__q8_absmax(const float *restrict x, size_t n)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t a = ow__f32_bits(x[i]) & 0x7fffffffu;
+        m = a > m ? a : m;
+    }
+    return ow__bits_f32(m);
+}
+
+/* 1 / absmax, 0 for an all-zero (or inf) block: every element then gets the code of 0. */
+static inline float ow__q8_scale(float absmax)
+{
+    return absmax > 0 && absmax < INFINITY ? 1.0f / absmax : 0.0f;
+}
+
+/* ---- stochastic rounding's bits ---------------------------------------------------- */
+
+/* A 32-bit integer hash with low bias (lowbias32, C. Wellons). */
+static inline uint32_t ow__mix32(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+/* The key of one tensor's step: every element's bits derive from it and the element's
+ * index alone. */
+uint64_t ow__sr_key(uint64_t seed, uint64_t step, uint64_t tensor);
+
+/* 32 uniform bits for element i under key. */
+static inline uint32_t ow__sr_bits(uint64_t key, uint64_t i)
+{
+    uint32_t h = ow__mix32((uint32_t)i ^ (uint32_t)key);
+    return ow__mix32(h + (uint32_t)(key >> 32) + (uint32_t)(i >> 32) * 0x9e3779b9u);
+}
+
+/* ---- blocks --------------------------------------------------------------------------
+ */
+
+/* Decodes n codes (at most a block) into out. */
+void ow__q8_decode(const ow__qtab *q, const uint8_t *codes, float absmax, float *out,
+                   size_t n);
+void ow__q8_decode_ref(const ow__qtab *q, const uint8_t *codes, float absmax, float *out,
+                       size_t n);
+/* Encodes n values (at most a block) into codes; returns the block's absmax. */
+float ow__q8_encode(const ow__qtab *q, const float *x, size_t n, uint8_t *codes);
+float ow__q8_encode_ref(const ow__qtab *q, const float *x, size_t n, uint8_t *codes);
+/* Whole tensors: blocks of OW__QBLOCK, absmax[(n + 255) / 256]. */
+void ow__q8_quantize(const ow__qtab *q, const float *x, size_t n, uint8_t *codes,
+                     float *absmax);
+void ow__q8_dequantize(const ow__qtab *q, const uint8_t *codes, const float *absmax,
+                       size_t n, float *out);
+/* bfloat16 of n values: nearest even, or stochastic with element i's bits
+ * ow__sr_bits(key, index + i). */
+void ow__bf16_encode(const float *x, size_t n, uint16_t *out);
+void ow__bf16_encode_sr(const float *x, size_t n, uint16_t *out, uint64_t key,
+                        uint64_t index);
+void ow__bf16_decode(const uint16_t *in, size_t n, float *out);
+/* Half gradients from the host: n float16 or bfloat16 values into float32. */
+void ow__f16_decode(const uint16_t *in, size_t n, float *out);
+
+/* ---- a float32 kernel over quantized slots ------------------------------------------
+ */
+
+typedef struct ow__qslot {
+    ow__qkind kind;
+    void *data;    /* at the range's first element: float, uint16_t or uint8_t; NULL:
+                      absent (the kernel gets NULL) */
+    float *absmax; /* 8-bit kinds: [blocks] from the range's first block */
+} ow__qslot;
+
+/* One range of a tensor (starting at a block boundary) for an element kernel. */
+typedef struct ow__qrange {
+    const ow_kernel_args *a; /* the range: n, p, g, ctx, t, sums (its s is not read) */
+    ow_kernel_fn fn;         /* the float32 kernel, called once per block */
+    const ow__qslot *slot;   /* [nslots] every slot of the kernel, by slot index */
+    size_t nslots;
+    uint64_t key;   /* OW__Q_BF16_SR: the tensor's key this step (ow__sr_key) */
+    uint64_t index; /* the range's first element's index in the tensor */
+} ow__qrange;
+
+/* Runs fn block by block: each quantized slot's block is decoded into float32, fn steps
+ * it exactly as it steps float32 state, and the block is encoded back (an 8-bit block
+ * fn did not change keeps its codes and absmax). _ref: the plain codecs (binary
+ * search), for the tests. Returns false when more than OW__QMAX_SLOTS slots are
+ * quantized (nothing runs). */
+bool ow__q_run(const ow__qrange *r);
+bool ow__q_ref(const ow__qrange *r);
+
+#endif /* OW_OPTIM_QUANT_H */
