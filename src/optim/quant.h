@@ -58,16 +58,17 @@ static inline uint8_t ow__q8_code_ref(const ow__qtab *q, float y)
     return (uint8_t)c;
 }
 
-/* The same from the bucket table: the bucket of y holds at most one midpoint, so the
- * code is its candidate or the next (tools/gen_qmap_table.py checks this). */
+/* The same from the bucket table, with one load: the bucket of y holds at most one
+ * midpoint, so the code is its candidate or the next (tools/gen_qmap_table.py checks
+ * this), and the entry carries the midpoint that decides. */
 static inline uint8_t ow__q8_code(const ow__qtab *q, float y)
 {
     uint32_t u = ow__f32_bits(y);
     int32_t k = (int32_t)((u & 0x7fffffffu) >> OW__QSHIFT) - (int32_t)OW__QLUT_K0;
     k = k < 0 ? 0 : k;
     k = k > OW__QLUT_NB - 1 ? OW__QLUT_NB - 1 : k;
-    int32_t c = q->lut[k + (int32_t)(u >> 31) * OW__QLUT_NB];
-    return (uint8_t)(c + (y >= q->mid[c]));
+    uint32_t e = q->lut[k + (int32_t)(u >> 31) * OW__QLUT_NB];
+    return (uint8_t)((e & 0xffu) + (y >= ow__bits_f32(e & ~0xffu)));
 }
 
 /* The largest |x[i]| (the bits of non-negative floats order as the floats do; a nan
@@ -75,6 +76,7 @@ static inline uint8_t ow__q8_code(const ow__qtab *q, float y)
 static inline float ow__q8_absmax(const float *restrict x, size_t n)
 {
     uint32_t m = 0;
+#pragma omp simd reduction(max : m)
     for (size_t i = 0; i < n; i++) {
         uint32_t a = ow__f32_bits(x[i]) & 0x7fffffffu;
         m = a > m ? a : m;
