@@ -5,6 +5,7 @@
 #define OW_INTERNAL_H
 
 #include "optwrap.h"
+#include "util/half.h" /* float16 and bfloat16 to and from float32, inline */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,14 +75,6 @@ const char *ow__refused_reason(const char *name, const char *default_scope);
 /* The i-th refused name, for listings; false past the end. */
 bool ow__refused_get(size_t i, const char **scope, const char **name,
                      const char **reason);
-
-/* ---- half precision (src/wrapper/half.c) ---------------------------------------- */
-
-/* IEEE binary16 and bfloat16 from float32, rounded to nearest even, and back. */
-uint16_t ow__f32_to_f16(float f);
-float ow__f16_to_f32(uint16_t h);
-uint16_t ow__f32_to_bf16(float f);
-float ow__bf16_to_f32(uint16_t h);
 
 /* ---- errors (src/error.c) -------------------------------------------------------- */
 

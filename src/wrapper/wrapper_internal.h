@@ -5,7 +5,6 @@
 #define OW_WRAPPER_INTERNAL_H
 
 #include "../internal.h"
-#include "../util/half.h"
 
 #include <stdint.h>
 
