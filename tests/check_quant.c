@@ -3,11 +3,13 @@
  * the block loop that runs a float32 kernel over quantized slots, and 1,000 AdamW steps
  * in 8 bits and bf16 against float32. */
 #include "optim/quant.h"
+#include "optim_fixture.h"
 #include "testlib.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- a deterministic generator and an AdamW kernel (adam.c's float32 loop) -------- */
 
@@ -460,6 +462,89 @@ START_TEST(adamw_thousand_steps_near_float32)
 }
 END_TEST
 
+/* ---- through the engine: AdamW with state_dtype ---------------------------------- */
+
+/* AdamW (torch's, decoupled decay) with state_dtype on three tensors: 8,000 elements (a
+ * partial last block), 21,000 (two work units) and 100 (under 4,096: float32 state1 and
+ * state2 under int8). Five steps give the parameters the block loop gives with the
+ * float32 kernel above (bit for bit), at 1 and 2 threads alike. */
+static void engine_adamw(const char *state_dtype, ow__qkind kind)
+{
+    static const int nd[3] = {2, 2, 2};
+    static const int64_t shapes[3][3] = {{100, 80}, {300, 70}, {10, 10}};
+    char opts[160];
+    snprintf(opts, sizeof opts, "{lr: 0.01, weight_decay: 0.05, state_dtype: %s%s}",
+             state_dtype, kind == OW__Q_BF16_SR ? ", stochastic_rounding: true" : "");
+    const char *o[1] = {opts};
+    fixture f[2];
+    for (int k = 0; k < 2; k++) {
+        fix_make(&f[k], "AdamW", 3, nd, shapes, 1, o, 5);
+        ow_check_ok(ow_optimizer_set_threads(f[k].opt, k + 1, NULL), NULL);
+    }
+    qstate sim[3];
+    for (size_t i = 0; i < 3; i++) {
+        sim[i] = qstate_new(f[0].numel[i], 1);
+        memcpy(sim[i].p, f[0].data[i], f[0].numel[i] * 4);
+    }
+    for (int step = 1; step <= 5; step++) {
+        for (int k = 0; k < 2; k++) {
+            if (step > 1)
+                fix_grads(&f[k], 100u + (unsigned)step);
+            ow_error err;
+            ow_check_ok(ow_optimizer_step(f[k].opt, &err), &err);
+        }
+        adamw_ctx c = adamw_prepare(0.01, 0.9, 0.999, 1e-8, 0.05, step);
+        for (size_t i = 0; i < 3; i++) {
+            memcpy(sim[i].g, f[0].grad[i], f[0].numel[i] * 4);
+            ow__qkind k = sim[i].n < OW__Q8_MIN && kind == OW__Q_I8S ? OW__Q_F32 : kind;
+            qstep(&sim[i], k, &c, 0, sim[i].n, false, ow__sr_key(0, (uint64_t)step, 0));
+        }
+    }
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_mem_eq(f[0].data[i], sim[i].p, sim[i].n * 4);
+        ck_assert_mem_eq(f[1].data[i], sim[i].p, sim[i].n * 4);
+        qstate_free(&sim[i]);
+    }
+    /* the state file keeps the codes, absmax and maps under bitsandbytes' names */
+    char path[] = "/tmp/check_quant_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ow_error err;
+    ow_check_ok(ow_optimizer_save(f[0].opt, path, &err), &err);
+    char *file = ow_test_slurp(path), *text = file + 8; /* the header after its size */
+    if (kind == OW__Q_I8S) {
+        ck_assert_ptr_nonnull(strstr(text, "\"state.0.state1\":{\"dtype\":\"U8\""));
+        ck_assert_ptr_nonnull(strstr(text, "\"state.1.absmax2\":{\"dtype\":\"F32\""));
+        ck_assert_ptr_nonnull(strstr(text, "\"state.1.qmap1\""));
+        ck_assert_ptr_nonnull(strstr(text, "\"state.2.state2\":{\"dtype\":\"F32\""));
+        ck_assert_ptr_null(strstr(text, "\"state.2.absmax1\""));
+        ck_assert_ptr_null(strstr(text, "exp_avg"));
+    } else {
+        ck_assert_ptr_nonnull(strstr(text, "\"state.0.exp_avg\":{\"dtype\":\"BF16\""));
+        ck_assert_ptr_nonnull(strstr(text, "\"state.2.exp_avg_sq\":{\"dtype\":\"BF16\""));
+    }
+    free(file);
+    /* and loads back into an optimizer of the same settings */
+    ow_check_ok(ow_optimizer_load(f[1].opt, path, &err), &err);
+    unlink(path);
+    for (int k = 0; k < 2; k++)
+        fix_free(&f[k]);
+}
+
+START_TEST(engine_adamw_int8)
+{
+    engine_adamw("int8", OW__Q_I8S);
+}
+END_TEST
+
+START_TEST(engine_adamw_bf16)
+{
+    engine_adamw("bfloat16", OW__Q_BF16);
+    engine_adamw("bfloat16", OW__Q_BF16_SR);
+}
+END_TEST
+
 static Suite *make_quant_suite(void)
 {
     Suite *s = suite_create("quant");
@@ -478,6 +563,11 @@ static Suite *make_quant_suite(void)
     tcase_add_test(tb, read_only_pass_keeps_codes);
     tcase_add_test(tb, adamw_thousand_steps_near_float32);
     suite_add_tcase(s, tb);
+    TCase *te = tcase_create("Engine");
+    tcase_set_timeout(te, 60);
+    tcase_add_test(te, engine_adamw_int8);
+    tcase_add_test(te, engine_adamw_bf16);
+    suite_add_tcase(s, te);
     return s;
 }
 

@@ -2,9 +2,11 @@
  * timm's AdamWLegacy and NAdamW (Nesterov numerator), composer's DecoupledAdamW (decay
  * scaled by lr/initial_lr), with amsgrad, maximize, caution and corrected decay as flags
  * on one kernel. timm's foreach (multi-tensor) path rounds differently from the
- * single-tensor one; both are reproduced. Schemas in each class's `defaults` order.
+ * single-tensor one; both are reproduced. Schemas in each class's `defaults` order,
+ * then state_dtype and stochastic_rounding (moments in bf16 or 8 bits, quant.h).
  * https://pytorch.org/docs/1.13/generated/torch.optim.AdamW.html */
 #include "optim_internal.h"
+#include "quant.h"
 
 #include <string.h>
 
@@ -31,19 +33,22 @@
 #define K_CORRECTED(d)                                                                   \
     OW__KEY_BOOL("corrected_weight_decay", d, "decay scaled by lr**2/max_lr")
 
+/* issue #12's keys, after the reference's */
+#define ADAM_Q OW__KEY_STATE_DTYPE, OW__KEY_STOCHASTIC_ROUNDING
+
 /* torch 1.13's keys in the order of its defaults dict (param_groups show them so),
  * implementation switches included (they change nothing on the CPU); the variants
  * below index amsgrad and maximize. wd: torch's default, or timm's factory's 0.0. */
 #define TORCH_ADAM_KEYS(wd)                                                              \
     ADAM_HEAD("0.001", "[0.9, 0.999]", wd), K_AMSGRAD, K_MAXIMIZE, OW__KEY_FOREACH,      \
         OW__KEY_PERF("capturable"), OW__KEY_PERF("differentiable"),                      \
-        OW__KEY_PERF("fused"),                                                           \
+        OW__KEY_PERF("fused"), ADAM_Q,                                                   \
     {                                                                                    \
         0                                                                                \
     }
 #define TORCH_ADAMW_KEYS(wd)                                                             \
     ADAM_HEAD("0.001", "[0.9, 0.999]", wd), K_AMSGRAD, OW__KEY_FOREACH, K_MAXIMIZE,      \
-        OW__KEY_PERF("capturable"),                                                      \
+        OW__KEY_PERF("capturable"), ADAM_Q,                                              \
     {                                                                                    \
         0                                                                                \
     }
@@ -54,6 +59,7 @@ static const ow_key timm_adamw_keys[] = {TORCH_ADAMW_KEYS("0.0")};
 #define LEGACY_KEYS(caution, corrected)                                                  \
     ADAM_HEAD("0.001", "[0.9, 0.999]", "0.0"), K_AMSGRAD, K_CAUTION(caution),            \
         K_CORRECTED(corrected), OW__KEY_FOREACH, K_MAXIMIZE, OW__KEY_PERF("capturable"), \
+        ADAM_Q,                                                                          \
     {                                                                                    \
         0                                                                                \
     }
@@ -64,6 +70,7 @@ static const ow_key cadamc_keys[] = {LEGACY_KEYS("true", "true")};
 #define NADAMW_KEYS(caution, corrected)                                                  \
     ADAM_HEAD("0.001", "[0.9, 0.999]", "0.0"), K_CAUTION(caution),                       \
         K_CORRECTED(corrected), OW__KEY_FOREACH, K_MAXIMIZE, OW__KEY_PERF("capturable"), \
+        ADAM_Q,                                                                          \
     {                                                                                    \
         0                                                                                \
     }
@@ -100,6 +107,7 @@ static const ow_key composer_adamw_keys[] = {ADAM_HEAD("0.001", "[0.9, 0.95]", "
                                              OW__KEY_FOREACH,
                                              K_MAXIMIZE,
                                              OW__KEY_PERF("capturable"),
+                                             ADAM_Q,
                                              {0}};
 
 /* ---- per-step constants -------------------------------------------------------------
@@ -117,7 +125,9 @@ enum {
     P_MAXIMIZE,
     P_FOREACH,
     P_BIAS,
-    P_ADAMW_MODE
+    P_ADAMW_MODE,
+    P_STATE_DTYPE,
+    P_SR
 };
 static const char *const adam_params[] = {[P_LR] = "lr",
                                           [P_BETAS] = "betas",
@@ -130,6 +140,8 @@ static const char *const adam_params[] = {[P_LR] = "lr",
                                           [P_FOREACH] = "foreach",
                                           [P_BIAS] = "bias_correction",
                                           [P_ADAMW_MODE] = "adam_w_mode",
+                                          [P_STATE_DTYPE] = "state_dtype",
+                                          [P_SR] = "stochastic_rounding",
                                           NULL};
 enum { WD_L2, WD_DECOUPLED, WD_COMPOSER };
 
@@ -146,16 +158,47 @@ typedef struct adam_variant {
 typedef struct adam_ctx {
     float sign, l2, keep, b1, omb1, b2, omb2, bc2s, eps, nss;
     bool has_l2, amsgrad, multi, nesterov, caution;
+    ow__qstep q; /* state_dtype */
 } adam_ctx;
 
-enum { S_STEP, S_EXP_AVG, S_EXP_AVG_SQ, S_MAX_EXP_AVG_SQ };
+enum {
+    S_STEP,
+    S_EXP_AVG,
+    S_EXP_AVG_SQ,
+    S_MAX_EXP_AVG_SQ,
+    S_STATE1,
+    S_STATE2,
+    S_ABSMAX1,
+    S_ABSMAX2,
+    S_QMAP1,
+    S_QMAP2,
+    S_N
+};
 static const ow_slot adam_slots[] = {
     [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_F32},
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},
     [S_MAX_EXP_AVG_SQ] = {.name = "max_exp_avg_sq"},
+    /* state_dtype int8: bitsandbytes' names (state1, state2 float32 under 4096) */
+    [S_STATE1] = {.name = "state1"},
+    [S_STATE2] = {.name = "state2"},
+    [S_ABSMAX1] = {.name = "absmax1"},
+    [S_ABSMAX2] = {.name = "absmax2"},
+    [S_QMAP1] = {.name = "qmap1"},
+    [S_QMAP2] = {.name = "qmap2"},
     {0},
 };
+/* where the moments live under each state_dtype (quant.h) */
+static const ow__qplan adam_qplan = {
+    .m = {{S_EXP_AVG, S_STATE1, S_ABSMAX1, S_QMAP1, true},
+          {S_EXP_AVG_SQ, S_STATE2, S_ABSMAX2, S_QMAP2, false},
+          {S_MAX_EXP_AVG_SQ, -1, -1, -1, false}},
+    .n = 3};
+
+static ow__qmode qmode(const ow_hparam *hp)
+{
+    return ow__qmode_of(&hp[P_STATE_DTYPE], &hp[P_SR]);
+}
 
 static void prepare(ow_prepare_args *a, const adam_variant *v)
 {
@@ -194,6 +237,7 @@ static void prepare(ow_prepare_args *a, const adam_variant *v)
         !v->read_foreach || hp[P_FOREACH].is_null || ow__hp_true(&hp[P_FOREACH]);
     c->multi = v->multi && foreach && !c->caution;
     c->nesterov = v->nesterov;
+    c->q = (ow__qstep){.mode = qmode(hp), .key = ow__sr_key(0, (uint64_t)step, 0)};
     a->passes = c->caution ? 6u : 1u; /* caution: count the mask, then step */
 }
 
@@ -204,8 +248,17 @@ static int slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *sh
         return 0;
     if (slot == S_MAX_EXP_AVG_SQ && !ow__hp_true(&hp[P_AMSGRAD]))
         return -1;
-    memcpy(out, shape, (size_t)ndim * sizeof *out);
-    return ndim;
+    return ow__qplan_shape(&adam_qplan, qmode(hp), slot, ndim, shape, out);
+}
+
+static ow_dtype slot_dtype(const ow_hparam *hp, int slot, size_t numel)
+{
+    return ow__qplan_dtype(&adam_qplan, qmode(hp), slot, numel);
+}
+
+static bool check(const ow_hparam *hp, char *msg, size_t n)
+{
+    return ow__qmode_check(&hp[P_STATE_DTYPE], &hp[P_SR], msg, n);
 }
 
 /* ---- kernels ------------------------------------------------------------------------
@@ -327,13 +380,27 @@ static void adam_caution_apply(const ow_kernel_args *a)
 /* ---- entries ------------------------------------------------------------------------
  */
 
+/* the kernels over moments stored as state_dtype says (float32: straight through) */
+#define QPASS(fn, ref)                                                                   \
+    static void fn##_##ref(const ow_kernel_args *a)                                      \
+    {                                                                                    \
+        const adam_ctx *c = a->ctx;                                                      \
+        ow__qplan_pass(&adam_qplan, &c->q, S_N, a, fn, ref);                             \
+    }
+QPASS(adam_run, false)
+QPASS(adam_ref, true)
+QPASS(adam_caution_count, false)
+QPASS(adam_caution_count, true)
+QPASS(adam_caution_apply, false)
+QPASS(adam_caution_apply, true)
+
 static const ow_pass adam_passes[] = {
-    {.run = adam_run, .ref = adam_ref},
-    {.run = adam_caution_count,
-     .ref = adam_caution_count,
+    {.run = adam_run_false, .ref = adam_ref_true},
+    {.run = adam_caution_count_false,
+     .ref = adam_caution_count_true,
      .nsums = 1,
      .finish = caution_finish},
-    {.run = adam_caution_apply, .ref = adam_caution_apply},
+    {.run = adam_caution_apply_false, .ref = adam_caution_apply_true},
     {0}};
 
 #define VARIANT(name, ...)                                                               \
@@ -348,7 +415,9 @@ static const ow_pass adam_passes[] = {
                                                 .ctx_size = sizeof(adam_ctx),            \
                                                 .prepare = name##_prepare,               \
                                                 .slot_shape = slot_shape,                \
-                                                .passes = adam_passes}
+                                                .passes = adam_passes,                   \
+                                                .check = check,                          \
+                                                .slot_dtype = slot_dtype}
 
 VARIANT(torch_adam, .wd_mode = WD_L2);
 VARIANT(torch_adamw, .wd_mode = WD_DECOUPLED);

@@ -167,4 +167,63 @@ typedef struct ow__qrange {
 bool ow__q_run(const ow__qrange *r);
 bool ow__q_ref(const ow__qrange *r);
 
+/* ---- state_dtype: an optimizer's moments in bf16 or 8 bits ------------------------
+ */
+
+/* The `state_dtype` and `stochastic_rounding` keys of the optimizers with element-wise
+ * moments. No default written: the keys stay out of param_groups unless given. */
+#define OW__KEY_STATE_DTYPE                                                              \
+    {                                                                                    \
+        .name = "state_dtype", .type = OW_T_STRING, .def = NULL,                         \
+        .doc = "moment storage: float32 (default), bfloat16, or int8 (bitsandbytes "     \
+               "block-wise; tensors under 4096 elements stay float32)"                   \
+    }
+#define OW__KEY_STOCHASTIC_ROUNDING                                                      \
+    {                                                                                    \
+        .name = "stochastic_rounding", .type = OW_T_BOOL, .def = NULL,                   \
+        .doc = "state_dtype bfloat16: round moments stochastically (seeded, the same "   \
+               "for any thread count)"                                                   \
+    }
+
+typedef enum ow__qmode { OW__QM_F32, OW__QM_BF16, OW__QM_BF16_SR, OW__QM_I8 } ow__qmode;
+
+/* The mode the two keys select (absent or null: float32). */
+ow__qmode ow__qmode_of(const ow_hparam *state_dtype, const ow_hparam *sr);
+/* The keys' rules: state_dtype one of the three names, stochastic_rounding only with
+ * bfloat16. False with a message otherwise. */
+bool ow__qmode_check(const ow_hparam *state_dtype, const ow_hparam *sr, char *msg,
+                     size_t n);
+
+/* One moment of an optimizer: the slot its float32 kernel reads, and under int8 the
+ * slots holding its codes (bnb's state1/state2), absmax per block and map. */
+typedef struct ow__qmoment {
+    int slot;               /* the kernel's slot (exp_avg) */
+    int code, absmax, qmap; /* int8 storage slots (state1, absmax1, qmap1); -1: none
+                               (the moment stays float32 under int8) */
+    bool is_signed;         /* signed map (first moments) or unsigned (squares) */
+} ow__qmoment;
+typedef struct ow__qplan {
+    ow__qmoment m[OW__QMAX_SLOTS];
+    int n;
+} ow__qplan;
+
+/* What a kernel needs of the mode, kept in the optimizer's ctx by prepare. */
+typedef struct ow__qstep {
+    ow__qmode mode;
+    uint64_t key; /* stochastic rounding: ow__sr_key(0, step, 0) */
+} ow__qstep;
+
+/* slot_shape for the plan's slots under mode, for a tensor of this shape: -1 absent,
+ * else its ndim (out written); other slots: the parameter's shape. */
+int ow__qplan_shape(const ow__qplan *p, ow__qmode mode, int slot, int ndim,
+                    const int64_t *shape, int64_t *out);
+/* slot_dtype for the plan's slots (float32 for others and small tensors). */
+ow_dtype ow__qplan_dtype(const ow__qplan *p, ow__qmode mode, int slot, size_t numel);
+/* Runs a pass kernel fn (float32 state) over a range whose moments may be stored in
+ * another dtype: float32 tensors go straight to fn (with int8's float32 state1/state2
+ * of small tensors put where fn reads them); others through ow__q_run (ref: ow__q_ref).
+ * nslots: the optimizer's slot count. */
+void ow__qplan_pass(const ow__qplan *p, const ow__qstep *q, size_t nslots,
+                    const ow_kernel_args *a, ow_kernel_fn fn, bool ref);
+
 #endif /* OW_OPTIM_QUANT_H */
