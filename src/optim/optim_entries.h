@@ -157,4 +157,10 @@ extern const ow_entry ow__optimizer_fastai_lookahead;
 extern const ow_entry ow__optimizer_fastai_ranger;
 extern const ow_entry ow__optimizer_fastai_optimizer;
 
+/* src/optim/ademamix.c */
+extern const ow_entry ow__optimizer_ademamix;
+extern const ow_entry ow__optimizer_ademamix8bit;
+extern const ow_entry ow__optimizer_timm_bnbademamix;
+extern const ow_entry ow__optimizer_timm_bnbademamix8bit;
+
 #endif /* OW_OPTIM_ENTRIES_H */
