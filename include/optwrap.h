@@ -286,6 +286,10 @@ typedef enum ow_type {
 #define OW_KEY_IGNORED                                                                   \
     0x20u /* accepted and changes nothing on a CPU (torch's foreach,                     \
              capturable, differentiable, fused switches) */
+#define OW_KEY_OPTIONAL                                                                  \
+    0x40u /* optwrap's own addition to a reference's keys (state_dtype): param groups    \
+             hold it only where given, so they stay the reference's; when absent the     \
+             optimizer sees its default, or null without one */
 
 /* One declared key of an entry, a row of its schema: `.def` is the default written as
  * YAML text ("0.9", "[0.9, 0.999]", "false", "null"), NULL when the key has none (and

@@ -10,6 +10,7 @@ static const char *const type_only[] = {"type", NULL};
 
 /* torch: setdefault every default into each group; a required key missing everywhere
  * is "parameter group didn't specify a value of required optimization parameter".
+ * OW_KEY_OPTIONAL keys (optwrap's additions) are left out unless given.
  * Linear in the number of groups: each group's map grows once, by the keys it lacks,
  * and takes the interned key names. Numbers and lists are copied, since schedulers
  * write them in place (sched/target.c); bools, nulls and strings, which nothing writes
@@ -42,7 +43,7 @@ static int fill_groups(ow_groups *groups, const ow_entry *opt, const ow_cfg *def
         ow_cfg *opts = groups->g[gi].opts;
         size_t n0 = opts->v.c.n, add = 0; /* n0: the constructor's keys */
         for (size_t k = 0; k < nk; k++) {
-            bool present = repeated[k];
+            bool present = repeated[k] || (opt->keys[k].flags & OW_KEY_OPTIONAL);
             for (size_t j = 0; j < n0 && !present; j++)
                 present = opts->v.c.keys[j][0] == names[k][0] &&
                           !strcmp(opts->v.c.keys[j], names[k]);

@@ -24,6 +24,8 @@ int ow__optimizer_defaults_new(const ow_entry *optimizer, const ow_cfg *optimize
         ow_cfg *def = NULL, *v = NULL;
         if (given)
             v = copy_in(pool, given);
+        else if (k->flags & OW_KEY_OPTIONAL)
+            continue; /* optwrap's own key: only where given */
         else if ((rc = ow__schema_default(k, &def, err)) != OW_OK || !def)
             continue; /* an error, or no default: the key stays absent */
         else /* the parsed default is a heap node: it is the value without a pool */

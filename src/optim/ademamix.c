@@ -38,16 +38,11 @@
          .max = INFINITY,                                                                \
          .flags = OW_KEY_NULLABLE | OW_KEY_RANGE,                                        \
          .doc = "steps over which beta3 warms up (null: none)"},                         \
-        {.name = "state_dtype",                                                          \
-         .type = OW_T_STRING,                                                            \
-         .def = state_dtype,                                                             \
-         .doc = "moment storage: float32, bfloat16, or int8 (bitsandbytes block-wise; "  \
-                "tensors under 4096 elements stay float32)"},                            \
-        OW__KEY_STOCHASTIC_ROUNDING,                                                     \
+        OW__KEY_STATE_DTYPE_DEF(state_dtype), OW__KEY_STOCHASTIC_ROUNDING,               \
     {                                                                                    \
         0                                                                                \
     }
-static const ow_key ademamix_keys[] = {ADEMAMIX_KEYS(NULL)};
+static const ow_key ademamix_keys[] = {ADEMAMIX_KEYS("float32")};
 static const ow_key ademamix8bit_keys[] = {ADEMAMIX_KEYS("int8")};
 
 enum { P_LR, P_BETAS, P_EPS, P_WD, P_ALPHA, P_T_ALPHA, P_T_BETA3, P_STATE_DTYPE, P_SR };

@@ -1,8 +1,10 @@
 /* Lion (timm): p *= 1 - lr*wd; p -= lr * sign(b1*m + (1-b1)*g); m = b2*m + (1-b2)*g.
  * timm runs the foreach path by default (m updated by mul/add) and the single-tensor
- * one with caution (m updated by lerp); both are reproduced.
+ * one with caution (m updated by lerp); both are reproduced. state_dtype: the moment in
+ * bf16 or 8 bits (quant.h).
  * Symbolic Discovery of Optimization Algorithms, https://arxiv.org/abs/2302.06675 */
 #include "optim_internal.h"
+#include "quant.h"
 
 #define LION_KEYS(caution, corrected)                                                    \
     OW__KEY_NUM("lr", "0.0001", "learning rate"), OW__KEY_BETAS("[0.9, 0.99]"),          \
@@ -13,6 +15,7 @@
         OW__KEY_FOREACH,                                                                 \
         OW__KEY_BOOL("maximize", "false",                                                \
                      "maximize the objective instead of minimizing"),                    \
+        OW__KEY_STATE_DTYPE, OW__KEY_STOCHASTIC_ROUNDING,                                \
     {                                                                                    \
         0                                                                                \
     }
@@ -21,7 +24,17 @@ static const ow_key lionc_keys[] = {LION_KEYS("false", "true")};
 static const ow_key clion_keys[] = {LION_KEYS("true", "false")};
 static const ow_key clionc_keys[] = {LION_KEYS("true", "true")};
 
-enum { K_LR, K_BETAS, K_WD, K_CAUTION, K_CORRECTED, K_FOREACH, K_MAXIMIZE };
+enum {
+    K_LR,
+    K_BETAS,
+    K_WD,
+    K_CAUTION,
+    K_CORRECTED,
+    K_FOREACH,
+    K_MAXIMIZE,
+    K_STATE_DTYPE,
+    K_SR
+};
 static const char *const lion_params[] = {[K_LR] = "lr",
                                           [K_BETAS] = "betas",
                                           [K_WD] = "weight_decay",
@@ -29,15 +42,46 @@ static const char *const lion_params[] = {[K_LR] = "lr",
                                           [K_CORRECTED] = "corrected_weight_decay",
                                           [K_FOREACH] = "foreach",
                                           [K_MAXIMIZE] = "maximize",
+                                          [K_STATE_DTYPE] = "state_dtype",
+                                          [K_SR] = "stochastic_rounding",
                                           NULL};
 
 typedef struct lion_ctx {
     float sign, keep, b1, omb1, b2, omb2, nlr;
     bool single, caution;
+    ow__qstep q; /* state_dtype */
 } lion_ctx;
 
-enum { S_EXP_AVG };
-static const ow_slot lion_slots[] = {[S_EXP_AVG] = {.name = "exp_avg"}, {0}};
+enum { S_EXP_AVG, S_STATE1, S_ABSMAX1, S_QMAP1, S_N };
+static const ow_slot lion_slots[] = {[S_EXP_AVG] = {.name = "exp_avg"},
+                                     /* state_dtype int8: bitsandbytes' names */
+                                     [S_STATE1] = {.name = "state1"},
+                                     [S_ABSMAX1] = {.name = "absmax1"},
+                                     [S_QMAP1] = {.name = "qmap1"},
+                                     {0}};
+static const ow__qplan lion_qplan = {
+    .m = {{S_EXP_AVG, S_STATE1, S_ABSMAX1, S_QMAP1, true}}, .n = 1};
+
+static ow__qmode qmode(const ow_hparam *hp)
+{
+    return ow__qmode_of(&hp[K_STATE_DTYPE], &hp[K_SR]);
+}
+
+static int slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *shape,
+                      int64_t *out)
+{
+    return ow__qplan_shape(&lion_qplan, qmode(hp), slot, ndim, shape, out);
+}
+
+static ow_dtype slot_dtype(const ow_hparam *hp, int slot, size_t numel)
+{
+    return ow__qplan_dtype(&lion_qplan, qmode(hp), slot, numel);
+}
+
+static bool check(const ow_hparam *hp, char *msg, size_t n)
+{
+    return ow__qmode_check(&hp[K_STATE_DTYPE], &hp[K_SR], msg, n);
+}
 
 static void prepare(ow_prepare_args *a)
 {
@@ -57,6 +101,7 @@ static void prepare(ow_prepare_args *a)
      */
     c->caution = ow__hp_true(&hp[K_CAUTION]);
     c->single = c->caution || (!hp[K_FOREACH].is_null && !ow__hp_true(&hp[K_FOREACH]));
+    c->q = (ow__qstep){.mode = qmode(hp)};
     a->passes = c->caution ? 6u : 1u; /* caution: count the mask, then step */
 }
 
@@ -150,18 +195,26 @@ static void lion_caution(const ow_kernel_args *a)
     }
 }
 
+OW__QPASS(lion_qplan, lion_ctx, S_N, lion_run, false)
+OW__QPASS(lion_qplan, lion_ctx, S_N, lion_ref, true)
+OW__QPASS(lion_qplan, lion_ctx, S_N, lion_caution, false)
+OW__QPASS(lion_qplan, lion_ctx, S_N, lion_caution, true)
+
 static const ow_pass lion_passes[] = {
-    {.run = lion_run, .ref = lion_ref},
-    {.run = lion_run, .ref = lion_ref, .nsums = 1, .finish = caution_finish},
-    {.run = lion_caution, .ref = lion_caution},
+    {.run = lion_run_qfalse, .ref = lion_ref_qtrue},
+    {.run = lion_run_qfalse, .ref = lion_ref_qtrue, .nsums = 1, .finish = caution_finish},
+    {.run = lion_caution_qfalse, .ref = lion_caution_qtrue},
     {0}};
 
 static const ow_optimizer_ops lion_ops = {.abi_version = OW_ABI_VERSION,
                                           .slots = lion_slots,
                                           .params = lion_params,
                                           .ctx_size = sizeof(lion_ctx),
+                                          .check = check,
                                           .prepare = prepare,
-                                          .passes = lion_passes};
+                                          .slot_shape = slot_shape,
+                                          .passes = lion_passes,
+                                          .slot_dtype = slot_dtype};
 
 #define ENTRY(var, nm, keys_, sum)                                                       \
     OW__OPTIMIZER_ENTRY(var, nm, "timm", keys_, lion_ops, sum)

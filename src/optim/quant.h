@@ -171,16 +171,18 @@ bool ow__q_ref(const ow__qrange *r);
  */
 
 /* The `state_dtype` and `stochastic_rounding` keys of the optimizers with element-wise
- * moments. No default written: the keys stay out of param_groups unless given. */
-#define OW__KEY_STATE_DTYPE                                                              \
+ * moments (after the reference's keys; in param groups only where given). */
+#define OW__KEY_STATE_DTYPE_DEF(d)                                                       \
     {                                                                                    \
-        .name = "state_dtype", .type = OW_T_STRING, .def = NULL,                         \
-        .doc = "moment storage: float32 (default), bfloat16, or int8 (bitsandbytes "     \
-               "block-wise; tensors under 4096 elements stay float32)"                   \
+        .name = "state_dtype", .type = OW_T_STRING, .def = d, .flags = OW_KEY_OPTIONAL,  \
+        .doc = "moment storage: float32, bfloat16, or int8 (bitsandbytes block-wise; "   \
+               "tensors under 4096 elements stay float32)"                               \
     }
+#define OW__KEY_STATE_DTYPE OW__KEY_STATE_DTYPE_DEF("float32")
 #define OW__KEY_STOCHASTIC_ROUNDING                                                      \
     {                                                                                    \
-        .name = "stochastic_rounding", .type = OW_T_BOOL, .def = NULL,                   \
+        .name = "stochastic_rounding", .type = OW_T_BOOL, .def = "false",                \
+        .flags = OW_KEY_OPTIONAL,                                                        \
         .doc = "state_dtype bfloat16: round moments stochastically (seeded, the same "   \
                "for any thread count)"                                                   \
     }
@@ -207,10 +209,13 @@ typedef struct ow__qplan {
     int n;
 } ow__qplan;
 
-/* What a kernel needs of the mode, kept in the optimizer's ctx by prepare. */
+/* What a kernel needs of the mode, kept in the optimizer's ctx by prepare. The
+ * stochastic bits of element i of a block starting at o: ow__sr_bits(key + slot's rank
+ * * golden + mix(bits of g[o]) << 32, i), so optimizers without a step count still
+ * draw fresh bits each step. */
 typedef struct ow__qstep {
     ow__qmode mode;
-    uint64_t key; /* stochastic rounding: ow__sr_key(0, step, 0) */
+    uint64_t key; /* stochastic rounding: ow__sr_key(0, step, 0), or 0 (no step) */
 } ow__qstep;
 
 /* slot_shape for the plan's slots under mode, for a tensor of this shape: -1 absent,
@@ -225,5 +230,14 @@ ow_dtype ow__qplan_dtype(const ow__qplan *p, ow__qmode mode, int slot, size_t nu
  * nslots: the optimizer's slot count. */
 void ow__qplan_pass(const ow__qplan *p, const ow__qstep *q, size_t nslots,
                     const ow_kernel_args *a, ow_kernel_fn fn, bool ref);
+
+/* A pass kernel fn##_q<ref> of an optimizer file: fn over its moments wherever
+ * state_dtype stores them (plan: its ow__qplan; ctx_t: its ctx type, holding an
+ * ow__qstep named q; nslots: its slot count). */
+#define OW__QPASS(plan, ctx_t, nslots, fn, ref)                                          \
+    static void fn##_q##ref(const ow_kernel_args *a)                                     \
+    {                                                                                    \
+        ow__qplan_pass(&plan, &((const ctx_t *)a->ctx)->q, nslots, a, fn, ref);          \
+    }
 
 #endif /* OW_OPTIM_QUANT_H */

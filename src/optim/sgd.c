@@ -4,6 +4,7 @@
  * flags on one kernel. Schemas in the order of each class's `defaults` dict.
  * https://pytorch.org/docs/1.13/generated/torch.optim.SGD.html */
 #include "optim_internal.h"
+#include "quant.h"
 
 #include <string.h>
 
@@ -28,6 +29,8 @@ static const ow_key sgd_keys[] = {
     OW__KEY_BOOL("maximize", "false", "maximize the objective instead of minimizing"),
     OW__KEY_FOREACH,
     OW__KEY_PERF("differentiable"),
+    OW__KEY_STATE_DTYPE,
+    OW__KEY_STOCHASTIC_ROUNDING,
     {0},
 };
 
@@ -42,7 +45,8 @@ static const ow_key sgd_keys[] = {
         SGD_COMMON("0.9", "0", nest),                                                    \
         OW__KEY_BOOL("maximize", "false",                                                \
                      "maximize the objective instead of minimizing"),                    \
-        OW__KEY_FOREACH, OW__KEY_PERF("differentiable"),                                 \
+        OW__KEY_FOREACH, OW__KEY_PERF("differentiable"), OW__KEY_STATE_DTYPE,            \
+        OW__KEY_STOCHASTIC_ROUNDING,                                                     \
     {                                                                                    \
         0                                                                                \
     }
@@ -61,7 +65,8 @@ static const ow_key timm_momentum_keys[] = {TIMM_SGD_KEYS("false")};
                      "decay scaled by lr**2/max_lr"),                                    \
         OW__KEY_BOOL("maximize", "false",                                                \
                      "maximize the objective instead of minimizing"),                    \
-        OW__KEY_FOREACH, OW__KEY_PERF("differentiable"),                                 \
+        OW__KEY_FOREACH, OW__KEY_PERF("differentiable"), OW__KEY_STATE_DTYPE,            \
+        OW__KEY_STOCHASTIC_ROUNDING,                                                     \
     {                                                                                    \
         0                                                                                \
     }
@@ -100,6 +105,8 @@ static const ow_key composer_sgdw_keys[] = {
     OW__KEY_BOOL("maximize", "false", "accepted; composer ignores it"),
     OW__KEY_FOREACH,
     OW__KEY_PERF("differentiable"),
+    OW__KEY_STATE_DTYPE,
+    OW__KEY_STOCHASTIC_ROUNDING,
     {0},
 };
 
@@ -115,7 +122,9 @@ enum {
     K_CAUTION,
     K_CORRECTED,
     K_MAXIMIZE,
-    K_WD_AFTER
+    K_WD_AFTER,
+    K_STATE_DTYPE,
+    K_SR
 };
 static const char *const sgd_params[] = {[K_LR] = "lr",
                                          [K_MOMENTUM] = "momentum",
@@ -126,6 +135,8 @@ static const char *const sgd_params[] = {[K_LR] = "lr",
                                          [K_CORRECTED] = "corrected_weight_decay",
                                          [K_MAXIMIZE] = "maximize",
                                          [K_WD_AFTER] = "wd_after_momentum",
+                                         [K_STATE_DTYPE] = "state_dtype",
+                                         [K_SR] = "stochastic_rounding",
                                          NULL};
 enum { WD_L2, WD_DECOUPLED, WD_COMPOSER }; /* how an entry applies weight decay */
 
@@ -134,15 +145,32 @@ typedef struct sgd_ctx {
     float keep; /* p *= keep before the update (decoupled); 1 = none */
     float momentum, damp1, neg_lr, sign;
     bool has_l2, has_momentum, first, nesterov, caution;
+    ow__qstep q; /* state_dtype */
 } sgd_ctx;
 
-enum { S_BUF, S_STEP };
+enum { S_BUF, S_STEP, S_STATE1, S_ABSMAX1, S_QMAP1, S_N };
 static const ow_slot sgd_slots[] = {
     [S_BUF] = {.name = "momentum_buffer"},
     /* not torch's: tells whether the buffer exists yet (torch: `buf is None`) */
     [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_I64},
+    /* state_dtype int8: bitsandbytes' names */
+    [S_STATE1] = {.name = "state1"},
+    [S_ABSMAX1] = {.name = "absmax1"},
+    [S_QMAP1] = {.name = "qmap1"},
     {0},
 };
+static const ow__qplan sgd_qplan = {.m = {{S_BUF, S_STATE1, S_ABSMAX1, S_QMAP1, true}},
+                                    .n = 1};
+
+static ow__qmode qmode(const ow_hparam *hp)
+{
+    return ow__qmode_of(&hp[K_STATE_DTYPE], &hp[K_SR]);
+}
+
+static ow_dtype sgd_slot_dtype(const ow_hparam *hp, int slot, size_t numel)
+{
+    return ow__qplan_dtype(&sgd_qplan, qmode(hp), slot, numel);
+}
 
 static bool sgd_check(const ow_hparam *hp, char *msg, size_t n)
 {
@@ -157,7 +185,7 @@ static bool sgd_check(const ow_hparam *hp, char *msg, size_t n)
                  "not implemented: torch's SGD adds the decay before it");
         return false;
     }
-    return true;
+    return ow__qmode_check(&hp[K_STATE_DTYPE], &hp[K_SR], msg, n);
 }
 
 static int sgd_slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *shape,
@@ -167,8 +195,7 @@ static int sgd_slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t
         return 0;
     if (hp[K_MOMENTUM].v[0] == 0)
         return -1; /* torch keeps no buffer without momentum */
-    memcpy(out, shape, (size_t)ndim * sizeof *out);
-    return ndim;
+    return ow__qplan_shape(&sgd_qplan, qmode(hp), slot, ndim, shape, out);
 }
 
 static void prepare_common(ow_prepare_args *a, int wd_mode, bool caution, bool corrected,
@@ -194,6 +221,8 @@ static void prepare_common(ow_prepare_args *a, int wd_mode, bool caution, bool c
     c->first = a->scalars[S_STEP] == 0;
     c->caution = caution && c->has_momentum;
     a->scalars[S_STEP] += 1;
+    c->q = (ow__qstep){.mode = qmode(hp),
+                       .key = ow__sr_key(0, (uint64_t)a->scalars[S_STEP], 0)};
     a->passes = c->caution ? 6u : 1u; /* caution: count the mask, then step */
 }
 
@@ -353,17 +382,22 @@ static void prepare_composer(ow_prepare_args *a)
     prepare_common(a, WD_COMPOSER, false, false, false);
 }
 
+OW__QPASS(sgd_qplan, sgd_ctx, S_N, sgd_run, false)
+OW__QPASS(sgd_qplan, sgd_ctx, S_N, sgd_ref, true)
+OW__QPASS(sgd_qplan, sgd_ctx, S_N, sgd_caution_run, false)
+OW__QPASS(sgd_qplan, sgd_ctx, S_N, sgd_caution_ref, true)
+
 static const ow_pass sgd_passes[] = {
-    {.run = sgd_run, .ref = sgd_ref},
-    {.run = sgd_run, .ref = sgd_ref, .nsums = 1, .finish = caution_finish},
-    {.run = sgd_caution_run, .ref = sgd_caution_ref},
+    {.run = sgd_run_qfalse, .ref = sgd_ref_qtrue},
+    {.run = sgd_run_qfalse, .ref = sgd_ref_qtrue, .nsums = 1, .finish = caution_finish},
+    {.run = sgd_caution_run_qfalse, .ref = sgd_caution_ref_qtrue},
     {0}};
 
 #define SGD_OPS(prep)                                                                    \
     {                                                                                    \
         .abi_version = OW_ABI_VERSION, .slots = sgd_slots, .params = sgd_params,         \
         .ctx_size = sizeof(sgd_ctx), .check = sgd_check, .prepare = prep,                \
-        .slot_shape = sgd_slot_shape, .passes = sgd_passes                               \
+        .slot_shape = sgd_slot_shape, .passes = sgd_passes, .slot_dtype = sgd_slot_dtype \
     }
 static const ow_optimizer_ops torch_sgd_ops = SGD_OPS(prepare_torch);
 static const ow_optimizer_ops sgdw_ops = SGD_OPS(prepare_sgdw);
