@@ -580,19 +580,37 @@ START_TEST(ademamix_matches_bitsandbytes)
 }
 END_TEST
 
-/* AdEMAMix with state_dtype on a 20,000-element tensor (and a 100-element one): the
- * same bits at 1 and 2 threads, and near the float32 parameters after 20 steps. */
-START_TEST(ademamix_state_dtypes)
+/* Each wired optimizer with state_dtype on a 20,000-element tensor (and a 100-element
+ * one): the same bits at 1 and 2 threads, and near the float32 parameters after 20
+ * steps: |p_q - p_32| / |p_32| measured (int8, bf16 stochastic): AdEMAMix 0.00019,
+ * 0.00003; AdamW 0.00019, 0.00003; NAdamW 0.00017, 0.00003; Lion 0.00007, 0.00002; SGD
+ * (lr 0.01, momentum 0.9) 0.0060, 0.0010. */
+static const struct {
+    const char *entry, *opts;
+} wired[] = {
+    {"AdEMAMix", "lr: 0.001"},
+    {"AdamW", "lr: 0.001"},
+    {"nadamw", "lr: 0.001"},
+    {"lion", "lr: 0.0001"},
+    {"SGD", "lr: 0.01, momentum: 0.9"},
+    {"bnbadamw8bit", "lr: 0.001"}, /* int8 by default */
+};
+
+START_TEST(state_dtypes_thread_independent)
 {
     static const int nd[2] = {2, 1};
     static const int64_t shapes[2][3] = {{200, 100}, {100}};
-    const char *modes[] = {"{state_dtype: float32}", "{state_dtype: int8}",
-                           "{state_dtype: bfloat16, stochastic_rounding: true}"};
+    const char *modes[] = {"", ", state_dtype: int8",
+                           ", state_dtype: bfloat16, stochastic_rounding: true"};
     fixture f[3][2];
     for (int m = 0; m < 3; m++)
         for (int k = 0; k < 2; k++) {
-            const char *o[1] = {modes[m]};
-            fix_make(&f[m][k], "AdEMAMix", 2, nd, shapes, 1, o, 9);
+            char opts[200];
+            snprintf(opts, sizeof opts, "{%s%s}", wired[_i].opts,
+                     m == 0 && strstr(wired[_i].entry, "8bit") ? ", state_dtype: float32"
+                                                               : modes[m]);
+            const char *o[1] = {opts};
+            fix_make(&f[m][k], wired[_i].entry, 2, nd, shapes, 1, o, 9);
             ow_check_ok(ow_optimizer_set_threads(f[m][k].opt, k + 1, NULL), NULL);
         }
     for (int step = 1; step <= 20; step++)
@@ -609,8 +627,9 @@ START_TEST(ademamix_state_dtypes)
             d += pow(f[m][0].data[0][i] - f[0][0].data[0][i], 2);
             t += pow(f[0][0].data[0][i], 2);
         }
-        /* |p_q - p_32| / |p_32|, measured: int8 0.00019, bf16 stochastic 0.00003 */
-        ck_assert_double_le(sqrt(d / t), 0.002);
+        ck_assert_double_le(sqrt(d / t), 0.012);
+        if (m > 0) /* the quantized ones did quantize */
+            ck_assert_double_gt(sqrt(d / t), 0);
     }
     for (int m = 0; m < 3; m++)
         for (int k = 0; k < 2; k++)
@@ -641,7 +660,7 @@ static Suite *make_quant_suite(void)
     tcase_add_test(te, engine_adamw_int8);
     tcase_add_test(te, engine_adamw_bf16);
     tcase_add_test(te, ademamix_matches_bitsandbytes);
-    tcase_add_test(te, ademamix_state_dtypes);
+    tcase_add_loop_test(te, state_dtypes_thread_independent, 0, OW__ARRAY_LEN(wired));
     suite_add_tcase(s, te);
     return s;
 }

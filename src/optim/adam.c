@@ -39,16 +39,18 @@
 /* torch 1.13's keys in the order of its defaults dict (param_groups show them so),
  * implementation switches included (they change nothing on the CPU); the variants
  * below index amsgrad and maximize. wd: torch's default, or timm's factory's 0.0. */
-#define TORCH_ADAM_KEYS(wd)                                                              \
+#define TORCH_ADAM_KEYS(wd) TORCH_ADAM_KEYS_Q(wd, ADAM_Q)
+#define TORCH_ADAM_KEYS_Q(wd, q)                                                         \
     ADAM_HEAD("0.001", "[0.9, 0.999]", wd), K_AMSGRAD, K_MAXIMIZE, OW__KEY_FOREACH,      \
         OW__KEY_PERF("capturable"), OW__KEY_PERF("differentiable"),                      \
-        OW__KEY_PERF("fused"), ADAM_Q,                                                   \
+        OW__KEY_PERF("fused"), q,                                                        \
     {                                                                                    \
         0                                                                                \
     }
-#define TORCH_ADAMW_KEYS(wd)                                                             \
+#define TORCH_ADAMW_KEYS(wd) TORCH_ADAMW_KEYS_Q(wd, ADAM_Q)
+#define TORCH_ADAMW_KEYS_Q(wd, q)                                                        \
     ADAM_HEAD("0.001", "[0.9, 0.999]", wd), K_AMSGRAD, OW__KEY_FOREACH, K_MAXIMIZE,      \
-        OW__KEY_PERF("capturable"), ADAM_Q,                                              \
+        OW__KEY_PERF("capturable"), q,                                                   \
     {                                                                                    \
         0                                                                                \
     }
@@ -56,6 +58,9 @@ static const ow_key adam_keys[] = {TORCH_ADAM_KEYS("0")};
 static const ow_key adamw_keys[] = {TORCH_ADAMW_KEYS("0.01")};
 static const ow_key timm_adam_keys[] = {TORCH_ADAM_KEYS("0.0")};
 static const ow_key timm_adamw_keys[] = {TORCH_ADAMW_KEYS("0.0")};
+/* timm's bnb names: int8 state by default for the 8-bit ones */
+#define ADAM_Q8 OW__KEY_STATE_DTYPE_DEF("int8"), OW__KEY_STOCHASTIC_ROUNDING
+static const ow_key timm_bnbadamw8bit_keys[] = {TORCH_ADAMW_KEYS_Q("0.0", ADAM_Q8)};
 #define LEGACY_KEYS(caution, corrected)                                                  \
     ADAM_HEAD("0.001", "[0.9, 0.999]", "0.0"), K_AMSGRAD, K_CAUTION(caution),            \
         K_CORRECTED(corrected), OW__KEY_FOREACH, K_MAXIMIZE, OW__KEY_PERF("capturable"), \
@@ -481,3 +486,17 @@ OW__OPTIMIZER_ENTRY(
 OW__OPTIMIZER_ENTRY(
     ow__optimizer_timm_fusedadamw, "fusedadamw", "timm", fusedadamw_keys, fused_ops,
     "timm 'fusedadamw' (APEX FusedAdam, GPU-only there): torch AdamW's update");
+/* timm's bitsandbytes names: bitsandbytes' Adam and AdamW both decay decoupled (its
+ * ADAM update multiplies p by 1 - lr*wd); torch's arithmetic here, not bitsandbytes'
+ * (which adds eps times sqrt(bias_correction2) inside) */
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_bnbadam, "bnbadam", "timm", timm_adamw_keys,
+                    torch_adamw_ops,
+                    "timm 'bnbadam': bitsandbytes Adam (decoupled decay) as AdamW");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_bnbadamw, "bnbadamw", "timm", timm_adamw_keys,
+                    torch_adamw_ops, "timm 'bnbadamw': bitsandbytes AdamW as AdamW");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_bnbadam8bit, "bnbadam8bit", "timm",
+                    timm_bnbadamw8bit_keys, torch_adamw_ops,
+                    "timm 'bnbadam8bit': AdamW with state_dtype int8");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_bnbadamw8bit, "bnbadamw8bit", "timm",
+                    timm_bnbadamw8bit_keys, torch_adamw_ops,
+                    "timm 'bnbadamw8bit': AdamW with state_dtype int8");

@@ -6,7 +6,8 @@
 #include "optim_internal.h"
 #include "quant.h"
 
-#define LION_KEYS(caution, corrected)                                                    \
+#define LION_KEYS(caution, corrected) LION_KEYS_Q(caution, corrected, "float32")
+#define LION_KEYS_Q(caution, corrected, state_dtype)                                     \
     OW__KEY_NUM("lr", "0.0001", "learning rate"), OW__KEY_BETAS("[0.9, 0.99]"),          \
         OW__KEY_NUM("weight_decay", "0.0", "decoupled weight decay"),                    \
         OW__KEY_BOOL("caution", caution, "cautious update"),                             \
@@ -15,7 +16,7 @@
         OW__KEY_FOREACH,                                                                 \
         OW__KEY_BOOL("maximize", "false",                                                \
                      "maximize the objective instead of minimizing"),                    \
-        OW__KEY_STATE_DTYPE, OW__KEY_STOCHASTIC_ROUNDING,                                \
+        OW__KEY_STATE_DTYPE_DEF(state_dtype), OW__KEY_STOCHASTIC_ROUNDING,               \
     {                                                                                    \
         0                                                                                \
     }
@@ -23,6 +24,7 @@ static const ow_key lion_keys[] = {LION_KEYS("false", "false")};
 static const ow_key lionc_keys[] = {LION_KEYS("false", "true")};
 static const ow_key clion_keys[] = {LION_KEYS("true", "false")};
 static const ow_key clionc_keys[] = {LION_KEYS("true", "true")};
+static const ow_key lion8bit_keys[] = {LION_KEYS_Q("false", "false", "int8")};
 
 enum {
     K_LR,
@@ -225,3 +227,7 @@ ENTRY(ow__optimizer_timm_lionc, "lionc", lionc_keys, "timm Lion, corrected weigh
 ENTRY(ow__optimizer_timm_clion, "clion", clion_keys, "timm Lion, cautious");
 ENTRY(ow__optimizer_timm_clionc, "clionc", clionc_keys,
       "timm Lion, cautious, corrected weight decay");
+ENTRY(ow__optimizer_timm_bnblion, "bnblion", lion_keys,
+      "timm 'bnblion': bitsandbytes Lion (the same update) as timm Lion");
+ENTRY(ow__optimizer_timm_bnblion8bit, "bnblion8bit", lion8bit_keys,
+      "timm 'bnblion8bit': Lion with state_dtype int8");

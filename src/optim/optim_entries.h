@@ -163,4 +163,14 @@ extern const ow_entry ow__optimizer_ademamix8bit;
 extern const ow_entry ow__optimizer_timm_bnbademamix;
 extern const ow_entry ow__optimizer_timm_bnbademamix8bit;
 
+/* timm's bitsandbytes names (adam.c, lion.c, sgd.c) */
+extern const ow_entry ow__optimizer_timm_bnbadam;
+extern const ow_entry ow__optimizer_timm_bnbadamw;
+extern const ow_entry ow__optimizer_timm_bnbadam8bit;
+extern const ow_entry ow__optimizer_timm_bnbadamw8bit;
+extern const ow_entry ow__optimizer_timm_bnblion;
+extern const ow_entry ow__optimizer_timm_bnblion8bit;
+extern const ow_entry ow__optimizer_timm_bnbsgd;
+extern const ow_entry ow__optimizer_timm_bnbsgd8bit;
+
 #endif /* OW_OPTIM_ENTRIES_H */

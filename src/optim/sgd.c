@@ -35,7 +35,8 @@ static const ow_key sgd_keys[] = {
 };
 
 /* timm's factory: momentum 0.9 injected, lr from create_optimizer_v2 (required here) */
-#define TIMM_SGD_KEYS(nest)                                                              \
+#define TIMM_SGD_KEYS(nest) TIMM_SGD_KEYS_Q(nest, "float32")
+#define TIMM_SGD_KEYS_Q(nest, state_dtype)                                               \
     {.name = "lr",                                                                       \
      .type = OW_T_NUMBER,                                                                \
      .min = 0,                                                                           \
@@ -45,13 +46,14 @@ static const ow_key sgd_keys[] = {
         SGD_COMMON("0.9", "0", nest),                                                    \
         OW__KEY_BOOL("maximize", "false",                                                \
                      "maximize the objective instead of minimizing"),                    \
-        OW__KEY_FOREACH, OW__KEY_PERF("differentiable"), OW__KEY_STATE_DTYPE,            \
-        OW__KEY_STOCHASTIC_ROUNDING,                                                     \
+        OW__KEY_FOREACH, OW__KEY_PERF("differentiable"),                                 \
+        OW__KEY_STATE_DTYPE_DEF(state_dtype), OW__KEY_STOCHASTIC_ROUNDING,               \
     {                                                                                    \
         0                                                                                \
     }
 static const ow_key timm_sgd_keys[] = {TIMM_SGD_KEYS("true")};
 static const ow_key timm_momentum_keys[] = {TIMM_SGD_KEYS("false")};
+static const ow_key timm_sgd8bit_keys[] = {TIMM_SGD_KEYS_Q("true", "int8")};
 
 #define TIMM_SGDW_KEYS(caution, corrected)                                               \
     OW__KEY_NUM("lr", "0.001", "learning rate"),                                         \
@@ -429,3 +431,10 @@ OW__OPTIMIZER_ENTRY(ow__optimizer_composer_sgdw, "DecoupledSGDW", "composer",
 OW__OPTIMIZER_ENTRY(
     ow__optimizer_timm_fusedsgd, "fusedsgd", "timm", fusedsgd_keys, torch_sgd_ops,
     "timm 'fusedsgd' (APEX FusedSGD, GPU-only there): torch SGD's update");
+/* timm's bitsandbytes names (timm asks for nesterov, which bitsandbytes' SGD refuses:
+ * torch's SGD runs it) */
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_bnbsgd, "bnbsgd", "timm", timm_sgd_keys,
+                    torch_sgd_ops, "timm 'bnbsgd': SGD, momentum 0.9, nesterov");
+OW__OPTIMIZER_ENTRY(ow__optimizer_timm_bnbsgd8bit, "bnbsgd8bit", "timm",
+                    timm_sgd8bit_keys, torch_sgd_ops,
+                    "timm 'bnbsgd8bit': SGD, momentum 0.9, nesterov, state_dtype int8");
