@@ -584,7 +584,8 @@ END_TEST
  * one): the same bits at 1 and 2 threads, and near the float32 parameters after 20
  * steps: |p_q - p_32| / |p_32| measured (int8, bf16 stochastic): AdEMAMix 0.00019,
  * 0.00003; AdamW 0.00019, 0.00003; NAdamW 0.00017, 0.00003; Lion 0.00007, 0.00002; SGD
- * (lr 0.01, momentum 0.9) 0.0060, 0.0010. */
+ * (lr 0.01, momentum 0.9) 0.0060, 0.0010; RMSprop (centered, momentum) 0.0050, 0.0011;
+ * Adagrad 0.00015, 0.00005. */
 static const struct {
     const char *entry, *opts;
 } wired[] = {
@@ -593,6 +594,8 @@ static const struct {
     {"nadamw", "lr: 0.001"},
     {"lion", "lr: 0.0001"},
     {"SGD", "lr: 0.01, momentum: 0.9"},
+    {"RMSprop", "lr: 0.001, momentum: 0.9, centered: true"},
+    {"Adagrad", "lr: 0.01, initial_accumulator_value: 0.1"},
     {"bnbadamw8bit", "lr: 0.001"}, /* int8 by default */
 };
 

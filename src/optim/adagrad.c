@@ -3,6 +3,7 @@
  * gradients and squared updates).
  * https://pytorch.org/docs/1.13/generated/torch.optim.Adagrad.html */
 #include "optim_internal.h"
+#include "quant.h"
 
 /* ---- Adagrad ------------------------------------------------------------------------
  */
@@ -22,13 +23,24 @@
         OW__KEY_FOREACH,                                                                 \
         OW__KEY_BOOL("maximize", "false",                                                \
                      "maximize the objective instead of minimizing"),                    \
+        OW__KEY_STATE_DTYPE, OW__KEY_STOCHASTIC_ROUNDING,                                \
     {                                                                                    \
         0                                                                                \
     }
 static const ow_key adagrad_keys[] = {ADAGRAD_KEYS("1e-10", "0")};
 static const ow_key timm_adagrad_keys[] = {ADAGRAD_KEYS("1e-08", "0.0")};
 
-enum { A_LR, A_LR_DECAY, A_EPS, A_WD, A_INIT, A_FOREACH, A_MAXIMIZE };
+enum {
+    A_LR,
+    A_LR_DECAY,
+    A_EPS,
+    A_WD,
+    A_INIT,
+    A_FOREACH,
+    A_MAXIMIZE,
+    A_STATE_DTYPE,
+    A_SR
+};
 static const char *const adagrad_params[] = {[A_LR] = "lr",
                                              [A_LR_DECAY] = "lr_decay",
                                              [A_EPS] = "eps",
@@ -36,19 +48,51 @@ static const char *const adagrad_params[] = {[A_LR] = "lr",
                                              [A_INIT] = "initial_accumulator_value",
                                              [A_FOREACH] = "foreach",
                                              [A_MAXIMIZE] = "maximize",
+                                             [A_STATE_DTYPE] = "state_dtype",
+                                             [A_SR] = "stochastic_rounding",
                                              NULL};
 
 typedef struct adagrad_ctx {
     float sign, l2, eps, nclr, init;
     bool has_l2, first;
+    ow__qstep q; /* state_dtype */
 } adagrad_ctx;
 
-enum { S_STEP, S_SUM };
+enum { S_STEP, S_SUM, S_STATE1, S_ABSMAX1, S_QMAP1, S_N };
 static const ow_slot adagrad_slots[] = {
     [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_F32},
     [S_SUM] = {.name = "sum"},
+    /* state_dtype int8: bitsandbytes' names */
+    [S_STATE1] = {.name = "state1"},
+    [S_ABSMAX1] = {.name = "absmax1"},
+    [S_QMAP1] = {.name = "qmap1"},
     {0},
 };
+static const ow__qplan adagrad_qplan = {
+    .m = {{S_SUM, S_STATE1, S_ABSMAX1, S_QMAP1, false}}, .n = 1};
+
+static ow__qmode qmode(const ow_hparam *hp)
+{
+    return ow__qmode_of(&hp[A_STATE_DTYPE], &hp[A_SR]);
+}
+
+static int adagrad_slot_shape(const ow_hparam *hp, int slot, int ndim,
+                              const int64_t *shape, int64_t *out)
+{
+    if (slot == S_STEP)
+        return 0;
+    return ow__qplan_shape(&adagrad_qplan, qmode(hp), slot, ndim, shape, out);
+}
+
+static ow_dtype adagrad_slot_dtype(const ow_hparam *hp, int slot, size_t numel)
+{
+    return ow__qplan_dtype(&adagrad_qplan, qmode(hp), slot, numel);
+}
+
+static bool adagrad_check(const ow_hparam *hp, char *msg, size_t n)
+{
+    return ow__qmode_check(&hp[A_STATE_DTYPE], &hp[A_SR], msg, n);
+}
 
 static void adagrad_prepare(ow_prepare_args *a)
 {
@@ -61,6 +105,7 @@ static void adagrad_prepare(ow_prepare_args *a)
     c->l2 = ow__f(hp[A_WD].v[0]);
     c->eps = ow__f(hp[A_EPS].v[0]);
     c->init = ow__f(hp[A_INIT].v[0]);
+    c->q = (ow__qstep){.mode = qmode(hp), .key = ow__sr_key(0, (uint64_t)t, 0)};
     c->nclr = ow__f(-(a->lr / (1 + (t - 1) * hp[A_LR_DECAY].v[0])));
     if (ow__hp_true(&hp[A_FOREACH])) {
         /* _multi_tensor_adagrad: -lr / (1 + (step - 1) * lr_decay) on the float32 step
@@ -105,14 +150,20 @@ static void adagrad_ref(const ow_kernel_args *a)
     }
 }
 
-static const ow_pass adagrad_passes[] = {{.run = adagrad_run, .ref = adagrad_ref}, {0}};
+OW__QPASS(adagrad_qplan, adagrad_ctx, S_N, adagrad_run, false)
+OW__QPASS(adagrad_qplan, adagrad_ctx, S_N, adagrad_ref, true)
+static const ow_pass adagrad_passes[] = {
+    {.run = adagrad_run_qfalse, .ref = adagrad_ref_qtrue}, {0}};
 
 static const ow_optimizer_ops adagrad_ops = {.abi_version = OW_ABI_VERSION,
                                              .slots = adagrad_slots,
                                              .params = adagrad_params,
                                              .ctx_size = sizeof(adagrad_ctx),
+                                             .check = adagrad_check,
                                              .prepare = adagrad_prepare,
-                                             .passes = adagrad_passes};
+                                             .slot_shape = adagrad_slot_shape,
+                                             .passes = adagrad_passes,
+                                             .slot_dtype = adagrad_slot_dtype};
 
 /* ---- Adadelta -----------------------------------------------------------------------
  */

@@ -3,6 +3,7 @@
  * buffer by default, decoupled/corrected decay and caution as flags).
  * https://pytorch.org/docs/1.13/generated/torch.optim.RMSprop.html */
 #include "optim_internal.h"
+#include "quant.h"
 
 #include <string.h>
 
@@ -30,7 +31,8 @@
     OW__KEY_NUM("weight_decay", wd, "L2 penalty"), OW__KEY_FOREACH,                      \
         OW__KEY_BOOL("maximize", "false",                                                \
                      "maximize the objective instead of minimizing"),                    \
-        OW__KEY_PERF("differentiable"),                                                  \
+        OW__KEY_PERF("differentiable"), OW__KEY_STATE_DTYPE,                             \
+        OW__KEY_STOCHASTIC_ROUNDING,                                                     \
     {                                                                                    \
         0                                                                                \
     }
@@ -44,7 +46,8 @@ static const ow_key timm_rmsprop_keys[] = {RMS_HEAD("0.9", "0.9", "1e-08"),
         OW__KEY_BOOL("corrected_weight_decay", corrected,                                \
                      "decay scaled by lr**2/max_lr"),                                    \
         OW__KEY_BOOL("lr_in_momentum", "true", "fold the lr into the momentum buffer"),  \
-        OW__KEY_BOOL("caution", caution, "cautious update"),                             \
+        OW__KEY_BOOL("caution", caution, "cautious update"), OW__KEY_STATE_DTYPE,        \
+        OW__KEY_STOCHASTIC_ROUNDING,                                                     \
     {                                                                                    \
         0                                                                                \
     }
@@ -63,7 +66,9 @@ enum {
     K_CORRECTED,
     K_LR_IN_MOM,
     K_CAUTION,
-    K_MAXIMIZE
+    K_MAXIMIZE,
+    K_STATE_DTYPE,
+    K_SR
 };
 static const char *const rms_params[] = {[K_LR] = "lr",
                                          [K_MOMENTUM] = "momentum",
@@ -76,19 +81,46 @@ static const char *const rms_params[] = {[K_LR] = "lr",
                                          [K_LR_IN_MOM] = "lr_in_momentum",
                                          [K_CAUTION] = "caution",
                                          [K_MAXIMIZE] = "maximize",
+                                         [K_STATE_DTYPE] = "state_dtype",
+                                         [K_SR] = "stochastic_rounding",
                                          NULL};
 
 typedef struct rms_ctx {
     float sign, l2, keep, alpha, oma, eps, momentum, lr, nlr;
     bool tf, has_l2, centered, has_momentum, lr_in_momentum, caution;
+    ow__qstep q; /* state_dtype */
 } rms_ctx;
 
-enum { S_STEP, S_SQUARE_AVG, S_BUF, S_GRAD_AVG };
+enum {
+    S_STEP,
+    S_SQUARE_AVG,
+    S_BUF,
+    S_GRAD_AVG,
+    S_STATE1,
+    S_STATE2,
+    S_ABSMAX1,
+    S_ABSMAX2,
+    S_QMAP1,
+    S_QMAP2,
+    S_N
+};
+/* state_dtype int8: bitsandbytes' names (state1: square_avg, state2: the momentum
+ * buffer; grad_avg stays float32) */
+#define Q_SLOTS                                                                          \
+    [S_STATE1] = {.name = "state1"}, [S_STATE2] = {.name = "state2"},                    \
+    [S_ABSMAX1] = {.name = "absmax1"}, [S_ABSMAX2] = {.name = "absmax2"},                \
+    [S_QMAP1] = {.name = "qmap1"}, [S_QMAP2] = {.name = "qmap2"}
+static const ow__qplan rms_qplan = {
+    .m = {{S_SQUARE_AVG, S_STATE1, S_ABSMAX1, S_QMAP1, false},
+          {S_BUF, S_STATE2, S_ABSMAX2, S_QMAP2, true},
+          {S_GRAD_AVG, -1, -1, -1, true}},
+    .n = 3};
 static const ow_slot torch_slots[] = {
     [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_I64},
     [S_SQUARE_AVG] = {.name = "square_avg"},
     [S_BUF] = {.name = "momentum_buffer"},
     [S_GRAD_AVG] = {.name = "grad_avg"},
+    Q_SLOTS,
     {0},
 };
 static const ow_slot tf_slots[] = {
@@ -96,8 +128,14 @@ static const ow_slot tf_slots[] = {
     [S_SQUARE_AVG] = {.name = "square_avg", .init = 1},
     [S_BUF] = {.name = "momentum_buffer"},
     [S_GRAD_AVG] = {.name = "grad_avg"},
+    Q_SLOTS,
     {0},
 };
+
+static ow__qmode qmode(const ow_hparam *hp)
+{
+    return ow__qmode_of(&hp[K_STATE_DTYPE], &hp[K_SR]);
+}
 
 static int slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *shape,
                       int64_t *out)
@@ -105,16 +143,40 @@ static int slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *sh
     if (slot == S_STEP)
         return 0;
     if ((slot == S_BUF && !(hp[K_MOMENTUM].v[0] > 0)) ||
-        (slot == S_GRAD_AVG && !ow__hp_true(&hp[K_CENTERED_])))
+        (slot == S_GRAD_AVG && !ow__hp_true(&hp[K_CENTERED_])) ||
+        (slot == S_STATE2 && !(hp[K_MOMENTUM].v[0] > 0)))
         return -1;
-    memcpy(out, shape, (size_t)ndim * sizeof *out);
-    return ndim;
+    return ow__qplan_shape(&rms_qplan, qmode(hp), slot, ndim, shape, out);
+}
+
+static ow_dtype slot_dtype(const ow_hparam *hp, int slot, size_t numel)
+{
+    return ow__qplan_dtype(&rms_qplan, qmode(hp), slot, numel);
+}
+
+static bool check_torch(const ow_hparam *hp, char *msg, size_t n)
+{
+    return ow__qmode_check(&hp[K_STATE_DTYPE], &hp[K_SR], msg, n);
+}
+
+/* square_avg starts at 1 in RMSpropTF: 8-bit codes start at 0 */
+static bool check_tf(const ow_hparam *hp, char *msg, size_t n)
+{
+    if (qmode(hp) == OW__QM_I8) {
+        snprintf(msg, n,
+                 "state_dtype int8 is not available for RMSpropTF (square_avg "
+                 "starts at 1): use bfloat16");
+        return false;
+    }
+    return check_torch(hp, msg, n);
 }
 
 static void prepare_common(ow_prepare_args *a, rms_ctx *c)
 {
     const ow_hparam *hp = a->hp;
     a->scalars[S_STEP] += 1;
+    c->q = (ow__qstep){.mode = qmode(hp),
+                       .key = ow__sr_key(0, (uint64_t)a->scalars[S_STEP], 0)};
     c->alpha = ow__f(hp[K_ALPHA].v[0]);
     c->oma = ow__f(1. - hp[K_ALPHA].v[0]);
     c->eps = ow__f(hp[K_EPS].v[0]);
@@ -243,20 +305,26 @@ static void rms_caution(const ow_kernel_args *a)
     }
 }
 
+OW__QPASS(rms_qplan, rms_ctx, S_N, rms_run, false)
+OW__QPASS(rms_qplan, rms_ctx, S_N, rms_ref, true)
+OW__QPASS(rms_qplan, rms_ctx, S_N, rms_caution, false)
+OW__QPASS(rms_qplan, rms_ctx, S_N, rms_caution, true)
+
 static const ow_pass rms_passes[] = {
-    {.run = rms_run, .ref = rms_ref},
-    {.run = rms_run, .ref = rms_ref, .nsums = 1, .finish = caution_finish},
-    {.run = rms_caution, .ref = rms_caution},
+    {.run = rms_run_qfalse, .ref = rms_ref_qtrue},
+    {.run = rms_run_qfalse, .ref = rms_ref_qtrue, .nsums = 1, .finish = caution_finish},
+    {.run = rms_caution_qfalse, .ref = rms_caution_qtrue},
     {0}};
 
-#define RMS_OPS(slots_, prep)                                                            \
+#define RMS_OPS(slots_, prep, check_)                                                    \
     {                                                                                    \
         .abi_version = OW_ABI_VERSION, .slots = slots_, .params = rms_params,            \
-        .ctx_size = sizeof(rms_ctx), .prepare = prep, .slot_shape = slot_shape,          \
-        .passes = rms_passes                                                             \
+        .ctx_size = sizeof(rms_ctx), .check = check_, .prepare = prep,                   \
+        .slot_shape = slot_shape, .passes = rms_passes, .slot_dtype = slot_dtype         \
     }
-static const ow_optimizer_ops torch_ops = RMS_OPS(torch_slots, prepare_torch);
-static const ow_optimizer_ops tf_ops = RMS_OPS(tf_slots, prepare_tf);
+static const ow_optimizer_ops torch_ops =
+    RMS_OPS(torch_slots, prepare_torch, check_torch);
+static const ow_optimizer_ops tf_ops = RMS_OPS(tf_slots, prepare_tf, check_tf);
 
 OW__OPTIMIZER_ENTRY(ow__optimizer_rmsprop, "RMSprop", "mmengine", rmsprop_keys, torch_ops,
                     "torch.optim.RMSprop: gradient normalised by a running RMS");
