@@ -2,6 +2,8 @@
  * Lion, Adafactor) on ViT-B-like tensor lists of 1M/10M/100M floats and on 1,000 tiny
  * tensors, at 1 and 2 threads, next to a kernel with the optimizer's memory-access
  * pattern and no arithmetic, timed in the same run: ms/step, GB/s, % of the pattern.
+ * --state runs the optimizers with state_dtype bf16 or int8, each against the pattern of
+ * its own bytes (moments of 2 bytes, or 1 plus 4 per block of 256).
  * Figures are printed, never asserted (the machine is shared and noisy). */
 #include "cli.h"
 
@@ -22,26 +24,38 @@ static const cli_option bench_options[] = {
     {"--sizes", 1,
      "comma list of ViT-like sizes in millions, 'vitb' (ViT-B/16 itself, 86.6M), 'tiny' "
      "(1000x1000) and 'overhead' (1000x1) (default 1,10,100,vitb,tiny,overhead)"},
+    {"--state", 1,
+     "comma list of optimizer state dtypes f32,bf16,int8 (default f32; bf16 and int8 "
+     "for sgd, adamw, lamb and lion)"},
     {"--threads", 1, "comma list of thread counts (default 1,2)"},
 };
 
+/* A state dtype: its state_dtype value and bytes per moment element (int8: a code and
+ * its share of the block's absmax). */
+static const struct {
+    const char *key, *value;
+    double bytes;
+} states[] = {
+    {"f32", "float32", 4}, {"bf16", "bfloat16", 2}, {"int8", "int8", 1 + 4.0 / 256}};
+
 typedef struct bench_opt {
-    const char *key, *label, *config; /* config: the optimizer node */
+    const char *key, *label, *config; /* config: the optimizer node, without its `}` */
     int reads, writes;                /* arrays of the access pattern */
+    bool state_dtype;                 /* has the state_dtype key */
     bool named_only;                  /* not in the default list */
 } bench_opt;
 
 static const bench_opt optimizers[] = {
-    {"sgd", "SGD-momentum", "{type: SGD, lr: 0.01, momentum: 0.9, weight_decay: 0.0001}",
-     3, 2, false},
-    {"adamw", "AdamW", "{type: AdamW, lr: 0.001, weight_decay: 0.05}", 4, 3, false},
-    {"lamb", "Lamb", "{type: timm.lamb, lr: 0.001, weight_decay: 0.01}", 4, 3, false},
-    {"lion", "Lion", "{type: timm.lion, lr: 0.0001, weight_decay: 0.01}", 3, 2, false},
+    {"sgd", "SGD-momentum", "{type: SGD, lr: 0.01, momentum: 0.9, weight_decay: 0.0001",
+     3, 2, true},
+    {"adamw", "AdamW", "{type: AdamW, lr: 0.001, weight_decay: 0.05", 4, 3, true},
+    {"lamb", "Lamb", "{type: timm.lamb, lr: 0.001, weight_decay: 0.01", 4, 3, true},
+    {"lion", "Lion", "{type: timm.lion, lr: 0.0001, weight_decay: 0.01", 3, 2, true},
     /* p, g, exp_avg, exp_avg_sq, exp_avg_diff, neg_pre_grad read; all but g written */
-    {"adan", "Adan", "{type: timm.adan, lr: 0.001, weight_decay: 0.02}", 6, 5, false},
-    {"adafactor", "Adafactor", "{type: timm.adafactor, lr: 0.001}", 2, 1, false},
+    {"adan", "Adan", "{type: timm.adan, lr: 0.001, weight_decay: 0.02", 6, 5, false},
+    {"adafactor", "Adafactor", "{type: timm.adafactor, lr: 0.001", 2, 1, false},
     /* momentum for all; 2-D weights: torch's bf16 Newton-Schulz, emulated exactly */
-    {"muon", "Muon", "{type: timm.muon, lr: 0.02}", 3, 2, true},
+    {"muon", "Muon", "{type: timm.muon, lr: 0.02", 3, 2, false, true},
 };
 
 static double now(void)
@@ -150,6 +164,34 @@ static void pattern(float *const *a, int reads, size_t n, int threads)
     }
 }
 
+/* The pattern of quantized state: p read and written, g read, `moments` arrays of
+ * esize-byte elements read and written (int8's absmax, 4 bytes per 256, is left out). */
+static void pattern_q(float *p, const float *g, unsigned char *m0, unsigned char *m1,
+                      int moments, int esize, size_t n, int threads)
+{
+#pragma omp parallel num_threads(threads) if (n >= 65536)
+    {
+        size_t id = 0, nt = 1;
+#ifdef _OPENMP
+        id = (size_t)omp_get_thread_num();
+        nt = (size_t)omp_get_num_threads();
+#endif
+        size_t lo = n / nt * id, hi = id + 1 == nt ? n : n / nt * (id + 1);
+        float *restrict x = p;
+        const float *restrict y = g;
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++)
+            x[i] += y[i];
+        /* the moments' bytes, read and written once (an element's bytes as one) */
+        for (int k = 0; k < moments; k++) {
+            unsigned char *restrict c = k ? m1 : m0;
+#pragma omp simd
+            for (size_t i = lo * (size_t)esize; i < hi * (size_t)esize; i++)
+                c[i] = (unsigned char)(c[i] + 1);
+        }
+    }
+}
+
 /* The pattern's arrays, every page written before timing: calloc'd pages that are only
  * read (the gradient) stay mapped to the kernel's one zero page, which always hits in
  * cache, and the pattern would move 4 bytes per element less than the optimizer. */
@@ -229,11 +271,23 @@ static double median(double *x, int n)
  * bandwidth drifts, so both see the same conditions), each round a batch of at least
  * ~2 ms; *ms and *pms get the medians of the per-step times. The first step (state
  * allocation, first touch of the state's pages) and one pattern call are not timed. */
-static int time_both(const run *r, const bench_opt *o, float *const *bufs, int threads,
-                     double budget, double *ms, double *pms, ow_error *err)
+/* The pattern for state dtype si (0: float32's). */
+static void pattern_for(const bench_opt *o, size_t si, float *const *bufs, size_t n,
+                        int threads)
 {
-    char text[256];
-    snprintf(text, sizeof text, "optim_wrapper: {optimizer: %s}", o->config);
+    if (si == 0)
+        pattern(bufs, o->reads, n, threads);
+    else
+        pattern_q(bufs[0], bufs[1], (unsigned char *)bufs[2], (unsigned char *)bufs[3],
+                  o->reads - 2, (int)states[si].bytes, n, threads);
+}
+
+static int time_both(const run *r, const bench_opt *o, size_t si, float *const *bufs,
+                     int threads, double budget, double *ms, double *pms, ow_error *err)
+{
+    char text[320];
+    snprintf(text, sizeof text, "optim_wrapper: {optimizer: %s%s%s}}", o->config,
+             si ? ", state_dtype: " : "", si ? states[si].value : "");
     ow_cfg *cfg = NULL;
     ow_groups *groups = NULL;
     ow_optimizer *opt = NULL;
@@ -245,7 +299,7 @@ static int time_both(const run *r, const bench_opt *o, float *const *bufs, int t
         (rc = ow_optimizer_set_threads(opt, threads, err)) ||
         (rc = ow_optimizer_step(opt, err)))
         goto done;
-    pattern(bufs, o->reads, r->numel, threads);
+    pattern_for(o, si, bufs, r->numel, threads);
     double t0 = now();
     if ((rc = ow_optimizer_step(opt, err)))
         goto done;
@@ -260,7 +314,7 @@ static int time_both(const run *r, const bench_opt *o, float *const *bufs, int t
                 goto done;
         double t1 = now();
         for (int i = 0; i < reps; i++)
-            pattern(bufs, o->reads, r->numel, threads);
+            pattern_for(o, si, bufs, r->numel, threads);
         so[rounds] = 1e3 * (t1 - t0) / reps;
         sp[rounds] = 1e3 * (now() - t1) / reps;
         rounds++;
@@ -301,6 +355,22 @@ int cli_bench(int argc, char **argv)
     const char *which = cli_value(&a, bench_options, n_opts, "--optimizers");
     const char *sizes = cli_value(&a, bench_options, n_opts, "--sizes");
     const char *tlist = cli_value(&a, bench_options, n_opts, "--threads");
+    const char *slist = cli_value(&a, bench_options, n_opts, "--state");
+    if (!slist)
+        slist = "f32";
+    for (const char *p = slist; *p;) { /* every listed dtype is known */
+        size_t len = strcspn(p, ",");
+        bool known = false;
+        for (size_t k = 0; k < sizeof states / sizeof *states; k++)
+            known |= strlen(states[k].key) == len && !strncmp(p, states[k].key, len);
+        if (!known) {
+            fprintf(stderr,
+                    "optwrap bench: --state: unknown dtype '%.*s' (f32, bf16, int8)\n",
+                    (int)len, p);
+            return CLI_USAGE;
+        }
+        p += len + (p[len] == ',');
+    }
     if (!sizes)
         sizes = quick ? "1" : "1,10,100,vitb,tiny,overhead";
     if (!tlist)
@@ -314,8 +384,9 @@ int cli_bench(int argc, char **argv)
     } layouts[] = {{"1", "vit-1M", 1, 0},          {"10", "vit-10M", 10, 0},
                    {"100", "vit-100M", 100, 0},    {"vitb", "vit-b/16", 0, 0},
                    {"tiny", "1000x1000", 0, 1000}, {"overhead", "1000x1", 0, 1}};
-    printf("%-13s %-10s %3s %10s %9s %12s %9s %9s\n", "optimizer", "layout", "thr",
-           "ms/step", "GB/s", "pattern ms", "% pattern", "extra us");
+    printf("%-13s %-5s %7s %-10s %3s %10s %9s %12s %9s %9s\n", "optimizer", "state",
+           "B/param", "layout", "thr", "ms/step", "GB/s", "pattern ms", "% pattern",
+           "extra us");
     ow_error err;
     ow_error_clear(&err);
     for (size_t si = 0; si < sizeof layouts / sizeof *layouts; si++) {
@@ -343,19 +414,25 @@ int cli_bench(int argc, char **argv)
             snprintf(tn, sizeof tn, "%d", th);
             if (!listed(tlist, tn))
                 continue;
-            for (size_t k = 0; k < sizeof optimizers / sizeof *optimizers; k++) {
-                const bench_opt *o = &optimizers[k];
-                if (which ? !listed(which, o->key) : o->named_only)
-                    continue;
-                double ms = 0, pms = 0;
-                if (time_both(&r, o, bufs, th, budget, &ms, &pms, &err))
-                    return cli_fail(&err);
-                double bytes = 4.0 * (o->reads + o->writes) * (double)l.numel;
-                printf("%-13s %-10s %3d %10.3f %9.1f %12.3f %8.0f%% %9.1f\n", o->label,
-                       lname, th, ms, bytes / (ms * 1e6), pms, 100.0 * pms / ms,
-                       1e3 * (ms - pms));
-                fflush(stdout);
-            }
+            for (size_t k = 0; k < sizeof optimizers / sizeof *optimizers; k++)
+                for (size_t si = 0; si < sizeof states / sizeof *states; si++) {
+                    const bench_opt *o = &optimizers[k];
+                    if ((which ? !listed(which, o->key) : o->named_only) ||
+                        !listed(slist, states[si].key) || (si && !o->state_dtype))
+                        continue;
+                    double ms = 0, pms = 0;
+                    if (time_both(&r, o, si, bufs, th, budget, &ms, &pms, &err))
+                        return cli_fail(&err);
+                    /* p read and written, g read, each moment read and written */
+                    double per = si ? 12.0 + 2 * (o->reads - 2) * states[si].bytes
+                                    : 4.0 * (o->reads + o->writes);
+                    double bytes = per * (double)l.numel;
+                    printf(
+                        "%-13s %-5s %7.2f %-10s %3d %10.3f %9.1f %12.3f %8.0f%% %9.1f\n",
+                        o->label, states[si].key, per, lname, th, ms, bytes / (ms * 1e6),
+                        pms, 100.0 * pms / ms, 1e3 * (ms - pms));
+                    fflush(stdout);
+                }
         }
         for (int b = 0; b < 4; b++)
             free(bufs[b]);
