@@ -5,6 +5,7 @@
  * cautious mask when asked, and the update. Norms are summed in double.
  * Large Batch Optimization for Deep Learning, https://arxiv.org/abs/1904.00962 */
 #include "optim_internal.h"
+#include "quant.h"
 
 #include <string.h>
 
@@ -35,6 +36,7 @@
         OW__KEY_BOOL("decoupled_decay", decoupled, "decay p -= lr*wd*p instead of L2"),  \
         OW__KEY_BOOL("corrected_weight_decay", corrected,                                \
                      "decoupled decay scaled by lr**2/max_lr"),                          \
+        OW__KEY_STATE_DTYPE, OW__KEY_STOCHASTIC_ROUNDING,                                \
     {                                                                                    \
         0                                                                                \
     }
@@ -97,6 +99,8 @@ static const ow_key mmpretrain_keys[] = {
      .doc = "global gradient-norm clip (optimizer-level; null: none)"},
     OW__KEY_BOOL("trust_clip", "false", "LAMBC: clip the trust ratio at 1"),
     OW__KEY_BOOL("always_adapt", "false", "trust ratio without weight decay too"),
+    OW__KEY_STATE_DTYPE,
+    OW__KEY_STOCHASTIC_ROUNDING,
     {0},
 };
 
@@ -115,7 +119,9 @@ enum {
     K_CORRECTED,
     K_NVLAMB,
     K_ADAMW_MODE,
-    K_AMSGRAD
+    K_AMSGRAD,
+    K_STATE_DTYPE,
+    K_SR
 };
 /* mmpretrain's Lamb lacks the last three: they read as false there */
 static const char *const lamb_params[] = {[K_LR] = "lr",
@@ -133,6 +139,8 @@ static const char *const lamb_params[] = {[K_LR] = "lr",
                                           [K_NVLAMB] = "use_nvlamb",
                                           [K_ADAMW_MODE] = "adam_w_mode",
                                           [K_AMSGRAD] = "amsgrad",
+                                          [K_STATE_DTYPE] = "state_dtype",
+                                          [K_SR] = "stochastic_rounding",
                                           NULL};
 enum { T_MASK, T_CLIP, T_TRUST };               /* tensor values */
 enum { P_GNORM, P_MOMENTS, P_MASKED, P_APPLY }; /* passes */
@@ -140,16 +148,62 @@ enum { P_GNORM, P_MOMENTS, P_MASKED, P_APPLY }; /* passes */
 typedef struct lamb_ctx {
     float b1, beta3, b2, omb2, bc1, bc2s, eps, l2, decay, nlr, max_norm;
     bool clip_grads, adapt, trust_clip, caution, has_l2, has_decay;
+    ow__qstep q; /* state_dtype */
 } lamb_ctx;
 
-enum { S_STEP, S_EXP_AVG, S_EXP_AVG_SQ };
+enum {
+    S_STEP,
+    S_EXP_AVG,
+    S_EXP_AVG_SQ,
+    S_STATE1,
+    S_STATE2,
+    S_ABSMAX1,
+    S_ABSMAX2,
+    S_QMAP1,
+    S_QMAP2,
+    S_N
+};
 static const ow_slot slots[] = {
     /* timm keeps the step in the param group; optwrap keeps it per parameter */
     [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_F32},
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},
+    /* state_dtype int8: bitsandbytes' names */
+    [S_STATE1] = {.name = "state1"},
+    [S_STATE2] = {.name = "state2"},
+    [S_ABSMAX1] = {.name = "absmax1"},
+    [S_ABSMAX2] = {.name = "absmax2"},
+    [S_QMAP1] = {.name = "qmap1"},
+    [S_QMAP2] = {.name = "qmap2"},
     {0},
 };
+static const ow__qplan lamb_qplan = {
+    .m = {{S_EXP_AVG, S_STATE1, S_ABSMAX1, S_QMAP1, true},
+          {S_EXP_AVG_SQ, S_STATE2, S_ABSMAX2, S_QMAP2, false}},
+    .n = 2};
+
+static ow__qmode qmode(const ow_hparam *hp)
+{
+    return ow__qmode_of(&hp[K_STATE_DTYPE], &hp[K_SR]);
+}
+
+static int slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *shape,
+                      int64_t *out)
+{
+    if (slot == S_STEP)
+        return 0;
+    return ow__qplan_shape(&lamb_qplan, qmode(hp), slot, ndim, shape, out);
+}
+
+static ow_dtype slot_dtype(const ow_hparam *hp, int slot, size_t numel)
+{
+    return ow__qplan_dtype(&lamb_qplan, qmode(hp), slot, numel);
+}
+
+static bool check(const ow_hparam *hp, char *msg, size_t n)
+{
+    return ow__qmode_check(&hp[K_STATE_DTYPE], &hp[K_SR], msg, n);
+}
 
 static void prepare(ow_prepare_args *a)
 {
@@ -178,6 +232,7 @@ static void prepare(ow_prepare_args *a)
     c->trust_clip = ow__hp_true(&hp[K_CLIP]);
     c->caution = ow__hp_true(&hp[K_CAUTION]);
     c->nlr = ow__f(-a->lr);
+    c->q = (ow__qstep){.mode = qmode(hp), .key = ow__sr_key(0, (uint64_t)t, 0)};
     a->passes = (c->clip_grads ? 1u << P_GNORM : 0) | 1u << P_MOMENTS |
                 (c->caution ? 1u << P_MASKED : 0) | (c->adapt ? 1u << P_APPLY : 0);
 }
@@ -403,21 +458,29 @@ static bool lamb_check(const ow_hparam *hp, char *msg, size_t n)
                  "adam_w_mode: false (L2 decay inside the moments) is not "
                  "implemented: timm's Lamb adds the decay to the update");
     else
-        return true;
+        return check(hp, msg, n);
     return false;
 }
 
+/* the passes that read the moments, over them wherever state_dtype stores them */
+OW__QPASS(lamb_qplan, lamb_ctx, S_N, moments_run, false)
+OW__QPASS(lamb_qplan, lamb_ctx, S_N, moments_ref, true)
+OW__QPASS(lamb_qplan, lamb_ctx, S_N, masked_run, false)
+OW__QPASS(lamb_qplan, lamb_ctx, S_N, masked_ref, true)
+OW__QPASS(lamb_qplan, lamb_ctx, S_N, apply_run, false)
+OW__QPASS(lamb_qplan, lamb_ctx, S_N, apply_ref, true)
+
 static const ow_pass lamb_passes[] = {
     [P_GNORM] = {.run = gnorm_run, .ref = gnorm_ref, .nsums = 1, .finish = gnorm_finish},
-    [P_MOMENTS] = {.run = moments_run,
-                   .ref = moments_ref,
+    [P_MOMENTS] = {.run = moments_run_qfalse,
+                   .ref = moments_ref_qtrue,
                    .nsums = 3,
                    .finish = moments_finish},
-    [P_MASKED] = {.run = masked_run,
-                  .ref = masked_ref,
+    [P_MASKED] = {.run = masked_run_qfalse,
+                  .ref = masked_ref_qtrue,
                   .nsums = 3,
                   .finish = masked_finish},
-    [P_APPLY] = {.run = apply_run, .ref = apply_ref},
+    [P_APPLY] = {.run = apply_run_qfalse, .ref = apply_ref_qtrue},
     {0}};
 
 static const ow_optimizer_ops lamb_ops = {.abi_version = OW_ABI_VERSION,
@@ -426,7 +489,9 @@ static const ow_optimizer_ops lamb_ops = {.abi_version = OW_ABI_VERSION,
                                           .ctx_size = sizeof(lamb_ctx),
                                           .check = lamb_check,
                                           .prepare = prepare,
-                                          .passes = lamb_passes};
+                                          .slot_shape = slot_shape,
+                                          .passes = lamb_passes,
+                                          .slot_dtype = slot_dtype};
 
 #define ENTRY(var, nm, keys_, sum)                                                       \
     OW__OPTIMIZER_ENTRY(var, nm, "timm", keys_, lamb_ops, sum)
