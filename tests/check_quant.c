@@ -585,7 +585,7 @@ END_TEST
  * steps: |p_q - p_32| / |p_32| measured (int8, bf16 stochastic): AdEMAMix 0.00019,
  * 0.00003; AdamW 0.00019, 0.00003; NAdamW 0.00017, 0.00003; Lion 0.00007, 0.00002; SGD
  * (lr 0.01, momentum 0.9) 0.0060, 0.0010; RMSprop (centered, momentum) 0.0050, 0.0011;
- * Adagrad 0.00015, 0.00005; Lamb 0.00041, 0.00007. */
+ * Adagrad 0.00015, 0.00005; Lamb 0.00041, 0.00007; Lars 0.00006, 0.00001. */
 static const struct {
     const char *entry, *opts;
 } wired[] = {
@@ -597,6 +597,7 @@ static const struct {
     {"RMSprop", "lr: 0.001, momentum: 0.9, centered: true"},
     {"Adagrad", "lr: 0.01, initial_accumulator_value: 0.1"},
     {"lamb", "lr: 0.001, weight_decay: 0.01"},
+    {"lars", "lr: 0.1, weight_decay: 0.0001"},
     {"bnbadamw8bit", "lr: 0.001"}, /* int8 by default */
 };
 

@@ -5,6 +5,7 @@
  * double, so the ratio can differ from torch's float32 reduction in the last place.
  * Large Batch Training of Convolutional Networks, https://arxiv.org/abs/1708.03888 */
 #include "optim_internal.h"
+#include "quant.h"
 
 #include <string.h>
 
@@ -24,6 +25,7 @@
          .doc = "added to the ratio's denominator"},                                     \
         OW__KEY_BOOL("trust_clip", clip, "LARC: clip ratio/lr at 1"),                    \
         OW__KEY_BOOL("always_adapt", "false", "adapt without weight decay too"),         \
+        OW__KEY_STATE_DTYPE, OW__KEY_STOCHASTIC_ROUNDING,                                \
     {                                                                                    \
         0                                                                                \
     }
@@ -32,7 +34,19 @@ static const ow_key larc_keys[] = {LARS_KEYS("false", "true")};
 static const ow_key nlars_keys[] = {LARS_KEYS("true", "false")};
 static const ow_key nlarc_keys[] = {LARS_KEYS("true", "true")};
 
-enum { K_LR, K_MOMENTUM, K_DAMPENING, K_WD, K_NESTEROV, K_TC, K_EPS, K_CLIP, K_ALWAYS };
+enum {
+    K_LR,
+    K_MOMENTUM,
+    K_DAMPENING,
+    K_WD,
+    K_NESTEROV,
+    K_TC,
+    K_EPS,
+    K_CLIP,
+    K_ALWAYS,
+    K_STATE_DTYPE,
+    K_SR
+};
 static const char *const lars_params[] = {[K_LR] = "lr",
                                           [K_MOMENTUM] = "momentum",
                                           [K_DAMPENING] = "dampening",
@@ -42,11 +56,14 @@ static const char *const lars_params[] = {[K_LR] = "lr",
                                           [K_EPS] = "eps",
                                           [K_CLIP] = "trust_clip",
                                           [K_ALWAYS] = "always_adapt",
+                                          [K_STATE_DTYPE] = "state_dtype",
+                                          [K_SR] = "stochastic_rounding",
                                           NULL};
 
 typedef struct lars_ctx {
     float wd, tc, eps, lr, momentum, damp1, nlr;
     bool adapt, clip, has_momentum, first, nesterov;
+    ow__qstep q; /* state_dtype (timm's Lars) */
 } lars_ctx;
 
 enum { S_BUF, S_STEP };
@@ -56,6 +73,28 @@ static const ow_slot slots[] = {
     [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_I64},
     {0},
 };
+/* timm's Lars: the same, and state_dtype int8's slots under bitsandbytes' names */
+enum { S_STATE1 = S_STEP + 1, S_ABSMAX1, S_QMAP1, S_N };
+static const ow_slot qslots[] = {
+    [S_BUF] = {.name = "momentum_buffer"},
+    [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_I64},
+    [S_STATE1] = {.name = "state1"},
+    [S_ABSMAX1] = {.name = "absmax1"},
+    [S_QMAP1] = {.name = "qmap1"},
+    {0},
+};
+static const ow__qplan lars_qplan = {.m = {{S_BUF, S_STATE1, S_ABSMAX1, S_QMAP1, true}},
+                                     .n = 1};
+
+static ow__qmode qmode(const ow_hparam *hp)
+{
+    return ow__qmode_of(&hp[K_STATE_DTYPE], &hp[K_SR]);
+}
+
+static ow_dtype slot_dtype(const ow_hparam *hp, int slot, size_t numel)
+{
+    return ow__qplan_dtype(&lars_qplan, qmode(hp), slot, numel);
+}
 
 static bool check(const ow_hparam *hp, char *msg, size_t n)
 {
@@ -64,7 +103,7 @@ static bool check(const ow_hparam *hp, char *msg, size_t n)
         snprintf(msg, n, "Nesterov momentum requires a momentum and zero dampening");
         return false;
     }
-    return true;
+    return ow__qmode_check(&hp[K_STATE_DTYPE], &hp[K_SR], msg, n);
 }
 
 static int slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *shape,
@@ -74,8 +113,7 @@ static int slot_shape(const ow_hparam *hp, int slot, int ndim, const int64_t *sh
         return 0;
     if (hp[K_MOMENTUM].v[0] == 0)
         return -1;
-    memcpy(out, shape, (size_t)ndim * sizeof *out);
-    return ndim;
+    return ow__qplan_shape(&lars_qplan, qmode(hp), slot, ndim, shape, out);
 }
 
 static void prepare(ow_prepare_args *a)
@@ -96,6 +134,8 @@ static void prepare(ow_prepare_args *a)
     c->nesterov = ow__hp_true(&hp[K_NESTEROV]);
     c->first = a->scalars[S_STEP] == 0;
     a->scalars[S_STEP] += 1;
+    c->q = (ow__qstep){.mode = qmode(hp),
+                       .key = ow__sr_key(0, (uint64_t)a->scalars[S_STEP], 0)};
     a->passes = c->adapt ? 3u : 2u;
 }
 
@@ -168,19 +208,22 @@ static void step_ref(const ow_kernel_args *a)
     step_body(a);
 }
 
+OW__QPASS(lars_qplan, lars_ctx, S_N, step_run, false)
+OW__QPASS(lars_qplan, lars_ctx, S_N, step_ref, true)
 static const ow_pass lars_passes[] = {
     {.run = norms_run, .ref = norms_ref, .nsums = 2, .finish = trust_finish},
-    {.run = step_run, .ref = step_ref},
+    {.run = step_run_qfalse, .ref = step_ref_qtrue},
     {0}};
 
 static const ow_optimizer_ops lars_ops = {.abi_version = OW_ABI_VERSION,
-                                          .slots = slots,
+                                          .slots = qslots,
                                           .params = lars_params,
                                           .ctx_size = sizeof(lars_ctx),
                                           .check = check,
                                           .prepare = prepare,
                                           .slot_shape = slot_shape,
-                                          .passes = lars_passes};
+                                          .passes = lars_passes,
+                                          .slot_dtype = slot_dtype};
 
 #define ENTRY(var, nm, keys_, sum)                                                       \
     OW__OPTIMIZER_ENTRY(var, nm, "timm", keys_, lars_ops, sum)
