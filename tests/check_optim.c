@@ -384,8 +384,12 @@ END_TEST
 static const struct {
     const char *optimizer, *message;
 } refusals[] = {
-    {"{type: timm.bnbadamw8bit}", "optimizer type 'timm.bnbadamw8bit' is refused: "
-                                  "bitsandbytes' optimizers keep their state in 8 bits"},
+    {"{type: timm.bnbadamw8bit, state_dtype: int4}",
+     "state_dtype 'int4' is not one of float32, bfloat16, int8"},
+    {"{type: AdamW, stochastic_rounding: true}",
+     "stochastic_rounding needs state_dtype: bfloat16"},
+    {"{type: timm.rmsproptf, state_dtype: int8}",
+     "state_dtype int8 is not available for RMSpropTF (square_avg starts at 1)"},
     {"{type: timm.fusednovograd}", "is refused: APEX FusedNovoGrad (GPU-only) differs"},
     {"{type: timm.fusedadam, amsgrad: true}",
      "FusedAdam does not support the AMSGrad variant (APEX refuses it)"},

@@ -6,23 +6,9 @@
 
 #include <string.h>
 
-#define BNB                                                                              \
-    "bitsandbytes' optimizers keep their state in 8 bits with block-wise quantization; " \
-    "optwrap's quantized state (state_dtype) is not there yet"
-
 static const struct {
     const char *scope, *name, *reason;
 } refused[] = {
-    {"timm", "bnbsgd", BNB},
-    {"timm", "bnbsgd8bit", BNB},
-    {"timm", "bnbadam", BNB},
-    {"timm", "bnbadam8bit", BNB},
-    {"timm", "bnbadamw", BNB},
-    {"timm", "bnbadamw8bit", BNB},
-    {"timm", "bnblion", BNB},
-    {"timm", "bnblion8bit", BNB},
-    {"timm", "bnbademamix", BNB},
-    {"timm", "bnbademamix8bit", BNB},
     {"timm", "fusednovograd",
      "APEX FusedNovoGrad (GPU-only) differs from timm's NvNovoGrad (moments initialised "
      "from the first norm, reg_inside_moment, norm_type): no CPU twin to run instead"},
