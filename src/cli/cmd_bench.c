@@ -47,13 +47,16 @@ typedef struct bench_opt {
 
 static const bench_opt optimizers[] = {
     {"sgd", "SGD-momentum", "{type: SGD, lr: 0.01, momentum: 0.9, weight_decay: 0.0001",
-     3, 2, true},
-    {"adamw", "AdamW", "{type: AdamW, lr: 0.001, weight_decay: 0.05", 4, 3, true},
-    {"lamb", "Lamb", "{type: timm.lamb, lr: 0.001, weight_decay: 0.01", 4, 3, true},
-    {"lion", "Lion", "{type: timm.lion, lr: 0.0001, weight_decay: 0.01", 3, 2, true},
+     3, 2, true, false},
+    {"adamw", "AdamW", "{type: AdamW, lr: 0.001, weight_decay: 0.05", 4, 3, true, false},
+    {"lamb", "Lamb", "{type: timm.lamb, lr: 0.001, weight_decay: 0.01", 4, 3, true,
+     false},
+    {"lion", "Lion", "{type: timm.lion, lr: 0.0001, weight_decay: 0.01", 3, 2, true,
+     false},
     /* p, g, exp_avg, exp_avg_sq, exp_avg_diff, neg_pre_grad read; all but g written */
-    {"adan", "Adan", "{type: timm.adan, lr: 0.001, weight_decay: 0.02", 6, 5, false},
-    {"adafactor", "Adafactor", "{type: timm.adafactor, lr: 0.001", 2, 1, false},
+    {"adan", "Adan", "{type: timm.adan, lr: 0.001, weight_decay: 0.02", 6, 5, false,
+     false},
+    {"adafactor", "Adafactor", "{type: timm.adafactor, lr: 0.001", 2, 1, false, false},
     /* momentum for all; 2-D weights: torch's bf16 Newton-Schulz, emulated exactly */
     {"muon", "Muon", "{type: timm.muon, lr: 0.02", 3, 2, false, true},
 };
@@ -141,8 +144,18 @@ static void pattern(float *const *a, int reads, size_t n, int threads)
 #endif
         size_t lo = n / nt * id, hi = id + 1 == nt ? n : n / nt * (id + 1);
         float *restrict x0 = a[0], *restrict x1 = a[1], *restrict x2 = a[2],
-                        *restrict x3 = a[3];
-        if (reads == 4)
+                        *restrict x3 = a[3], *restrict x4 = a[4], *restrict x5 = a[5];
+        if (reads == 6) /* Adan: x1 (the gradient) read, the other five written */
+#pragma omp simd
+            for (size_t i = lo; i < hi; i++) {
+                float s = x1[i] + x5[i];
+                x0[i] += s;
+                x2[i] += s;
+                x3[i] += x2[i];
+                x4[i] += x3[i];
+                x5[i] = s;
+            }
+        else if (reads == 4)
 #pragma omp simd
             for (size_t i = lo; i < hi; i++) {
                 float s = x1[i] + x3[i];
@@ -396,12 +409,12 @@ int cli_bench(int argc, char **argv)
         int lrc = layouts[si].tiny ? tiny_layout(&l, layouts[si].tiny)
                                    : vit_layout(layouts[si].millions * 1e6, &l);
         run r;
-        float *bufs[4] = {0};
+        float *bufs[6] = {0};
         if (lrc || build_model(&l, &r, &err)) {
             free(l.shape);
             return cli_fail(&err);
         }
-        for (int b = 0; b < 4; b++) {
+        for (int b = 0; b < 6; b++) {
             bufs[b] = pattern_array(l.numel);
             if (!bufs[b]) {
                 fprintf(stderr, "optwrap bench: out of memory\n");
@@ -434,7 +447,7 @@ int cli_bench(int argc, char **argv)
                     fflush(stdout);
                 }
         }
-        for (int b = 0; b < 4; b++)
+        for (int b = 0; b < 6; b++)
             free(bufs[b]);
         ow_model_free(r.model);
         free(r.data);
