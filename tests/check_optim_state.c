@@ -95,6 +95,9 @@ static const struct {
     /* Muon's two paths (momentum_buffer / AdamW slots), AdaMuon's step and
      * exp_avg_sq on both, a bf16 slot, Adahessian's "hessian step" and hess */
     {"timm.muon", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1}"},
+    /* Kron draws: the built-in generator's seed and count travel with the state */
+    {"timm.kron", "{lr: 0.01, preconditioner_update_probability: 0.5}",
+     "{lr: 0.02, weight_decay: 0.1, preconditioner_update_probability: 0.5}"},
     {"timm.nadamuon", "{lr: 0.01}", "{lr: 0.02, weight_decay: 0.1}"},
     {"timm.cadamp", "{lr: 0.01, delta: 10.0}", "{lr: 0.02, weight_decay: 0.1}"},
     {"timm.sgdp", "{lr: 0.1}", "{lr: 0.05, weight_decay: 0.1, delta: 10.0}"},

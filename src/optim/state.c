@@ -6,6 +6,7 @@
 #include "optim_internal.h"
 
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define FORMAT "optwrap-optimizer/1"
@@ -148,6 +149,12 @@ int ow__optimizer_state_add(const ow_optimizer *opt, ow__st_builder *b,
         rc = set_meta(b, prefix, "param_shapes", &shapes, err);
     if (!rc)
         rc = set_meta(b, prefix, "param_groups", &groups, err);
+    if (!rc && (opt->ops->needs & OW_NEEDS_RNG)) { /* the built-in generator's place */
+        oname.len = 0;
+        ow__sb_printf(&oname, "%llu %llu", (unsigned long long)opt->seed,
+                      (unsigned long long)opt->draws);
+        rc = set_meta(b, prefix, "rng", &oname, err);
+    }
     for (size_t i = 0; i < opt->nt && !rc; i++)
         for (size_t s = 0; s < opt->nslots && !rc; s++) {
             if (!has_slot(opt, i, s))
@@ -186,12 +193,13 @@ int ow_optimizer_save(const ow_optimizer *opt, const char *path, ow_error *err)
 
 struct ow__optimizer_staged {
     const ow_optimizer *opt;
-    ow_cfg **opts;       /* [ng] the groups' hyperparameters, without "params" */
-    ow_hparam **hp;      /* [ng] resolved from opts */
-    float ***slot;       /* [nt] NULL: no state; else [nslots] */
-    size_t **slot_numel; /* [nt] [nslots] where slot[i] */
-    double **scalar;     /* [nt] [nslots] where slot[i] */
-    bool *present;       /* [nt * nslots] */
+    ow_cfg **opts;        /* [ng] the groups' hyperparameters, without "params" */
+    ow_hparam **hp;       /* [ng] resolved from opts */
+    float ***slot;        /* [nt] NULL: no state; else [nslots] */
+    size_t **slot_numel;  /* [nt] [nslots] where slot[i] */
+    double **scalar;      /* [nt] [nslots] where slot[i] */
+    bool *present;        /* [nt * nslots] */
+    uint64_t seed, draws; /* OW_NEEDS_RNG: the built-in generator's place */
 };
 
 void ow__optimizer_state_discard(ow__optimizer_staged *s)
@@ -510,10 +518,28 @@ int ow__optimizer_state_stage(const ow_optimizer *opt, const ow__st_file *f,
     int rc = check_optimizer(opt, f, prefix, err);
     if (rc || (rc = check_params(opt, f, prefix, err)))
         return rc;
+    unsigned long long seed = 0, draws = 0;
+    if (opt->ops->needs & OW_NEEDS_RNG) {
+        char key[160];
+        snprintf(key, sizeof key, "%srng", prefix);
+        const char *v = ow__st_file_find_meta(f, key);
+        char *end = NULL;
+        if (v) {
+            seed = strtoull(v, &end, 10);
+            draws = end && *end == ' ' ? strtoull(end + 1, &end, 10) : 0;
+        }
+        if (!v || !end || *end)
+            return ow__st_error(err, path,
+                                "metadata '%s' (the generator's seed and "
+                                "draws) is missing or malformed",
+                                key);
+    }
     ow__optimizer_staged *s = ow__calloc(1, sizeof *s);
     if (!s)
         return ow__nomem(err);
     s->opt = opt;
+    s->seed = seed;
+    s->draws = draws;
     size_t nt = opt->nt ? opt->nt : 1, ng = opt->ng ? opt->ng : 1;
     s->opts = ow__calloc(ng, sizeof *s->opts);
     s->hp = ow__calloc(ng, sizeof *s->hp);
@@ -558,6 +584,10 @@ void ow__optimizer_state_commit(ow_optimizer *opt, ow__optimizer_staged *s)
         s->slot[i] = NULL;
         s->slot_numel[i] = NULL;
         s->scalar[i] = NULL;
+    }
+    if (opt->ops->needs & OW_NEEDS_RNG) {
+        opt->seed = s->seed;
+        opt->draws = s->draws;
     }
     for (size_t g = 0; g < opt->ng; g++) {
         ow__group *grp = &opt->g[g];
