@@ -38,3 +38,9 @@ LD_LIBRARY_PATH=$libdir "$dest/digits" "$dest/digits.yaml" --work-dir "$dest/wor
     --data "$share/digits.csv.gz" | tail -1 | grep '^final test acc'
 test -f "$dest/work/epoch_3.safetensors"
 echo "the digits example builds and trains against the installed library"
+# liboptwrap_mpi, where built: a data-parallel host builds through pkg-config optwrap-mpi
+if [ -f "$(dirname "$pc")/optwrap-mpi.pc" ]; then
+    mflags=$(pkg-config --define-prefix --cflags --libs optwrap-mpi)
+    $cc -std=c11 $warn -o "$dest/mpi_dist" "$top_src/tests/mpi_dist.c" $mflags -lm
+    echo "a data-parallel host builds against liboptwrap_mpi through pkg-config"
+fi

@@ -128,7 +128,8 @@ START_TEST(optim_wrapper_schema)
     ck_assert_str_eq(e->keys[4].name, "clip_grad");
     ck_assert_str_eq(e->keys[4].def, "null");
     ck_assert_str_eq(e->keys[5].name, "skip_nonfinite");
-    ck_assert_ptr_null(e->keys[6].name);
+    ck_assert_str_eq(e->keys[6].name, "zero_stage");
+    ck_assert_ptr_null(e->keys[7].name);
 }
 END_TEST
 

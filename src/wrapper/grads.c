@@ -10,17 +10,14 @@
 
 /* Elements per chunk, and chunks per parallel batch (their partial sums live on the
  * stack, so a pass allocates nothing and cannot fail). */
-#define CHUNK        16384
+#define CHUNK        OW__GRAD_CHUNK
 #define BATCH        256
-#define SERIAL_BELOW 65536
+#define SERIAL_BELOW OW__GRAD_SERIAL_BELOW
 
 /* What one read-only pass over the gradients finds: whether any element is inf or nan
  * (as they are), and, for clipping, the p-norm sums of fl(g * inv), the unscaled values
  * clip_grad_norm_ sees under AMP. */
-typedef struct scan_part {
-    bool bad;
-    double acc; /* the sum of |u|^p, or the largest |u| (nan if any) for p = inf */
-} scan_part;
+typedef ow__scan_part scan_part;
 
 static double term(double u, double p)
 {
@@ -109,27 +106,47 @@ static scan_part scan_tensor(const float *x, size_t n, float inv, double p, bool
     return r;
 }
 
+scan_part ow__grads_scan_unit(const float *x, size_t n, float inv, double p, bool norm)
+{
+    return scan_chunk(x, n, inv, p, norm);
+}
+
+/* The next part of a tensor folded into acc (from {false, 0}: 0 + acc is acc, the
+ * sums being >= 0), as scan_tensor folds its chunks. */
+scan_part ow__grads_scan_combine(scan_part acc, scan_part next, double p)
+{
+    return (scan_part){acc.bad || next.bad, combine(acc.acc, next.acc, p)};
+}
+
+void ow__grads_scan_add(ow__scan_total *s, scan_part t, double p, bool norm)
+{
+    s->bad = s->bad || t.bad;
+    if (!norm)
+        return;
+    /* torch.norm of each tensor is a float32 value; the total is their norm */
+    float tn = isinf(p)           ? (float)t.acc
+               : p == 0 || p == 1 ? (float)t.acc
+               : p == 2           ? (float)sqrt(t.acc)
+                                  : (float)pow(t.acc, 1.0 / p);
+    s->total = isinf(p) ? combine(s->total, tn, p) : s->total + term(tn, p);
+}
+
+bool ow__grads_scan_end(const ow__scan_total *s, double p, float *norm)
+{
+    if (norm)
+        *norm = isinf(p) || p == 0 || p == 1 ? (float)s->total
+                : p == 2                     ? (float)sqrt(s->total)
+                                             : (float)pow(s->total, 1.0 / p);
+    return s->bad;
+}
+
 bool ow__grads_scan(const ow__grad *g, size_t n, float inv, double p, float *norm)
 {
-    bool bad = false;
-    double total = 0;
-    for (size_t i = 0; i < n; i++) {
-        scan_part t = scan_tensor(g[i].g, g[i].n, inv, p, norm != NULL);
-        bad = bad || t.bad;
-        if (!norm)
-            continue;
-        /* torch.norm of each tensor is a float32 value; the total is their norm */
-        float tn = isinf(p)           ? (float)t.acc
-                   : p == 0 || p == 1 ? (float)t.acc
-                   : p == 2           ? (float)sqrt(t.acc)
-                                      : (float)pow(t.acc, 1.0 / p);
-        total = isinf(p) ? combine(total, tn, p) : total + term(tn, p);
-    }
-    if (norm)
-        *norm = isinf(p) || p == 0 || p == 1 ? (float)total
-                : p == 2                     ? (float)sqrt(total)
-                                             : (float)pow(total, 1.0 / p);
-    return bad;
+    ow__scan_total s = {false, 0};
+    for (size_t i = 0; i < n; i++)
+        ow__grads_scan_add(&s, scan_tensor(g[i].g, g[i].n, inv, p, norm != NULL), p,
+                           norm != NULL);
+    return ow__grads_scan_end(&s, p, norm);
 }
 
 /* fn over every element range of every tensor, in parallel for large tensors; the

@@ -34,10 +34,17 @@
          .flags = OW_KEY_NULLABLE,                                                       \
          .doc = "gradient clipping: {max_norm: ..., norm_type: 2} or {type: value, "     \
                 "clip_value: ...}"},                                                     \
+        {.name = "skip_nonfinite",                                                       \
+         .type = OW_T_BOOL,                                                              \
+         .def = "false",                                                                 \
+         .doc = "optwrap: skip a step whose gradients hold inf or nan (mmengine steps "  \
+                "anyway; AmpOptimWrapper always skips)"},                                \
     {                                                                                    \
-        .name = "skip_nonfinite", .type = OW_T_BOOL, .def = "false",                     \
-        .doc = "optwrap: skip a step whose gradients hold inf or nan (mmengine steps "   \
-               "anyway; AmpOptimWrapper always skips)"                                   \
+        .name = "zero_stage", .type = OW_T_INT, .def = "0", .min = 0, .max = INFINITY,   \
+        .flags = OW_KEY_RANGE,                                                           \
+        .doc = "optwrap: data-parallel runs (ow_optim_wrapper_set_dist): 1 shards the "  \
+               "optimizer state over the ranks, 2 the gradient sums too (ZeRO); one "    \
+               "process runs the plain optimizer"                                        \
     }
 
 static const ow_key optim_wrapper_keys[] = {OPTIM_WRAPPER_KEYS, {0}};
@@ -302,6 +309,14 @@ int ow__wrapper_parse(const ow_cfg *node, const ow_entry *e, ow__wrapper_opts *o
     if (acc)
         o.acc = acc->v.i;
     o.skip_nonfinite = bool_or(node, "skip_nonfinite", false);
+    const ow_cfg *zs = ow__cfg_map_get(node, "zero_stage");
+    if (zs && zs->v.i > 2)
+        return ow__error_at(err, OW_ERR_UNSUPPORTED, zs,
+                            "optim_wrapper.zero_stage: stage %lld shards the parameters "
+                            "too; optwrap keeps every parameter on every rank (stages 0, "
+                            "1 and 2)",
+                            (long long)zs->v.i);
+    o.zero_stage = zs ? zs->v.i : 0;
     if ((rc = parse_clip(ow__cfg_map_get(node, "clip_grad"), &o, err)))
         return rc;
     if (e == &ow__optim_wrapper_amp && (rc = parse_amp(node, &o, err)))

@@ -3,6 +3,7 @@
  * micro-batch: the loss factor of the window, then at its end unscale, inf/nan check,
  * clipping, step or skip, GradScaler's update and zero_grad; schedulers after every
  * micro-batch and epoch, as the runner's ParamSchedulerHook steps them. */
+#include "../dist/dist_internal.h"
 #include "wrapper_internal.h"
 
 #include <math.h>
@@ -21,6 +22,7 @@ void ow__wrapper_free_parts(ow_optim_wrapper *w)
     ow_free(w->momentum);
     ow_free(w->built);
     ow__half_free(w);
+    ow__dist_free(w->dist);
 }
 
 void ow_optim_wrapper_free(ow_optim_wrapper *w)
@@ -282,12 +284,20 @@ static int window_end(ow_optim_wrapper *w, ow_update_info *r, ow_error *err)
     if (rc)
         return rc;
     ow__half_gather(w); /* the host's half sums, exactly, into the fp32 ones */
+    if (w->dist && (rc = ow__dist_reduce(w, err))) /* averaged over the ranks */
+        return rc;
     bool amp = o->amp && o->scaler_enabled, norm = o->clip == OW__CLIP_NORM;
     /* unscale_: 1/scale in double, rounded to float */
     float inv = amp ? (float)(1.0 / (double)w->scale) : 1.0f, total = 0, coef = 1.0f;
-    bool early = amp || norm || o->skip_nonfinite;
-    bool bad = early && ow__grads_scan(w->grads, w->ngrads, inv, o->norm_type,
-                                       norm ? &total : NULL);
+    /* data-parallel: always checked first, so that every rank agrees */
+    bool early = amp || norm || o->skip_nonfinite || w->dist, bad = false;
+    if (early && w->dist)
+        rc = ow__dist_scan(w, inv, o->norm_type, norm ? &total : NULL, &bad, err);
+    else if (early)
+        bad =
+            ow__grads_scan(w->grads, w->ngrads, inv, o->norm_type, norm ? &total : NULL);
+    if (rc)
+        return rc;
     if (norm && o->error_if_nonfinite && (bad || !isfinite(total)))
         return ow__error(err, OW_ERR_VALUE, NULL, 0, 0,
                          "clip_grad: the total norm of order %g for gradients is "
@@ -302,10 +312,14 @@ static int window_end(ow_optim_wrapper *w, ow_update_info *r, ow_error *err)
         r->grad_norm = total;
         r->clip_coef = coef;
     }
-    ow__grads_apply(w->grads, w->ngrads, inv, coef,
+    const ow__grad *g = w->grads; /* under ZeRO, only this rank's shard is stepped */
+    size_t ng = w->ngrads;
+    if (w->dist)
+        ow__dist_grads(w, &g, &ng);
+    ow__grads_apply(g, ng, inv, coef,
                     o->clip == OW__CLIP_VALUE ? (float)o->clip_value : -1.0f);
     bool skip = bad && (amp || o->skip_nonfinite);
-    if (!skip && (rc = ow_optimizer_step(w->opt, err)))
+    if (!skip && (rc = w->dist ? ow__dist_step(w, err) : ow_optimizer_step(w->opt, err)))
         return rc;
     r->stepped = !skip;
     r->skipped = skip;

@@ -26,6 +26,7 @@ struct ow__wrapper_opts {
     double init_scale, growth_factor, backoff_factor;
     int64_t growth_interval;
     ow__half_kind half; /* AMP dtype float16/bfloat16: hosts may bind half buffers */
+    int64_t zero_stage; /* data-parallel runs (src/dist/): 0, 1 or 2 */
 };
 
 /* Validates an optim_wrapper map's own keys (schema of its registry entry `e`, then
@@ -44,6 +45,9 @@ typedef struct ow__grad_stats {
     bool nonfinite; /* an element was inf or nan (before any scaling) */
     double total;   /* the clip norm as torch computes it (float32 values) */
 } ow__grad_stats;
+
+/* The data-parallel part (src/dist/dist_internal.h), set by ow_optim_wrapper_set_dist. */
+typedef struct ow__dist ow__dist;
 
 struct ow_optim_wrapper {
     ow_cfg *config;     /* owned copy of the whole config, or NULL */
@@ -68,6 +72,7 @@ struct ow_optim_wrapper {
     char **names;
     ow_optim_wrapper **children;
     size_t nchildren;
+    ow__dist *dist; /* owned; NULL: one process */
     /* scratch */
     ow__grad *grads;
     size_t ngrads, grads_cap;
@@ -117,5 +122,26 @@ bool ow__grads_scan(const ow__grad *g, size_t n, float inv, double p, float *nor
 void ow__grads_apply(const ow__grad *g, size_t n, float inv, float coef, float clamp);
 /* Sets every element to zero; with check, reports whether one was inf or nan. */
 bool ow__grads_zero(const ow__grad *g, size_t n, bool check);
+
+/* The scan's units, for a data-parallel wrapper whose ranks each scan their shard: a
+ * tensor below OW__GRAD_SERIAL_BELOW elements is one unit, a larger one a unit per
+ * OW__GRAD_CHUNK elements. ow__grads_scan is, per tensor, its units' parts combined in
+ * order from {false, 0}, added into a total: the same steps on the same parts give the
+ * same bits. */
+#define OW__GRAD_CHUNK        16384
+#define OW__GRAD_SERIAL_BELOW 65536
+typedef struct ow__scan_part {
+    bool bad;
+    double acc; /* the sum of |u|^p, or the largest |u| (nan if any) for p = inf */
+} ow__scan_part;
+typedef struct ow__scan_total {
+    bool bad;
+    double total;
+} ow__scan_total;
+ow__scan_part ow__grads_scan_unit(const float *x, size_t n, float inv, double p,
+                                  bool norm);
+ow__scan_part ow__grads_scan_combine(ow__scan_part acc, ow__scan_part next, double p);
+void ow__grads_scan_add(ow__scan_total *s, ow__scan_part t, double p, bool norm);
+bool ow__grads_scan_end(const ow__scan_total *s, double p, float *norm);
 
 #endif /* OW_WRAPPER_INTERNAL_H */

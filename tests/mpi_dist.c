@@ -1,0 +1,310 @@
+/* mpi_dist.c -- data-parallel wrappers under mpirun (tests/check-mpi.sh runs it on 2
+ * and 4 ranks): plain data-parallel, ZeRO stage 1 and stage 2 give bit for bit the
+ * parameters of one process stepping on the gradients averaged in rank order (SGD with
+ * momentum and AdamW, with accumulation, clipping by the global norm, a schedule, and
+ * AMP with an overflow on one rank that skips the step everywhere); every rank holds
+ * the same parameters; ranks that disagree fail on every rank, naming the rank. */
+#include <optwrap-mpi.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int rank, size, failures;
+
+#define EXPECT(cond, ...)                                                                \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            failures++;                                                                  \
+            fprintf(stderr, "rank %d: %s:%d: %s: ", rank, __FILE__, __LINE__, #cond);    \
+            fprintf(stderr, __VA_ARGS__);                                                \
+            fputc('\n', stderr);                                                         \
+        }                                                                                \
+    } while (0)
+
+/* backbone.fc (300 x 250: five scan units, so shards cut inside it), norm, head */
+typedef struct host {
+    ow_model *model;
+    float *data, *grad;
+    size_t n;
+    ow_optim_wrapper *w;
+} host;
+
+static int host_init(host *h, bool extra, ow_error *err)
+{
+    memset(h, 0, sizeof *h);
+    static const ow_module_info mods[] = {
+        {.name = "", .type = "Net"},
+        {.name = "fc", .type = "Linear", .kind = OW_MODULE_LINEAR},
+        {.name = "norm", .type = "LayerNorm", .kind = OW_MODULE_NORM},
+        {.name = "head", .type = "Linear", .kind = OW_MODULE_LINEAR},
+    };
+    static const int64_t fc[] = {300, 250}, b300[] = {300}, n250[] = {250},
+                         head[] = {10, 300}, b10[] = {10}, x[] = {7};
+    const ow_param_info ps[] = {
+        {"fc", "weight", 2, fc, true, NULL, NULL, NULL},
+        {"fc", "bias", 1, b300, true, NULL, NULL, NULL},
+        {"norm", "weight", 1, n250, true, NULL, NULL, NULL},
+        {"norm", "bias", 1, n250, true, NULL, NULL, NULL},
+        {"head", "weight", 2, head, true, NULL, NULL, NULL},
+        {"head", "bias", 1, b10, true, NULL, NULL, NULL},
+        {"head", "extra", 1, x, true, NULL, NULL, NULL},
+    };
+    int rc = ow_model_new("net", &h->model, err);
+    for (size_t i = 0; i < 4 && rc == OW_OK; i++)
+        rc = ow_model_add_module(h->model, &mods[i], err);
+    for (size_t i = 0; i < (extra ? 7u : 6u) && rc == OW_OK; i++)
+        rc = ow_model_add_param(h->model, &ps[i], err);
+    if (rc)
+        return rc;
+    h->n = (size_t)ow_model_get_numel(h->model);
+    h->data = calloc(h->n, sizeof *h->data);
+    h->grad = calloc(h->n, sizeof *h->grad);
+    if (!h->data || !h->grad)
+        return OW_ERR_NOMEM;
+    for (size_t i = 0; i < h->n; i++)
+        h->data[i] = 0.02f * sinf(0.37f * (float)i);
+    return ow_model_set_buffers(h->model, h->data, h->grad, h->n, err);
+}
+
+static int host_build(host *h, const char *yaml, int64_t iters, ow_error *err)
+{
+    ow_cfg *cfg = NULL;
+    ow_sched_loop loop = {.max_iters = iters};
+    int rc = ow_cfg_load_string(yaml, "dist.yaml", &cfg, err);
+    if (rc == OW_OK)
+        rc = ow_optim_wrapper_new(cfg, h->model, &loop, &h->w, err);
+    ow_cfg_free(cfg);
+    return rc;
+}
+
+static void host_free(host *h)
+{
+    ow_optim_wrapper_free(h->w);
+    ow_model_free(h->model);
+    free(h->data);
+    free(h->grad);
+}
+
+/* rank r's gradient of micro-batch it (inf at one element where asked) */
+static float raw(int r, int it, size_t i, int bad_rank, int bad_it)
+{
+    if (r == bad_rank && it == bad_it && i == 7)
+        return INFINITY;
+    return sinf(0.001f * (float)(i + 1) * (float)(it + 1) + 0.37f * (float)r) *
+           (1.0f + 0.1f * (float)r);
+}
+
+static const char *const configs[] = {
+    /* SGD with momentum, accumulation, clipping by the global norm */
+    "optim_wrapper:\n"
+    "  optimizer: {type: SGD, lr: 0.1, momentum: 0.9, weight_decay: 0.0001}\n"
+    "  paramwise_cfg: {norm_decay_mult: 0.0}\n"
+    "  accumulative_counts: 2\n"
+    "  clip_grad: {max_norm: 1.0}\n"
+    "  zero_stage: %d\n",
+    /* AdamW with a warm-up, accumulation, clipping */
+    "optim_wrapper:\n"
+    "  optimizer: {type: AdamW, lr: 0.001, weight_decay: 0.05}\n"
+    "  paramwise_cfg: {norm_decay_mult: 0.0, bias_decay_mult: 0.0}\n"
+    "  accumulative_counts: 2\n"
+    "  clip_grad: {max_norm: 0.5}\n"
+    "  zero_stage: %d\n"
+    "param_scheduler:\n"
+    "  - {type: LinearLR, start_factor: 0.1, by_epoch: false, begin: 0, end: 6}\n",
+    /* AMP: dynamic loss scale, one rank's overflow skips the step on every rank */
+    "optim_wrapper:\n"
+    "  type: AmpOptimWrapper\n"
+    "  optimizer: {type: AdamW, lr: 0.001, weight_decay: 0.05}\n"
+    "  loss_scale: {init_scale: 1024.0, growth_interval: 2}\n"
+    "  accumulative_counts: 2\n"
+    "  clip_grad: {max_norm: 1.0}\n"
+    "  zero_stage: %d\n",
+};
+
+enum { ITERS = 12 };
+
+/* Trains with the gradients of all ranks averaged: data-parallel over MPI (ref false),
+ * or one process stepping on the average taken here in rank order (ref true). */
+static void train(host *h, bool ref, int bad_rank, int bad_it, float *norms)
+{
+    ow_error err;
+    ow_error_clear(&err);
+    float *acc = ref ? calloc((size_t)size * h->n, sizeof *acc) : NULL;
+    int win = 0;
+    for (int it = 0; it < ITERS; it++) {
+        float m = ow_optim_wrapper_get_loss_multiplier(h->w);
+        bool end = ow_optim_wrapper_should_sync(h->w);
+        if (!ref) {
+            for (size_t i = 0; i < h->n; i++)
+                h->grad[i] += raw(rank, it, i, bad_rank, bad_it) * m;
+        } else {
+            for (int r = 0; r < size; r++)
+                for (size_t i = 0; i < h->n; i++)
+                    acc[(size_t)r * h->n + i] += raw(r, it, i, bad_rank, bad_it) * m;
+            if (end) { /* DDP: each rank's sum divided by the world size, in rank order */
+                for (size_t i = 0; i < h->n; i++) {
+                    float s = acc[i] / (float)size;
+                    for (int r = 1; r < size; r++)
+                        s += acc[(size_t)r * h->n + i] / (float)size;
+                    h->grad[i] = s;
+                }
+                memset(acc, 0, (size_t)size * h->n * sizeof *acc);
+            }
+        }
+        ow_update_info info;
+        int rc = ow_optim_wrapper_update(h->w, &info, &err);
+        EXPECT(rc == OW_OK, "update %d: %s", it, err.message);
+        if (info.window_end)
+            norms[win++] = info.grad_norm;
+    }
+    free(acc);
+}
+
+static bool same_everywhere(const float *x, size_t n)
+{
+    float *zero = malloc(n * sizeof *zero);
+    memcpy(zero, x, n * sizeof *zero);
+    MPI_Bcast(zero, (int)(n * sizeof *zero), MPI_BYTE, 0, MPI_COMM_WORLD);
+    bool same = !memcmp(zero, x, n * sizeof *zero);
+    free(zero);
+    int all = same, both;
+    MPI_Allreduce(&all, &both, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    return both;
+}
+
+static void bit_identity(void)
+{
+    for (size_t c = 0; c < sizeof configs / sizeof *configs; c++) {
+        bool amp = c == 2;
+        int bad_rank = amp ? size - 1 : -1, bad_it = 5;
+        char yaml[1024];
+        ow_error err;
+        ow_error_clear(&err);
+        host ref;
+        float ref_norms[ITERS], norms[ITERS];
+        snprintf(yaml, sizeof yaml, configs[c], 0);
+        int rc = host_init(&ref, false, &err);
+        if (rc == OW_OK)
+            rc = host_build(&ref, yaml, ITERS, &err);
+        EXPECT(rc == OW_OK, "config %zu: %s", c, err.message);
+        if (rc)
+            return;
+        train(&ref, true, bad_rank, bad_it, ref_norms);
+        size_t state[3] = {0};
+        for (int stage = 0; stage <= 2; stage++) {
+            host h;
+            snprintf(yaml, sizeof yaml, configs[c], stage);
+            rc = host_init(&h, false, &err);
+            if (rc == OW_OK)
+                rc = host_build(&h, yaml, ITERS, &err);
+            if (rc == OW_OK)
+                rc = ow_optim_wrapper_set_comm(h.w, MPI_COMM_WORLD, &err);
+            EXPECT(rc == OW_OK, "config %zu stage %d: %s", c, stage, err.message);
+            if (rc) {
+                host_free(&h);
+                continue;
+            }
+            train(&h, false, bad_rank, bad_it, norms);
+            EXPECT(!memcmp(h.data, ref.data, h.n * sizeof *h.data),
+                   "config %zu: zero_stage %d on %d ranks differs from one process "
+                   "stepping on the averaged gradients",
+                   c, stage, size);
+            EXPECT(!memcmp(norms, ref_norms, ITERS / 2 * sizeof *norms),
+                   "config %zu stage %d: clip norms differ (%.9g vs %.9g)", c, stage,
+                   (double)norms[0], (double)ref_norms[0]);
+            EXPECT(same_everywhere(h.data, h.n), "config %zu stage %d: ranks differ", c,
+                   stage);
+            EXPECT(ow_optim_wrapper_get_loss_scale(h.w) ==
+                       ow_optim_wrapper_get_loss_scale(ref.w),
+                   "config %zu stage %d: loss scale", c, stage);
+            ow_dist_stats st;
+            EXPECT(ow_optim_wrapper_get_dist_stats(h.w, &st, &err) == OW_OK, "%s",
+                   err.message);
+            state[stage] = st.state_bytes;
+            if (rank == 0)
+                printf("config %zu zero_stage %d: shard [%lld, %lld) of %lld, state %zu "
+                       "bytes, %llu bytes sent\n",
+                       c, stage, (long long)st.shard_begin, (long long)st.shard_end,
+                       (long long)st.numel, st.state_bytes,
+                       (unsigned long long)st.bytes_sent);
+            host_free(&h);
+        }
+        /* the state is split, not copied: the ranks' shards add up to the whole (but
+         * the step counts of a tensor cut between ranks), none more than 1 / ranks of
+         * it and a scan unit (16384 elements: 8 bytes each for AdamW, 4 for SGD) */
+        unsigned long long mine = state[1], sum = 0, most = 0;
+        MPI_Allreduce(&mine, &sum, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+        MPI_Allreduce(&mine, &most, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+        EXPECT(state[1] == state[2] && sum >= state[0] && sum <= state[0] + 64u * size &&
+                   most <= state[0] / (size_t)size + 8 * 16384,
+               "config %zu: state %zu, %llu in all, %llu at most (ZeRO) vs %zu (plain)",
+               c, state[1], sum, most, state[0]);
+        if (amp) /* the overflow was skipped: the scale backed off at least once */
+            EXPECT(ow_optim_wrapper_get_loss_scale(ref.w) < 4096.0, "AMP scale %g",
+                   ow_optim_wrapper_get_loss_scale(ref.w));
+        host_free(&ref);
+    }
+}
+
+/* One rank differs: every rank fails, the message names it. */
+static void disagreement(const char *yaml, bool extra, const char *what)
+{
+    host h;
+    ow_error err;
+    ow_error_clear(&err);
+    int rc = host_init(&h, extra && rank == size - 1, &err);
+    if (rc == OW_OK)
+        rc = host_build(&h, yaml, ITERS, &err);
+    EXPECT(rc == OW_OK, "%s", err.message);
+    if (rc == OW_OK)
+        rc = ow_optim_wrapper_set_comm(h.w, MPI_COMM_WORLD, &err);
+    char name[32];
+    snprintf(name, sizeof name, "rank %d", size - 1);
+    EXPECT(rc != OW_OK && strstr(err.message, name) && strstr(err.message, what),
+           "expected an error naming %s and '%s', got %d: %s", name, what, rc,
+           err.message);
+    host_free(&h);
+}
+
+static void refusals(void)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "optim_wrapper:\n  optimizer: {type: SGD, lr: %s}\n  zero_stage: 1\n",
+             rank == size - 1 ? "0.2" : "0.1");
+    disagreement(yaml, false, "config");
+    disagreement("optim_wrapper:\n  optimizer: {type: SGD, lr: 0.1}\n", true, "model");
+    /* whole-tensor norms cannot be taken from a shard */
+    host h;
+    ow_error err;
+    ow_error_clear(&err);
+    int rc = host_init(&h, false, &err);
+    if (rc == OW_OK)
+        rc = host_build(&h,
+                        "optim_wrapper:\n  optimizer: {type: mmpretrain.Lamb, lr: 0.01}\n"
+                        "  zero_stage: 2\n",
+                        ITERS, &err);
+    EXPECT(rc == OW_OK, "%s", err.message);
+    if (rc == OW_OK)
+        rc = ow_optim_wrapper_set_comm(h.w, MPI_COMM_WORLD, &err);
+    EXPECT(rc == OW_ERR_UNSUPPORTED && strstr(err.message, "Lamb"), "got %d: %s", rc,
+           err.message);
+    host_free(&h);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    bit_identity();
+    refusals();
+    int all = 0;
+    MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    if (rank == 0)
+        printf("%s: %d ranks, %d failures\n", all ? "FAIL" : "PASS", size, all);
+    MPI_Finalize();
+    return all ? 1 : 0;
+}
