@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int rank, size, failures;
 
@@ -127,13 +128,14 @@ enum { ITERS = 12 };
 
 /* Trains with the gradients of all ranks averaged: data-parallel over MPI (ref false),
  * or one process stepping on the average taken here in rank order (ref true). */
-static void train(host *h, bool ref, int bad_rank, int bad_it, float *norms)
+static void train_range(host *h, bool ref, int bad_rank, int bad_it, float *norms,
+                        int from, int to)
 {
     ow_error err;
     ow_error_clear(&err);
     float *acc = ref ? calloc((size_t)size * h->n, sizeof *acc) : NULL;
     int win = 0;
-    for (int it = 0; it < ITERS; it++) {
+    for (int it = from; it < to; it++) {
         float m = ow_optim_wrapper_get_loss_multiplier(h->w);
         bool end = ow_optim_wrapper_should_sync(h->w);
         if (!ref) {
@@ -160,6 +162,11 @@ static void train(host *h, bool ref, int bad_rank, int bad_it, float *norms)
             norms[win++] = info.grad_norm;
     }
     free(acc);
+}
+
+static void train(host *h, bool ref, int bad_rank, int bad_it, float *norms)
+{
+    train_range(h, ref, bad_rank, bad_it, norms, 0, ITERS);
 }
 
 static bool same_everywhere(const float *x, size_t n)
@@ -294,6 +301,150 @@ static void refusals(void)
     host_free(&h);
 }
 
+static void *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n = -1;
+    if (f && !fseek(f, 0, SEEK_END) && (n = ftell(f)) >= 0 && !fseek(f, 0, SEEK_SET) &&
+        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (f)
+        fclose(f);
+    *len = buf ? (size_t)n : 0;
+    return buf;
+}
+
+static bool same_bytes(const void *a, size_t na, const void *b, size_t nb)
+{
+    return a && b && na == nb && !memcmp(a, b, na);
+}
+
+/* A checkpoint written by N ranks under ZeRO is the file one process writes; loaded on
+ * N / 2 ranks (resharded) and saved again, it is the file one process writes after
+ * loading it; training resumed from it on N ranks goes on bit for bit; a rank that
+ * cannot load it makes every rank fail. */
+static void checkpoints(void)
+{
+    char yaml[1024], a[64], b[64];
+    int pid = rank == 0 ? (int)getpid() : 0;
+    MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    snprintf(a, sizeof a, "/tmp/ow-mpi-%d-a.safetensors", pid);
+    snprintf(b, sizeof b, "/tmp/ow-mpi-%d-b.safetensors", pid);
+    snprintf(yaml, sizeof yaml, configs[1], 1);
+    ow_error err;
+    ow_error_clear(&err);
+    float norms[ITERS];
+    host ref, z;
+    int rc = host_init(&ref, false, &err);
+    if (rc == OW_OK)
+        rc = host_build(&ref, yaml, ITERS, &err); /* no communicator: one process */
+    if (rc == OW_OK)
+        rc = host_init(&z, false, &err);
+    if (rc == OW_OK)
+        rc = host_build(&z, yaml, ITERS, &err);
+    if (rc == OW_OK)
+        rc = ow_optim_wrapper_set_comm(z.w, MPI_COMM_WORLD, &err);
+    EXPECT(rc == OW_OK, "%s", err.message);
+    if (rc)
+        return;
+    train_range(&ref, true, -1, -1, norms, 0, ITERS / 2);
+    train_range(&z, false, -1, -1, norms, 0, ITERS / 2);
+    rc = ow_optim_wrapper_save(z.w, a, OW_CKPT_PARAMS, &err);
+    EXPECT(rc == OW_OK, "save: %s", err.message);
+    void *one = NULL, *file = NULL;
+    size_t none = 0, nfile = 0;
+    EXPECT(ow_optim_wrapper_save_buffer(ref.w, OW_CKPT_PARAMS, &one, &none, &err) ==
+               OW_OK,
+           "%s", err.message);
+    file = read_file(a, &nfile);
+    EXPECT(same_bytes(file, nfile, one, none),
+           "the checkpoint of %d ranks (%zu bytes) is not one process's (%zu bytes)",
+           size, nfile, none);
+    free(file);
+    host_free(&z);
+
+    /* on half the ranks (one when there are two) */
+    MPI_Comm half;
+    MPI_Comm_split(MPI_COMM_WORLD, rank < size / 2 ? 0 : MPI_UNDEFINED, rank, &half);
+    if (half != MPI_COMM_NULL) {
+        host y;
+        rc = host_init(&y, false, &err);
+        if (rc == OW_OK)
+            rc = host_build(&y, yaml, ITERS, &err);
+        if (rc == OW_OK)
+            rc = ow_optim_wrapper_set_comm(y.w, half, &err);
+        if (rc == OW_OK)
+            rc = ow_optim_wrapper_load(y.w, a, OW_CKPT_PARAMS, &err);
+        if (rc == OW_OK)
+            rc = ow_optim_wrapper_save(y.w, b, OW_CKPT_PARAMS, &err);
+        EXPECT(rc == OW_OK, "on %d ranks: %s", size / 2, err.message);
+        host_free(&y);
+        MPI_Comm_free(&half);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    host x; /* one process loads and saves it */
+    void *again = NULL;
+    size_t nagain = 0;
+    rc = host_init(&x, false, &err);
+    if (rc == OW_OK)
+        rc = host_build(&x, yaml, ITERS, &err);
+    if (rc == OW_OK)
+        rc = ow_optim_wrapper_load_buffer(x.w, one, none, OW_CKPT_PARAMS, &err);
+    if (rc == OW_OK)
+        rc = ow_optim_wrapper_save_buffer(x.w, OW_CKPT_PARAMS, &again, &nagain, &err);
+    EXPECT(rc == OW_OK, "%s", err.message);
+    host_free(&x);
+    file = read_file(b, &nfile);
+    EXPECT(same_bytes(file, nfile, again, nagain),
+           "saved on %d ranks, loaded and saved on %d: not what one process saves", size,
+           size / 2);
+    free(file);
+    ow_free(again);
+    ow_free(one);
+
+    /* resumed on every rank: the run goes on as one process's */
+    host r;
+    rc = host_init(&r, false, &err);
+    if (rc == OW_OK)
+        rc = host_build(&r, yaml, ITERS, &err);
+    if (rc == OW_OK)
+        rc = ow_optim_wrapper_set_comm(r.w, MPI_COMM_WORLD, &err);
+    if (rc == OW_OK)
+        rc = ow_optim_wrapper_load(r.w, b, OW_CKPT_PARAMS, &err);
+    EXPECT(rc == OW_OK, "resume: %s", err.message);
+    train_range(&r, false, -1, -1, norms, ITERS / 2, ITERS);
+    train_range(&ref, true, -1, -1, norms, ITERS / 2, ITERS);
+    EXPECT(!memcmp(r.data, ref.data, r.n * sizeof *r.data),
+           "resumed on %d ranks from a resharded checkpoint: differs", size);
+    host_free(&r);
+    host_free(&ref);
+
+    /* the last rank cannot read its file: every rank fails, none loads */
+    rc = host_init(&r, false, &err);
+    if (rc == OW_OK)
+        rc = host_build(&r, yaml, ITERS, &err);
+    if (rc == OW_OK)
+        rc = ow_optim_wrapper_set_comm(r.w, MPI_COMM_WORLD, &err);
+    EXPECT(rc == OW_OK, "%s", err.message);
+    float before = r.data[3];
+    rc = ow_optim_wrapper_load(r.w, rank == size - 1 ? "/nonexistent.safetensors" : b,
+                               OW_CKPT_PARAMS, &err);
+    char name[32];
+    snprintf(name, sizeof name, "rank %d", size - 1);
+    EXPECT(rc != OW_OK && (rank == size - 1 || strstr(err.message, name)) &&
+               r.data[3] == before && ow_optim_wrapper_get_iteration(r.w) == 0,
+           "a failed load on %s: got %d: %s", name, rc, err.message);
+    host_free(&r);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0) {
+        remove(a);
+        remove(b);
+    }
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -301,6 +452,7 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     bit_identity();
     refusals();
+    checkpoints();
     int all = 0;
     MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (rank == 0)

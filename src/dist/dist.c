@@ -22,6 +22,7 @@ void ow__dist_free(ow__dist *d)
     ow_groups_free(d->sgroups);
     ow_model_free(d->smodel);
     ow_free(d->t);
+    ow_free(d->full);
     ow_free(d->unit);
     ow_free(d->cut);
     ow_free(d->ufirst);
@@ -178,6 +179,18 @@ static int collect(const ow_optim_wrapper *w, ow__dist *d, ow_error *err)
         }
     ow_free(seen);
     d->gen = ow__model_generation(m);
+    /* the same walk as the optimizer's: its tensors in order, some not trainable */
+    if (!(d->full = ow__calloc(d->nt ? d->nt : 1, sizeof *d->full)))
+        return ow__nomem(err);
+    const ow_optimizer *opt = w->opt;
+    for (size_t i = 0, j = 0; i < d->nt; i++) {
+        while (j < opt->nt && opt->t[j].param != d->t[i].param)
+            j++;
+        if (j == opt->nt)
+            return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                             "data-parallel: tensor %zu is not in the optimizer", i);
+        d->full[i] = j;
+    }
     return OW_OK;
 }
 
@@ -286,6 +299,12 @@ static int shard(ow_optim_wrapper *w, ow__dist *d, ow_error *err)
     rc = ow_optimizer_new(d->sgroups, &d->sopt, err);
     if (rc == OW_OK)
         rc = ow_optimizer_set_threads(d->sopt, ow_optimizer_get_threads(w->opt), err);
+    for (size_t k = 0; rc == OW_OK && k < d->npieces; k++)
+        if (k >= d->sopt->nt || d->sopt->t[k].param != k)
+            rc = ow__error(
+                err, OW_ERR_MISUSE, NULL, 0, 0,
+                "data-parallel: the shard's optimizer has its pieces in another "
+                "order");
     return rc;
 }
 

@@ -32,6 +32,7 @@ struct ow__dist {
     int stage;
     ow__dist_tensor *t;
     size_t nt, total;
+    size_t *full;        /* [nt] each tensor's index in the wrapper's (full) optimizer */
     ow__dist_unit *unit; /* [nunits] in flat order */
     size_t nunits;
     size_t *cut;    /* [size + 1] the shards' bounds in the flat order, at unit starts */
@@ -64,6 +65,16 @@ int ow__dist_scan(ow_optim_wrapper *w, float inv, double p, float *norm, bool *b
                   ow_error *err);
 void ow__dist_grads(const ow_optim_wrapper *w, const ow__grad **g, size_t *n);
 int ow__dist_step(ow_optim_wrapper *w, ow_error *err);
+/* state.c: checkpoints (checkpoint.c). gather: collective; under ZeRO rank 0's full
+ * optimizer then holds every shard's state (release drops it again). reserve: state
+ * for every piece before a load (unreserve: undo when the load fails); scatter: after
+ * the file's state went into the full optimizer, each piece takes its slice. */
+int ow__dist_state_gather(ow_optim_wrapper *w, ow_error *err);
+void ow__dist_state_release(ow_optim_wrapper *w);
+int ow__dist_state_reserve(ow_optim_wrapper *w, ow_error *err);
+void ow__dist_state_unreserve(ow_optim_wrapper *w);
+void ow__dist_state_scatter(ow_optim_wrapper *w);
+
 /* Bytes of optimizer state an optimizer holds. */
 size_t ow__dist_state_bytes(const ow_optimizer *opt);
 

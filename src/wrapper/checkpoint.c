@@ -2,6 +2,7 @@
  * needs: the optimizer state, the wrapper's counters and loss scaler, the schedule's
  * state, the groups as built, the parameters' names and shapes (and optionally their
  * values), a hash of the config and a checksum of every tensor. */
+#include "../dist/dist_internal.h"
 #include "../optim/optim_internal.h"
 #include "../util/safetensors.h"
 #include "wrapper_internal.h"
@@ -161,17 +162,40 @@ static int save(const ow_optim_wrapper *w, unsigned flags, const char *path, voi
     if (!w || (!path && (!buf || !len)))
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_save: NULL argument");
+    /* data-parallel: every rank calls it, rank 0 writes the state gathered from all */
+    ow_optim_wrapper *dw = w->dist ? (ow_optim_wrapper *)w : NULL;
+    if (dw && (flags & OW_CKPT_PARAMS) && window_open(w))
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_optim_wrapper_save: data-parallel, a checkpoint inside an "
+                         "accumulation window would keep rank 0's gradient sums only; "
+                         "save at a window's end (iteration %lld of windows of %lld)",
+                         (long long)w->inner, (long long)w->o.acc);
+    int rc = dw ? ow__dist_state_gather(dw, err) : OW_OK;
+    if (rc)
+        return rc;
+    bool writer = !dw || dw->dist->d.rank == 0;
+    if (!writer && !path) {
+        *buf = NULL;
+        *len = 0;
+    }
     size_t n = w->nchildren ? w->nchildren : 1;
     char **texts = ow__calloc(n, sizeof *texts); /* the schedules' states, kept alive */
     ow__st_builder *b = NULL;
-    int rc = texts ? build(w, flags, &b, texts, err) : ow__nomem(err);
-    if (rc == OW_OK)
+    if (!texts)
+        rc = ow__nomem(err);
+    else if (writer)
+        rc = build(w, flags, &b, texts, err);
+    if (rc == OW_OK && writer)
         rc = path ? ow__st_builder_save(b, path, err)
                   : ow__st_builder_save_buffer(b, buf, len, err);
     ow__st_builder_free(b);
     for (size_t i = 0; texts && i < n; i++)
         ow_free(texts[i]);
     ow_free(texts);
+    if (dw) {
+        ow__dist_state_release(dw);
+        rc = ow__dist_agree(dw->dist, rc, "to write the checkpoint", err);
+    }
     return rc;
 }
 
@@ -361,24 +385,35 @@ static void install(ow_optim_wrapper *w, const ow__st_file *f, const char *prefi
         ow__half_scatter(w, true);
 }
 
-static int load(ow_optim_wrapper *w, const ow__st_file *f, unsigned flags, ow_error *err)
+/* rc: the file's parse. Data-parallel, every rank reads the whole file and learns
+ * whether all could stage it before any installs it. */
+static int load(ow_optim_wrapper *w, const ow__st_file *f, unsigned flags, int rc,
+                ow_error *err)
 {
-    const char *format = ow__st_file_find_meta(f, "format");
-    if (!format || strcmp(format, FORMAT))
-        return ow__st_error(err, ow__st_file_get_name(f),
-                            "not an optwrap checkpoint (format '%s', expected '" FORMAT
-                            "')",
-                            format ? format : "?");
+    const char *format = rc ? NULL : ow__st_file_find_meta(f, "format");
+    if (rc == OW_OK && (!format || strcmp(format, FORMAT)))
+        rc =
+            ow__st_error(err, ow__st_file_get_name(f),
+                         "not an optwrap checkpoint (format '%s', expected '" FORMAT "')",
+                         format ? format : "?");
     size_t n = w->nchildren ? w->nchildren : 1;
-    staged_member *s = ow__calloc(n, sizeof *s);
-    if (!s)
-        return ow__nomem(err);
+    staged_member *s = rc ? NULL : ow__calloc(n, sizeof *s);
+    if (rc == OW_OK && !s)
+        rc = ow__nomem(err);
     char prefix[256];
     const ow_optim_wrapper *cm = w;
-    int rc = OW_OK;
-    for (size_t i = 0; i < n && rc == OW_OK; i++) {
+    for (size_t i = 0; s && i < n && rc == OW_OK; i++) {
         members(w, i, &cm, prefix, sizeof prefix);
         rc = stage((ow_optim_wrapper *)cm, f, prefix, flags, &s[i], err);
+    }
+    if (w->dist && rc == OW_OK)
+        rc = ow__dist_state_reserve(w, err);
+    if (w->dist)
+        rc = ow__dist_agree(w->dist, rc, "to load the checkpoint", err);
+    if (!s) {
+        if (w->dist)
+            ow__dist_state_unreserve(w);
+        return rc;
     }
     /* schedules check and apply in one call: keep each one's state to roll back */
     for (size_t i = 0; i < n && rc == OW_OK; i++) {
@@ -400,6 +435,10 @@ static int load(ow_optim_wrapper *w, const ow__st_file *f, unsigned flags, ow_er
         ow_free(s[i].undo);
     }
     ow_free(s);
+    if (w->dist && rc == OW_OK)
+        ow__dist_state_scatter(w); /* each rank keeps its shard's slice */
+    else if (w->dist)
+        ow__dist_state_unreserve(w);
     return rc;
 }
 
@@ -412,8 +451,8 @@ int ow_optim_wrapper_load(ow_optim_wrapper *w, const char *path, unsigned flags,
                          "ow_optim_wrapper_load: NULL argument");
     ow__st_file *f = NULL;
     int rc = ow__st_file_load(path, &f, err);
-    if (rc == OW_OK)
-        rc = load(w, f, flags, err);
+    if (rc == OW_OK || w->dist)
+        rc = load(w, f, flags, rc, err);
     ow__st_file_free(f);
     return rc;
 }
@@ -427,8 +466,8 @@ int ow_optim_wrapper_load_buffer(ow_optim_wrapper *w, const void *buf, size_t le
                          "ow_optim_wrapper_load_buffer: NULL argument");
     ow__st_file *f = NULL;
     int rc = ow__st_file_parse(buf, len, "<buffer>", &f, err);
-    if (rc == OW_OK)
-        rc = load(w, f, flags, err);
+    if (rc == OW_OK || w->dist)
+        rc = load(w, f, flags, rc, err);
     ow__st_file_free(f);
     return rc;
 }
