@@ -639,14 +639,14 @@ static int register_model(const mlp *m, ow_model **out, ow_error *err)
 
 /* epoch_<n>.safetensors with the parameters in it, then last_checkpoint naming it. */
 static int save_checkpoint(const ow_optim_wrapper *w, const char *work_dir, int64_t epoch,
-                           ow_error *err)
+                           bool writer, ow_error *err)
 {
     char name[64], path[4096];
     snprintf(name, sizeof name, "epoch_%lld.safetensors", (long long)epoch);
     if (join(path, sizeof path, work_dir, name, err) ||
-        ow_optim_wrapper_save(w, path, OW_CKPT_PARAMS, err))
+        ow_optim_wrapper_save(w, path, OW_CKPT_PARAMS, err)) /* every rank calls it */
         return err->code;
-    return write_last_checkpoint(work_dir, name, err);
+    return writer ? write_last_checkpoint(work_dir, name, err) : OW_OK;
 }
 
 static double seconds(void)
@@ -684,7 +684,10 @@ int digits_train(const digits_options *o, double *test_acc)
 
     /* optimizer, param groups and schedule, for a run of max_epochs x epoch_length */
     ow_sched_loop loop = {.epoch_length = epoch_length, .max_epochs = s.max_epochs};
+    const digits_parallel *par = o->parallel;
+    const bool writer = !par || par->rank == 0; /* prints and writes */
     if ((rc = ow_optim_wrapper_new(cfg, model, &loop, &w, &err)) ||
+        (par && (rc = par->attach(par->user, w, &err))) ||
         (rc = make_dirs(o->work_dir, &err)))
         goto done;
     char ckpt[4096] = "";
@@ -703,7 +706,7 @@ int digits_train(const digits_options *o, double *test_acc)
                   (long long)ow_optim_wrapper_get_iteration(w), (long long)epoch_length);
         goto done;
     }
-    if (o->resume && !o->quiet)
+    if (o->resume && !o->quiet && writer)
         printf(found ? "resumed from %s at epoch %lld\n"
                      : "nothing to resume in %s: training from scratch\n",
                found ? ckpt : o->work_dir, (long long)epoch);
@@ -715,27 +718,35 @@ int digits_train(const digits_options *o, double *test_acc)
         for (int64_t it = 0; it < epoch_length; it++) {
             const int *rows = sp.train + it * B;
             int n = sp.n_train - it * B < B ? (int)(sp.n_train - it * B) : B;
-            loss += mlp_forward(&m, &ds, rows, n, NULL) / n;
+            if (par) { /* this rank's part of the batch (the ranks' losses averaged) */
+                int first = (int)((int64_t)n * par->rank / par->size);
+                int next = (int)((int64_t)n * (par->rank + 1) / par->size);
+                rows += first;
+                n = next - first;
+            }
+            loss += n ? mlp_forward(&m, &ds, rows, n, NULL) / n : 0.0;
             /* backward(loss x multiplier): the multiplier is 1 / accumulative_counts
              * (x the loss scale under AMP); the wrapper steps at a window's end */
-            mlp_backward(&m, &ds, rows, n, ow_optim_wrapper_get_loss_multiplier(w));
+            if (n)
+                mlp_backward(&m, &ds, rows, n, ow_optim_wrapper_get_loss_multiplier(w));
             if ((rc = ow_optim_wrapper_update(w, NULL, &err)))
                 goto done;
         }
         double lr = ow_optim_wrapper_get_lr(w, 0),
                steps_per_s = epoch_length / (seconds() - t0);
         if ((rc = ow_optim_wrapper_end_epoch(w, NULL, &err)) ||
-            (rc = save_checkpoint(w, o->work_dir, epoch + 1, &err)))
+            (rc = save_checkpoint(w, o->work_dir, epoch + 1, writer, &err)))
             goto done;
         double test_loss, acc = evaluate(&m, &ds, sp.test, sp.n_test, &test_loss);
-        if (!o->quiet)
+        if (!o->quiet && writer)
             printf("epoch %lld/%lld  loss %.3f  test acc %.1f%%  lr %.3g  steps/s %.0f\n",
                    (long long)epoch + 1, (long long)s.max_epochs, loss / epoch_length,
                    acc, lr, steps_per_s);
         fflush(stdout);
     }
     double test_loss, acc = evaluate(&m, &ds, sp.test, sp.n_test, &test_loss);
-    printf("final test acc %.1f%%  test loss %.6f\n", acc, test_loss);
+    if (writer)
+        printf("final test acc %.1f%%  test loss %.6f\n", acc, test_loss);
     if (test_acc)
         *test_acc = acc;
 

@@ -7,6 +7,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct ow_optim_wrapper;
+struct ow_error;
+
+/* Data-parallel training (NULL: one process): each global batch is split over `size`
+ * ranks, this one training on part `rank`; attach hands the wrapper its transport
+ * (ow_optim_wrapper_set_comm: the gradients are averaged at each window's end). Only
+ * rank 0 prints and writes checkpoints (a save is collective). */
+typedef struct digits_parallel {
+    int rank, size;
+    int (*attach)(void *user, struct ow_optim_wrapper *w, struct ow_error *err);
+    void *user;
+} digits_parallel;
+
 typedef struct digits_options {
     const char *prog;     /* prefix of error messages ("digits", "optwrap") */
     const char *config;   /* the YAML config (configs/digits_mlp.yaml) */
@@ -17,6 +30,7 @@ typedef struct digits_options {
     bool resume;    /* continue from <work_dir>/last_checkpoint when there is one */
     int stop_after; /* > 0: stop after this epoch, as if interrupted (tests resume) */
     bool quiet;     /* no progress line per epoch, only the final line */
+    const digits_parallel *parallel; /* NULL: one process */
 } digits_options;
 
 /* Trains as the config says, printing a line per epoch and `final test acc X%`.

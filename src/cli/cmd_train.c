@@ -1,10 +1,14 @@
 /* cmd_train.c -- `optwrap train`: the bundled example trainer (examples/digits/), an MLP
  * on the UCI handwritten digits whose optimizer, schedule and checkpoints come from the
- * config, run with mmengine's work-dir and resume conventions. */
+ * config, run with mmengine's work-dir and resume conventions; data-parallel when
+ * started by mpirun (built with MPI: each rank trains on its part of every batch). */
 #include "../../examples/digits/trainer.h"
 #include "cli.h"
 
 #include <stdlib.h>
+#ifdef OW_WITH_MPI
+#include <optwrap-mpi.h>
+#endif
 
 static const cli_option train_options[] = {
     {"--cfg-options", 2, "override config keys: a.b.c=VALUE (YAML value)"},
@@ -14,6 +18,41 @@ static const cli_option train_options[] = {
     {"--stop-after", 1, "stop after this epoch, as if interrupted (to try --resume)"},
     {"--work-dir", 1, "checkpoints go here (default work_dirs/<config name>)"},
 };
+
+#ifdef OW_WITH_MPI
+/* Started by mpirun (Open MPI's or a PMI launcher's variables): data-parallel. */
+static bool under_mpirun(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
+
+static int attach(void *user, ow_optim_wrapper *w, ow_error *err)
+{
+    (void)user;
+    return ow_optim_wrapper_set_comm(w, MPI_COMM_WORLD, err);
+}
+
+/* digits_train over MPI_COMM_WORLD; without mpirun, one process. */
+static int train(const digits_options *o)
+{
+    if (!under_mpirun())
+        return digits_train(o, NULL);
+    digits_parallel par = {.attach = attach};
+    digits_options po = *o;
+    MPI_Init(NULL, NULL);
+    MPI_Comm_rank(MPI_COMM_WORLD, &par.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &par.size);
+    po.parallel = &par;
+    int rc = digits_train(&po, NULL);
+    MPI_Finalize();
+    return rc;
+}
+#else
+static int train(const digits_options *o)
+{
+    return digits_train(o, NULL);
+}
+#endif
 
 int cli_train(int argc, char **argv)
 {
@@ -54,5 +93,5 @@ int cli_train(int argc, char **argv)
         digits_default_work_dir(o.config, work_dir, sizeof work_dir);
         o.work_dir = work_dir;
     }
-    return digits_train(&o, NULL) ? CLI_ERROR : CLI_OK;
+    return train(&o) ? CLI_ERROR : CLI_OK;
 }

@@ -166,6 +166,7 @@ static int collect(const ow_optim_wrapper *w, ow__dist *d, ow_error *err)
             if (!pv.requires_grad || !pv.data || !pv.grad)
                 continue;
             d->t[d->nt++] = (ow__dist_tensor){.param = param,
+                                              .tensor = pv.tensor,
                                               .group = gi,
                                               .numel = (size_t)pv.numel,
                                               .flat = d->total,

@@ -11,6 +11,7 @@
 /* A trainable tensor, in the optimizer's order (the order of w->grads). */
 typedef struct ow__dist_tensor {
     size_t param;       /* model occurrence */
+    size_t tensor;      /* the model's distinct tensor */
     size_t group;       /* its param group */
     size_t numel, flat; /* its first element's place in the flat order */
     size_t unit;        /* its first scan unit */
@@ -74,6 +75,13 @@ void ow__dist_state_release(ow_optim_wrapper *w);
 int ow__dist_state_reserve(ow_optim_wrapper *w, ow_error *err);
 void ow__dist_state_unreserve(ow_optim_wrapper *w);
 void ow__dist_state_scatter(ow_optim_wrapper *w);
+
+/* Inside a window, before a save: the ranks' gradient sums so far, added in rank order,
+ * gathered on rank 0 (collective); window_grad: a tensor's (rank 0; NULL for a tensor
+ * the wrapper does not train). A resumed run continues them on rank 0 (the others
+ * start from zero): the same sums, up to the rounding of the average. */
+int ow__dist_window_sums(ow_optim_wrapper *w, ow_error *err);
+const float *ow__dist_window_grad(const ow_optim_wrapper *w, size_t tensor);
 
 /* Bytes of optimizer state an optimizer holds. */
 size_t ow__dist_state_bytes(const ow_optimizer *opt);

@@ -62,8 +62,10 @@ int ow__dist_state_gather(ow_optim_wrapper *w, ow_error *err)
 {
     ow__dist *d = w->dist;
     bool state = false;
+    if (!d->stage) /* every rank holds the whole state: rank 0 writes its own */
+        return OW_OK;
     int rc = any_state(d, &state, err);
-    if (rc || !state || !d->stage)
+    if (rc || !state)
         return rc;
     ow_optimizer *full = w->opt, *so = d->sopt;
     bool zero = d->d.rank == 0;
@@ -184,4 +186,59 @@ void ow__dist_state_scatter(ow_optim_wrapper *w)
     }
     so->active_valid = false;
     ow__dist_state_release(w);
+}
+
+int ow__dist_window_sums(ow_optim_wrapper *w, ow_error *err)
+{
+    ow__dist *d = w->dist;
+    int rc = ow__dist_agree(d, ow__dist_refresh(w, err), "to read its buffers", err);
+    if (rc)
+        return rc;
+    size_t n = (size_t)d->d.size, me = (size_t)d->d.rank;
+    size_t lo = d->cut[me], len = d->cut[me + 1] - lo;
+    for (size_t i = 0; i < d->nt; i++)
+        memcpy(d->send + d->t[i].flat, d->t[i].g, d->t[i].numel * sizeof(float));
+    for (size_t r = 0; r < n; r++) {
+        d->c[0][r] = (d->cut[r + 1] - d->cut[r]) * sizeof(float);
+        d->c[1][r] = d->cut[r] * sizeof(float);
+        d->c[2][r] = len * sizeof(float);
+        d->c[3][r] = r * len * sizeof(float);
+    }
+    int t =
+        d->d.alltoallv(d->d.ctx, d->send, d->c[0], d->c[1], d->recv, d->c[2], d->c[3]);
+    d->bytes += (d->total - len) * sizeof(float);
+    float *sum = d->send + lo; /* the packed copy is spent: the shard's sums go here */
+    for (size_t i = 0; !t && i < len; i++) {
+        float acc = d->recv[i];
+        for (size_t r = 1; r < n; r++)
+            acc += d->recv[r * len + i];
+        sum[i] = acc;
+    }
+    size_t *counts = ow__calloc(n, sizeof *counts),
+           *displs = ow__calloc(n, sizeof *displs);
+    rc = counts && displs ? OW_OK : ow__nomem(err);
+    if (!t && (rc = ow__dist_agree(d, rc, "to gather the window's sums", err)) == OW_OK) {
+        for (size_t r = 0; r < n; r++) {
+            counts[r] = (d->cut[r + 1] - d->cut[r]) * sizeof(float);
+            displs[r] = d->cut[r] * sizeof(float);
+        }
+        t = to_zero(d, sum, len * sizeof(float), d->recv, counts, displs);
+    }
+    ow_free(counts);
+    ow_free(displs);
+    if (t)
+        return ow__error(err, OW_ERR_IO, NULL, 0, 0,
+                         "rank %d: the transport failed (code %d) gathering the window's "
+                         "sums",
+                         d->d.rank, t);
+    return rc;
+}
+
+const float *ow__dist_window_grad(const ow_optim_wrapper *w, size_t tensor)
+{
+    const ow__dist *d = w->dist;
+    for (size_t i = 0; i < d->nt; i++)
+        if (d->t[i].tensor == tensor)
+            return d->recv + d->t[i].flat;
+    return NULL;
 }

@@ -111,8 +111,10 @@ static int add_wrapper(const ow_optim_wrapper *w, const char *prefix, unsigned f
                                 (size_t)pv.numel * sizeof(float), err);
         /* mid-window, the sums so far are part of the run: keep them */
         snprintf(key, sizeof key, "%sgrads.%s", prefix, pv.full_name);
-        if (rc == OW_OK && window_open(w) && pv.grad)
-            rc = ow__st_builder_add(b, key, "F32", pv.ndim, pv.shape, pv.grad,
+        /* data-parallel: every rank's sums, added on rank 0 */
+        const float *sums = w->dist ? ow__dist_window_grad(w, pv.tensor) : pv.grad;
+        if (rc == OW_OK && window_open(w) && pv.grad && sums)
+            rc = ow__st_builder_add(b, key, "F32", pv.ndim, pv.shape, sums,
                                     (size_t)pv.numel * sizeof(float), err);
     }
     return rc;
@@ -164,13 +166,13 @@ static int save(const ow_optim_wrapper *w, unsigned flags, const char *path, voi
                          "ow_optim_wrapper_save: NULL argument");
     /* data-parallel: every rank calls it, rank 0 writes the state gathered from all */
     ow_optim_wrapper *dw = w->dist ? (ow_optim_wrapper *)w : NULL;
-    if (dw && (flags & OW_CKPT_PARAMS) && window_open(w))
-        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
-                         "ow_optim_wrapper_save: data-parallel, a checkpoint inside an "
-                         "accumulation window would keep rank 0's gradient sums only; "
-                         "save at a window's end (iteration %lld of windows of %lld)",
-                         (long long)w->inner, (long long)w->o.acc);
-    int rc = dw ? ow__dist_state_gather(dw, err) : OW_OK;
+    int rc = OW_OK;
+    if (dw && (flags & OW_CKPT_PARAMS) && window_open(w)) {
+        ow__half_gather(w);                 /* the host's half sums, on every rank */
+        rc = ow__dist_window_sums(dw, err); /* all ranks' sums so far, on rank 0 */
+    }
+    if (rc == OW_OK && dw)
+        rc = ow__dist_state_gather(dw, err);
     if (rc)
         return rc;
     bool writer = !dw || dw->dist->d.rank == 0;
@@ -376,9 +378,9 @@ static void install(ow_optim_wrapper *w, const ow__st_file *f, const char *prefi
         ow__st_copy_le(pv.data, t->data, t->numel, 4);
         snprintf(key, sizeof key, "%sgrads.%s", prefix, pv.full_name);
         const ow__st_tensor *g = ow__st_file_find(f, key);
-        if (pv.grad && g) /* checked by check_params */
+        if (pv.grad && g && (!w->dist || w->dist->d.rank == 0)) /* checked before */
             ow__st_copy_le(pv.grad, g->data, g->numel, 4);
-        else if (pv.grad) /* saved at a window's end: nothing accumulated */
+        else if (pv.grad) /* at a window's end, or another rank continues the sums */
             memset(pv.grad, 0, (size_t)pv.numel * sizeof(float));
     }
     if (flags & OW_CKPT_PARAMS) /* half hosts: their weights from the master copy */
