@@ -320,8 +320,8 @@ static int check_elementwise(const ow_optimizer *opt, ow_error *err)
     for (size_t gi = 0; gi < opt->ng && !ops->tensor_step; gi++) {
         double scalars[OW__MAX_SLOTS] = {0};
         _Alignas(16) unsigned char ctx[OW_MAX_CTX] = {0}, shared[OW_MAX_CTX] = {0};
-        ow_prepare_args pa = {.hp = opt->g[gi].hp,
-                              .defaults = opt->defaults,
+        ow_prepare_args pa = {.hp = opt->g[gi].php,
+                              .defaults = opt->pdefaults,
                               .lr = 0.001,
                               .initial_lr = opt->g[gi].initial_lr,
                               .scalars = scalars,
@@ -332,16 +332,37 @@ static int check_elementwise(const ow_optimizer *opt, ow_error *err)
         mask |= pa.passes;
     }
     bool sums = false;
-    for (int k = 0; k < OW_MAX_PASSES && ops->passes[k].run; k++)
+    for (int k = 0; ops->passes && k < OW_MAX_PASSES && ops->passes[k].run; k++)
         sums = sums ||
                ((mask >> k & 1u) && (ops->passes[k].nsums > 0 || ops->passes[k].finish));
-    if (ops->tensor_step || sums)
+    /* state slots cut with the tensor: parameter-shaped, one element per element */
+    bool shaped = true;
+    for (size_t i = 0; i < opt->nt && shaped; i++)
+        for (size_t sl = 0; sl < opt->nslots && shaped; sl++) {
+            const ow__tensor *t = &opt->t[i];
+            int64_t shape[OW_MAX_DIMS];
+            int nd = ow__slot_shape(opt, t, sl, shape);
+            size_t n = 1;
+            for (int k = 0; k < nd; k++)
+                n *= (size_t)shape[k];
+            if (ops->slots[sl].flags & OW_SLOT_SCALAR || nd < 0)
+                continue;
+            shaped = n == t->numel &&
+                     (!ops->slot_dtype || ops->slot_dtype(opt->g[t->group].php, (int)sl,
+                                                          t->numel) != OW_DTYPE_U8);
+        }
+    const char *what = ops->tensor_step            ? "whole tensors (a per-tensor step)"
+                       : !shaped                   ? "state that is not parameter-shaped"
+                       : sums                      ? "whole-tensor norms"
+                       : ops->needs & OW_NEEDS_RNG ? "random draws per tensor"
+                       : ops->needs & OW_NEEDS_HVP ? "Hessian-vector products"
+                                                   : NULL;
+    if (what)
         return ow__error(err, OW_ERR_UNSUPPORTED, NULL, 0, 0,
-                         "zero_stage: %s reads whole-tensor %s, which a ZeRO shard (a "
-                         "tensor may span ranks) does not hold; use zero_stage 0 "
-                         "(plain data-parallel) or an element-wise optimizer (SGD, "
-                         "AdamW, ... without caution)",
-                         e->name, ops->tensor_step ? "shapes" : "norms");
+                         "zero_stage: %s reads %s, which a ZeRO shard (a tensor may span "
+                         "ranks) does not hold; use zero_stage 0 (plain data-parallel) "
+                         "or an element-wise optimizer (SGD, AdamW, ... without caution)",
+                         e->name, what);
     return OW_OK;
 }
 

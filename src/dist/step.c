@@ -174,8 +174,8 @@ size_t ow__dist_state_bytes(const ow_optimizer *opt)
         const ow__tensor *t = &opt->t[i];
         for (size_t s = 0; t->has_state && s < opt->nslots; s++)
             n += opt->ops->slots[s].flags & OW_SLOT_SCALAR ? sizeof(double)
-                 : t->slot[s]                              ? t->slot_numel[s] * 4
-                                                           : 0;
+                 : t->slot[s] ? t->slot_numel[s] * ow__dtype_size(t->sdtype[s])
+                              : 0;
     }
     return n;
 }
