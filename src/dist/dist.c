@@ -75,7 +75,7 @@ int ow__dist_agree(ow__dist *d, int rc, const char *what, ow_error *err)
         return ow__error(err, OW_ERR_IO, NULL, 0, 0,
                          "rank %d: the transport failed (code %d) while %s", d->d.rank, t,
                          what);
-    if (first < 0 || first == d->d.rank)
+    if (first < 0 || rc)
         return rc; /* this rank's own message stands */
     return ow__error(err, OW_ERR_VALUE, NULL, 0, 0,
                      "rank %d failed %s (its own error is on its stderr); every rank "
@@ -312,7 +312,7 @@ static int shard(ow_optim_wrapper *w, ow__dist *d, ow_error *err)
 /* ZeRO steps pieces of tensors: only optimizers whose update is element by element for
  * the groups' hyperparameters (the passes prepare selects: AdamW's caution adds a pass
  * with per-tensor sums). */
-static int check_elementwise(const ow_optimizer *opt, ow_error *err)
+int ow__dist_check_elementwise(const ow_optimizer *opt, ow_error *err)
 {
     const ow_entry *e = ow_optimizer_get_entry(opt);
     const ow_optimizer_ops *ops = e->ops;
@@ -384,7 +384,7 @@ static int setup(ow_optim_wrapper *w, ow__dist *d, ow_error *err)
     if (rc == OW_OK)
         rc = cut(d, err);
     if (rc == OW_OK && d->stage)
-        rc = check_elementwise(w->opt, err);
+        rc = ow__dist_check_elementwise(w->opt, err);
     return rc;
 }
 

@@ -141,6 +141,7 @@ int ow__dist_step(ow_optim_wrapper *w, ow_error *err)
     } else {
         /* the schedule sets the full optimizer's options: the shard's follow them */
         size_t ng = ow_optimizer_get_num_groups(w->opt);
+        rc = ow__dist_check_elementwise(w->opt, err);
         for (size_t gi = 0; gi < ng && rc == OW_OK; gi++) {
             ow_cfg *o = ow__cfg_dup(ow_optimizer_get_options(w->opt, gi));
             rc = o ? ow__optimizer_set_group(d->sopt, gi, o, err) : ow__nomem(err);
