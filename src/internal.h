@@ -380,6 +380,12 @@ int ow__wrapper_resolve(const ow_cfg *config, const ow_cfg *node, const ow_entry
 /* Whether an optim_wrapper map is an OptimWrapperDict: no `optimizer`, no constructor
  * but MultiOptimWrapperConstructor, and map values: the named wrappers. */
 bool ow__wrapper_is_dict(const ow_cfg *node);
+/* The optimizer entry an optim_wrapper.optimizer map names (src/wrapper/zero.c): its
+ * `type`, or mmengine's {type: ZeroRedundancyOptimizer, optimizer_type: X, ...}; the
+ * map's keys checked against the entry's schema. is_zero: the ZeRO form. */
+int ow__optimizer_lookup(const ow_cfg *opt_cfg, const char *scope, const ow_entry **out,
+                         ow_error *err);
+bool ow__optimizer_is_zero(const ow_cfg *opt_cfg);
 /* Checks every wrapper of a dict config as ow_cfg_check checks one. */
 int ow__wrapper_dict_check(const ow_cfg *config, ow_error *err);
 /* ow_cfg_check and ow_groups_build for one optim_wrapper map of config (a dict's

@@ -238,6 +238,63 @@ static const struct {
      "optim_wrapper.zero_stage: must be >= 0, got -1"},
 };
 
+/* mmengine's ZeroRedundancyOptimizer form: one process runs the plain optimizer of
+ * optimizer_type (the same parameters as AdamW itself); its own keys are checked. */
+START_TEST(zero_redundancy_form)
+{
+    static const char *const forms[] = {
+        "optim_wrapper:\n  optimizer: {type: AdamW, lr: 0.01, weight_decay: 0.1}\n",
+        "optim_wrapper:\n  optimizer: {type: ZeroRedundancyOptimizer, optimizer_type: "
+        "AdamW, lr: 0.01, weight_decay: 0.1, parameters_as_bucket_view: true}\n",
+    };
+    float data[2][12];
+    for (int f = 0; f < 2; f++) {
+        host h;
+        host_init(&h);
+        ow_error err;
+        ow_error_clear(&err);
+        ow_check_ok(host_build(&h, forms[f], 0, &err), &err);
+        for (int it = 0; it < 4; it++)
+            host_iter(&h, it, NULL);
+        memcpy(data[f], h.data, sizeof h.data);
+        host_free(&h);
+    }
+    ck_assert_mem_eq(data[0], data[1], sizeof data[0]);
+    static const struct {
+        const char *yaml;
+        int code;
+        const char *message;
+    } bad[] = {
+        {"optimizer: {type: ZeroRedundancyOptimizer, lr: 0.01}", OW_ERR_MISSING_KEY,
+         "optim_wrapper.optimizer: ZeroRedundancyOptimizer needs optimizer_type, the "
+         "optimizer it shards (AdamW, SGD, ...)"},
+        {"optimizer: {type: ZeroRedundancyOptimizer, optimizer_type: SGD, lr: 0.01, "
+         "overlap_with_ddp: true}",
+         OW_ERR_UNSUPPORTED,
+         "optim_wrapper.optimizer.overlap_with_ddp: true steps inside DDP's gradient "
+         "hook, bucket by bucket (its first iterations only warm up); optwrap steps at a "
+         "window's end: remove the key"},
+        {"optimizer: {type: ZeroRedundancyOptimizer, optimizer_type: SGD, lr: 0.01}\n"
+         "  zero_stage: 0",
+         OW_ERR_VALUE,
+         "optim_wrapper.zero_stage: 0 contradicts the optimizer's type "
+         "ZeroRedundancyOptimizer (which shards its state: stage 1); give 1 or 2, or the "
+         "optimizer_type as the type"},
+    };
+    for (size_t i = 0; i < OW__ARRAY_LEN(bad); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof yaml, "optim_wrapper:\n  %s\n", bad[i].yaml);
+        ow_error err;
+        ow_error_clear(&err);
+        ow_cfg *cfg = NULL;
+        ow_check_ok(ow_cfg_load_string(yaml, "w.yaml", &cfg, &err), &err);
+        ck_assert_int_eq(ow_cfg_check(cfg, &err), bad[i].code);
+        ck_assert_str_eq(err.message, bad[i].message);
+        ow_cfg_free(cfg);
+    }
+}
+END_TEST
+
 START_TEST(bad_wrapper_keys)
 {
     char yaml[512];
@@ -914,6 +971,7 @@ static Suite *wrapper_suite(void)
     tcase_add_test(tc, golden_folder_listed);
     tcase_add_test(tc, schedule_reaches_optimizer);
     tcase_add_loop_test(tc, bad_wrapper_keys, 0, OW__ARRAY_LEN(bad_keys));
+    tcase_add_test(tc, zero_redundancy_form);
     tcase_add_test(tc, amp_scale_sequence);
     tcase_add_test(tc, amp_static_scale);
     tcase_add_test(tc, nonfinite_without_amp);

@@ -346,6 +346,27 @@ static void refusals(void)
              rank == size - 1 ? "0.2" : "0.1");
     disagreement(yaml, false, "config");
     disagreement("optim_wrapper:\n  optimizer: {type: SGD, lr: 0.1}\n", true, "model");
+    /* mmengine's ZeroRedundancyOptimizer form is zero_stage 1 */
+    {
+        host z;
+        ow_error e2;
+        ow_error_clear(&e2);
+        ow_dist_stats st = {0};
+        int rc = host_init(&z, false, &e2);
+        if (rc == OW_OK)
+            rc =
+                host_build(&z,
+                           "optim_wrapper:\n  optimizer: {type: ZeroRedundancyOptimizer, "
+                           "optimizer_type: AdamW, lr: 0.01}\n",
+                           ITERS, &e2);
+        if (rc == OW_OK)
+            rc = ow_optim_wrapper_set_comm(z.w, MPI_COMM_WORLD, &e2);
+        if (rc == OW_OK)
+            rc = ow_optim_wrapper_get_dist_stats(z.w, &st, &e2);
+        EXPECT(rc == OW_OK && st.zero_stage == 1, "ZeroRedundancyOptimizer: %d %s",
+               st.zero_stage, e2.message);
+        host_free(&z);
+    }
     /* whole-tensor norms cannot be taken from a shard */
     host h;
     ow_error err;

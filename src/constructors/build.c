@@ -6,8 +6,6 @@
 
 #include <string.h>
 
-static const char *const type_only[] = {"type", NULL};
-
 /* torch: setdefault every default into each group; a required key missing everywhere
  * is "parameter group didn't specify a value of required optimization parameter".
  * OW_KEY_OPTIONAL keys (optwrap's additions) are left out unless given.
@@ -136,9 +134,7 @@ static int resolve(const ow_cfg *config, const ow_cfg *ow_node, resolved *r,
     if (!otype)
         return ow__error_at(err, OW_ERR_MISSING_KEY, opt_cfg,
                             "optim_wrapper.optimizer: missing key 'type'");
-    if ((rc = ow__registry_lookup(OW_KIND_OPTIMIZER, otype, scope, &r->opt, err)) ||
-        (rc = ow__schema_check(opt_cfg, r->opt->keys, "optim_wrapper.optimizer",
-                               type_only, err)) ||
+    if ((rc = ow__optimizer_lookup(opt_cfg, scope, &r->opt, err)) ||
         (rc =
              ow__optimizer_check_config(r->opt, opt_cfg, "optim_wrapper.optimizer", err)))
         return rc;

@@ -72,11 +72,8 @@ static int make_base(const ow_cfg *config, ow_cfg **out, ow_error *err)
                             "optim_wrapper.optimizer: missing key 'type'");
     const char *scope;
     const ow_entry *entry;
-    static const char *const type_only[] = {"type", NULL};
     int rc = ow__cfg_scope(config, &scope, err);
-    if (rc || (rc = ow__registry_lookup(OW_KIND_OPTIMIZER, type, scope, &entry, err)) ||
-        (rc = ow__schema_check(opt, entry->keys, "optim_wrapper.optimizer", type_only,
-                               err)) ||
+    if (rc || (rc = ow__optimizer_lookup(opt, scope, &entry, err)) ||
         (rc = ow__optimizer_check_config(entry, opt, "optim_wrapper.optimizer", err)))
         return rc;
     return ow__optimizer_defaults_new(entry, opt, NULL, out, err);

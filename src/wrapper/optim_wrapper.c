@@ -316,7 +316,15 @@ int ow__wrapper_parse(const ow_cfg *node, const ow_entry *e, ow__wrapper_opts *o
                             "too; optwrap keeps every parameter on every rank (stages 0, "
                             "1 and 2)",
                             (long long)zs->v.i);
-    o.zero_stage = zs ? zs->v.i : 0;
+    /* mmengine's ZeroRedundancyOptimizer: stage 1 (2 where the key says so) */
+    const ow_cfg *opt = ow__cfg_map_get(node, "optimizer");
+    bool zro = opt && opt->type == OW_CFG_MAP && ow__optimizer_is_zero(opt);
+    if (zro && zs && zs->v.i == 0)
+        return ow__error_at(err, OW_ERR_VALUE, zs,
+                            "optim_wrapper.zero_stage: 0 contradicts the optimizer's "
+                            "type ZeroRedundancyOptimizer (which shards its state: stage "
+                            "1); give 1 or 2, or the optimizer_type as the type");
+    o.zero_stage = zs ? zs->v.i : zro ? 1 : 0;
     if ((rc = parse_clip(ow__cfg_map_get(node, "clip_grad"), &o, err)))
         return rc;
     if (e == &ow__optim_wrapper_amp && (rc = parse_amp(node, &o, err)))
