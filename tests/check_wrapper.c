@@ -295,6 +295,56 @@ START_TEST(zero_redundancy_form)
 }
 END_TEST
 
+/* DeepSpeedOptimWrapper under a DeepSpeedStrategy with fp16: DeepSpeed's
+ * DynamicLossScaler (expected values from its update_scale, run in Python): hysteresis 2
+ * absorbs the first overflow, growth counts from the last overflow, an overflow at
+ * min_loss_scale stops the run. */
+START_TEST(deepspeed_loss_scaler)
+{
+    static const char yaml[] =
+        "optim_wrapper:\n"
+        "  type: DeepSpeedOptimWrapper\n"
+        "  optimizer: {type: AdamW, lr: 0.01}\n"
+        "strategy:\n"
+        "  type: DeepSpeedStrategy\n"
+        "  fp16: {enabled: true, loss_scale: 0, initial_scale_power: 4,\n"
+        "         loss_scale_window: 2, hysteresis: 2, min_loss_scale: 4}\n"
+        "  zero_optimization: {stage: 1, overlap_comm: true, reduce_bucket_size: 5e8}\n"
+        "  gradient_clipping: 1.0\n";
+    static const bool overflow[] = {0, 1, 1, 1, 0, 0, 0, 1, 1, 1};
+    static const float scale[] = {16, 16, 8, 4, 4, 8, 8, 8, 4};
+    host h;
+    host_init(&h);
+    ow_error err;
+    ow_error_clear(&err);
+    ow_check_ok(host_build(&h, yaml, 0, &err), &err);
+    ck_assert_double_eq(ow_optim_wrapper_get_loss_scale(h.w), 16.0);
+    for (int it = 0; it < 10; it++) {
+        host_backward(&h, it);
+        if (overflow[it])
+            h.grad[0] = INFINITY;
+        float before[12];
+        memcpy(before, h.data, sizeof before);
+        ow_update_info info;
+        int rc = ow_optim_wrapper_update(h.w, &info, &err);
+        if (it == 9) {
+            ck_assert_int_eq(rc, OW_ERR_VALUE);
+            ck_assert_str_eq(err.message,
+                             "strategy.fp16: an overflow at the minimum loss scale 4 "
+                             "(min_loss_scale): DeepSpeed stops the run here");
+            break;
+        }
+        ow_check_ok(rc, &err);
+        ck_assert_int_eq(info.skipped, overflow[it]);
+        ck_assert_int_eq(memcmp(before, h.data, sizeof before) == 0, overflow[it]);
+        ck_assert_msg(ow_optim_wrapper_get_loss_scale(h.w) == scale[it],
+                      "iteration %d: scale %g, expected %g", it,
+                      ow_optim_wrapper_get_loss_scale(h.w), (double)scale[it]);
+    }
+    host_free(&h);
+}
+END_TEST
+
 START_TEST(bad_wrapper_keys)
 {
     char yaml[512];
@@ -972,6 +1022,7 @@ static Suite *wrapper_suite(void)
     tcase_add_test(tc, schedule_reaches_optimizer);
     tcase_add_loop_test(tc, bad_wrapper_keys, 0, OW__ARRAY_LEN(bad_keys));
     tcase_add_test(tc, zero_redundancy_form);
+    tcase_add_test(tc, deepspeed_loss_scaler);
     tcase_add_test(tc, amp_scale_sequence);
     tcase_add_test(tc, amp_static_scale);
     tcase_add_test(tc, nonfinite_without_amp);

@@ -82,10 +82,17 @@ static int add_wrapper(const ow_optim_wrapper *w, const char *prefix, unsigned f
                   "\"max_iters\": %lld, "
                   "\"accumulative_counts\": %lld, \"loss_scale\": %.9g, "
                   "\"growth_tracker\": %lld, \"config_hash\": \"%016llx\"}",
-                  w->o.amp ? "AmpOptimWrapper" : "OptimWrapper", (long long)w->inner,
-                  (long long)w->epochs, (long long)w->max_counts, (long long)w->o.acc,
-                  (double)w->scale, (long long)w->tracker,
+                  w->o.deepspeed ? "DeepSpeedOptimWrapper"
+                  : w->o.amp     ? "AmpOptimWrapper"
+                                 : "OptimWrapper",
+                  (long long)w->inner, (long long)w->epochs, (long long)w->max_counts,
+                  (long long)w->o.acc, (double)w->scale, (long long)w->tracker,
                   (unsigned long long)w->config_hash);
+    if (w->o.ds_scaler) { /* DeepSpeed's loss scaler: its last overflow, hysteresis */
+        sb.len--;
+        ow__sb_printf(&sb, ", \"ds_last_overflow\": %lld, \"ds_hysteresis\": %lld}",
+                      (long long)w->ds_last_overflow, (long long)w->ds_hyst);
+    }
     if (sb.failed) {
         ow__sb_free(&sb);
         return ow__nomem(err);
@@ -224,6 +231,7 @@ int ow_optim_wrapper_save_buffer(const ow_optim_wrapper *w, unsigned flags, void
 typedef struct staged_member {
     ow__optimizer_staged *opt;
     int64_t iteration, tracker, epoch;
+    int64_t ds_last_overflow, ds_hyst; /* DeepSpeed's loss scaler */
     double scale;
     const char *sched; /* borrowed from the file */
     char *undo;        /* the schedule's state before the load, to roll back */
@@ -329,7 +337,9 @@ static int stage(ow_optim_wrapper *w, const ow__st_file *f, const char *prefix,
     if (rc == OW_OK)
         rc = ow__st_file_meta_json(f, key, &meta, err);
     const ow_cfg *type = ow__cfg_map_get(meta, "type"), *scale;
-    const char *ours = w->o.amp ? "AmpOptimWrapper" : "OptimWrapper";
+    const char *ours = w->o.deepspeed ? "DeepSpeedOptimWrapper"
+                       : w->o.amp     ? "AmpOptimWrapper"
+                                      : "OptimWrapper";
     if (rc == OW_OK && (!type || type->type != OW_CFG_STRING || strcmp(type->v.s, ours)))
         rc = ow__st_error(err, name, "written by %s, this wrapper is %s",
                           type && type->type == OW_CFG_STRING ? type->v.s : "?", ours);
@@ -350,6 +360,10 @@ static int stage(ow_optim_wrapper *w, const ow__st_file *f, const char *prefix,
             "accumulative_counts %lld, this wrapper accumulates %lld (resume "
             "with %lld, or from a checkpoint at a window's end)",
             (long long)acc, (long long)w->o.acc, (long long)acc);
+    if (rc == OW_OK && w->o.ds_scaler &&
+        (meta_int(meta, "ds_last_overflow", &s->ds_last_overflow) ||
+         meta_int(meta, "ds_hysteresis", &s->ds_hyst)))
+        rc = ow__st_error(err, name, "metadata '%s' lacks DeepSpeed's loss scaler", key);
     ow_cfg_free(meta);
     if (rc == OW_OK && !(flags & OW_CKPT_FILE_HPARAMS))
         rc = compare_built(w, f, prefix, err);
@@ -370,6 +384,10 @@ static void install(ow_optim_wrapper *w, const ow__st_file *f, const char *prefi
     w->epochs = s->epoch;
     w->scale = (float)s->scale;
     w->tracker = s->tracker;
+    if (w->o.ds_scaler) {
+        w->ds_last_overflow = s->ds_last_overflow;
+        w->ds_hyst = s->ds_hyst;
+    }
     ow_param_view pv;
     for (size_t i = 0; (flags & OW_CKPT_PARAMS) && next_tensor(w, &i, &pv);) {
         char key[512];

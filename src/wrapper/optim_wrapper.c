@@ -350,7 +350,11 @@ int ow__wrapper_resolve(const ow_cfg *config, const ow_cfg *node, const ow_entry
                           "OptimWrapper is not registered");
     if (rc)
         return rc;
-    if (e != &ow__optim_wrapper_default && e != &ow__optim_wrapper_amp) {
+    ow__wrapper_opts ds;
+    if (e == &ow__optim_wrapper_deepspeed) {
+        if ((rc = ow__wrapper_parse_deepspeed(config, node, out ? out : &ds, err)))
+            return rc;
+    } else if (e != &ow__optim_wrapper_default && e != &ow__optim_wrapper_amp) {
         /* a run-time entry: its schema is all optwrap knows of it */
         static const char *const type_only[] = {"type", NULL};
         if ((rc = ow__schema_check(node, e->keys, "optim_wrapper", type_only, err)))

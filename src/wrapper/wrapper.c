@@ -67,6 +67,8 @@ int ow__wrapper_finish(ow_optim_wrapper *w, const ow_cfg *config,
     if (!w->lr || !w->momentum)
         return ow__nomem(err);
     w->scale = w->o.amp && w->o.scaler_enabled ? (float)w->o.init_scale : 1.0f;
+    w->ds_last_overflow = -1;
+    w->ds_hyst = w->o.ds_hysteresis;
     ow_sched_loop run = w->sched ? ow_sched_get_loop(w->sched) : (loop ? *loop : none);
     return ow_optim_wrapper_set_counts(w, 0, run_iters(&run), err);
 }
@@ -251,14 +253,16 @@ static void record_values(ow_optim_wrapper *w, ow_update_info *r)
 
 /* GradScaler.update(): back off after inf/nan, grow after growth_interval good steps;
  * a constant loss_scale is simply set again (update(new_scale)). */
-static void update_scale(ow_optim_wrapper *w, bool found_inf)
+static int update_scale(ow_optim_wrapper *w, bool found_inf, ow_error *err)
 {
     const ow__wrapper_opts *o = &w->o;
     if (!o->amp || !o->scaler_enabled)
-        return;
+        return OW_OK;
+    if (o->ds_scaler)
+        return ow__wrapper_ds_update(w, found_inf, err);
     if (!o->dynamic) {
         w->scale = (float)o->init_scale;
-        return;
+        return OW_OK;
     }
     if (found_inf) {
         w->scale = (float)((double)w->scale * o->backoff_factor);
@@ -271,6 +275,7 @@ static void update_scale(ow_optim_wrapper *w, bool found_inf)
     } else {
         w->tracker++;
     }
+    return OW_OK;
 }
 
 /* The end of a window: unscale, check, clip, step or skip, scale update, zero. Every
@@ -323,7 +328,8 @@ static int window_end(ow_optim_wrapper *w, ow_update_info *r, ow_error *err)
         return rc;
     r->stepped = !skip;
     r->skipped = skip;
-    update_scale(w, bad);
+    if ((rc = update_scale(w, bad, err)))
+        return rc;
     if (ow__grads_zero(w->grads, w->ngrads, !early))
         bad = true;
     r->nonfinite = bad;

@@ -27,7 +27,18 @@ struct ow__wrapper_opts {
     int64_t growth_interval;
     ow__half_kind half; /* AMP dtype float16/bfloat16: hosts may bind half buffers */
     int64_t zero_stage; /* data-parallel runs (src/dist/): 0, 1 or 2 */
+    /* DeepSpeedOptimWrapper (deepspeed.c): the strategy's fp16 loss scaler */
+    bool deepspeed, ds_scaler, ds_consecutive;
+    int64_t ds_hysteresis;
+    double ds_min_scale;
 };
+
+/* deepspeed.c: the DeepSpeedOptimWrapper entry, its options from the config's top-level
+ * strategy, and DeepSpeed's loss scale update (fails where DeepSpeed stops the run). */
+extern const ow_entry ow__optim_wrapper_deepspeed;
+int ow__wrapper_parse_deepspeed(const ow_cfg *config, const ow_cfg *node,
+                                ow__wrapper_opts *o, ow_error *err);
+int ow__wrapper_ds_update(ow_optim_wrapper *w, bool overflow, ow_error *err);
 
 /* Validates an optim_wrapper map's own keys (schema of its registry entry `e`, then
  * clip_grad and loss_scale in depth) and resolves them into *out (may be NULL). */
@@ -59,7 +70,10 @@ struct ow_optim_wrapper {
     ow__wrapper_opts o;
     int64_t inner, max_counts, remainder; /* mmengine's _inner_count, ... */
     float scale;                          /* GradScaler's _scale (1 without AMP) */
-    int64_t tracker;                      /* GradScaler's _growth_tracker */
+    int64_t tracker;                      /* GradScaler's _growth_tracker (DeepSpeed's
+                                             cur_iter) */
+    int64_t ds_last_overflow, ds_hyst;    /* DeepSpeed's last_overflow_iter and
+                                             cur_hysteresis */
     int64_t epochs;                       /* end_epoch calls */
     uint64_t config_hash;
     char *built; /* owned: JSON list of the groups' options as built (before the schedule)
