@@ -313,20 +313,35 @@ START_TEST(deepspeed_loss_scaler)
         "  gradient_clipping: 1.0\n";
     static const bool overflow[] = {0, 1, 1, 1, 0, 0, 0, 1, 1, 1};
     static const float scale[] = {16, 16, 8, 4, 4, 8, 8, 8, 4};
-    host h;
+    host h, r;
     host_init(&h);
+    host_init(&r);
     ow_error err;
     ow_error_clear(&err);
     ow_check_ok(host_build(&h, yaml, 0, &err), &err);
+    ow_check_ok(host_build(&r, yaml, 0, &err), &err);
     ck_assert_double_eq(ow_optim_wrapper_get_loss_scale(h.w), 16.0);
+    host *cur = &h;
     for (int it = 0; it < 10; it++) {
-        host_backward(&h, it);
+        if (it == 7) { /* resumed from a checkpoint: the scaler's state goes on */
+            void *buf = NULL;
+            size_t len = 0;
+            ow_check_ok(
+                ow_optim_wrapper_save_buffer(h.w, OW_CKPT_PARAMS, &buf, &len, &err),
+                &err);
+            ow_check_ok(ow_optim_wrapper_load_buffer(r.w, buf, len, OW_CKPT_PARAMS, &err),
+                        &err);
+            ow_free(buf);
+            ck_assert_mem_eq(r.data, h.data, sizeof h.data);
+            cur = &r;
+        }
+        host_backward(cur, it);
         if (overflow[it])
-            h.grad[0] = INFINITY;
+            cur->grad[0] = INFINITY;
         float before[12];
-        memcpy(before, h.data, sizeof before);
+        memcpy(before, cur->data, sizeof before);
         ow_update_info info;
-        int rc = ow_optim_wrapper_update(h.w, &info, &err);
+        int rc = ow_optim_wrapper_update(cur->w, &info, &err);
         if (it == 9) {
             ck_assert_int_eq(rc, OW_ERR_VALUE);
             ck_assert_str_eq(err.message,
@@ -336,12 +351,13 @@ START_TEST(deepspeed_loss_scaler)
         }
         ow_check_ok(rc, &err);
         ck_assert_int_eq(info.skipped, overflow[it]);
-        ck_assert_int_eq(memcmp(before, h.data, sizeof before) == 0, overflow[it]);
-        ck_assert_msg(ow_optim_wrapper_get_loss_scale(h.w) == scale[it],
+        ck_assert_int_eq(memcmp(before, cur->data, sizeof before) == 0, overflow[it]);
+        ck_assert_msg(ow_optim_wrapper_get_loss_scale(cur->w) == scale[it],
                       "iteration %d: scale %g, expected %g", it,
-                      ow_optim_wrapper_get_loss_scale(h.w), (double)scale[it]);
+                      ow_optim_wrapper_get_loss_scale(cur->w), (double)scale[it]);
     }
     host_free(&h);
+    host_free(&r);
 }
 END_TEST
 
