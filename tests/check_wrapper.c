@@ -1028,6 +1028,53 @@ START_TEST(mmpretrain_amp_configs_build)
 }
 END_TEST
 
+/* mmpretrain's DeepSpeed configs (tests/data/mmpretrain_deepspeed/README): ZeRO stage 1
+ * builds over the ViT it fine-tunes with DeepSpeed's first loss scale, 2^15; stage 3
+ * is refused with the reason. */
+START_TEST(mmpretrain_deepspeed_configs)
+{
+    static const struct {
+        const char *config, *arch;
+        int code;
+    } cases[] = {
+        {"mae_benchmarks_vit-large-p16_8xb128-ds-coslr-50e_in1k", "vit-large-p16", OW_OK},
+        {"mae_benchmarks_vit-huge-p14_8xb128-ds-coslr-50e_in1k", "vit-huge-p14", OW_OK},
+        {"mae_benchmarks_vit-large-p16_8xb128-ds-zero3-coslr-50e_in1k", NULL,
+         OW_ERR_UNSUPPORTED},
+        {"mae_benchmarks_vit-huge-p14_8xb128-ds-zero3-coslr-50e_in1k", NULL,
+         OW_ERR_UNSUPPORTED},
+    };
+    for (size_t i = 0; i < OW__ARRAY_LEN(cases); i++) {
+        char rel[256], path[512];
+        snprintf(rel, sizeof rel, "mmpretrain_deepspeed/%s.yaml", cases[i].config);
+        ow_test_path(path, sizeof path, OW_TEST_DATA, rel);
+        ow_error err;
+        ow_error_clear(&err);
+        ow_cfg *cfg = NULL;
+        ow_check_ok(ow_cfg_load(path, &cfg, &err), &err);
+        int rc = ow_cfg_check(cfg, &err);
+        ck_assert_msg(rc == cases[i].code, "%s: %s", cases[i].config, err.message);
+        if (rc) {
+            ck_assert_str_eq(err.message,
+                             "strategy.zero_optimization.stage: stage 3 shards the "
+                             "parameters too; optwrap keeps every parameter on every "
+                             "rank (stages 0, 1 and 2)");
+            ow_cfg_free(cfg);
+            continue;
+        }
+        ow_model *m = NULL;
+        ow_optim_wrapper *w = NULL;
+        ow_check_ok(ow_model_new_arch(cases[i].arch, &m, &err), &err);
+        ow_sched_loop loop = {.epoch_length = 10};
+        ow_check_ok(ow_optim_wrapper_new(cfg, m, &loop, &w, &err), &err);
+        ck_assert_double_eq(ow_optim_wrapper_get_loss_scale(w), 32768.0);
+        ow_optim_wrapper_free(w);
+        ow_model_free(m);
+        ow_cfg_free(cfg);
+    }
+}
+END_TEST
+
 static Suite *wrapper_suite(void)
 {
     Suite *s = suite_create("wrapper");
@@ -1039,6 +1086,7 @@ static Suite *wrapper_suite(void)
     tcase_add_loop_test(tc, bad_wrapper_keys, 0, OW__ARRAY_LEN(bad_keys));
     tcase_add_test(tc, zero_redundancy_form);
     tcase_add_test(tc, deepspeed_loss_scaler);
+    tcase_add_test(tc, mmpretrain_deepspeed_configs);
     tcase_add_test(tc, amp_scale_sequence);
     tcase_add_test(tc, amp_static_scale);
     tcase_add_test(tc, nonfinite_without_amp);
