@@ -59,11 +59,13 @@ typedef struct ow_dist_stats {
     int64_t shard_end;        /*   of the optimizer's tensors (param groups' order) */
     uint64_t bytes_sent;      /* by this rank since set_dist (gradients, parameters,
                                  the norm's partial sums, agreement) */
-    uint64_t last_bytes_sent; /* by the last window's end */
+    uint64_t last_bytes_sent; /* since the last window's end began */
     size_t state_bytes;       /* the optimizer state this rank holds */
 } ow_dist_stats;
 
-/* What the data-parallel wrapper w does and has sent; OW_ERR_MISUSE when w is not one. */
+/* What the data-parallel wrapper w does and has sent. A wrapper without a transport (or
+ * on one rank) reports size 1, its whole model as its shard (numel counts the tensors
+ * of the last window's end) and its state; OW_ERR_MISUSE for an OptimWrapperDict. */
 OW_API int ow_optim_wrapper_get_dist_stats(const ow_optim_wrapper *w, ow_dist_stats *out,
                                            ow_error *err);
 

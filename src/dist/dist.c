@@ -511,11 +511,22 @@ int ow_optim_wrapper_get_dist_stats(const ow_optim_wrapper *w, ow_dist_stats *ou
                                     ow_error *err)
 {
     ow__error_reset(err);
-    if (!w || !out || !w->dist)
+    if (!w || !out || w->nchildren || !w->opt)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
-                         "ow_optim_wrapper_get_dist_stats: not a data-parallel wrapper "
-                         "(ow_optim_wrapper_set_dist with more than one rank)");
+                         "ow_optim_wrapper_get_dist_stats: needs a wrapper (not an "
+                         "OptimWrapperDict) and out");
     const ow__dist *d = w->dist;
+    if (!d) { /* one process: everything is its shard */
+        int64_t numel = 0;
+        for (size_t i = 0; i < w->ngrads; i++)
+            numel += (int64_t)w->grads[i].n;
+        *out = (ow_dist_stats){.size = 1,
+                               .zero_stage = (int)w->o.zero_stage,
+                               .numel = numel,
+                               .shard_end = numel,
+                               .state_bytes = ow__dist_state_bytes(w->opt)};
+        return OW_OK;
+    }
     *out =
         (ow_dist_stats){.rank = d->d.rank,
                         .size = d->d.size,
@@ -524,7 +535,7 @@ int ow_optim_wrapper_get_dist_stats(const ow_optim_wrapper *w, ow_dist_stats *ou
                         .shard_begin = (int64_t)d->cut[d->d.rank],
                         .shard_end = (int64_t)d->cut[d->d.rank + 1],
                         .bytes_sent = d->bytes,
-                        .last_bytes_sent = d->last_bytes,
+                        .last_bytes_sent = d->bytes - d->last_bytes,
                         .state_bytes = ow__dist_state_bytes(d->sopt ? d->sopt : w->opt)};
     return OW_OK;
 }
