@@ -43,19 +43,21 @@ static int host_init(host *h, bool extra, ow_error *err)
     };
     static const int64_t fc[] = {300, 250}, b300[] = {300}, n250[] = {250},
                          head[] = {10, 300}, b10[] = {10}, x[] = {7};
+    /* a frozen tensor in the middle keeps the flat order honest */
     const ow_param_info ps[] = {
         {"fc", "weight", 2, fc, true, NULL, NULL, NULL},
         {"fc", "bias", 1, b300, true, NULL, NULL, NULL},
         {"norm", "weight", 1, n250, true, NULL, NULL, NULL},
         {"norm", "bias", 1, n250, true, NULL, NULL, NULL},
         {"head", "weight", 2, head, true, NULL, NULL, NULL},
+        {"head", "frozen", 1, b10, false, NULL, NULL, NULL},
         {"head", "bias", 1, b10, true, NULL, NULL, NULL},
         {"head", "extra", 1, x, true, NULL, NULL, NULL},
     };
     int rc = ow_model_new("net", &h->model, err);
     for (size_t i = 0; i < 4 && rc == OW_OK; i++)
         rc = ow_model_add_module(h->model, &mods[i], err);
-    for (size_t i = 0; i < (extra ? 7u : 6u) && rc == OW_OK; i++)
+    for (size_t i = 0; i < (extra ? 8u : 7u) && rc == OW_OK; i++)
         rc = ow_model_add_param(h->model, &ps[i], err);
     if (rc)
         return rc;
