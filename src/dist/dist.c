@@ -312,24 +312,33 @@ static int shard(ow_optim_wrapper *w, ow__dist *d, ow_error *err)
 /* ZeRO steps pieces of tensors: only optimizers whose update is element by element for
  * the groups' hyperparameters (the passes prepare selects: AdamW's caution adds a pass
  * with per-tensor sums). */
-int ow__dist_check_elementwise(const ow_optimizer *opt, ow_error *err)
+int ow__dist_check_elementwise(const ow_optimizer *opt, int rounds, ow_error *err)
 {
     const ow_entry *e = ow_optimizer_get_entry(opt);
     const ow_optimizer_ops *ops = e->ops;
+    /* the passes the coming `rounds` steps select: prepare as the engine will call it,
+     * on each tensor's scalars (copies) or, before the first step, the scalar slots'
+     * initial values (ADOPT's first step runs other passes than the next ones) */
     unsigned mask = 0;
-    for (size_t gi = 0; gi < opt->ng && !ops->tensor_step; gi++) {
+    for (size_t i = 0; i < opt->nt && !ops->tensor_step; i++) {
+        const ow__tensor *t = &opt->t[i];
         double scalars[OW__MAX_SLOTS] = {0};
-        _Alignas(16) unsigned char ctx[OW_MAX_CTX] = {0}, shared[OW_MAX_CTX] = {0};
-        ow_prepare_args pa = {.hp = opt->g[gi].php,
-                              .defaults = opt->pdefaults,
-                              .lr = 0.001,
-                              .initial_lr = opt->g[gi].initial_lr,
-                              .scalars = scalars,
-                              .ctx = ctx,
-                              .passes = ~0u,
-                              .shared = shared};
-        ops->prepare(&pa);
-        mask |= pa.passes;
+        for (size_t sl = 0; sl < opt->nslots; sl++)
+            scalars[sl] = t->has_state ? t->scalar[sl] : (double)ops->slots[sl].init;
+        _Alignas(16) unsigned char ctx[OW_MAX_CTX] = {0}, shared[OW_MAX_CTX];
+        memcpy(shared, opt->shared, sizeof shared);
+        for (int r = 0; r < rounds; r++) { /* prepare counts the step in scalars */
+            ow_prepare_args pa = {.hp = opt->g[t->group].php,
+                                  .defaults = opt->pdefaults,
+                                  .lr = 0.001,
+                                  .initial_lr = opt->g[t->group].initial_lr,
+                                  .scalars = scalars,
+                                  .ctx = ctx,
+                                  .passes = ~0u,
+                                  .shared = shared};
+            ops->prepare(&pa);
+            mask |= pa.passes;
+        }
     }
     bool sums = false;
     for (int k = 0; ops->passes && k < OW_MAX_PASSES && ops->passes[k].run; k++)
@@ -384,7 +393,7 @@ static int setup(ow_optim_wrapper *w, ow__dist *d, ow_error *err)
     if (rc == OW_OK)
         rc = cut(d, err);
     if (rc == OW_OK && d->stage)
-        rc = ow__dist_check_elementwise(w->opt, err);
+        rc = ow__dist_check_elementwise(w->opt, 4, err); /* the first steps */
     return rc;
 }
 

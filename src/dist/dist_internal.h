@@ -57,9 +57,10 @@ void ow__dist_free(ow__dist *d);
 /* Every rank's status `rc` (this rank's message in err when nonzero): OW_OK when all
  * are OW_OK, else an error on every rank naming the first failing rank. */
 int ow__dist_agree(ow__dist *d, int rc, const char *what, ow_error *err);
-/* Whether ZeRO can step opt's groups as they are now: element-wise passes only (a
- * schedule may change the hyperparameters that select passes, so every step asks). */
-int ow__dist_check_elementwise(const ow_optimizer *opt, ow_error *err);
+/* Whether ZeRO can step opt's groups as they are now for the next `rounds` steps:
+ * element-wise passes only (a schedule may change the hyperparameters that select
+ * passes, so every step asks again). */
+int ow__dist_check_elementwise(const ow_optimizer *opt, int rounds, ow_error *err);
 /* The host's current pointers (it may rebind buffers between updates). */
 int ow__dist_refresh(ow_optim_wrapper *w, ow_error *err);
 

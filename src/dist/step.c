@@ -141,11 +141,12 @@ int ow__dist_step(ow_optim_wrapper *w, ow_error *err)
     } else {
         /* the schedule sets the full optimizer's options: the shard's follow them */
         size_t ng = ow_optimizer_get_num_groups(w->opt);
-        rc = ow__dist_check_elementwise(w->opt, err);
         for (size_t gi = 0; gi < ng && rc == OW_OK; gi++) {
             ow_cfg *o = ow__cfg_dup(ow_optimizer_get_options(w->opt, gi));
             rc = o ? ow__optimizer_set_group(d->sopt, gi, o, err) : ow__nomem(err);
         }
+        if (rc == OW_OK) /* the passes the step to come selects: element-wise only */
+            rc = ow__dist_check_elementwise(d->sopt, 1, err);
         if (rc == OW_OK)
             rc = ow_optimizer_step(d->sopt, err);
     }
