@@ -32,7 +32,7 @@ void ow__dist_free(ow__dist *d)
     ow_free(d->recv);
     ow_free(d->parts);
     ow_free(d->mine);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++)
         ow_free(d->c[i]);
     ow_free(d);
 }
@@ -386,7 +386,7 @@ static int setup(ow_optim_wrapper *w, ow__dist *d, ow_error *err)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_set_dist: called twice");
     d->stage = (int)w->o.zero_stage;
-    for (int i = 0; i < 4; i++)
+    for (int i = 2; i < 6; i++)
         if (!(d->c[i] = ow__calloc((size_t)d->d.size, sizeof *d->c[i])))
             return ow__nomem(err);
     int rc = collect(w, d, err);

@@ -47,9 +47,11 @@ struct ow__dist {
     float *send, *recv; /* [total], [max(total, size x largest shard)] */
     double *parts;      /* [2 x nunits] the scan's parts: acc, bad */
     double *mine;       /* [2 x nunits] this rank's parts, to send */
-    size_t *c[4];       /* [size] byte counts and displacements */
+    size_t *c[6];       /* [size] byte counts and displacements */
     uint64_t bytes, last_bytes;
-    unsigned long gen; /* the model generation the pointers were read at */
+    bool streamed;         /* a checkpoint's state is being streamed (state.c) */
+    size_t next_i, next_s; /* the next state tensor to stream */
+    unsigned long gen;     /* the model generation the pointers were read at */
 };
 
 /* dist.c */
@@ -75,6 +77,13 @@ int ow__dist_step(ow_optim_wrapper *w, ow_error *err);
  * for every piece before a load (unreserve: undo when the load fails); scatter: after
  * the file's state went into the full optimizer, each piece takes its slice. */
 int ow__dist_state_gather(ow_optim_wrapper *w, ow_error *err);
+/* rank 0, after building the checkpoint: its state tensors stream from the ranks (the
+ * builder's fills); serve, on every rank after the save: the entries not yet sent
+ * (all of them but on rank 0), so that the collectives match whatever rank 0 wrote. */
+struct ow__st_builder;
+int ow__dist_state_fills(ow_optim_wrapper *w, struct ow__st_builder *b,
+                         const char *prefix, ow_error *err);
+void ow__dist_state_serve(ow_optim_wrapper *w);
 void ow__dist_state_release(ow_optim_wrapper *w);
 int ow__dist_state_reserve(ow_optim_wrapper *w, ow_error *err);
 void ow__dist_state_unreserve(ow_optim_wrapper *w);

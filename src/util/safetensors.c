@@ -105,6 +105,8 @@ typedef struct st_entry {
     const void *data;
     void *copy; /* owned copy of data (add_copy), else NULL */
     size_t nbytes;
+    ow__st_fill_fn fill; /* the bytes come from fill(fill_ctx, ...) when not NULL */
+    void *fill_ctx;
 } st_entry;
 
 typedef struct st_meta {
@@ -323,6 +325,30 @@ static int header(const ow__st_builder *b, const uint32_t *crc, ow_strbuf *sb,
     return OW_OK;
 }
 
+int ow__st_builder_set_fill(ow__st_builder *b, const char *name, ow__st_fill_fn fill,
+                            void *ctx, ow_error *err)
+{
+    for (size_t i = 0; b && name && i < b->nt; i++)
+        if (!strcmp(b->t[i].name, name)) {
+            b->t[i].fill = fill;
+            b->t[i].fill_ctx = ctx;
+            return OW_OK;
+        }
+    return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0, "safetensors: no tensor '%s'",
+                     name ? name : "(null)");
+}
+
+/* A filled tensor's bytes in a new buffer (*out), or NULL after a failing fill. */
+static int fill_entry(const st_entry *e, unsigned char **out)
+{
+    *out = ow__malloc(e->nbytes ? e->nbytes : 1);
+    if (*out && e->fill(e->fill_ctx, *out, e->nbytes) == 0)
+        return 0;
+    ow_free(*out);
+    *out = NULL;
+    return -1;
+}
+
 int ow__st_builder_save_buffer(const ow__st_builder *b, void **out, size_t *len,
                                ow_error *err)
 {
@@ -344,14 +370,24 @@ int ow__st_builder_save_buffer(const ow__st_builder *b, void **out, size_t *len,
         ow_free(buf);
         return ow__nomem(err);
     }
-    unsigned char *p = buf + hlen;
-    for (size_t i = 0; i < b->nt; i++) {
+    unsigned char *p = buf + hlen, *filled = NULL;
+    for (size_t i = 0; i < b->nt && rc == OW_OK; i++) {
         const st_entry *e = &b->t[i];
-        ow__st_copy_le(p, e->data, e->nbytes / e->elem_size, e->elem_size);
+        if (e->fill && fill_entry(e, &filled)) {
+            rc = ow__error(err, OW_ERR_IO, NULL, 0, 0,
+                           "safetensors: the bytes of '%s' could not be gathered",
+                           e->name);
+            break;
+        }
+        ow__st_copy_le(p, e->fill ? filled : e->data, e->nbytes / e->elem_size,
+                       e->elem_size);
+        ow_free(filled);
+        filled = NULL;
         crc[i] = crc_update(0, p, e->nbytes);
         p += e->nbytes;
     }
-    rc = header(b, crc, &sb, err);
+    if (rc == OW_OK)
+        rc = header(b, crc, &sb, err);
     ow_free(crc);
     if (rc) {
         ow_free(buf);
@@ -389,7 +425,10 @@ static int pwrite_all(int fd, const void *buf, size_t n, off_t at)
 static int write_tensor(int fd, const st_entry *e, unsigned char *scratch, uint32_t *crc,
                         off_t *at)
 {
-    const unsigned char *p = e->data;
+    unsigned char *filled = NULL;
+    if (e->fill && fill_entry(e, &filled))
+        return -1;
+    const unsigned char *p = e->fill ? filled : e->data;
     size_t left = e->nbytes, per = CHUNK / e->elem_size * e->elem_size;
     uint32_t c = 0;
     while (left) {
@@ -400,12 +439,15 @@ static int write_tensor(int fd, const st_entry *e, unsigned char *scratch, uint3
             chunk = scratch;
         }
         c = crc_update(c, chunk, m);
-        if (pwrite_all(fd, chunk, m, *at))
+        if (pwrite_all(fd, chunk, m, *at)) {
+            ow_free(filled);
             return -1;
+        }
         *at += (off_t)m;
         p += m;
         left -= m;
     }
+    ow_free(filled);
     *crc = c;
     return 0;
 }

@@ -49,6 +49,15 @@ int ow__st_builder_add(ow__st_builder *b, const char *name, const char *dtype, i
 int ow__st_builder_add_copy(ow__st_builder *b, const char *name, const char *dtype,
                             int ndim, const int64_t *shape, const void *data,
                             size_t nbytes, ow_error *err);
+/* Makes tensor `name` (added before) take its bytes from fill when the file is written,
+ * not from the memory given to add (which is then never read): fill(ctx, buf, nbytes)
+ * writes the tensor's nbytes, in host order, into buf and returns 0, or nonzero to fail
+ * the save. Each save calls the fills once, in the order their tensors were added, with
+ * a buffer of the tensor's size (a data-parallel checkpoint gathers one tensor at a
+ * time). OW_ERR_MISUSE when no tensor has that name. */
+typedef int (*ow__st_fill_fn)(void *ctx, void *buf, size_t nbytes);
+int ow__st_builder_set_fill(ow__st_builder *b, const char *name, ow__st_fill_fn fill,
+                            void *ctx, ow_error *err);
 /* Sets metadata key to value (both copied; an existing key gets the new value, in its
  * place). Values are strings, as the format requires; JSON text is fine. The key
  * "checksums" is the builder's own (OW_ERR_MISUSE). */

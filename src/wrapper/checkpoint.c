@@ -180,8 +180,11 @@ static int save(const ow_optim_wrapper *w, unsigned flags, const char *path, voi
     }
     if (rc == OW_OK && dw)
         rc = ow__dist_state_gather(dw, err);
-    if (rc)
+    if (rc) {
+        if (dw)
+            ow__dist_state_release(dw);
         return rc;
+    }
     bool writer = !dw || dw->dist->d.rank == 0;
     if (!writer && !path) {
         *buf = NULL;
@@ -194,6 +197,8 @@ static int save(const ow_optim_wrapper *w, unsigned flags, const char *path, voi
         rc = ow__nomem(err);
     else if (writer)
         rc = build(w, flags, &b, texts, err);
+    if (rc == OW_OK && writer && dw) /* ZeRO: state tensors stream from their ranks */
+        rc = ow__dist_state_fills(dw, b, "", err);
     if (rc == OW_OK && writer)
         rc = path ? ow__st_builder_save(b, path, err)
                   : ow__st_builder_save_buffer(b, buf, len, err);
@@ -202,6 +207,7 @@ static int save(const ow_optim_wrapper *w, unsigned flags, const char *path, voi
         ow_free(texts[i]);
     ow_free(texts);
     if (dw) {
+        ow__dist_state_serve(dw); /* the entries rank 0's write did not ask for */
         ow__dist_state_release(dw);
         rc = ow__dist_agree(dw->dist, rc, "to write the checkpoint", err);
     }
