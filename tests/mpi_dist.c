@@ -5,6 +5,7 @@
  * AMP with an overflow on one rank that skips the step everywhere); every rank holds
  * the same parameters; ranks that disagree fail on every rank, naming the rank. */
 #include <optwrap-mpi.h>
+#include <optwrap-plugin.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -278,6 +279,11 @@ static void every_optimizer(void)
     for (const ow_entry *e = ow_registry_next(NULL); e; e = ow_registry_next(e)) {
         if (e->kind != OW_KIND_OPTIMIZER || !e->ops)
             continue;
+        const ow_optimizer_ops *ops = e->ops;
+        if (ops->needs & OW_NEEDS_HVP) { /* this host has no Hessian products to give */
+            unbuilt++;
+            continue;
+        }
         float *data[3] = {NULL, NULL, NULL};
         int rcs[3] = {0, 0, 0};
         size_t n = 0;
@@ -329,7 +335,9 @@ static void every_optimizer(void)
     }
     if (rank == 0)
         printf("optimizers under ZeRO-2: %d bit-identical with plain data-parallel, %d "
-               "refused, %d not built with lr alone\n",
+               "refused, %d not run here (lr alone does not build them, or they need the "
+               "host's "
+               "Hessian products)\n",
                same, refused, unbuilt);
 }
 
