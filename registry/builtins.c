@@ -5,13 +5,14 @@
 #include "registry_internal.h"
 #include "sched/sched_entries.h" /* src/sched: the scheduler entries */
 
-extern const ow_entry ow__optim_wrapper_default;   /* src/wrapper/optim_wrapper.c */
-extern const ow_entry ow__optim_wrapper_amp;       /* src/wrapper/optim_wrapper.c */
+extern const ow_entry ow__optim_wrapper_default; /* src/wrapper/optim_wrapper.c */
+extern const ow_entry ow__optim_wrapper_amp;     /* src/wrapper/optim_wrapper.c */
+extern const ow_entry ow__constructor_default;   /* src/constructors/default.c */
+extern const ow_entry ow__optimizer_sgd;         /* src/optim/sgd.c */
+extern const ow_entry ow__optimizer_adam;        /* src/optim/adam.c */
+extern const ow_entry ow__optimizer_adamw;       /* src/optim/adam.c */
+
 extern const ow_entry ow__optim_wrapper_deepspeed; /* src/wrapper/deepspeed.c */
-extern const ow_entry ow__constructor_default;     /* src/constructors/default.c */
-extern const ow_entry ow__optimizer_sgd;           /* src/optim/sgd.c */
-extern const ow_entry ow__optimizer_adam;          /* src/optim/adam.c */
-extern const ow_entry ow__optimizer_adamw;         /* src/optim/adam.c */
 
 extern const ow_entry ow__constructor_lr_decay;       /* src/constructors/lr_decay.c */
 extern const ow_entry ow__constructor_mmseg_lr_decay; /* src/constructors/layer_decay.c */
