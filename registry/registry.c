@@ -113,15 +113,21 @@ static const ow_entry *resolve(ow_registry_kind kind, const char *name,
     return e ? e : find_anywhere(kind, name);
 }
 
-/* timm's `lookahead_<name>`: the composite of Lookahead over timm's <name>. */
+/* `lookahead_<name>`: the composite of Lookahead over <name>, timm's unless scoped
+ * ("mmengine.lookahead_AdamW", what `type: Lookahead` configs become). */
 static const ow_entry *resolve_composite(ow_registry_kind kind, const char *name)
 {
     const char *dot = strchr(name, '.');
     const char *rest = ow__lookahead_strip(dot ? dot + 1 : name);
-    if (kind != OW_KIND_OPTIMIZER || !rest || (dot && strncmp(name, "timm.", 5)))
+    char scope[SCOPE_MAX] = "timm";
+    if (kind != OW_KIND_OPTIMIZER || !rest || (dot && (size_t)(dot - name) >= SCOPE_MAX))
         return NULL;
+    if (dot) {
+        memcpy(scope, name, (size_t)(dot - name));
+        scope[dot - name] = '\0';
+    }
     pthread_mutex_lock(&lock);
-    const ow_entry *inner = find_in_scope(kind, "timm", rest);
+    const ow_entry *inner = find_in_scope(kind, scope, rest);
     pthread_mutex_unlock(&lock);
     return inner ? ow__lookahead_entry(inner) : NULL;
 }

@@ -67,6 +67,12 @@ const ow_entry *ow__lookahead_entry(const ow_entry *inner);
 const ow_entry *ow__lookahead_inner(const ow_entry *e);
 /* name without "lookahead_", or NULL when it does not start so. */
 const char *ow__lookahead_strip(const char *name);
+/* Whether an optim_wrapper.optimizer map is optwrap's Lookahead config form
+ * {type: Lookahead, optimizer: {type: X, ...}, alpha, k}, and its flat form (a new map:
+ * X's keys, type the composite over X, lookahead_alpha, lookahead_k). */
+bool ow__lookahead_is_config_form(const ow_cfg *opt_cfg);
+int ow__lookahead_flatten(const ow_cfg *opt_cfg, const char *scope, ow_cfg **flat,
+                          ow_error *err);
 
 /* ---- names a reference has that optwrap refuses (src/optim/refused.c) -------------- */
 
@@ -382,9 +388,11 @@ int ow__wrapper_resolve(const ow_cfg *config, const ow_cfg *node, const ow_entry
 bool ow__wrapper_is_dict(const ow_cfg *node);
 /* The optimizer entry an optim_wrapper.optimizer map names (src/wrapper/zero.c): its
  * `type`, or mmengine's {type: ZeroRedundancyOptimizer, optimizer_type: X, ...}; the
- * map's keys checked against the entry's schema. is_zero: the ZeRO form. */
+ * map's keys checked against the entry's schema. is_zero: the ZeRO form. Lookahead's
+ * config form is read as its flat form, which *flat then holds (the caller's to free,
+ * and what it reads instead of opt_cfg); NULL otherwise. */
 int ow__optimizer_lookup(const ow_cfg *opt_cfg, const char *scope, const ow_entry **out,
-                         ow_error *err);
+                         ow_cfg **flat, ow_error *err);
 bool ow__optimizer_is_zero(const ow_cfg *opt_cfg);
 /* Checks every wrapper of a dict config as ow_cfg_check checks one. */
 int ow__wrapper_dict_check(const ow_cfg *config, ow_error *err);

@@ -380,6 +380,84 @@ START_TEST(every_timm_name_is_run_or_refused)
 }
 END_TEST
 
+/* A model of one 5-element tensor, groups from config text, its optimizer. */
+typedef struct cfg_run {
+    ow_model *model;
+    ow_groups *groups;
+    ow_optimizer *opt;
+    float data[5], grad[5];
+} cfg_run;
+
+static void cfg_run_make(cfg_run *r, const char *optimizer)
+{
+    memset(r, 0, sizeof *r);
+    ow_error err;
+    char text[320];
+    snprintf(text, sizeof text, "{optim_wrapper: {optimizer: %s}}", optimizer);
+    ow_cfg *cfg = NULL;
+    ow_check_ok(ow_cfg_load_string(text, "t.yaml", &cfg, &err), &err);
+    const ow_module_info root = {.name = "", .type = "M"};
+    const int64_t shape[] = {5};
+    for (int i = 0; i < 5; i++)
+        r->data[i] = 0.3f * (float)i - 0.5f;
+    ow_param_info pi = {.module = "",
+                        .name = "w",
+                        .ndim = 1,
+                        .shape = shape,
+                        .requires_grad = true,
+                        .data = r->data,
+                        .grad = r->grad};
+    ow_check_ok(ow_model_new("m", &r->model, &err), &err);
+    ow_check_ok(ow_model_add_module(r->model, &root, &err), &err);
+    ow_check_ok(ow_model_add_param(r->model, &pi, &err), &err);
+    ow_check_ok(ow_groups_build(cfg, r->model, &r->groups, &err), &err);
+    ow_check_ok(ow_optimizer_new(r->groups, &r->opt, &err), &err);
+    ow_cfg_free(cfg);
+}
+
+static void cfg_run_free(cfg_run *r)
+{
+    ow_optimizer_free(r->opt);
+    ow_groups_free(r->groups);
+    ow_model_free(r->model);
+}
+
+/* `type: Lookahead` over any optimizer: the inner one's steps, and every k steps the
+ * slow weights (born at the first sync as the fast ones) move alpha of the way and the
+ * fast weights take them: worked out here beside a plain AdamW. */
+START_TEST(lookahead_config_form)
+{
+    cfg_run la, plain;
+    cfg_run_make(&la, "{type: Lookahead, optimizer: {type: AdamW, lr: 0.01, "
+                      "weight_decay: 0.1}, alpha: 0.25, k: 3}");
+    cfg_run_make(&plain, "{type: AdamW, lr: 0.01, weight_decay: 0.1}");
+    ck_assert_str_eq(ow_optimizer_get_entry(la.opt)->name, "lookahead_AdamW");
+    float slow[5];
+    ow_error err;
+    for (int step = 1; step <= 9; step++) {
+        for (int i = 0; i < 5; i++)
+            la.grad[i] = plain.grad[i] = (float)((step * 7 + i * 3) % 5) - 2.0f;
+        ow_check_ok(ow_optimizer_step(la.opt, &err), &err);
+        ow_check_ok(ow_optimizer_step(plain.opt, &err), &err);
+        if (step % 3 == 0)
+            for (int i = 0; i < 5; i++) {
+                if (step == 3)
+                    slow[i] = plain.data[i];
+                slow[i] = fmaf(0.25f, plain.data[i] - slow[i], slow[i]);
+                plain.data[i] = slow[i];
+            }
+        for (int i = 0; i < 5; i++)
+            ck_assert_msg(la.data[i] == plain.data[i], "step %d [%d]: %.9g against %.9g",
+                          step, i, la.data[i], plain.data[i]);
+    }
+    double k;
+    ow_check_ok(ow_optimizer_get_double(la.opt, 0, "lookahead_step", &k, &err), &err);
+    ck_assert(k == 9);
+    cfg_run_free(&la);
+    cfg_run_free(&plain);
+}
+END_TEST
+
 /* Names optwrap refuses, and APEX modes it has no twin for: an error that says why. */
 static const struct {
     const char *optimizer, *message;
@@ -395,6 +473,18 @@ static const struct {
      "FusedAdam does not support the AMSGrad variant (APEX refuses it)"},
     {"{type: timm.fusedlamb, adam_w_mode: false}",
      "adam_w_mode: false (L2 decay inside the moments) is not implemented"},
+    {"{type: Lookahead, optimizer: {type: AdamW, lr: 0.1}, alhpa: 0.5}",
+     "optim_wrapper.optimizer: Lookahead has no key 'alhpa' (its keys: optimizer, "
+     "alpha, k)"},
+    {"{type: Lookahead, optimizer: [AdamW]}",
+     "optim_wrapper.optimizer.optimizer: expected the map of the optimizer Lookahead "
+     "wraps, got list"},
+    {"{type: Lookahead, optimizer: {lr: 0.1}}",
+     "optim_wrapper.optimizer.optimizer: missing key 'type'"},
+    {"{type: Lookahead, optimizer: {type: timm.lookahead_sgd, lr: 0.1}}",
+     "Lookahead cannot wrap 'lookahead_sgd' (it is a Lookahead already)"},
+    {"{type: Lookahead, optimizer: {type: AdamW, lr: 0.1}, k: 0}",
+     "optim_wrapper.optimizer.lookahead_k: must be"},
     {"{type: timm.fusedsgd, lr: 0.1, wd_after_momentum: true}",
      "wd_after_momentum: true (APEX FusedSGD's decay after the momentum) is not "
      "implemented"},
@@ -783,6 +873,7 @@ Suite *make_optim_suite(void)
                         (int)OW__ARRAY_LEN(fused_pairs));
     tcase_add_loop_test(tc, refused_names_say_why, 0, (int)OW__ARRAY_LEN(refusals));
     tcase_add_test(tc, every_timm_name_is_run_or_refused);
+    tcase_add_test(tc, lookahead_config_form);
     tcase_add_loop_test(tc, fast_matches_ref, 0, count_optimizers());
     tcase_add_loop_test(tc, fast_matches_ref_variants, 0, (int)OW__ARRAY_LEN(variants));
     suite_add_tcase(s, tc);

@@ -107,12 +107,13 @@ static int check_disjoint(const ow_groups *groups, const ow_cfg *where, ow_error
 typedef struct resolved {
     const ow_cfg *optim_wrapper, *optimizer, *paramwise_cfg, *where;
     const ow_entry *wrapper, *opt, *ctor;
+    ow_cfg *flat; /* owned: Lookahead's config form as the flat optimizer map */
 } resolved;
 
 /* Validates one optim_wrapper map `ow_node` of config (the whole config gives
  * default_scope and custom_imports): types known, keys known, values in range. */
-static int resolve(const ow_cfg *config, const ow_cfg *ow_node, resolved *r,
-                   ow_error *err)
+static int resolve_node(const ow_cfg *config, const ow_cfg *ow_node, resolved *r,
+                        ow_error *err)
 {
     memset(r, 0, sizeof *r);
     const char *scope;
@@ -134,8 +135,11 @@ static int resolve(const ow_cfg *config, const ow_cfg *ow_node, resolved *r,
     if (!otype)
         return ow__error_at(err, OW_ERR_MISSING_KEY, opt_cfg,
                             "optim_wrapper.optimizer: missing key 'type'");
-    if ((rc = ow__optimizer_lookup(opt_cfg, scope, &r->opt, err)) ||
-        (rc =
+    if ((rc = ow__optimizer_lookup(opt_cfg, scope, &r->opt, &r->flat, err)))
+        return rc;
+    if (r->flat)
+        opt_cfg = r->flat; /* Lookahead's config form */
+    if ((rc =
              ow__optimizer_check_config(r->opt, opt_cfg, "optim_wrapper.optimizer", err)))
         return rc;
     r->optimizer = opt_cfg;
@@ -173,6 +177,18 @@ static int resolve(const ow_cfg *config, const ow_cfg *ow_node, resolved *r,
     return OW_OK;
 }
 
+/* resolve_node, with r->flat freed on failure (and NULL) */
+static int resolve(const ow_cfg *config, const ow_cfg *ow_node, resolved *r,
+                   ow_error *err)
+{
+    int rc = resolve_node(config, ow_node, r, err);
+    if (rc) {
+        ow_cfg_free(r->flat);
+        r->flat = NULL;
+    }
+    return rc;
+}
+
 /* The config's optim_wrapper map, after the checks every entry point makes. */
 static int wrapper_node(const ow_cfg *config, const ow_cfg **out, ow_error *err)
 {
@@ -195,7 +211,10 @@ static int wrapper_node(const ow_cfg *config, const ow_cfg **out, ow_error *err)
 int ow__wrapper_node_check(const ow_cfg *config, const ow_cfg *node, ow_error *err)
 {
     resolved r;
-    return resolve(config, node, &r, err);
+    int rc = resolve(config, node, &r, err);
+    if (!rc)
+        ow_cfg_free(r.flat);
+    return rc;
 }
 
 int ow_cfg_check(const ow_cfg *config, ow_error *err)
@@ -212,6 +231,8 @@ int ow_cfg_check(const ow_cfg *config, ow_error *err)
     /* a dict checks each member's optimizer and schedule (dict.c) */
     if (rc == OW_OK)
         rc = dict ? ow__wrapper_dict_check(config, err) : resolve(config, node, &r, err);
+    if (rc == OW_OK && !dict)
+        ow_cfg_free(r.flat);
     if (rc == OW_OK && !dict && ow__cfg_map_get(config, "param_scheduler"))
         rc = ow_sched_check(config, err);
     return rc;
@@ -249,8 +270,10 @@ int ow__groups_build_node(const ow_cfg *config, const ow_cfg *node, const ow_mod
         return rc;
     ow_groups *groups = ow__groups_new(model);
     ow_cfg *defaults = NULL;
-    if (!groups)
+    if (!groups) {
+        ow_cfg_free(r.flat);
         return ow__nomem(err);
+    }
     groups->building = true;
     for (const ow_key *k = r.opt->keys; k->name; k++)
         groups->opts_cap++;
@@ -277,9 +300,11 @@ int ow__groups_build_node(const ow_cfg *config, const ow_cfg *node, const ow_mod
         goto fail;
     groups->building = false;
     ow__groups_set_optimizer(groups, r.opt, defaults);
+    ow_cfg_free(r.flat);
     *out = groups;
     return OW_OK;
 fail:
+    ow_cfg_free(r.flat);
     ow_cfg_free(defaults);
     ow_groups_free(groups);
     return rc;

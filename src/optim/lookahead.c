@@ -7,7 +7,9 @@
  * group values, as timm keeps them), and the inner slots followed by
  * lookahead_slow_buff. timm creates the slow buffer at a parameter's first sync, as a
  * copy of the fast weights (so the first sync changes nothing); optwrap allocates it
- * with the other state and fills it at that first sync.
+ * with the other state and fills it at that first sync. Configs may also write it as
+ * {type: Lookahead, optimizer: {type: X, ...}, alpha: 0.5, k: 6} over any optimizer:
+ * the readers of optim_wrapper.optimizer get the composite's flat form.
  * https://arxiv.org/abs/1907.08610 */
 #include "optim_internal.h"
 
@@ -32,6 +34,12 @@ static struct {
     size_t n, cap;
 } made;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A composite's full type string: "<scope>.lookahead_<name>". */
+static void full_name(const ow_entry *e, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s.%s", e->scope ? e->scope : "mmengine", e->name);
+}
 
 static const ow_key lookahead_keys[] = {
     {.name = "lookahead_alpha",
@@ -127,6 +135,77 @@ const ow_entry *ow__lookahead_inner(const ow_entry *e)
             inner = made.items[i]->inner;
     pthread_mutex_unlock(&lock);
     return inner;
+}
+
+bool ow__lookahead_is_config_form(const ow_cfg *opt_cfg)
+{
+    const ow_cfg *t = ow__cfg_map_get(opt_cfg, "type"),
+                 *inner = ow__cfg_map_get(opt_cfg, "optimizer");
+    return t && t->type == OW_CFG_STRING && inner &&
+           (!strcmp(t->v.s, "Lookahead") || !strcmp(t->v.s, "mmengine.Lookahead"));
+}
+
+int ow__lookahead_flatten(const ow_cfg *opt_cfg, const char *scope, ow_cfg **flat,
+                          ow_error *err)
+{
+    *flat = NULL;
+    const ow_cfg *inner = ow__cfg_map_get(opt_cfg, "optimizer");
+    for (size_t i = 0; i < opt_cfg->v.c.n; i++) {
+        const char *k = opt_cfg->v.c.keys[i];
+        if (strcmp(k, "type") && strcmp(k, "optimizer") && strcmp(k, "alpha") &&
+            strcmp(k, "k"))
+            return ow__error_at(err, OW_ERR_UNKNOWN_KEY, opt_cfg->v.c.items[i],
+                                "optim_wrapper.optimizer: Lookahead has no key '%s' (its "
+                                "keys: optimizer, alpha, k)",
+                                k);
+    }
+    if (inner->type != OW_CFG_MAP)
+        return ow__error_at(err, OW_ERR_TYPE, inner,
+                            "optim_wrapper.optimizer.optimizer: expected the map of the "
+                            "optimizer Lookahead wraps, got %s",
+                            ow_cfg_type_name(inner->type));
+    const ow_cfg *itype = ow__cfg_map_get(inner, "type");
+    if (!itype)
+        return ow__error_at(err, OW_ERR_MISSING_KEY, inner,
+                            "optim_wrapper.optimizer.optimizer: missing key 'type'");
+    const ow_entry *e, *composite;
+    int rc = ow__registry_lookup(OW_KIND_OPTIMIZER, itype, scope, &e, err);
+    if (rc)
+        return rc;
+    if (!(composite = ow__lookahead_entry(e)))
+        return ow__error_at(err, OW_ERR_UNSUPPORTED, itype,
+                            "Lookahead cannot wrap '%s' (%s)", e->name,
+                            ow__lookahead_inner(e) ? "it is a Lookahead already"
+                                                   : "it has no kernels in optwrap");
+    char name[160];
+    full_name(composite, name, sizeof name);
+    ow_cfg *out = ow__cfg_dup(inner), *t = ow__cfg_new_string(name);
+    const ow_cfg *alpha = ow__cfg_map_get(opt_cfg, "alpha"),
+                 *k = ow__cfg_map_get(opt_cfg, "k");
+    ow_cfg *a2 = alpha ? ow__cfg_dup(alpha) : NULL, *k2 = k ? ow__cfg_dup(k) : NULL;
+    if (!out || !t || (alpha && !a2) || (k && !k2))
+        goto nomem;
+    if (ow__cfg_set_pos(t, itype->file, itype->line, itype->column) != OW_OK)
+        goto nomem;
+    if (ow__cfg_map_set(out, "type", t) != OW_OK) /* takes t, even on failure */
+        goto nomem_t;
+    t = NULL;
+    if (a2 && ow__cfg_map_set(out, "lookahead_alpha", a2) != OW_OK)
+        goto nomem_a;
+    a2 = NULL;
+    if (k2 && ow__cfg_map_set(out, "lookahead_k", k2) != OW_OK)
+        goto nomem_k;
+    *flat = out;
+    return OW_OK;
+nomem:
+    ow_cfg_free(t);
+nomem_t:
+    ow_cfg_free(a2);
+nomem_a:
+    ow_cfg_free(k2);
+nomem_k:
+    ow_cfg_free(out);
+    return ow__nomem(err);
 }
 
 const char *ow__lookahead_strip(const char *name)

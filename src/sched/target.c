@@ -72,11 +72,16 @@ static int make_base(const ow_cfg *config, ow_cfg **out, ow_error *err)
                             "optim_wrapper.optimizer: missing key 'type'");
     const char *scope;
     const ow_entry *entry;
+    ow_cfg *flat = NULL;
     int rc = ow__cfg_scope(config, &scope, err);
-    if (rc || (rc = ow__optimizer_lookup(opt, scope, &entry, err)) ||
-        (rc = ow__optimizer_check_config(entry, opt, "optim_wrapper.optimizer", err)))
+    if (rc || (rc = ow__optimizer_lookup(opt, scope, &entry, &flat, err)))
         return rc;
-    return ow__optimizer_defaults_new(entry, opt, NULL, out, err);
+    if (flat)
+        opt = flat; /* Lookahead's config form */
+    if (!(rc = ow__optimizer_check_config(entry, opt, "optim_wrapper.optimizer", err)))
+        rc = ow__optimizer_defaults_new(entry, opt, NULL, out, err);
+    ow_cfg_free(flat);
+    return rc;
 }
 
 static void destroy(ow__target_impl *impl)

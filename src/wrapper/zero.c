@@ -43,8 +43,15 @@ static int zero_keys(const ow_cfg *opt_cfg, const ow_cfg **inner, ow_error *err)
 }
 
 int ow__optimizer_lookup(const ow_cfg *opt_cfg, const char *scope, const ow_entry **out,
-                         ow_error *err)
+                         ow_cfg **flat, ow_error *err)
 {
+    *flat = NULL;
+    if (ow__lookahead_is_config_form(opt_cfg)) {
+        int rc = ow__lookahead_flatten(opt_cfg, scope, flat, err);
+        if (rc)
+            return rc;
+        opt_cfg = *flat;
+    }
     static const char *const plain[] = {"type", NULL};
     static const char *const zero[] = {
         "type", "optimizer_type", "parameters_as_bucket_view", "overlap_with_ddp", NULL};
@@ -56,5 +63,9 @@ int ow__optimizer_lookup(const ow_cfg *opt_cfg, const char *scope, const ow_entr
     if (rc == OW_OK)
         rc = ow__schema_check(opt_cfg, (*out)->keys, "optim_wrapper.optimizer",
                               is_zero ? zero : plain, err);
+    if (rc) {
+        ow_cfg_free(*flat);
+        *flat = NULL;
+    }
     return rc;
 }
