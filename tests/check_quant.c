@@ -94,6 +94,50 @@ static double half_step(const ow__qtab *q, double y)
     return (q->map[j + 1] - q->map[j]) / 2;
 }
 
+/* The fast codecs (AVX2 where the CPU has it) give the plain loops' bits for every
+ * length up to a block (the vector tails) and on special values: zeros, -0, nan, inf,
+ * subnormals, all-zero blocks; a re-encode of an unchanged block keeps its codes. */
+START_TEST(fast_codecs_equal_plain_on_specials)
+{
+    static const float special[] = {0.0f,     -0.0f,     NAN,       -NAN,
+                                    INFINITY, -INFINITY, 0x1p-149f, -0x1p-130f,
+                                    1e-30f,   3.0f,      -2.5f,     1e-6f};
+    const ow__qtab *tabs[2] = {&ow__qtab_signed, &ow__qtab_unsigned};
+    float x[256], back[256], back_ref[256], copy[256];
+    uint8_t c[256], c_ref[256];
+    uint64_t s = 9;
+    for (int t = 0; t < 2; t++)
+        for (size_t n = 1; n <= 256; n += n < 40 ? 1 : 37)
+            for (int kind = 0; kind < 4; kind++) {
+                for (size_t i = 0; i < n; i++) {
+                    x[i] =
+                        (float)(rng_normal(&s) * ldexp(1, (int)(rng_next(&s) % 40) - 30));
+                    if (kind == 1 && rng_next(&s) % 5 == 0)
+                        x[i] = special[rng_next(&s) % OW__ARRAY_LEN(special)];
+                    if (kind == 2)
+                        x[i] = 0.0f;
+                    if (kind == 3 && i == n / 2)
+                        x[i] = special[rng_next(&s) % 6];
+                }
+                float am = ow__q8_encode(tabs[t], x, n, c);
+                /* the plain loops (encode_ref's fmaxf would drop a nan) */
+                float am_ref = ow__q8_absmax(x, n), sc = ow__q8_scale(am_ref);
+                for (size_t i = 0; i < n; i++)
+                    c_ref[i] = ow__q8_code(tabs[t], x[i] * sc);
+                ck_assert_uint_eq(ow__f32_bits(am), ow__f32_bits(am_ref));
+                ck_assert_mem_eq(c, c_ref, n);
+                ow__q8_decode_copy(tabs[t], c, am, back, copy, n);
+                ow__q8_decode_ref(tabs[t], c, am, back_ref, n);
+                ck_assert_mem_eq(back, back_ref, n * sizeof(float));
+                ck_assert_mem_eq(copy, back_ref, n * sizeof(float));
+                float am2 = -1;
+                ck_assert(!ow__q8_reencode(tabs[t], back, copy, n, c, &am2));
+                ck_assert(am2 == -1);
+                ck_assert_mem_eq(c, c_ref, n);
+            }
+}
+END_TEST
+
 /* quantize -> dequantize: every element within half its local code step (times its
  * block's absmax), on blocks with outliers; fast and plain codecs agree. */
 START_TEST(roundtrip_within_half_step)
@@ -345,6 +389,7 @@ static Suite *make_quant_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, maps_equal_bitsandbytes);
     tcase_add_test(tc, bucket_codes_equal_binary_search);
+    tcase_add_test(tc, fast_codecs_equal_plain_on_specials);
     tcase_add_test(tc, roundtrip_within_half_step);
     tcase_add_loop_test(tc, bf16_nearest_even, 0, OW__ARRAY_LEN(rne_cases));
     tcase_add_test(tc, bf16_stochastic_unbiased);

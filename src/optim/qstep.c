@@ -36,11 +36,12 @@ static void step_block(const ow__qrange *r, size_t o, size_t m, float (*tmp)[OW_
         if (is_q8(q->kind)) {
             const uint8_t *c = (const uint8_t *)q->data + o;
             float am = q->absmax[o / OW__QBLOCK];
-            if (ref)
+            if (ref) {
                 ow__q8_decode_ref(qtab(q->kind), c, am, t, m);
-            else
-                ow__q8_decode(qtab(q->kind), c, am, t, m);
-            memcpy(orig[nq], t, m * sizeof(float));
+                memcpy(orig[nq], t, m * sizeof(float));
+            } else {
+                ow__q8_decode_copy(qtab(q->kind), c, am, t, orig[nq], m);
+            }
         } else if (ref) {
             const uint16_t *h = (const uint16_t *)q->data + o;
             for (size_t i = 0; i < m; i++)
@@ -66,12 +67,12 @@ static void step_block(const ow__qrange *r, size_t o, size_t m, float (*tmp)[OW_
         if (is_q8(q->kind)) {
             /* unchanged (a pass that only reads the slot): re-encoding would move the
              * absmax of a block whose largest element is negative */
-            if (memcmp(orig[nq], t, m * sizeof(float)) != 0) {
-                uint8_t *c = (uint8_t *)q->data + o;
-                q->absmax[o / OW__QBLOCK] =
-                    ref ? ow__q8_encode_ref(qtab(q->kind), t, m, c)
-                        : ow__q8_encode(qtab(q->kind), t, m, c);
-            }
+            uint8_t *c = (uint8_t *)q->data + o;
+            if (!ref)
+                ow__q8_reencode(qtab(q->kind), t, orig[nq], m, c,
+                                &q->absmax[o / OW__QBLOCK]);
+            else if (memcmp(orig[nq], t, m * sizeof(float)) != 0)
+                q->absmax[o / OW__QBLOCK] = ow__q8_encode_ref(qtab(q->kind), t, m, c);
         } else {
             uint16_t *h = (uint16_t *)q->data + o;
             /* slots draw apart; the block's first gradient makes the bits fresh at

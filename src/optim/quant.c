@@ -48,10 +48,58 @@ static inline __attribute__((always_inline)) float encode8(const ow__qtab *restr
     return absmax;
 }
 
-OW__CODEC void ow__q8_decode(const ow__qtab *q, const uint8_t *codes, float absmax,
-                             float *out, size_t n)
+OW__CODEC static void decode_simd(const ow__qtab *q, const uint8_t *codes, float absmax,
+                                  float *out, size_t n)
 {
     decode8(q, codes, absmax, out, n);
+}
+
+OW__CODEC static float encode_simd(const ow__qtab *q, const float *x, size_t n,
+                                   uint8_t *codes)
+{
+    return encode8(q, x, n, codes);
+}
+
+static bool have_x(void)
+{
+#if OW__Q8X
+    return ow__q8x_available();
+#else
+    return false;
+#endif
+}
+
+void ow__q8_decode_copy(const ow__qtab *q, const uint8_t *codes, float absmax, float *out,
+                        float *copy, size_t n)
+{
+#if OW__Q8X
+    if (have_x()) {
+        ow__q8x_decode(q, codes, absmax, out, copy, n);
+        return;
+    }
+#endif
+    decode_simd(q, codes, absmax, out, n);
+    if (copy)
+        memcpy(copy, out, n * sizeof *out);
+}
+
+bool ow__q8_reencode(const ow__qtab *q, const float *x, const float *copy, size_t n,
+                     uint8_t *codes, float *absmax)
+{
+#if OW__Q8X
+    if (have_x())
+        return ow__q8x_encode(q, x, copy, n, codes, absmax);
+#endif
+    if (copy && memcmp(copy, x, n * sizeof *x) == 0)
+        return false;
+    *absmax = encode_simd(q, x, n, codes);
+    return true;
+}
+
+void ow__q8_decode(const ow__qtab *q, const uint8_t *codes, float absmax, float *out,
+                   size_t n)
+{
+    ow__q8_decode_copy(q, codes, absmax, out, NULL, n);
 }
 
 void ow__q8_decode_ref(const ow__qtab *q, const uint8_t *codes, float absmax, float *out,
@@ -61,9 +109,11 @@ void ow__q8_decode_ref(const ow__qtab *q, const uint8_t *codes, float absmax, fl
         out[i] = q->map[codes[i]] * absmax;
 }
 
-OW__CODEC float ow__q8_encode(const ow__qtab *q, const float *x, size_t n, uint8_t *codes)
+float ow__q8_encode(const ow__qtab *q, const float *x, size_t n, uint8_t *codes)
 {
-    return encode8(q, x, n, codes);
+    float absmax = 0;
+    ow__q8_reencode(q, x, NULL, n, codes, &absmax);
+    return absmax;
 }
 
 float ow__q8_encode_ref(const ow__qtab *q, const float *x, size_t n, uint8_t *codes)
@@ -77,21 +127,21 @@ float ow__q8_encode_ref(const ow__qtab *q, const float *x, size_t n, uint8_t *co
     return absmax;
 }
 
-OW__CODEC void ow__q8_quantize(const ow__qtab *q, const float *x, size_t n,
-                               uint8_t *codes, float *absmax)
+void ow__q8_quantize(const ow__qtab *q, const float *x, size_t n, uint8_t *codes,
+                     float *absmax)
 {
     for (size_t b = 0; b * OW__QBLOCK < n; b++) {
         size_t o = b * OW__QBLOCK, m = n - o < OW__QBLOCK ? n - o : OW__QBLOCK;
-        absmax[b] = encode8(q, x + o, m, codes + o);
+        absmax[b] = ow__q8_encode(q, x + o, m, codes + o);
     }
 }
 
-OW__CODEC void ow__q8_dequantize(const ow__qtab *q, const uint8_t *codes,
-                                 const float *absmax, size_t n, float *out)
+void ow__q8_dequantize(const ow__qtab *q, const uint8_t *codes, const float *absmax,
+                       size_t n, float *out)
 {
     for (size_t b = 0; b * OW__QBLOCK < n; b++) {
         size_t o = b * OW__QBLOCK, m = n - o < OW__QBLOCK ? n - o : OW__QBLOCK;
-        decode8(q, codes + o, absmax[b], out + o, m);
+        ow__q8_decode(q, codes + o, absmax[b], out + o, m);
     }
 }
 

@@ -125,11 +125,30 @@ void ow__q8_decode_ref(const ow__qtab *q, const uint8_t *codes, float absmax, fl
 /* Encodes n values (at most a block) into codes; returns the block's absmax. */
 float ow__q8_encode(const ow__qtab *q, const float *x, size_t n, uint8_t *codes);
 float ow__q8_encode_ref(const ow__qtab *q, const float *x, size_t n, uint8_t *codes);
+/* The block loop's pair: decode also into copy (NULL: none); re-encode x unless it is
+ * copy bit for bit (a pass that only read the slot: re-encoding would move the absmax
+ * of a block whose largest element is negative), true when it did. */
+void ow__q8_decode_copy(const ow__qtab *q, const uint8_t *codes, float absmax, float *out,
+                        float *copy, size_t n);
+bool ow__q8_reencode(const ow__qtab *q, const float *x, const float *copy, size_t n,
+                     uint8_t *codes, float *absmax);
 /* Whole tensors: blocks of OW__QBLOCK, absmax[(n + 255) / 256]. */
 void ow__q8_quantize(const ow__qtab *q, const float *x, size_t n, uint8_t *codes,
                      float *absmax);
 void ow__q8_dequantize(const ow__qtab *q, const uint8_t *codes, const float *absmax,
                        size_t n, float *out);
+/* The 8-bit codecs in AVX2 intrinsics (qcodec_x86.c: gathers from the tables), the
+ * same bits; the functions above call them where ow__q8x_available(). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define OW__Q8X 1
+bool ow__q8x_available(void);
+void ow__q8x_decode(const ow__qtab *q, const uint8_t *codes, float absmax, float *out,
+                    float *copy, size_t n);
+bool ow__q8x_encode(const ow__qtab *q, const float *x, const float *copy, size_t n,
+                    uint8_t *codes, float *absmax);
+#else
+#define OW__Q8X 0
+#endif
 /* bfloat16 of n values: nearest even, or stochastic with element i's bits
  * ow__sr_bits(key, index + i). */
 void ow__bf16_encode(const float *x, size_t n, uint16_t *out);

@@ -1,0 +1,125 @@
+/* qcodec_x86.c -- the 8-bit codecs in AVX2 (quant.h's ow__q8x_*): the same bits as
+ * quant.c's plain loops, eight elements a step. The compiler's own vectorization of
+ * those loops emulates the table loads (map[c] and the bucket table) one element at a
+ * time; here they are hardware gathers from the L1-resident tables, and the bucket
+ * index, the midpoint test and the packing to bytes stay in registers. Built for any
+ * x86-64 compiler that takes target attributes; the block loop calls it only where
+ * the CPU has AVX2 (an AVX-512 machine runs it too). */
+#include "quant.h"
+
+#if OW__Q8X
+
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2")))
+
+bool ow__q8x_available(void)
+{
+    return __builtin_cpu_supports("avx2");
+}
+
+/* ---- decode ------------------------------------------------------------------------ */
+
+AVX2 void ow__q8x_decode(const ow__qtab *q, const uint8_t *codes, float absmax,
+                         float *out, float *copy, size_t n)
+{
+    const __m256 a = _mm256_set1_ps(absmax);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(codes + i)));
+        __m256 v = _mm256_mul_ps(_mm256_i32gather_ps(q->map, c, 4), a);
+        _mm256_storeu_ps(out + i, v);
+        if (copy)
+            _mm256_storeu_ps(copy + i, v);
+    }
+    for (; i < n; i++) {
+        out[i] = q->map[codes[i]] * absmax;
+        if (copy)
+            copy[i] = out[i];
+    }
+}
+
+/* ---- encode ------------------------------------------------------------------------ */
+
+/* ow__q8_code of eight values y, as int32 lanes. */
+static inline __attribute__((always_inline)) AVX2 __m256i code8(const ow__qtab *q,
+                                                                __m256 y)
+{
+    const __m256i u = _mm256_castps_si256(y);
+    __m256i k =
+        _mm256_srli_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), OW__QSHIFT);
+    k = _mm256_sub_epi32(k, _mm256_set1_epi32((int32_t)OW__QLUT_K0));
+    k = _mm256_max_epi32(k, _mm256_setzero_si256());
+    k = _mm256_min_epi32(k, _mm256_set1_epi32(OW__QLUT_NB - 1));
+    k = _mm256_add_epi32(
+        k, _mm256_and_si256(_mm256_srai_epi32(u, 31), _mm256_set1_epi32(OW__QLUT_NB)));
+    const __m256i e = _mm256_i32gather_epi32(q->lut, k, 4);
+    const __m256i low = _mm256_set1_epi32(0xff);
+    __m256 mid = _mm256_castsi256_ps(_mm256_andnot_si256(low, e));
+    __m256i ge = _mm256_castps_si256(_mm256_cmp_ps(y, mid, _CMP_GE_OQ));
+    return _mm256_sub_epi32(_mm256_and_si256(e, low), ge); /* ge is -1 where true */
+}
+
+/* Bytes of four vectors of codes (0..255) in order: the packs work per 128-bit lane,
+ * the permute puts the dwords back in sequence. */
+static inline __attribute__((always_inline)) AVX2 __m256i pack32(__m256i a, __m256i b,
+                                                                 __m256i c, __m256i d)
+{
+    __m256i p = _mm256_packus_epi16(_mm256_packus_epi32(a, b), _mm256_packus_epi32(c, d));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* The absmax's bits (ow__q8_absmax) and whether x differs from orig (NULL: differs). */
+static inline __attribute__((always_inline)) AVX2 uint32_t absmax_bits(const float *x,
+                                                                       const float *orig,
+                                                                       size_t n,
+                                                                       bool *changed)
+{
+    const __m256i abs = _mm256_set1_epi32(0x7fffffff);
+    __m256i m = _mm256_setzero_si256(), d = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(x + i));
+        m = _mm256_max_epu32(m, _mm256_and_si256(v, abs));
+        if (orig)
+            d = _mm256_or_si256(
+                d, _mm256_xor_si256(v, _mm256_loadu_si256((const __m256i *)(orig + i))));
+    }
+    __m128i h = _mm_max_epu32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+    h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0xb1));
+    uint32_t mb = (uint32_t)_mm_cvtsi128_si32(h);
+    bool diff = !orig || !_mm256_testz_si256(d, d);
+    for (; i < n; i++) {
+        uint32_t a = ow__f32_bits(x[i]) & 0x7fffffffu;
+        mb = a > mb ? a : mb;
+        diff |= orig && ow__f32_bits(x[i]) != ow__f32_bits(orig[i]);
+    }
+    *changed = diff;
+    return mb;
+}
+
+AVX2 bool ow__q8x_encode(const ow__qtab *q, const float *x, const float *orig, size_t n,
+                         uint8_t *codes, float *absmax)
+{
+    bool changed;
+    float am = ow__bits_f32(absmax_bits(x, orig, n, &changed));
+    if (!changed)
+        return false;
+    const float s = ow__q8_scale(am);
+    const __m256 sv = _mm256_set1_ps(s);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i c0 = code8(q, _mm256_mul_ps(_mm256_loadu_ps(x + i), sv));
+        __m256i c1 = code8(q, _mm256_mul_ps(_mm256_loadu_ps(x + i + 8), sv));
+        __m256i c2 = code8(q, _mm256_mul_ps(_mm256_loadu_ps(x + i + 16), sv));
+        __m256i c3 = code8(q, _mm256_mul_ps(_mm256_loadu_ps(x + i + 24), sv));
+        _mm256_storeu_si256((__m256i *)(codes + i), pack32(c0, c1, c2, c3));
+    }
+    for (; i < n; i++)
+        codes[i] = ow__q8_code(q, x[i] * s);
+    *absmax = am;
+    return true;
+}
+
+#endif /* OW__Q8X */
