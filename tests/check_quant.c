@@ -221,6 +221,35 @@ START_TEST(bf16_nearest_even)
 }
 END_TEST
 
+/* The vector encoders give the element functions' bits at every length (tails), on
+ * every rne case mixed with random values, and for stochastic rounding with element
+ * indices that cross a multiple of 2^32 (the generator's high word). */
+START_TEST(bf16_fast_equals_elementwise)
+{
+    float x[300];
+    uint16_t h[300];
+    uint64_t s = 5;
+    const uint64_t key = ow__sr_key(4, 5, 6);
+    const uint64_t index[] = {0, 12345, (1ull << 32) - 150, (5ull << 32) - 7};
+    for (size_t n = 1; n <= 300; n += n < 40 ? 1 : 29) {
+        for (size_t i = 0; i < n; i++)
+            x[i] =
+                rng_next(&s) % 3
+                    ? (float)(rng_normal(&s) * 1e3)
+                    : ow__bits_f32(rne_cases[rng_next(&s) % OW__ARRAY_LEN(rne_cases)].f);
+        ow__bf16_encode(x, n, h);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_uint_eq(h[i], ow__f32_to_bf16(x[i]));
+        for (size_t k = 0; k < OW__ARRAY_LEN(index); k++) {
+            ow__bf16_encode_sr(x, n, h, key, index[k]);
+            for (size_t i = 0; i < n; i++)
+                ck_assert_uint_eq(
+                    h[i], ow__f32_to_bf16_sr(x[i], ow__sr_bits(key, index[k] + i)));
+        }
+    }
+}
+END_TEST
+
 /* Stochastic rounding: the mean of many roundings is the value (1 + 2^-9 sits a quarter
  * of a bf16 step above 1); exact values, inf and nan are kept. */
 START_TEST(bf16_stochastic_unbiased)
@@ -392,6 +421,7 @@ static Suite *make_quant_suite(void)
     tcase_add_test(tc, fast_codecs_equal_plain_on_specials);
     tcase_add_test(tc, roundtrip_within_half_step);
     tcase_add_loop_test(tc, bf16_nearest_even, 0, OW__ARRAY_LEN(rne_cases));
+    tcase_add_test(tc, bf16_fast_equals_elementwise);
     tcase_add_test(tc, bf16_stochastic_unbiased);
     suite_add_tcase(s, tc);
     TCase *tb = tcase_create("Blocks");

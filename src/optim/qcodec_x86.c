@@ -1,6 +1,6 @@
-/* qcodec_x86.c -- the 8-bit codecs in AVX2 (quant.h's ow__q8x_*): the same bits as
- * quant.c's plain loops, eight elements a step. The compiler's own vectorization of
- * those loops emulates the table loads (map[c] and the bucket table) one element at a
+/* qcodec_x86.c -- the state codecs in AVX2 (quant.h's ow__q8x_*, ow__bf16x_*): the same
+ * bits as quant.c's plain loops, eight elements a step. The compiler's own vectorization
+ * of those loops emulates the table loads (map[c] and the bucket table) one element at a
  * time; here they are hardware gathers from the L1-resident tables, and the bucket
  * index, the midpoint test and the packing to bytes stay in registers. Built for any
  * x86-64 compiler that takes target attributes; the block loop calls it only where
@@ -120,6 +120,83 @@ AVX2 bool ow__q8x_encode(const ow__qtab *q, const float *x, const float *orig, s
         codes[i] = ow__q8_code(q, x[i] * s);
     *absmax = am;
     return true;
+}
+
+/* ---- bfloat16 ---------------------------------------------------------------------- */
+
+/* ow__f32_to_bf16 (r: NULL) or ow__f32_to_bf16_sr (r: the random bits) of eight values,
+ * as int32 lanes of 0..0xffff. */
+static inline __attribute__((always_inline)) AVX2 __m256i bf16_8(__m256i x, __m256i r,
+                                                                 bool sr)
+{
+    const __m256i one = _mm256_set1_epi32(1);
+    __m256i up = sr ? _mm256_add_epi32(x, _mm256_and_si256(r, _mm256_set1_epi32(0xffff)))
+                    : _mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)),
+                                       _mm256_and_si256(_mm256_srli_epi32(x, 16), one));
+    __m256i nan = _mm256_or_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x40));
+    __m256i isnan = _mm256_cmpgt_epi32(_mm256_and_si256(x, _mm256_set1_epi32(0x7fffffff)),
+                                       _mm256_set1_epi32(0x7f800000));
+    return _mm256_blendv_epi8(_mm256_srli_epi32(up, 16), nan, isnan);
+}
+
+static inline __attribute__((always_inline)) AVX2 __m256i mix8(__m256i x)
+{
+    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+    x = _mm256_mullo_epi32(x, _mm256_set1_epi32(0x7feb352d));
+    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+    x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int32_t)0x846ca68bu));
+    return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+}
+
+/* Sixteen int32 lanes of 0..0xffff to sixteen uint16 in order. */
+static inline __attribute__((always_inline)) AVX2 void store16(uint16_t *out, __m256i a,
+                                                               __m256i b)
+{
+    __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xd8);
+    _mm256_storeu_si256((__m256i *)out, p);
+}
+
+AVX2 void ow__bf16x_encode(const float *x, size_t n, uint16_t *out)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i a = bf16_8(_mm256_loadu_si256((const __m256i *)(x + i)),
+                           _mm256_setzero_si256(), false);
+        __m256i b = bf16_8(_mm256_loadu_si256((const __m256i *)(x + i + 8)),
+                           _mm256_setzero_si256(), false);
+        store16(out + i, a, b);
+    }
+    for (; i < n; i++)
+        out[i] = ow__f32_to_bf16(x[i]);
+}
+
+/* ow__sr_bits(key, index + i) for eight i from i0, where index + i0 .. + 7 share their
+ * top 32 bits. */
+static inline __attribute__((always_inline)) AVX2 __m256i sr_bits8(uint64_t key,
+                                                                   uint64_t at)
+{
+    __m256i lo = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(uint32_t)at),
+                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i h = mix8(_mm256_xor_si256(lo, _mm256_set1_epi32((int32_t)(uint32_t)key)));
+    uint32_t add = (uint32_t)(key >> 32) + (uint32_t)(at >> 32) * 0x9e3779b9u;
+    return mix8(_mm256_add_epi32(h, _mm256_set1_epi32((int32_t)add)));
+}
+
+AVX2 void ow__bf16x_encode_sr(const float *x, size_t n, uint16_t *out, uint64_t key,
+                              uint64_t index)
+{
+    size_t i = 0;
+    /* vectors only while the element index keeps its top 32 bits */
+    size_t same = (index >> 32) == ((index + n) >> 32) ? n : 0;
+    for (; i + 16 <= same; i += 16) {
+        __m256i a = bf16_8(_mm256_loadu_si256((const __m256i *)(x + i)),
+                           sr_bits8(key, index + i), true);
+        __m256i b = bf16_8(_mm256_loadu_si256((const __m256i *)(x + i + 8)),
+                           sr_bits8(key, index + i + 8), true);
+        store16(out + i, a, b);
+    }
+    for (; i < n; i++)
+        out[i] = ow__f32_to_bf16_sr(x[i], ow__sr_bits(key, index + i));
 }
 
 #endif /* OW__Q8X */

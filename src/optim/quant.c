@@ -173,15 +173,40 @@ bf16_encode_sr(const float *restrict x, size_t n, uint16_t *restrict out, uint64
         out[i] = ow__f32_to_bf16_sr(x[i], ow__sr_bits(key, index + i));
 }
 
-OW__CODEC void ow__bf16_encode(const float *restrict x, size_t n, uint16_t *restrict out)
+OW__CODEC static void bf16_encode_simd(const float *restrict x, size_t n,
+                                       uint16_t *restrict out)
 {
     bf16_encode(x, n, out);
 }
 
-OW__CODEC void ow__bf16_encode_sr(const float *restrict x, size_t n,
-                                  uint16_t *restrict out, uint64_t key, uint64_t index)
+OW__CODEC static void bf16_encode_sr_simd(const float *restrict x, size_t n,
+                                          uint16_t *restrict out, uint64_t key,
+                                          uint64_t index)
 {
     bf16_encode_sr(x, n, out, key, index);
+}
+
+void ow__bf16_encode(const float *x, size_t n, uint16_t *out)
+{
+#if OW__Q8X
+    if (have_x()) {
+        ow__bf16x_encode(x, n, out);
+        return;
+    }
+#endif
+    bf16_encode_simd(x, n, out);
+}
+
+void ow__bf16_encode_sr(const float *x, size_t n, uint16_t *out, uint64_t key,
+                        uint64_t index)
+{
+#if OW__Q8X
+    if (have_x()) {
+        ow__bf16x_encode_sr(x, n, out, key, index);
+        return;
+    }
+#endif
+    bf16_encode_sr_simd(x, n, out, key, index);
 }
 
 OW__CODEC void ow__bf16_decode(const uint16_t *restrict in, size_t n, float *restrict out)

@@ -146,6 +146,9 @@ void ow__q8x_decode(const ow__qtab *q, const uint8_t *codes, float absmax, float
                     float *copy, size_t n);
 bool ow__q8x_encode(const ow__qtab *q, const float *x, const float *copy, size_t n,
                     uint8_t *codes, float *absmax);
+void ow__bf16x_encode(const float *x, size_t n, uint16_t *out);
+void ow__bf16x_encode_sr(const float *x, size_t n, uint16_t *out, uint64_t key,
+                         uint64_t index);
 #else
 #define OW__Q8X 0
 #endif
