@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Times torch.optim.AdamW (foreach off and on) on the tensor layouts of `optwrap bench`
 (ViT-B-like lists of 1M/10M/100M floats, 1,000 tensors of 1,000) at 1 and 2 threads,
-and, given --optwrap PATH, optwrap's AdamW in the same run and the ratio. Prints figures;
-asserts nothing. Without an importable torch (Debian: python3-torch) it says so and
+and, given --optwrap PATH, optwrap's AdamW in the same run and the ratio; --state
+f32,bf16,int8 adds optwrap's AdamW with its moments in bf16 or 8 bits (state_dtype)
+beside torch's float32 figures, each with its ratio. Prints figures; asserts nothing. Without an importable torch (Debian: python3-torch) it says so and
 exits 0."""
 import argparse
 import math
@@ -46,13 +47,15 @@ def time_torch(torch, shapes, threads, foreach, budget):
             return 1e3 * t / steps
 
 
-def time_optwrap(path, size, threads):
+def time_optwrap(path, size, threads, state):
+    """optwrap's AdamW ms/step with its moments stored as state (f32, bf16, int8)."""
     out = subprocess.run([path, "bench", "--optimizers", "adamw", "--sizes", size,
-                          "--threads", str(threads)], capture_output=True, text=True)
+                          "--threads", str(threads), "--state", state],
+                         capture_output=True, text=True)
     for line in out.stdout.splitlines():
-        m = re.match(r"AdamW\s+\S+\s+(\d+)\s+([0-9.]+)", line)
-        if m and int(m.group(1)) == threads:
-            return float(m.group(2))
+        m = re.match(r"AdamW\s+(\S+)\s+[0-9.]+\s+\S+\s+(\d+)\s+([0-9.]+)", line)
+        if m and m.group(1) == state and int(m.group(2)) == threads:
+            return float(m.group(3))
     return None
 
 
@@ -62,16 +65,27 @@ def main():
     ap.add_argument("--sizes", default="1,10,100,vitb,tiny")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
+    ap.add_argument("--state", default="f32",
+                    help="optwrap's state dtypes to time (comma list of f32, bf16, int8)")
     args = ap.parse_args()
+    states = args.state.split(",")
+    for st in states:
+        if st not in ("f32", "bf16", "int8"):
+            ap.error("--state: unknown dtype '%s' (f32, bf16, int8)" % st)
     try:
         import torch
     except ImportError:
         print("torch_adamw.py: torch is not importable with %s (Debian: apt-get install "
               "python3-torch); torch comparison skipped" % sys.executable)
         return 0
-    print("torch %s, AdamW, ms/step (lower is better)" % torch.__version__)
-    print("%-10s %3s %12s %12s %12s %8s" % ("layout", "thr", "for-loop", "foreach",
-                                          "optwrap", "speedup"))
+    print("torch %s, AdamW, ms/step (lower is better); torch's state is float32, "
+          "optwrap's as its column says; speedup: torch's best / optwrap's"
+          % torch.__version__)
+    head = "%-10s %3s %12s %12s" % ("layout", "thr", "for-loop", "foreach")
+    if args.optwrap:
+        for st in states:
+            head += " %12s %8s" % ("optwrap " + st, "speedup")
+    print(head)
     for size in args.sizes.split(","):
         if size == "tiny":
             shapes, name = [(1000,)] * 1000, "1000x1000"
@@ -82,10 +96,12 @@ def main():
         for threads in [int(t) for t in args.threads.split(",")]:
             loop = time_torch(torch, shapes, threads, False, args.budget)
             fe = time_torch(torch, shapes, threads, True, args.budget)
-            ours = time_optwrap(args.optwrap, size, threads) if args.optwrap else None
-            ratio = "%7.1fx" % (min(loop, fe) / ours) if ours else "-"
-            print("%-10s %3d %12.3f %12.3f %12s %8s" % (
-                name, threads, loop, fe, "%.3f" % ours if ours else "-", ratio))
+            row = "%-10s %3d %12.3f %12.3f" % (name, threads, loop, fe)
+            for st in states if args.optwrap else []:
+                ours = time_optwrap(args.optwrap, size, threads, st)
+                ratio = "%7.2fx" % (min(loop, fe) / ours) if ours else "-"
+                row += " %12s %8s" % ("%.3f" % ours if ours else "-", ratio)
+            print(row)
             sys.stdout.flush()
     return 0
 
