@@ -673,6 +673,14 @@ OW_API int ow_optimizer_save(const ow_optimizer *opt, const char *path, ow_error
  * with OW_ERR_STATE (OW_ERR_IO when unreadable) and leaves opt untouched. Stepping after
  * a load continues bit for bit as if the optimizer had never stopped. */
 OW_API int ow_optimizer_load(ow_optimizer *opt, const char *path, ow_error *err);
+/* What the last successful load (ow_optimizer_load, or a checkpoint through
+ * ow_optim_wrapper_load) noted, one line each, for the host to show: a state saved with
+ * another `state_dtype` is converted into the optimizer's (the moments decoded to
+ * float32 and stored as the optimizer stores them; the storage keys state_dtype and
+ * stochastic_rounding stay the optimizer's) and noted as "PATH: param group G: state
+ * saved with state_dtype int8, converted to float32". NULL past the end. */
+OW_API size_t ow_optimizer_get_num_notes(const ow_optimizer *opt);
+OW_API const char *ow_optimizer_get_note(const ow_optimizer *opt, size_t i);
 
 /* Usage, with groups from ow_groups_build() over a model whose grad pointers the host
  * fills every iteration:

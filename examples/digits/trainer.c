@@ -697,6 +697,9 @@ int digits_train(const digits_options *o, double *test_acc)
         goto done;
     if (found && (rc = ow_optim_wrapper_load(w, ckpt, OW_CKPT_PARAMS, &err)))
         goto done;
+    const ow_optimizer *opt = ow_optim_wrapper_get_optimizer(w); /* what the load noted */
+    for (size_t i = 0; found && i < ow_optimizer_get_num_notes(opt); i++)
+        fprintf(stderr, "%s: note: %s\n", o->prog, ow_optimizer_get_note(opt, i));
     /* checkpoints are taken at epoch ends: the iteration must be that epoch's end */
     int64_t epoch = ow_optim_wrapper_get_epoch(w);
     if (ow_optim_wrapper_get_iteration(w) != epoch * epoch_length) {

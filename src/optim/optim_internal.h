@@ -113,6 +113,8 @@ struct ow_optimizer {
     size_t order_cap;
     double *sums; /* [units * OW_MAX_SUMS] */
     size_t sums_cap;
+    char **notes; /* [nnotes] what the last load noted (ow_optimizer_get_note) */
+    size_t nnotes;
 };
 
 /* A piece of at most OW__UNIT elements of one active tensor. */
@@ -188,6 +190,20 @@ void ow__optimizer_state_discard(ow__optimizer_staged *s);
 /* The hyperparameters a staged state holds for group g (without "params"), for callers
  * that compare them with the optimizer's before committing; NULL past the end. */
 const ow_cfg *ow__optimizer_staged_group(const ow__optimizer_staged *s, size_t g);
+/* Frees the notes of the last load. */
+void ow__optimizer_clear_notes(ow_optimizer *opt);
+
+/* ---- state_convert.c: a staged state into another state_dtype ------------------- */
+
+/* Tensor t's staged slots (slot, slot_numel, present: [nslots], laid out as the
+ * hyperparameters `from` ([keys]) store them) converted in place into the layout of
+ * `to`: each moment decoded into float32 and encoded as `to` stores it (slots of the
+ * same dtype keep their bytes). OW_ERR_STATE naming `where` when the optimizer cannot
+ * (an int8 map that is not bitsandbytes', AdEMAMix's per-tensor step into int8);
+ * OW_ERR_NOMEM. The slots are unchanged on failure. */
+int ow__state_convert(const ow_optimizer *opt, const ow__tensor *t, const ow_hparam *from,
+                      const ow_hparam *to, float **slot, size_t *slot_numel,
+                      bool *present, const char *where, ow_error *err);
 
 /* ---- draws.c: randomness and Hessian-vector products ------------------------------ */
 

@@ -197,6 +197,7 @@ void ow_optimizer_free(ow_optimizer *opt)
     ow_free(opt->sums);
     ow_free(opt->scratch);
     ow_free(opt->hvp_buf);
+    ow__optimizer_clear_notes(opt);
     ow_free(opt);
 }
 

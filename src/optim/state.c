@@ -47,6 +47,26 @@ static bool has_slot(const ow_optimizer *opt, size_t i, size_t s)
     return opt->t[i].has_state && ow__slot_shape(opt, &opt->t[i], s, shape) >= 0;
 }
 
+/* How the state is stored, where the group's own keys do not say and it is not
+ * float32 (the optimizer-level state_dtype): a group without state_dtype in a file is
+ * float32, whatever the loading optimizer's defaults. */
+static const char *const storage_keys[] = {"state_dtype", "stochastic_rounding"};
+
+static void put_storage(const ow_optimizer *opt, size_t gi, ow_strbuf *groups)
+{
+    const ow_cfg *o = opt->g[gi].opts;
+    for (size_t j = 0; j < OW__ARRAY_LEN(storage_keys); j++) {
+        long k = ow__optimizer_key(opt, storage_keys[j]);
+        if (k < 0 || ow__cfg_map_get(o, storage_keys[j]))
+            continue;
+        const ow_hparam *hp = &opt->g[gi].hp[k];
+        if (j == 0 && !hp->absent && hp->s && strcmp(hp->s, "float32"))
+            ow__sb_printf(groups, "\"state_dtype\": \"%s\", ", hp->s);
+        if (j == 1 && !hp->absent && ow__hp_true(hp))
+            ow__sb_puts(groups, "\"stochastic_rounding\": true, ");
+    }
+}
+
 /* The metadata values: names, shapes and groups as JSON text. */
 static void metadata(const ow_optimizer *opt, ow_strbuf *names, ow_strbuf *shapes,
                      ow_strbuf *groups)
@@ -62,6 +82,7 @@ static void metadata(const ow_optimizer *opt, ow_strbuf *names, ow_strbuf *shape
             ow__cfg_write_json(groups, o->v.c.items[k]);
             ow__sb_puts(groups, ", ");
         }
+        put_storage(opt, gi, groups);
         ow__sb_puts(groups, "\"params\": [");
         for (size_t i = 0, first = 1; i < opt->nt; i++)
             if (opt->t[i].group == gi) {
@@ -193,8 +214,12 @@ int ow_optimizer_save(const ow_optimizer *opt, const char *path, ow_error *err)
 
 struct ow__optimizer_staged {
     const ow_optimizer *opt;
-    ow_cfg **opts;        /* [ng] the groups' hyperparameters, without "params" */
-    ow_hparam **hp;       /* [ng] resolved from opts */
+    ow_cfg **opts;   /* [ng] the groups' hyperparameters, without "params" */
+    ow_hparam **hp;  /* [ng] resolved from opts */
+    ow_cfg **fopts;  /* [ng] the file's own, where its storage keys differ */
+    ow_hparam **fhp; /* [ng] resolved from fopts: the layout of the file's tensors */
+    char **notes;    /* [nnotes] for ow_optimizer_get_note */
+    size_t nnotes;
     float ***slot;        /* [nt] NULL: no state; else [nslots] */
     size_t **slot_numel;  /* [nt] [nslots] where slot[i] */
     double **scalar;      /* [nt] [nslots] where slot[i] */
@@ -220,8 +245,17 @@ void ow__optimizer_state_discard(ow__optimizer_staged *s)
         ow_cfg_free(s->opts[g]);
     for (size_t g = 0; s->hp && g < opt->ng; g++)
         ow_free(s->hp[g]);
+    for (size_t g = 0; s->fopts && g < opt->ng; g++)
+        ow_cfg_free(s->fopts[g]);
+    for (size_t g = 0; s->fhp && g < opt->ng; g++)
+        ow_free(s->fhp[g]);
+    for (size_t k = 0; k < s->nnotes; k++)
+        ow_free(s->notes[k]);
+    ow_free(s->notes);
     ow_free(s->opts);
     ow_free(s->hp);
+    ow_free(s->fopts);
+    ow_free(s->fhp);
     ow_free(s->slot);
     ow_free(s->slot_numel);
     ow_free(s->scalar);
@@ -336,6 +370,113 @@ static int check_params(const ow_optimizer *opt, const ow__st_file *f, const cha
     return rc;
 }
 
+static bool hp_same(const ow_hparam *a, const ow_hparam *b)
+{
+    if (a->absent != b->absent || a->is_null != b->is_null || !a->s != !b->s)
+        return false;
+    return a->s ? !strcmp(a->s, b->s) : a->n == b->n && (a->n < 1 || a->v[0] == b->v[0]);
+}
+
+static const char *storage_name(const ow_hparam *hp)
+{
+    return !hp->absent && hp->s ? hp->s : "float32";
+}
+
+static int add_note(ow__optimizer_staged *s, const char *text, ow_error *err)
+{
+    char **n = ow__realloc(s->notes, (s->nnotes + 1) * sizeof *n);
+    if (!n)
+        return ow__nomem(err);
+    s->notes = n;
+    if (!(n[s->nnotes] = ow__strdup(text)))
+        return ow__nomem(err);
+    s->nnotes++;
+    return OW_OK;
+}
+
+/* How the state is stored (state_dtype, stochastic_rounding) is the optimizer's choice,
+ * not the file's: the staged group takes the optimizer's values; where the file's say
+ * otherwise they are kept in fopts/fhp (they say how its tensors are laid out, for
+ * ow__state_convert) and a note says so. */
+static int keep_storage(const ow_optimizer *opt, size_t g, ow__optimizer_staged *s,
+                        const char *path, ow_error *err)
+{
+    long ks = ow__optimizer_key(opt, "state_dtype");
+    if (ks < 0)
+        return OW_OK;
+    bool same = true;
+    for (size_t j = 0; j < OW__ARRAY_LEN(storage_keys); j++) {
+        long k = ow__optimizer_key(opt, storage_keys[j]);
+        same = same && (k < 0 || hp_same(&opt->g[g].hp[k], &s->hp[g][k]));
+    }
+    s->fopts[g] = s->opts[g];
+    s->fhp[g] = s->hp[g];
+    s->hp[g] = NULL;
+    if (!(s->opts[g] = ow__cfg_dup(s->fopts[g])) ||
+        !(s->hp[g] = ow__calloc(opt->nkeys ? opt->nkeys : 1, sizeof(ow_hparam))))
+        return ow__nomem(err);
+    for (size_t j = 0; j < OW__ARRAY_LEN(storage_keys); j++) {
+        const ow_cfg *mine = ow__cfg_map_get(opt->g[g].opts, storage_keys[j]);
+        if (!mine)
+            ow__cfg_map_remove(s->opts[g], storage_keys[j]);
+        else if (ow__cfg_map_set(s->opts[g], storage_keys[j], ow__cfg_dup(mine)))
+            return ow__nomem(err);
+    }
+    ow_error e2;
+    ow_error_clear(&e2);
+    if (ow__optimizer_resolve_group(opt, g, s->opts[g], s->hp[g], &e2))
+        return e2.code == OW_ERR_NOMEM
+                   ? ow__nomem(err)
+                   : ow__st_error(err, path, "param group %zu: %s", g, e2.message);
+    if (same) { /* the file's keys spelled as the optimizer's */
+        ow_cfg_free(s->fopts[g]);
+        ow_free(s->fhp[g]);
+        s->fopts[g] = NULL;
+        s->fhp[g] = NULL;
+    }
+    return OW_OK;
+}
+
+/* One note per conversion: "PATH: state saved with state_dtype int8, converted to
+ * float32 (param groups 0, 1)"; none where stochastic_rounding alone differs (the same
+ * bytes). */
+static int make_notes(const ow_optimizer *opt, ow__optimizer_staged *s, const char *path,
+                      ow_error *err)
+{
+    long ks = ow__optimizer_key(opt, "state_dtype");
+    bool *done = ow__calloc(opt->ng ? opt->ng : 1, sizeof *done);
+    if (!done)
+        return ow__nomem(err);
+    int rc = OW_OK;
+    for (size_t g = 0; g < opt->ng && !rc; g++) {
+        if (done[g] || !s->fhp[g])
+            continue;
+        const char *was = storage_name(&s->fhp[g][ks]),
+                   *now = storage_name(&s->hp[g][ks]);
+        ow_strbuf note, list;
+        ow__sb_init(&note);
+        ow__sb_init(&list);
+        size_t count = 0;
+        for (size_t h = g; h < opt->ng; h++)
+            if (!done[h] && s->fhp[h] && !strcmp(was, storage_name(&s->fhp[h][ks])) &&
+                !strcmp(now, storage_name(&s->hp[h][ks]))) {
+                done[h] = true;
+                ow__sb_printf(&list, count++ ? ", %zu" : "%zu", h);
+            }
+        ow__sb_printf(&note,
+                      "%s: state saved with state_dtype %s, converted to %s (param "
+                      "group%s %s)",
+                      path, was, now, count > 1 ? "s" : "", list.data ? list.data : "");
+        if (strcmp(was, now))
+            rc =
+                note.failed || list.failed ? ow__nomem(err) : add_note(s, note.data, err);
+        ow__sb_free(&note);
+        ow__sb_free(&list);
+    }
+    ow_free(done);
+    return rc;
+}
+
 /* Group g of the file: the optimizer's members, hyperparameters that pass the schema
  * and the optimizer's rules; into s->opts[g] and s->hp[g]. */
 static int stage_group(const ow_optimizer *opt, const ow_cfg *grp, size_t g,
@@ -362,6 +503,12 @@ static int stage_group(const ow_optimizer *opt, const ow_cfg *grp, size_t g,
         !(s->hp[g] = ow__calloc(opt->nkeys ? opt->nkeys : 1, sizeof(ow_hparam))))
         return ow__nomem(err);
     ow__cfg_map_remove(s->opts[g], "params");
+    for (size_t j = 0; j < OW__ARRAY_LEN(storage_keys); j++) /* absent: float32 */
+        if (ow__optimizer_key(opt, storage_keys[j]) >= 0 &&
+            !ow__cfg_map_get(s->opts[g], storage_keys[j]) &&
+            ow__cfg_map_set(s->opts[g], storage_keys[j],
+                            j ? ow__cfg_new_bool(false) : ow__cfg_new_string("float32")))
+            return ow__nomem(err);
     ow_error e2;
     ow_error_clear(&e2);
     for (size_t k = 0; k < opt->nkeys; k++) {
@@ -375,7 +522,7 @@ static int stage_group(const ow_optimizer *opt, const ow_cfg *grp, size_t g,
         return ow__nomem(err);
     if (e2.code)
         return ow__st_error(err, path, "param group %zu: %s", g, e2.message);
-    return OW_OK;
+    return keep_storage(opt, g, s, path, err);
 }
 
 static int stage_groups(const ow_optimizer *opt, const ow__st_file *f, const char *prefix,
@@ -437,15 +584,15 @@ static int stage_tensor(const ow_optimizer *opt, const ow__st_tensor *st,
                             name, opt->entry->name, key);
     const ow_slot *sl = &opt->ops->slots[k];
     const ow__tensor *t = &opt->t[i];
+    const ow_hparam *lay = s->fhp[t->group] ? s->fhp[t->group] : s->hp[t->group];
     int64_t shape[OW_MAX_DIMS];
-    int nd = ow__slot_shape_hp(opt, s->hp[t->group], t, k, shape);
+    int nd = ow__slot_shape_hp(opt, lay, t, k, shape);
     if (nd < 0)
         return ow__st_error(err, path,
                             "'%s': parameter '%s' has no state '%s' with these settings",
                             name, tensor_name(opt, i), key);
-    ow_dtype dt = sl->flags & OW_SLOT_SCALAR
-                      ? sl->dtype
-                      : ow__slot_dtype_hp(opt, s->hp[t->group], k, t->numel);
+    ow_dtype dt =
+        sl->flags & OW_SLOT_SCALAR ? sl->dtype : ow__slot_dtype_hp(opt, lay, k, t->numel);
     if (strcmp(st->dtype, dtype_names[dt]))
         return ow__st_error(err, path, "'%s': dtype %s, expected %s", name, st->dtype,
                             dtype_names[dt]);
@@ -492,9 +639,10 @@ static int check_complete(const ow_optimizer *opt, ow__optimizer_staged *s,
         if (!s->slot[i])
             continue;
         const ow__tensor *t = &opt->t[i];
+        const ow_hparam *lay = s->fhp[t->group] ? s->fhp[t->group] : s->hp[t->group];
         for (size_t k = 0; k < opt->nslots; k++) {
             int64_t shape[OW_MAX_DIMS];
-            if (ow__slot_shape_hp(opt, s->hp[t->group], t, k, shape) >= 0 &&
+            if (ow__slot_shape_hp(opt, lay, t, k, shape) >= 0 &&
                 !s->present[i * opt->nslots + k])
                 return ow__st_error(err, path,
                                     "the state of parameter '%s' is incomplete",
@@ -543,14 +691,19 @@ int ow__optimizer_state_stage(const ow_optimizer *opt, const ow__st_file *f,
     size_t nt = opt->nt ? opt->nt : 1, ng = opt->ng ? opt->ng : 1;
     s->opts = ow__calloc(ng, sizeof *s->opts);
     s->hp = ow__calloc(ng, sizeof *s->hp);
+    s->fopts = ow__calloc(ng, sizeof *s->fopts);
+    s->fhp = ow__calloc(ng, sizeof *s->fhp);
     s->slot = ow__calloc(nt, sizeof *s->slot);
     s->slot_numel = ow__calloc(nt, sizeof *s->slot_numel);
     s->scalar = ow__calloc(nt, sizeof *s->scalar);
     s->present = ow__calloc(nt * (opt->nslots ? opt->nslots : 1), sizeof *s->present);
-    if (!s->opts || !s->hp || !s->slot || !s->slot_numel || !s->scalar || !s->present)
+    if (!s->opts || !s->hp || !s->fopts || !s->fhp || !s->slot || !s->slot_numel ||
+        !s->scalar || !s->present)
         rc = ow__nomem(err);
     if (!rc)
         rc = stage_groups(opt, f, prefix, s, err);
+    if (!rc && ow__optimizer_key(opt, "state_dtype") >= 0)
+        rc = make_notes(opt, s, path, err);
     size_t plen = strlen(prefix);
     for (size_t j = 0, n = ow__st_file_get_count(f); !rc && j < n; j++) {
         const ow__st_tensor *st = ow__st_file_get_tensor(f, j);
@@ -559,6 +712,13 @@ int ow__optimizer_state_stage(const ow_optimizer *opt, const ow__st_file *f,
     }
     if (!rc)
         rc = check_complete(opt, s, path, err);
+    for (size_t i = 0; !rc && i < opt->nt; i++) { /* into the optimizer's state_dtype */
+        size_t g = opt->t[i].group;
+        if (s->slot[i] && s->fhp[g])
+            rc = ow__state_convert(opt, &opt->t[i], s->fhp[g], s->hp[g], s->slot[i],
+                                   s->slot_numel[i], s->present + i * opt->nslots, path,
+                                   err);
+    }
     if (rc) {
         ow__optimizer_state_discard(s);
         return rc;
@@ -589,6 +749,11 @@ void ow__optimizer_state_commit(ow_optimizer *opt, ow__optimizer_staged *s)
         opt->seed = s->seed;
         opt->draws = s->draws;
     }
+    ow__optimizer_clear_notes(opt);
+    opt->notes = s->notes;
+    opt->nnotes = s->nnotes;
+    s->notes = NULL;
+    s->nnotes = 0;
     for (size_t g = 0; g < opt->ng; g++) {
         ow__group *grp = &opt->g[g];
         ow_cfg_free(grp->opts);
@@ -633,4 +798,23 @@ int ow_optimizer_load(ow_optimizer *opt, const char *path, ow_error *err)
         ow__optimizer_state_commit(opt, s);
     ow__st_file_free(f);
     return rc;
+}
+
+void ow__optimizer_clear_notes(ow_optimizer *opt)
+{
+    for (size_t k = 0; k < opt->nnotes; k++)
+        ow_free(opt->notes[k]);
+    ow_free(opt->notes);
+    opt->notes = NULL;
+    opt->nnotes = 0;
+}
+
+size_t ow_optimizer_get_num_notes(const ow_optimizer *opt)
+{
+    return opt ? opt->nnotes : 0;
+}
+
+const char *ow_optimizer_get_note(const ow_optimizer *opt, size_t i)
+{
+    return opt && i < opt->nnotes ? opt->notes[i] : NULL;
 }
