@@ -476,6 +476,20 @@ OW_API int ow_model_set_data(ow_model *model, const char *full_name, float *data
 OW_API int ow_model_set_data_at(ow_model *model, size_t index, float *data, float *grad,
                                 ow_error *err);
 
+/* Hosts whose gradients are half precision: the gradient of occurrence index's tensor is
+ * numel uint16_t values of dtype (OW_GRAD_BF16 or OW_GRAD_F16) the host owns. The
+ * optimizer's element kernels read them one work unit at a time through a small float32
+ * buffer per thread (no float32 copy of the whole gradient; a per-tensor step such as
+ * Muon's or AdEMAMix's gets its tensor converted); a step gives the parameters a step
+ * over the gradients converted to float32 first would give, bit for bit.
+ * ow_model_set_data
+ * (_at, ow_model_set_buffers) sets a float32 gradient again. For ow_optimizer_step; the
+ * OptimWrapper's clipping and checks read float32 gradients (an AmpOptimWrapper with
+ * `dtype` binds half tensors with ow_optim_wrapper_bind_half). */
+typedef enum ow_grad_dtype { OW_GRAD_F32, OW_GRAD_BF16, OW_GRAD_F16 } ow_grad_dtype;
+OW_API int ow_model_set_grad_half(ow_model *model, size_t index, void *grad,
+                                  ow_grad_dtype dtype, ow_error *err);
+
 /* Warnings about the tree: things accepted but rarely meant (a LayerNorm given another
  * kind). Each has code OW_ERR_MODEL, a message, and for a model file the position of
  * the node; borrowed, valid until the model changes or is freed. */

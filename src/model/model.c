@@ -22,7 +22,8 @@ typedef struct param_rec {
     int64_t shape[OW_MAX_DIMS];
     int64_t numel;
     bool requires_grad;
-    float *data, *grad; /* meaningful on the owner record only */
+    float *data, *grad;       /* meaningful on the owner record only */
+    ow_grad_dtype grad_dtype; /* what grad points to (ow_model_set_grad_half) */
 } param_rec;
 
 /* Open addressing with linear probing; a slot holds a record index + 1 (0 = empty).
@@ -620,6 +621,7 @@ int ow_model_set_data(ow_model *model, const char *full_name, float *data, float
     param_rec *o = &model->params[model->params[r].owner];
     o->data = data;
     o->grad = grad;
+    o->grad_dtype = OW_GRAD_F32;
     model->generation++;
     return OW_OK;
 }
@@ -645,8 +647,40 @@ int ow_model_set_data_at(ow_model *model, size_t index, float *data, float *grad
                          o->full_name);
     o->data = data;
     o->grad = grad;
+    o->grad_dtype = OW_GRAD_F32;
     model->generation++;
     return OW_OK;
+}
+
+int ow_model_set_grad_half(ow_model *model, size_t index, void *grad, ow_grad_dtype dtype,
+                           ow_error *err)
+{
+    ow__error_reset(err);
+    if (!model || !grad)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_model_set_grad_half: model and grad must not be NULL");
+    if (dtype != OW_GRAD_BF16 && dtype != OW_GRAD_F16)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_model_set_grad_half: dtype %d is not OW_GRAD_BF16 or "
+                         "OW_GRAD_F16",
+                         (int)dtype);
+    if (index >= model->num_params)
+        return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
+                         "ow_model_set_grad_half: parameter index %zu is out of range "
+                         "(the model has %zu)",
+                         index, model->num_params);
+    param_rec *o = &model->params[model->params[model->order[index]].owner];
+    o->grad = grad;
+    o->grad_dtype = dtype;
+    model->generation++;
+    return OW_OK;
+}
+
+ow_grad_dtype ow__model_grad_dtype(const ow_model *model, size_t index)
+{
+    return index < model->num_params
+               ? model->params[model->params[model->order[index]].owner].grad_dtype
+               : OW_GRAD_F32;
 }
 
 int ow_model_set_buffers(ow_model *model, float *data, float *grad, size_t numel,
@@ -671,6 +705,7 @@ int ow_model_set_buffers(ow_model *model, float *data, float *grad, size_t numel
             continue;
         p->data = data ? data + off : NULL;
         p->grad = grad ? grad + off : NULL;
+        p->grad_dtype = OW_GRAD_F32;
         off += (size_t)p->numel;
     }
     model->generation++;

@@ -53,5 +53,7 @@ const char *ow__module_kind_name(ow_module_kind kind);
 /* A counter bumped by every change to the params or their data/grad pointers (added
  * params, ow_model_set_data): callers that cache pointers compare it to rebuild. */
 unsigned long ow__model_generation(const ow_model *model);
+/* What the grad pointer of occurrence index points to (ow_model_set_grad_half). */
+ow_grad_dtype ow__model_grad_dtype(const ow_model *model, size_t index);
 
 #endif /* OW_MODEL_INTERNAL_H */

@@ -3,7 +3,7 @@
  * elements; one OpenMP parallel region per pass in which threads claim contiguous
  * chunks of units (serial below a size threshold). Per-tensor sums are kept per unit
  * and added in unit order, so results never depend on the thread count. */
-#include "optim_internal.h"
+#include "quant.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +48,53 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem, ow_error *err)
     return OW_OK;
 }
 
+void ow__grad_f32(const ow__tensor *t, size_t off, size_t n, float *out)
+{
+    const uint16_t *h = (const uint16_t *)(const void *)t->g + off;
+    if (t->gdt == OW_GRAD_BF16)
+        ow__bf16_decode(h, n, out);
+    else if (t->gdt == OW_GRAD_F16)
+        ow__f16_decode(h, n, out);
+    else
+        memcpy(out, t->g + off, n * sizeof *out);
+}
+
+static void call_f32(const ow_optimizer *opt, const ow_pass *pass, const ow__unit *u,
+                     size_t n, double *sums);
+
+/* A half gradient goes to the kernel a work unit at a time through a float32 buffer on
+ * this thread's stack (64 KB, in cache): a unit with sums is one call, as with float32
+ * gradients; a range without sums is elementwise, so its pieces give the same bits. */
 static void call(const ow_optimizer *opt, const ow_pass *pass, const ow__unit *u,
                  size_t n, double *sums)
+{
+    const ow__tensor *t = &opt->t[opt->active[u->active]];
+    if (!t->gdt) {
+        call_f32(opt, pass, u, n, sums);
+        return;
+    }
+    _Alignas(64) float g[OW__UNIT];
+    float *s[OW__MAX_SLOTS];
+    for (size_t o = 0; o < n; o += OW__UNIT) {
+        size_t m = n - o < OW__UNIT ? n - o : OW__UNIT, off = u->off + o;
+        ow__grad_f32(t, off, m, g);
+        for (size_t k = 0; k < opt->nslots; k++)
+            s[k] = t->kslots & (1u << k) ? t->slot[k] + off : NULL;
+        ow_kernel_args a = {.n = m,
+                            .p = t->p + off,
+                            .g = g,
+                            .s = s,
+                            .ctx = opt->ctx + t->ctx * OW_MAX_CTX,
+                            .t = t->t,
+                            .sums = sums,
+                            .off = off,
+                            .full = (void *const *)t->slot};
+        (opt->use_ref ? pass->ref : pass->run)(&a);
+    }
+}
+
+static void call_f32(const ow_optimizer *opt, const ow_pass *pass, const ow__unit *u,
+                     size_t n, double *sums)
 {
     const ow__tensor *t = &opt->t[opt->active[u->active]];
     float *s[OW__MAX_SLOTS];
@@ -198,7 +243,7 @@ static void run_pass(ow_optimizer *opt, size_t k, size_t nunits, size_t nactive,
             const ow__tensor *t = &opt->t[opt->active[a]];
             if (!t->numel || !(opt->ctx_passes[t->ctx] & (1u << k)))
                 continue;
-            if (!opt->use_ref && t->numel <= OW__GATHER_MAX && t->all_f32) {
+            if (!opt->use_ref && t->numel <= OW__GATHER_MAX && t->all_f32 && !t->gdt) {
                 gather_add(opt, pass, &b, t);
                 continue;
             }

@@ -37,6 +37,8 @@ typedef struct ow__tensor {
     bool per_tensor;                 /* steps through tensor_step, not the passes */
     bool wants_hvp;                  /* OW_NEEDS_HVP: reads H z this step */
     bool la_valid;                   /* Lookahead: the slow buffer holds slow weights */
+    unsigned char gdt; /* ow_grad_dtype of g (per step): half gradients are read through
+                          float32 buffers (kernels.c), per unit or per tensor */
     unsigned char sdtype[OW__MAX_SLOTS]; /* ow_dtype of each tensor slot */
     const float *z, *hz;                 /* OW_NEEDS_HVP: this step's z and H z */
     size_t *slot_numel;                  /* [slots] */
@@ -113,6 +115,8 @@ struct ow_optimizer {
     size_t order_cap;
     double *sums; /* [units * OW_MAX_SUMS] */
     size_t sums_cap;
+    float *gbuf; /* [gbuf_cap] a per-tensor step's half gradient in float32 */
+    size_t gbuf_cap;
     char **notes; /* [nnotes] what the last load noted (ow_optimizer_get_note) */
     size_t nnotes;
 };
@@ -256,6 +260,8 @@ void ow__parallel_range(ow__range_fn *fn, const void *arg, size_t n, int threads
 int ow__plan_passes(ow_optimizer *opt, size_t nactive, size_t all, ow_error *err);
 /* Runs the element passes over the planned units (p, g and ctx of the tensors set). */
 void ow__run_passes(ow_optimizer *opt, size_t nactive);
+/* n elements from off of tensor t's gradient as float32 (a half gradient decoded). */
+void ow__grad_f32(const ow__tensor *t, size_t off, size_t n, float *out);
 
 /* ---- helpers for optimizer files -------------------------------------------------- */
 

@@ -197,6 +197,7 @@ void ow_optimizer_free(ow_optimizer *opt)
     ow_free(opt->sums);
     ow_free(opt->scratch);
     ow_free(opt->hvp_buf);
+    ow_free(opt->gbuf);
     ow__optimizer_clear_notes(opt);
     ow_free(opt);
 }
@@ -430,7 +431,9 @@ int ow__tensor_alloc_state(ow_optimizer *opt, size_t i, ow_error *err)
         const float *from = (sl->flags & OW_SLOT_FROM_PARAM)  ? t->p
                             : (sl->flags & OW_SLOT_FROM_GRAD) ? t->g
                                                               : NULL;
-        if (from && n == t->numel && dt == OW_DTYPE_F32)
+        if (from == t->g && t->gdt && n == t->numel && dt == OW_DTYPE_F32)
+            ow__grad_f32(t, 0, n, t->slot[s]); /* a half gradient */
+        else if (from && n == t->numel && dt == OW_DTYPE_F32)
             memcpy(t->slot[s], from, n * sizeof(float));
         else if (dt == OW_DTYPE_F32)
             for (size_t k = 0; k < n; k++)
@@ -558,6 +561,25 @@ static size_t split_active(ow_optimizer *opt, size_t nactive)
     return npass;
 }
 
+/* Room for the largest half gradient of the per-tensor steps [from, nactive). */
+static int grow_gbuf(ow_optimizer *opt, size_t from, size_t nactive, ow_error *err)
+{
+    size_t need = 0;
+    for (size_t a = from; a < nactive; a++) {
+        const ow__tensor *t = &opt->t[opt->active[a]];
+        if (t->gdt && t->numel > need)
+            need = t->numel;
+    }
+    if (need <= opt->gbuf_cap)
+        return OW_OK;
+    float *b = ow__realloc(opt->gbuf, need * sizeof *b);
+    if (!b)
+        return ow__nomem(err);
+    opt->gbuf = b;
+    opt->gbuf_cap = need;
+    return OW_OK;
+}
+
 /* Steps active tensors [from, nactive) with tensor_step. */
 static void run_tensor_steps(ow_optimizer *opt, size_t from, size_t nactive)
 {
@@ -566,11 +588,13 @@ static void run_tensor_steps(ow_optimizer *opt, size_t from, size_t nactive)
                                                : opt->ops->tensor_step;
     for (size_t a = from; a < nactive; a++) {
         ow__tensor *t = &opt->t[opt->active[a]];
+        if (t->gdt) /* the room: grow_gbuf */
+            ow__grad_f32(t, 0, t->numel, opt->gbuf);
         ow_tensor_args ta = {.ndim = t->ndim,
                              .shape = t->shape,
                              .numel = t->numel,
                              .p = t->p,
-                             .g = t->g,
+                             .g = t->gdt ? opt->gbuf : t->g,
                              .s = t->slot,
                              .scalars = t->scalar,
                              .ctx = opt->ctx + t->ctx * OW_MAX_CTX,
@@ -616,6 +640,7 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
                 continue;
             t->p = pv.data;
             t->g = pv.grad;
+            t->gdt = (unsigned char)ow__model_grad_dtype(opt->model, t->param);
             need_state = need_state || !t->has_state;
             opt->active[nactive++] = i;
         }
@@ -637,6 +662,8 @@ int ow_optimizer_step(ow_optimizer *opt, ow_error *err)
         rc = grow_ctx(opt, nactive + 1, err);
     if (rc == OW_OK && npass < nactive)
         rc = grow_scratch(opt, npass, nactive, err);
+    if (rc == OW_OK && npass < nactive)
+        rc = grow_gbuf(opt, npass, nactive, err);
     if (rc == OW_OK && npass)
         rc = ow__plan_passes(opt, npass, all, err);
     if (rc == OW_OK && (opt->ops->needs & OW_NEEDS_HVP))
