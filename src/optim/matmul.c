@@ -9,17 +9,6 @@
 
 #include <math.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#define thread_num() omp_get_thread_num()
-#else
-#define thread_num() 0
-#endif
-
-#define ROWS     16        /* rows per task */
-#define COLS     256       /* columns kept in the accumulator row */
-#define WORK_MIN (1 << 16) /* multiply-adds below which one thread does it all */
-
 static inline float at(const float *x, int64_t ld, bool t, int64_t r, int64_t c)
 {
     return t ? x[c * ld + r] : x[r * ld + c];
@@ -36,62 +25,6 @@ void ow__sgemm_ref(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 s += at(a, lda, ta, i, l) * at(b, ldb, tb, l, j);
             c[i * ldc + j] = beta == 0.0f ? alpha * s : alpha * s + beta * c[i * ldc + j];
         }
-}
-
-/* Rows [i0, i1) with B row-major (k x n, leading dimension ldb). */
-OW_SIMD static void rows_block(int64_t i0, int64_t i1, int64_t n, int64_t k, float alpha,
-                               const float *a, int64_t lda, bool ta, const float *b,
-                               int64_t ldb, float beta, float *c, int64_t ldc)
-{
-    float acc[COLS];
-    for (int64_t j0 = 0; j0 < n; j0 += COLS) {
-        int64_t nj = n - j0 < COLS ? n - j0 : COLS;
-        for (int64_t i = i0; i < i1; i++) {
-            for (int64_t j = 0; j < nj; j++)
-                acc[j] = 0.0f;
-            for (int64_t l = 0; l < k; l++) {
-                const float ail = at(a, lda, ta, i, l);
-                const float *restrict br = b + l * ldb + j0;
-#pragma omp simd
-                for (int64_t j = 0; j < nj; j++)
-                    acc[j] += ail * br[j];
-            }
-            float *restrict cr = c + i * ldc + j0;
-            if (beta == 0.0f)
-                for (int64_t j = 0; j < nj; j++)
-                    cr[j] = alpha * acc[j];
-            else
-                for (int64_t j = 0; j < nj; j++)
-                    cr[j] = alpha * acc[j] + beta * cr[j];
-        }
-    }
-}
-
-void ow__sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-               bool ta, const float *b, int64_t ldb, bool tb, float beta, float *c,
-               int64_t ldc, int threads)
-{
-    float *packed = NULL;
-    if (tb) { /* B^T as a row-major k x n copy, so that the inner loop runs along j */
-        packed = ow__malloc((size_t)(k * n > 0 ? k * n : 1) * sizeof *packed);
-        if (!packed) {
-            ow__sgemm_ref(m, n, k, alpha, a, lda, ta, b, ldb, tb, beta, c, ldc);
-            return;
-        }
-        for (int64_t l = 0; l < k; l++)
-            for (int64_t j = 0; j < n; j++)
-                packed[l * n + j] = b[j * ldb + l];
-        b = packed;
-        ldb = n;
-    }
-    int64_t blocks = (m + ROWS - 1) / ROWS;
-    int nt = (double)m * (double)n * (double)k < WORK_MIN || threads < 1 ? 1 : threads;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t blk = 0; blk < blocks; blk++) {
-        int64_t i0 = blk * ROWS, i1 = i0 + ROWS < m ? i0 + ROWS : m;
-        rows_block(i0, i1, n, k, alpha, a, lda, ta, b, ldb, beta, c, ldc);
-    }
-    ow_free(packed);
 }
 
 /* ---- bfloat16 ------------------------------------------------------------------- */
@@ -131,50 +64,6 @@ void ow__bf16_aat(int64_t m, int64_t k, const uint16_t *a, uint16_t *c, int thre
     ow_free(x);
 }
 
-/* bfloat16 rounding of a finite float, branch-free so that loops vectorize (a NaN
- * whose payload lies in the low 16 bits would become an infinity; products and sums of
- * bfloat16 values never make one) */
-static inline float rnd(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
-static inline float widen(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-OW_SIMD static void addmm_acc(float *restrict acc, const uint16_t *restrict bl, float v,
-                              int64_t n)
-{
-#pragma omp simd
-    for (int64_t j = 0; j < n; j++)
-        acc[j] = rnd(acc[j] + rnd(widen(bl[j]) * v));
-}
-
-/* One row of C in a float row acc[n] that holds bfloat16 values. */
-static void addmm_row(int64_t i, int64_t n, int64_t k, float alpha, float beta,
-                      const uint16_t *a, const uint16_t *b, uint16_t *c, float *acc)
-{
-    uint16_t *ci = c + i * n;
-    const float bb = ow__bf16_round(beta);
-    for (int64_t j = 0; j < n; j++)
-        acc[j] = beta == 0.0f   ? 0.0f
-                 : beta == 1.0f ? ow__bf16_f(ci[j])
-                                : ow__bf16_round(ow__bf16_f(ci[j]) * bb);
-    for (int64_t l = 0; l < k; l++)
-        addmm_acc(acc, b + l * n, ow__bf16_f(a[i * k + l]) * alpha, n);
-    for (int64_t j = 0; j < n; j++)
-        ci[j] = ow__bf16(acc[j]);
-}
-
 void ow__bf16_addmm_ref(int64_t m, int64_t n, int64_t k, float alpha, float beta,
                         const uint16_t *a, const uint16_t *b, uint16_t *c)
 {
@@ -192,22 +81,6 @@ void ow__bf16_addmm_ref(int64_t m, int64_t n, int64_t k, float alpha, float beta
             ci[j] = ow__bf16(s);
         }
     }
-}
-
-void ow__bf16_addmm(int64_t m, int64_t n, int64_t k, float alpha, float beta,
-                    const uint16_t *a, const uint16_t *b, uint16_t *c, int threads)
-{
-    int nt = (double)m * (double)n * (double)k < WORK_MIN || threads < 1 ? 1 : threads;
-    size_t w = (size_t)(n > 0 ? n : 1);
-    float *acc = ow__malloc((size_t)nt * w * sizeof *acc); /* a row per thread */
-    if (!acc) {
-        ow__bf16_addmm_ref(m, n, k, alpha, beta, a, b, c);
-        return;
-    }
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t i = 0; i < m; i++)
-        addmm_row(i, n, k, alpha, beta, a, b, c, acc + (size_t)thread_num() * w);
-    ow_free(acc);
 }
 
 /* ---- Newton-Schulz in bfloat16 (timm's zeropower_via_newtonschulz) --------------- */
