@@ -64,6 +64,16 @@ START_TEST(sgemm_fast_equals_ref)
                           (long)k, ta, tb, threads);
         }
     }
+    /* A A^T: the symmetric path (upper triangle, mirrored) */
+    float *sw = malloc((size_t)(m * m) * sizeof *sw),
+          *sg = malloc((size_t)(m * m) * sizeof *sg);
+    ow__sgemm_ref(m, m, k, 1.5f, a, k, false, a, k, true, 0.0f, sw, m);
+    for (int threads = 1; threads <= 2; threads++) {
+        ow__sgemm(m, m, k, 1.5f, a, k, false, a, k, true, 0.0f, sg, m, threads);
+        ck_assert_msg(memcmp(sg, sw, (size_t)(m * m) * sizeof *sg) == 0,
+                      "A A^T %ldx%ld, %d threads", (long)m, (long)k, threads);
+    }
+    free(sw), free(sg);
     free(a), free(b), free(c0), free(want), free(got);
 }
 END_TEST

@@ -56,17 +56,15 @@ static void pack_b(int64_t k, int64_t n, const void *b, int64_t ldb, bool tb, bo
     }
 }
 
-/* Rows [lo, hi) of the parallel loops below: a share of whole tiles per thread. */
-static void share(int64_t m, int64_t *lo, int64_t *hi)
+/* The tiles of the calling thread: every nt-th from its number on (interleaved, so
+ * that the triangle of a symmetric product shares out evenly). */
+static void share(int64_t *first, int64_t *step)
 {
 #ifdef _OPENMP
-    int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    *first = omp_get_thread_num(), *step = omp_get_num_threads();
 #else
-    int64_t t = 0, nt = 1;
+    *first = 0, *step = 1;
 #endif
-    int64_t tiles = (m + TR - 1) / TR, per = (tiles + nt - 1) / nt;
-    *lo = t * per * TR < m ? t * per * TR : m;
-    *hi = (t + 1) * per * TR < m ? (t + 1) * per * TR : m;
 }
 
 /* ---- float32 -------------------------------------------------------------------- */
@@ -106,15 +104,21 @@ sg_tile(int rows, int64_t k, const float *a, int64_t lda, const float *pb, vf ac
     }
 }
 
-OW_SIMD static void sg_rows(int64_t lo, int64_t hi, int64_t n, int64_t k, float alpha,
-                            const float *a, int64_t lda, const float *pb, float beta,
-                            float *c, int64_t ldc)
+/* upper: the panels wholly left of the tile's first row are skipped (a symmetric
+ * product, mirrored afterwards) */
+OW_SIMD static void sg_rows(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                            int64_t lda, const float *pb, float beta, float *c,
+                            int64_t ldc, bool upper)
 {
+    int64_t first, step;
+    share(&first, &step);
     for (int64_t j0 = 0; j0 < n; j0 += TC) {
         const float *panel = pb + j0 * k;
         int64_t nj = n - j0 < TC ? n - j0 : TC;
-        for (int64_t i = lo; i < hi; i += TR) {
-            int rows = hi - i < TR ? (int)(hi - i) : TR;
+        for (int64_t i = first * TR; i < m; i += step * TR) {
+            int rows = m - i < TR ? (int)(m - i) : TR;
+            if (upper && j0 + TC <= i)
+                continue;
             vf acc[TR][2] = {{{0}}};
             if (rows == TR)
                 sg_tile(TR, k, a + i * lda, lda, panel, acc);
@@ -142,6 +146,8 @@ void ow__sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int
         ow__sgemm_ref(m, n, k, alpha, a, lda, ta, b, ldb, tb, beta, c, ldc);
         return;
     }
+    /* A A^T (Kron's Gram matrices, bfloat16 X X^T): the upper triangle, mirrored */
+    const bool sym = a == b && !ta && tb && lda == ldb && m == n && beta == 0.0f;
     pack_b(k, n, b, ldb, tb, false, pb);
     if (ta) { /* op(A) as a row-major m x k copy */
         float *pa = pb + nb;
@@ -153,11 +159,11 @@ void ow__sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int
     }
     int nt = (double)m * (double)n * (double)k < WORK_MIN || threads < 1 ? 1 : threads;
 #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int64_t lo, hi;
-        share(m, &lo, &hi);
-        sg_rows(lo, hi, n, k, alpha, a, lda, pb, beta, c, ldc);
-    }
+    sg_rows(m, n, k, alpha, a, lda, pb, beta, c, ldc, sym);
+    if (sym) /* C = A A^T: element (j, i) adds the same products in the same order */
+        for (int64_t i = 1; i < m; i++)
+            for (int64_t j = 0; j < i; j++)
+                c[i * ldc + j] = c[j * ldc + i];
     ow_free(pb);
 }
 
@@ -196,15 +202,17 @@ bf_tile(int rows, int64_t k, const float *v, int64_t ldv, const float *pb, vf ac
     }
 }
 
-OW_SIMD static void bf_rows(int64_t lo, int64_t hi, int64_t n, int64_t k, float beta,
-                            const float *v, const float *pb, uint16_t *c)
+OW_SIMD static void bf_rows(int64_t m, int64_t n, int64_t k, float beta, const float *v,
+                            const float *pb, uint16_t *c)
 {
+    int64_t first, step;
+    share(&first, &step);
     const float bb = ow__bf16_round(beta);
     for (int64_t j0 = 0; j0 < n; j0 += TC) {
         const float *panel = pb + j0 * k;
         int64_t nj = n - j0 < TC ? n - j0 : TC;
-        for (int64_t i = lo; i < hi; i += TR) {
-            int rows = hi - i < TR ? (int)(hi - i) : TR;
+        for (int64_t i = first * TR; i < m; i += step * TR) {
+            int rows = m - i < TR ? (int)(m - i) : TR;
             vf acc[TR][2];
             for (int r = 0; r < rows; r++) { /* C *= beta, as addmm_row */
                 float s[TC] = {0};
@@ -247,10 +255,6 @@ void ow__bf16_addmm(int64_t m, int64_t n, int64_t k, float alpha, float beta,
         v[i] = ow__bf16_f(a[i]) * alpha;
     int nt = (double)m * (double)n * (double)k < WORK_MIN || threads < 1 ? 1 : threads;
 #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int64_t lo, hi;
-        share(m, &lo, &hi);
-        bf_rows(lo, hi, n, k, beta, v, pb, c);
-    }
+    bf_rows(m, n, k, beta, v, pb, c);
     ow_free(pb);
 }
