@@ -317,6 +317,12 @@ static void mode_mul(const dims *t, int i, const float *m, bool diag, bool tm,
 {
     size_t pre, post, d = (size_t)t->sh[i];
     split(t, i, &pre, &post);
+    if (!diag && !ref && post == 1) { /* the pre products as one: Y = X op(M)^T, the same
+                                       * sums in the same order */
+        ow__sgemm((int64_t)pre, (int64_t)d, (int64_t)d, 1.0f, x, (int64_t)d, false, m,
+                  (int64_t)d, !tm, 0.0f, y, (int64_t)d, threads);
+        return;
+    }
     for (size_t p = 0; p < pre; p++) {
         const float *xp = x + p * d * post;
         float *yp = y + p * d * post;
@@ -350,6 +356,11 @@ static void gram(const dims *t, int i, const float *x, bool diag, float *out, in
                 }
             out[a] = s;
         }
+        return;
+    }
+    if (!ref && post == 1) { /* X^T X in one product: out adds p in order either way */
+        ow__sgemm((int64_t)d, (int64_t)d, (int64_t)pre, 1.0f, x, (int64_t)d, true, x,
+                  (int64_t)d, false, 0.0f, out, (int64_t)d, threads);
         return;
     }
     for (size_t p = 0; p < pre; p++) {

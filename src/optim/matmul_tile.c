@@ -139,6 +139,20 @@ void ow__sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int
                bool ta, const float *b, int64_t ldb, bool tb, float beta, float *c,
                int64_t ldc, int threads)
 {
+    if (n < TC / 2 && m > n) { /* narrow C: C^T = op(B)^T op(A)^T (a*b is b*a) */
+        float *ct = ow__malloc((size_t)(n * m > 0 ? n * m : 1) * sizeof *ct);
+        if (ct) {
+            for (int64_t i = 0; beta != 0.0f && i < m; i++)
+                for (int64_t j = 0; j < n; j++)
+                    ct[j * m + i] = c[i * ldc + j];
+            ow__sgemm(n, m, k, alpha, b, ldb, !tb, a, lda, !ta, beta, ct, m, threads);
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++)
+                    c[i * ldc + j] = ct[j * m + i];
+            ow_free(ct);
+            return;
+        }
+    }
     int64_t panels = (n + TC - 1) / TC;
     size_t nb = (size_t)(panels * TC * k), na = ta ? (size_t)(m * k) : 0;
     float *pb = ow__malloc((nb + na > 0 ? nb + na : 1) * sizeof *pb);
@@ -146,8 +160,9 @@ void ow__sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int
         ow__sgemm_ref(m, n, k, alpha, a, lda, ta, b, ldb, tb, beta, c, ldc);
         return;
     }
-    /* A A^T (Kron's Gram matrices, bfloat16 X X^T): the upper triangle, mirrored */
-    const bool sym = a == b && !ta && tb && lda == ldb && m == n && beta == 0.0f;
+    /* A A^T or A^T A (Kron's Gram matrices, bfloat16 X X^T): the upper triangle, mirrored
+     */
+    const bool sym = a == b && ta != tb && lda == ldb && m == n && beta == 0.0f;
     pack_b(k, n, b, ldb, tb, false, pb);
     if (ta) { /* op(A) as a row-major m x k copy */
         float *pa = pb + nb;
