@@ -1,8 +1,9 @@
-/* Matrix products for the optimizers (see matmul.h). The float gemm is blocked over
- * rows and columns only, never over k: every element's products are added in k order
- * whatever the blocking and the thread count, so the fast and the _ref versions agree
- * bit for bit. The bfloat16 products follow torch 1.13's CPU BlasKernel.cpp rounding
- * (checked against torch.addmm on bfloat16 tensors). */
+/* Matrix products for the optimizers (see matmul.h): the plain _ref loops, A A^T in
+ * bfloat16 and the Newton-Schulz iteration; the fast gemm and bfloat16 addmm are in
+ * matmul_tile.c. Those tile rows and columns only, never k: every element's products are
+ * added in k order whatever the tiling and the thread count, so the fast and the _ref
+ * versions agree bit for bit. The bfloat16 products follow torch 1.13's CPU
+ * BlasKernel.cpp rounding (checked against torch.addmm on bfloat16 tensors). */
 #include "matmul.h"
 
 #include "../internal.h"
