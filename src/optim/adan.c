@@ -155,7 +155,7 @@ static inline __attribute__((always_inline)) void step_loop(const ow_kernel_args
     }
 }
 
-OW_SIMD static void step_run(const ow_kernel_args *a)
+OW_SIMD static void adan_step_run(const ow_kernel_args *a)
 {
     const adan_ctx *c = a->ctx;
     if (c->first)
@@ -202,7 +202,7 @@ static void apply_ref(const ow_kernel_args *a)
 }
 
 static const ow_pass adan_passes[] = {
-    [PASS_STEP] = {.run = step_run, .ref = step_ref},
+    [PASS_STEP] = {.run = adan_step_run, .ref = step_ref},
     [PASS_COUNT] = {.run = count_ref,
                     .ref = count_ref,
                     .nsums = 1,

@@ -187,7 +187,7 @@ step_loop(const ow_kernel_args *a, bool has_l2, bool has_decay, bool has_clip)
     }
 }
 
-OW_SIMD static void step_run(const ow_kernel_args *a)
+OW_SIMD static void adopt_step_run(const ow_kernel_args *a)
 {
     const adopt_ctx *c = a->ctx;
     if (c->first) { /* exp_avg_sq.addcmul_(grad, grad) only */
@@ -233,7 +233,7 @@ static void apply_ref(const ow_kernel_args *a)
 }
 
 static const ow_pass adopt_passes[] = {
-    [PASS_STEP] = {.run = step_run, .ref = step_ref},
+    [PASS_STEP] = {.run = adopt_step_run, .ref = step_ref},
     [PASS_COUNT] = {.run = count_ref,
                     .ref = count_ref,
                     .nsums = 1,

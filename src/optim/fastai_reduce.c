@@ -108,7 +108,9 @@ float ow__fa_sum(const float *x, size_t n)
     return cascade_sum(x, n, false);
 }
 
-OW_SIMD float ow__fa_norm(const float *x, size_t n)
+/* static: clang emits a target_clones function's dispatcher only where it is called,
+ * so the clones stay in this file and the exported name calls them */
+OW_SIMD static float fa_norm(const float *x, size_t n)
 {
     float acc[8] = {0};
     size_t d = 0;
@@ -121,6 +123,11 @@ OW_SIMD float ow__fa_norm(const float *x, size_t n)
     for (; d < n; d++)
         b = fmaf(x[d], x[d], b);
     return sqrtf(b);
+}
+
+float ow__fa_norm(const float *x, size_t n)
+{
+    return fa_norm(x, n);
 }
 
 /* x.pow(2).mean().sqrt(): torch's CPU mean is the sum divided by the count */

@@ -121,7 +121,7 @@ static inline __attribute__((always_inline)) void step_loop(const ow_kernel_args
     }
 }
 
-OW_SIMD static void step_run(const ow_kernel_args *a)
+OW_SIMD static void laprop_step_run(const ow_kernel_args *a)
 {
     const laprop_ctx *c = a->ctx;
     if (c->has_decay)
@@ -168,7 +168,7 @@ static void apply_ref(const ow_kernel_args *a)
 }
 
 static const ow_pass laprop_passes[] = {
-    [PASS_STEP] = {.run = step_run, .ref = step_ref},
+    [PASS_STEP] = {.run = laprop_step_run, .ref = step_ref},
     [PASS_COUNT] = {.run = count_ref,
                     .ref = count_ref,
                     .nsums = 1,

@@ -198,7 +198,7 @@ static inline __attribute__((always_inline)) void step_body(const ow_kernel_args
     }
 }
 
-OW_SIMD static void step_run(const ow_kernel_args *a)
+OW_SIMD static void lars_step_run(const ow_kernel_args *a)
 {
     step_body(a);
 }
@@ -208,11 +208,11 @@ static void step_ref(const ow_kernel_args *a)
     step_body(a);
 }
 
-OW__QPASS(lars_qplan, lars_ctx, S_N, step_run, false)
+OW__QPASS(lars_qplan, lars_ctx, S_N, lars_step_run, false)
 OW__QPASS(lars_qplan, lars_ctx, S_N, step_ref, true)
 static const ow_pass lars_passes[] = {
     {.run = norms_run, .ref = norms_ref, .nsums = 2, .finish = trust_finish},
-    {.run = step_run_qfalse, .ref = step_ref_qtrue},
+    {.run = lars_step_run_qfalse, .ref = step_ref_qtrue},
     {0}};
 
 static const ow_optimizer_ops lars_ops = {.abi_version = OW_ABI_VERSION,

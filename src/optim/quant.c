@@ -209,14 +209,22 @@ void ow__bf16_encode_sr(const float *x, size_t n, uint16_t *out, uint64_t key,
     bf16_encode_sr_simd(x, n, out, key, index);
 }
 
-OW__CODEC void ow__bf16_decode(const uint16_t *restrict in, size_t n, float *restrict out)
+void ow__bf16_decode(const uint16_t *restrict in, size_t n, float *restrict out)
 {
     bf16_decode(in, n, out);
 }
 
-OW__CODEC void ow__f16_decode(const uint16_t *restrict in, size_t n, float *restrict out)
+/* static, called by the exported name: clang emits a target_clones dispatcher only
+ * where the function is called */
+OW__CODEC static void f16_decode(const uint16_t *restrict in, size_t n,
+                                 float *restrict out)
 {
 #pragma omp simd
     for (size_t i = 0; i < n; i++)
         out[i] = ow__f16_to_f32(in[i]);
+}
+
+void ow__f16_decode(const uint16_t *restrict in, size_t n, float *restrict out)
+{
+    f16_decode(in, n, out);
 }
