@@ -57,7 +57,7 @@ def time_optwrap(path, key, threads):
     out = subprocess.run([path, "bench", "--optimizers", key, "--sizes", "vitb",
                           "--threads", str(threads)], capture_output=True, text=True)
     for line in out.stdout.splitlines():
-        m = re.match(r"\S+\s+vit-b/16\s+(\d+)\s+([0-9.]+)", line)
+        m = re.match(r"\S+\s+f32\s+[0-9.]+\s+vit-b/16\s+(\d+)\s+([0-9.]+)", line)
         if m and int(m.group(1)) == threads:
             return float(m.group(2))
     return None

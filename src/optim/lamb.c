@@ -309,8 +309,8 @@ static inline lamb_pass pass_of(const ow_kernel_args *a)
  * reciprocals where the reference divides (one rounding apart; three divisions per
  * element were most of the step), the _ref kernels divide as torch does. */
 static inline __attribute__((always_inline)) float
-element(const lamb_pass *k, bool moments, bool final, bool fast, float g, float p,
-        float *m, float *v, float *gc, float *pd)
+element(const lamb_pass *k, bool moments, bool final, bool fast, bool caution, float g,
+        float p, float *m, float *v, float *gc, float *pd)
 {
     float gi = fast ? g * k->rclip : g / k->clip; /* grad.div_(clip_global_norm) */
     float mi = *m, vi = *v;
@@ -325,14 +325,14 @@ element(const lamb_pass *k, bool moments, bool final, bool fast, float g, float 
     *gc = gi;
     if (!final)
         return u;
-    if (k->disagree != 1.0f) /* caution: mask / mean(mask) (g unread without it) */
+    if (caution) /* mask / mean(mask); a constant, so that g is unread without it */
         u = u * (u * gi > 0 ? k->agree : k->disagree);
     *pd = fmaf(k->decay, p, p); /* p.add_(p, alpha=-lr*wd) */
     return fmaf(k->l2, p, u);   /* update.add_(p, alpha=wd) */
 }
 
-static inline __attribute__((always_inline)) void body(const ow_kernel_args *a,
-                                                       bool moments, what w, bool fast)
+static inline __attribute__((always_inline)) void
+body(const ow_kernel_args *a, bool moments, what w, bool fast, bool caution)
 {
     const lamb_pass k = pass_of(a);
     float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG],
@@ -344,8 +344,8 @@ static inline __attribute__((always_inline)) void body(const ow_kernel_args *a,
 #pragma omp simd reduction(+ : cnt)
         for (size_t i = 0; i < n; i++) {
             float gi, pd;
-            float u =
-                element(&k, moments, false, fast, g[i], p[i], &m[i], &v[i], &gi, &pd);
+            float u = element(&k, moments, false, fast, caution, g[i], p[i], &m[i], &v[i],
+                              &gi, &pd);
             cnt += u * gi > 0;
         }
         a->sums[0] += cnt;
@@ -354,8 +354,8 @@ static inline __attribute__((always_inline)) void body(const ow_kernel_args *a,
 #pragma omp simd reduction(+ : pp, uu)
         for (size_t i = 0; i < n; i++) {
             float gi, pd;
-            float u =
-                element(&k, moments, true, fast, g[i], p[i], &m[i], &v[i], &gi, &pd);
+            float u = element(&k, moments, true, fast, caution, g[i], p[i], &m[i], &v[i],
+                              &gi, &pd);
             pp += (double)pd * pd;
             uu += (double)u * u;
         }
@@ -365,8 +365,8 @@ static inline __attribute__((always_inline)) void body(const ow_kernel_args *a,
 #pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float gi, pd;
-            float u =
-                element(&k, moments, true, fast, g[i], p[i], &m[i], &v[i], &gi, &pd);
+            float u = element(&k, moments, true, fast, caution, g[i], p[i], &m[i], &v[i],
+                              &gi, &pd);
             p[i] = fmaf(k.nlr, w == APPLY ? u * k.trust : u, pd); /* p.add_(u, -lr) */
         }
     }
@@ -379,21 +379,21 @@ static inline __attribute__((always_inline)) void moments(const ow_kernel_args *
                                                           bool fast)
 {
     const lamb_ctx *c = a->ctx;
-    if (c->caution)
-        body(a, true, COUNT, fast);
+    if (c->caution) /* the direction is not final here: no mask yet */
+        body(a, true, COUNT, fast, false);
     else if (c->adapt)
-        body(a, true, NORMS, fast);
+        body(a, true, NORMS, fast, false);
     else
-        body(a, true, MOVE, fast);
+        body(a, true, MOVE, fast, false);
 }
 static inline __attribute__((always_inline)) void masked(const ow_kernel_args *a,
                                                          bool fast)
 {
     const lamb_ctx *c = a->ctx;
-    if (c->adapt)
-        body(a, false, NORMS, fast);
+    if (c->adapt) /* this pass runs with caution only */
+        body(a, false, NORMS, fast, true);
     else
-        body(a, false, MOVE, fast);
+        body(a, false, MOVE, fast, true);
 }
 OW_SIMD static void moments_run(const ow_kernel_args *a)
 {
@@ -413,11 +413,14 @@ static void masked_ref(const ow_kernel_args *a)
 }
 OW_SIMD static void apply_run(const ow_kernel_args *a)
 {
-    body(a, false, APPLY, true);
+    if (((const lamb_ctx *)a->ctx)->caution)
+        body(a, false, APPLY, true, true);
+    else
+        body(a, false, APPLY, true, false);
 }
 static void apply_ref(const ow_kernel_args *a)
 {
-    body(a, false, APPLY, false);
+    body(a, false, APPLY, false, ((const lamb_ctx *)a->ctx)->caution);
 }
 
 static void trust_of(const lamb_ctx *c, const ow_finish_args *f)
