@@ -67,7 +67,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_dist: rank %d: %s\n", rank, err.message);
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
-        double t[50];
+        double t[50] = {0};
         for (int r = -1; r < reps; r++) { /* the first creates the state: untimed */
             for (size_t i = 0; i < n; i++)
                 g[i] = 0.001f * (float)((i + (size_t)rank) % 89);

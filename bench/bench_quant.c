@@ -86,6 +86,13 @@ static void step(state *s, ow__qkind k, const adamw_ctx *c, int threads)
     }
 }
 
+static void state_free(state *s)
+{
+    void *bufs[] = {s->p, s->g, s->m, s->v, s->hm, s->hv, s->cm, s->cv, s->am1, s->am2};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        free(bufs[i]);
+}
+
 int main(int argc, char **argv)
 {
     size_t n = (size_t)(argc > 1 ? strtol(argv[1], NULL, 10) : 16) << 20;
@@ -101,8 +108,10 @@ int main(int argc, char **argv)
     s.am1 = calloc(n / OW__QBLOCK + 1, 4);
     s.am2 = calloc(n / OW__QBLOCK + 1, 4);
     if (!s.p || !s.g || !s.m || !s.v || !s.hm || !s.hv || !s.cm || !s.cv || !s.am1 ||
-        !s.am2)
+        !s.am2) {
+        state_free(&s);
         return 1;
+    }
     uint32_t x = 1;
     for (size_t i = 0; i < n; i++) {
         x = ow__mix32(x + (uint32_t)i);
@@ -179,5 +188,6 @@ int main(int argc, char **argv)
                    kinds[k].name, threads, med * 1e3, best * 1e3, best / n * 1e9,
                    n * kinds[k].bytes / best * 1e-9, kinds[k].bytes);
         }
+    state_free(&s);
     return 0;
 }

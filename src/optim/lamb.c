@@ -9,27 +9,27 @@
 
 #include <string.h>
 
-#define LAMB_KEYS(clip, caution, decoupled, corrected)                                   \
+/* The rows every Lamb signature shares (timm's, mmpretrain's, APEX's) */
+#define LAMB_HEAD                                                                        \
     OW__KEY_NUM("lr", "0.001", "learning rate"),                                         \
         OW__KEY_BOOL("bias_correction", "true", "Adam bias correction"),                 \
         OW__KEY_BETAS("[0.9, 0.999]"),                                                   \
-        {.name = "eps",                                                                  \
-         .type = OW_T_FLOAT,                                                             \
-         .def = "1e-06",                                                                 \
-         .min = 0,                                                                       \
-         .max = INFINITY,                                                                \
-         .flags = OW_KEY_RANGE,                                                          \
-         .doc = "added to the denominator"},                                             \
-        OW__KEY_NUM("weight_decay", "0.0", "weight decay (turns the trust ratio on)"),   \
-        OW__KEY_BOOL("grad_averaging", "true",                                           \
-                     "scale the gradient by 1-beta1 in the mean"),                       \
-        {.name = "max_grad_norm",                                                        \
-         .type = OW_T_NUMBER,                                                            \
-         .def = "1.0",                                                                   \
-         .min = 0,                                                                       \
-         .max = INFINITY,                                                                \
-         .flags = OW_KEY_RANGE | OW_KEY_NULLABLE,                                        \
-         .doc = "global gradient-norm clip (optimizer-level; null: none)"},              \
+    {                                                                                    \
+        .name = "eps", .type = OW_T_FLOAT, .def = "1e-06", .min = 0, .max = INFINITY,    \
+        .flags = OW_KEY_RANGE, .doc = "added to the denominator"                         \
+    }
+#define LAMB_WD(d)                                                                       \
+    OW__KEY_NUM("weight_decay", d, "weight decay (turns the trust ratio on)")
+#define LAMB_AVERAGING                                                                   \
+    OW__KEY_BOOL("grad_averaging", "true", "scale the gradient by 1-beta1 in the mean")
+#define LAMB_MAX_NORM                                                                    \
+    {                                                                                    \
+        .name = "max_grad_norm", .type = OW_T_NUMBER, .def = "1.0", .min = 0,            \
+        .max = INFINITY, .flags = OW_KEY_RANGE | OW_KEY_NULLABLE,                        \
+        .doc = "global gradient-norm clip (optimizer-level; null: none)"                 \
+    }
+#define LAMB_KEYS(clip, caution, decoupled, corrected)                                   \
+    LAMB_HEAD, LAMB_WD("0.0"), LAMB_AVERAGING, LAMB_MAX_NORM,                            \
         OW__KEY_BOOL("trust_clip", clip, "LAMBC: clip the trust ratio at 1"),            \
         OW__KEY_BOOL("always_adapt", "false", "trust ratio without weight decay too"),   \
         OW__KEY_BOOL("caution", caution, "cautious update"),                             \
@@ -50,53 +50,23 @@ static const ow_key clambw_keys[] = {LAMB_KEYS("false", "true", "true", "false")
 /* APEX FusedLAMB's signature (timm 'fusedlamb'): timm's Lamb derives from it; the
  * decay added to the update is APEX's adam_w_mode, use_nvlamb is always_adapt */
 static const ow_key fusedlamb_keys[] = {
-    OW__KEY_NUM("lr", "0.001", "learning rate"),
-    OW__KEY_BOOL("bias_correction", "true", "Adam bias correction"),
-    OW__KEY_BETAS("[0.9, 0.999]"),
-    {.name = "eps",
-     .type = OW_T_FLOAT,
-     .def = "1e-06",
-     .min = 0,
-     .max = INFINITY,
-     .flags = OW_KEY_RANGE,
-     .doc = "added to the denominator"},
-    OW__KEY_NUM("weight_decay", "0.01", "weight decay (turns the trust ratio on)"),
+    LAMB_HEAD,
+    LAMB_WD("0.01"),
     OW__KEY_BOOL("amsgrad", "false", "not supported by APEX: refused when true"),
     OW__KEY_BOOL("adam_w_mode", "true", "decay added to the update (false: refused)"),
-    OW__KEY_BOOL("grad_averaging", "true", "scale the gradient by 1-beta1 in the mean"),
+    LAMB_AVERAGING,
     OW__KEY_PERF("set_grad_none"),
-    {.name = "max_grad_norm",
-     .type = OW_T_NUMBER,
-     .def = "1.0",
-     .min = 0,
-     .max = INFINITY,
-     .flags = OW_KEY_RANGE | OW_KEY_NULLABLE,
-     .doc = "global gradient-norm clip (optimizer-level; null: none)"},
+    LAMB_MAX_NORM,
     OW__KEY_BOOL("use_nvlamb", "false", "trust ratio without weight decay too"),
     {0},
 };
 
 /* mmpretrain's Lamb: timm's before caution and decoupled decay, weight_decay 0.01 */
 static const ow_key mmpretrain_keys[] = {
-    OW__KEY_NUM("lr", "0.001", "learning rate"),
-    OW__KEY_BOOL("bias_correction", "true", "Adam bias correction"),
-    OW__KEY_BETAS("[0.9, 0.999]"),
-    {.name = "eps",
-     .type = OW_T_FLOAT,
-     .def = "1e-06",
-     .min = 0,
-     .max = INFINITY,
-     .flags = OW_KEY_RANGE,
-     .doc = "added to the denominator"},
-    OW__KEY_NUM("weight_decay", "0.01", "weight decay (turns the trust ratio on)"),
-    OW__KEY_BOOL("grad_averaging", "true", "scale the gradient by 1-beta1 in the mean"),
-    {.name = "max_grad_norm",
-     .type = OW_T_NUMBER,
-     .def = "1.0",
-     .min = 0,
-     .max = INFINITY,
-     .flags = OW_KEY_RANGE | OW_KEY_NULLABLE,
-     .doc = "global gradient-norm clip (optimizer-level; null: none)"},
+    LAMB_HEAD,
+    LAMB_WD("0.01"),
+    LAMB_AVERAGING,
+    LAMB_MAX_NORM,
     OW__KEY_BOOL("trust_clip", "false", "LAMBC: clip the trust ratio at 1"),
     OW__KEY_BOOL("always_adapt", "false", "trust ratio without weight decay too"),
     OW__KEY_STATE_DTYPE,

@@ -69,28 +69,37 @@ static void share(int64_t *first, int64_t *step)
 
 /* ---- float32 -------------------------------------------------------------------- */
 
-/* acc[r] += a[r*lda + l] * panel[l] for l in order: a multiply then an add, as the
- * _ref loop (-ffp-contract=off). The tile's accumulators are named variables so that
- * they stay in registers. */
-#define SG_STEP(x0, x1, s)                                                               \
+/* One 4x16 tile (or one row of it) over k: for l in order, each accumulator takes the
+ * row's a[r*lda + l] times the panel's row l, either as float32 (a multiply then an
+ * add, as the _ref loop with -ffp-contract=off) or as torch's bf16 addmm
+ * (acc = bf16(acc + bf16(panel * a))). bf is a constant at every call, so each use
+ * compiles to its own loop; the accumulators are named variables so that they stay in
+ * registers. */
+#define TILE_STEP(x0, x1, s)                                                             \
     do {                                                                                 \
         const float s_ = (s);                                                            \
-        x0 += s_ * b0;                                                                   \
-        x1 += s_ * b1;                                                                   \
+        if (bf) {                                                                        \
+            x0 = vrnd(x0 + vrnd(b0 * s_));                                               \
+            x1 = vrnd(x1 + vrnd(b1 * s_));                                               \
+        } else {                                                                         \
+            x0 += s_ * b0;                                                               \
+            x1 += s_ * b1;                                                               \
+        }                                                                                \
     } while (0)
 
-static inline __attribute__((always_inline)) void
-sg_tile(int rows, int64_t k, const float *a, int64_t lda, const float *pb, vf acc[TR][2])
+static inline __attribute__((always_inline)) void tile(bool bf, int rows, int64_t k,
+                                                       const float *a, int64_t lda,
+                                                       const float *pb, vf acc[TR][2])
 {
     if (rows == TR) {
         vf x0 = acc[0][0], x1 = acc[0][1], y0 = acc[1][0], y1 = acc[1][1];
         vf z0 = acc[2][0], z1 = acc[2][1], w0 = acc[3][0], w1 = acc[3][1];
         for (int64_t l = 0; l < k; l++) {
             vf b0 = vload(pb + l * TC), b1 = vload(pb + l * TC + 8);
-            SG_STEP(x0, x1, a[l]);
-            SG_STEP(y0, y1, a[lda + l]);
-            SG_STEP(z0, z1, a[2 * lda + l]);
-            SG_STEP(w0, w1, a[3 * lda + l]);
+            TILE_STEP(x0, x1, a[l]);
+            TILE_STEP(y0, y1, a[lda + l]);
+            TILE_STEP(z0, z1, a[2 * lda + l]);
+            TILE_STEP(w0, w1, a[3 * lda + l]);
         }
         acc[0][0] = x0, acc[0][1] = x1, acc[1][0] = y0, acc[1][1] = y1;
         acc[2][0] = z0, acc[2][1] = z1, acc[3][0] = w0, acc[3][1] = w1;
@@ -98,7 +107,7 @@ sg_tile(int rows, int64_t k, const float *a, int64_t lda, const float *pb, vf ac
         vf x0 = acc[0][0], x1 = acc[0][1];
         for (int64_t l = 0; l < k; l++) {
             vf b0 = vload(pb + l * TC), b1 = vload(pb + l * TC + 8);
-            SG_STEP(x0, x1, a[l]);
+            TILE_STEP(x0, x1, a[l]);
         }
         acc[0][0] = x0, acc[0][1] = x1;
     }
@@ -121,10 +130,10 @@ OW_SIMD static void sg_rows(int64_t m, int64_t n, int64_t k, float alpha, const 
                 continue;
             vf acc[TR][2] = {{{0}}};
             if (rows == TR)
-                sg_tile(TR, k, a + i * lda, lda, panel, acc);
+                tile(false, TR, k, a + i * lda, lda, panel, acc);
             else
                 for (int r = 0; r < rows; r++)
-                    sg_tile(1, k, a + (i + r) * lda, lda, panel, acc + r);
+                    tile(false, 1, k, a + (i + r) * lda, lda, panel, acc + r);
             for (int r = 0; r < rows; r++) {
                 float s[TC], *cr = c + (i + r) * ldc + j0;
                 memcpy(s, acc[r], sizeof s);
@@ -184,39 +193,6 @@ void ow__sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int
 
 /* ---- bfloat16 ------------------------------------------------------------------- */
 
-/* acc[r] = bf16(acc[r] + bf16(panel[l] * v[r*ldv + l])) for l in order */
-#define BF_STEP(x0, x1, s)                                                               \
-    do {                                                                                 \
-        const float s_ = (s);                                                            \
-        x0 = vrnd(x0 + vrnd(b0 * s_));                                                   \
-        x1 = vrnd(x1 + vrnd(b1 * s_));                                                   \
-    } while (0)
-
-static inline __attribute__((always_inline)) void
-bf_tile(int rows, int64_t k, const float *v, int64_t ldv, const float *pb, vf acc[TR][2])
-{
-    if (rows == TR) {
-        vf x0 = acc[0][0], x1 = acc[0][1], y0 = acc[1][0], y1 = acc[1][1];
-        vf z0 = acc[2][0], z1 = acc[2][1], w0 = acc[3][0], w1 = acc[3][1];
-        for (int64_t l = 0; l < k; l++) {
-            vf b0 = vload(pb + l * TC), b1 = vload(pb + l * TC + 8);
-            BF_STEP(x0, x1, v[l]);
-            BF_STEP(y0, y1, v[ldv + l]);
-            BF_STEP(z0, z1, v[2 * ldv + l]);
-            BF_STEP(w0, w1, v[3 * ldv + l]);
-        }
-        acc[0][0] = x0, acc[0][1] = x1, acc[1][0] = y0, acc[1][1] = y1;
-        acc[2][0] = z0, acc[2][1] = z1, acc[3][0] = w0, acc[3][1] = w1;
-    } else {
-        vf x0 = acc[0][0], x1 = acc[0][1];
-        for (int64_t l = 0; l < k; l++) {
-            vf b0 = vload(pb + l * TC), b1 = vload(pb + l * TC + 8);
-            BF_STEP(x0, x1, v[l]);
-        }
-        acc[0][0] = x0, acc[0][1] = x1;
-    }
-}
-
 OW_SIMD static void bf_rows(int64_t m, int64_t n, int64_t k, float beta, const float *v,
                             const float *pb, uint16_t *c)
 {
@@ -239,10 +215,10 @@ OW_SIMD static void bf_rows(int64_t m, int64_t n, int64_t k, float beta, const f
                 memcpy(acc[r], s, sizeof s);
             }
             if (rows == TR)
-                bf_tile(TR, k, v + i * k, k, panel, acc);
+                tile(true, TR, k, v + i * k, k, panel, acc);
             else
                 for (int r = 0; r < rows; r++)
-                    bf_tile(1, k, v + (i + r) * k, k, panel, acc + r);
+                    tile(true, 1, k, v + (i + r) * k, k, panel, acc + r);
             for (int r = 0; r < rows; r++) {
                 float s[TC];
                 uint16_t *cr = c + (i + r) * n + j0;
