@@ -189,6 +189,47 @@ START_TEST(state_dtypes_thread_independent)
 }
 END_TEST
 
+/* Kernels that read bf16 moments in place (quant.h's ow__bf16_fn) give the block
+ * loop's bits (the ref path keeps it), nearest even and stochastic, at 2 threads, on
+ * tensors that end mid-block, for every switch of their loops. */
+static const struct {
+    const char *entry, *opts;
+} in_place[] = {
+    {"AdamW", "lr: 0.001, weight_decay: 0.05"},
+    {"Adam", "lr: 0.001, weight_decay: 0.1, amsgrad: true"},
+    {"AdamW", "lr: 0.001, amsgrad: true, maximize: true"},
+    {"adamwlegacy", "lr: 0.001"},
+    {"nadamw", "lr: 0.001"},
+};
+
+START_TEST(bf16_in_place_equals_block_loop)
+{
+    static const int nd[3] = {2, 1, 1};
+    static const int64_t shapes[3][3] = {{70, 90}, {300}, {5000}};
+    for (int sr = 0; sr < 2; sr++) {
+        char opts[200];
+        snprintf(opts, sizeof opts, "{%s, state_dtype: bfloat16%s}", in_place[_i].opts,
+                 sr ? ", stochastic_rounding: true" : "");
+        const char *o[1] = {opts};
+        fixture f[2];
+        for (int k = 0; k < 2; k++) {
+            fix_make(&f[k], in_place[_i].entry, 3, nd, shapes, 1, o, 4);
+            ow__optimizer_use_ref(f[k].opt, k == 1);
+            ow_check_ok(ow_optimizer_set_threads(f[k].opt, 2 - k, NULL), NULL);
+        }
+        for (int step = 1; step <= 6; step++)
+            for (int k = 0; k < 2; k++) {
+                fix_grads(&f[k], 60u + (unsigned)step);
+                ow_error err;
+                ow_check_ok(ow_optimizer_step(f[k].opt, &err), &err);
+            }
+        fix_expect_same(&f[0], &f[1], 0, in_place[_i].entry);
+        for (int k = 0; k < 2; k++)
+            fix_free(&f[k]);
+    }
+}
+END_TEST
+
 static Suite *make_state_dtype_suite(void)
 {
     Suite *s = suite_create("state_dtype");
@@ -198,6 +239,7 @@ static Suite *make_state_dtype_suite(void)
     tcase_add_test(te, engine_adamw_bf16);
     tcase_add_test(te, ademamix_matches_bitsandbytes);
     tcase_add_loop_test(te, state_dtypes_thread_independent, 0, OW__ARRAY_LEN(wired));
+    tcase_add_loop_test(te, bf16_in_place_equals_block_loop, 0, OW__ARRAY_LEN(in_place));
     suite_add_tcase(s, te);
     return s;
 }

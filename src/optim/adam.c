@@ -271,52 +271,77 @@ static bool check(const ow_hparam *hp, char *msg, size_t n)
 
 /* One element: g (+ wd*p); m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; amsgrad max;
  * denom = sqrt(v)/sqrt(bc2) + eps; p = p*keep - lr/bc1 * m/denom, rounded the way the
- * reference's code path rounds it. */
+ * reference's code path rounds it. The moments are kept as st says (quant.h): float32,
+ * or bf16 read and rounded in place, block by block for the stochastic keys. */
 static inline __attribute__((always_inline)) void adam_loop(const ow_kernel_args *a,
                                                             const adam_ctx *c, bool l2,
                                                             bool ams, bool multi,
-                                                            bool nest)
+                                                            bool nest, ow__store st)
 {
-    size_t n = a->n;
-    float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG],
-                    *restrict v = a->s[S_EXP_AVG_SQ];
-    float *restrict vmax = a->s[S_MAX_EXP_AVG_SQ];
+    size_t n = a->n, block = st == OW__STORE_F32 ? n : OW__QBLOCK;
+    float *restrict p = a->p;
+    void *restrict m = ow__moment(a, S_EXP_AVG, st), *restrict v =
+                                                         ow__moment(a, S_EXP_AVG_SQ, st);
+    void *restrict vmax = ow__moment(a, S_MAX_EXP_AVG_SQ, st);
     const float *restrict g = a->g;
     const float sg = c->sign, wd = c->l2, keep = c->keep, b1 = c->b1, omb1 = c->omb1,
                 b2 = c->b2, omb2 = c->omb2, bc2s = c->bc2s, eps = c->eps, nss = c->nss;
+    for (size_t o = 0; o < n; o += block) {
+        size_t e = n - o < block ? n : o + block;
+        uint64_t km = ow__bf16_block_key(c->q.key, 0, g[o]),
+                 kv = ow__bf16_block_key(c->q.key, 1, g[o]),
+                 kx = ow__bf16_block_key(c->q.key, 2, g[o]);
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * sg;
-        if (l2)
-            gi = fmaf(wd, p[i], gi);
-        float mi = fmaf(omb1, gi, m[i] * b1);
-        float vi = fmaf(omb2 * gi, gi, v[i] * b2);
-        m[i] = mi;
-        v[i] = vi;
-        if (ams)
-            vi = vmax[i] = fmaxf(vmax[i], vi);
-        float num = nest ? fmaf(omb1, gi, mi * b1) : mi;
-        float denom = sqrtf(vi) / bc2s + eps;
-        float pi = p[i] * keep;
-        p[i] = multi ? pi + num / (denom / nss) : pi + (nss * num) / denom;
+        for (size_t i = o; i < e; i++) {
+            float gi = g[i] * sg;
+            if (l2)
+                gi = fmaf(wd, p[i], gi);
+            float mi = fmaf(omb1, gi, OW__MOMENT_LOAD(st, m, i) * b1);
+            float vi = fmaf(omb2 * gi, gi, OW__MOMENT_LOAD(st, v, i) * b2);
+            OW__MOMENT_STORE(st, m, i, mi, km, a->off + i);
+            OW__MOMENT_STORE(st, v, i, vi, kv, a->off + i);
+            if (ams) {
+                vi = fmaxf(OW__MOMENT_LOAD(st, vmax, i), vi);
+                OW__MOMENT_STORE(st, vmax, i, vi, kx, a->off + i);
+            }
+            float num = nest ? fmaf(omb1, gi, mi * b1) : mi;
+            float denom = sqrtf(vi) / bc2s + eps;
+            float pi = p[i] * keep;
+            p[i] = multi ? pi + num / (denom / nss) : pi + (nss * num) / denom;
+        }
     }
 }
 
-OW_SIMD static void adam_run(const ow_kernel_args *a)
+/* adam_loop with its switches constant for the common variants */
+static inline __attribute__((always_inline)) void adam_switch(const ow_kernel_args *a,
+                                                              ow__store st)
 {
     const adam_ctx *c = a->ctx;
     unsigned key = (unsigned)c->has_l2 | (unsigned)c->amsgrad << 1 |
                    (unsigned)c->multi << 2 | (unsigned)c->nesterov << 3;
     switch (key) {
-    case 0: adam_loop(a, c, false, false, false, false); break;
-    case 1: adam_loop(a, c, true, false, false, false); break;
-    case 2: adam_loop(a, c, false, true, false, false); break;
-    case 3: adam_loop(a, c, true, true, false, false); break;
-    case 4: adam_loop(a, c, false, false, true, false); break;
-    case 6: adam_loop(a, c, false, true, true, false); break;
-    case 12: adam_loop(a, c, false, false, true, true); break;
-    default: adam_loop(a, c, c->has_l2, c->amsgrad, c->multi, c->nesterov); break;
+    case 0: adam_loop(a, c, false, false, false, false, st); break;
+    case 1: adam_loop(a, c, true, false, false, false, st); break;
+    case 2: adam_loop(a, c, false, true, false, false, st); break;
+    case 3: adam_loop(a, c, true, true, false, false, st); break;
+    case 4: adam_loop(a, c, false, false, true, false, st); break;
+    case 6: adam_loop(a, c, false, true, true, false, st); break;
+    case 12: adam_loop(a, c, false, false, true, true, st); break;
+    default: adam_loop(a, c, c->has_l2, c->amsgrad, c->multi, c->nesterov, st); break;
     }
+}
+
+OW_SIMD static void adam_run(const ow_kernel_args *a)
+{
+    adam_switch(a, OW__STORE_F32);
+}
+
+OW_SIMD static void adam_run_bf16(const ow_kernel_args *a, bool sr)
+{
+    if (sr)
+        adam_switch(a, OW__STORE_BF16_SR);
+    else
+        adam_switch(a, OW__STORE_BF16);
 }
 
 /* The reference's op sequence, one statement per torch call. */
@@ -392,7 +417,12 @@ static void adam_caution_apply(const ow_kernel_args *a)
         const adam_ctx *c = a->ctx;                                                      \
         ow__qplan_pass(&adam_qplan, &c->q, S_N, a, fn, ref);                             \
     }
-QPASS(adam_run, false)
+/* the step pass reads bf16 moments in place */
+static void adam_run_false(const ow_kernel_args *a)
+{
+    const adam_ctx *c = a->ctx;
+    ow__qplan_pass_bf16(&adam_qplan, &c->q, S_N, a, adam_run, adam_run_bf16, false);
+}
 QPASS(adam_ref, true)
 QPASS(adam_caution_count, false)
 QPASS(adam_caution_count, true)

@@ -87,6 +87,19 @@ ow_dtype ow__qplan_dtype(const ow__qplan *p, ow__qmode mode, int slot, size_t nu
 void ow__qplan_pass(const ow__qplan *p, const ow__qstep *q, size_t nslots,
                     const ow_kernel_args *a, ow_kernel_fn fn, bool ref)
 {
+    ow__qplan_pass_bf16(p, q, nslots, a, fn, NULL, ref);
+}
+
+void ow__qplan_pass_bf16(const ow__qplan *p, const ow__qstep *q, size_t nslots,
+                         const ow_kernel_args *a, ow_kernel_fn fn, ow__bf16_fn fused,
+                         bool ref)
+{
+    /* bf16 moments are bf16 at every range of every size (never gathered) */
+    if (fused && !ref && a->full &&
+        (q->mode == OW__QM_BF16 || q->mode == OW__QM_BF16_SR)) {
+        fused(a, q->mode == OW__QM_BF16_SR);
+        return;
+    }
     if (q->mode == OW__QM_F32 || nslots > OW__MAX_SLOTS) {
         fn(a);
         return;

@@ -77,8 +77,7 @@ static void step_block(const ow__qrange *r, size_t o, size_t m, float (*tmp)[OW_
             uint16_t *h = (uint16_t *)q->data + o;
             /* slots draw apart; the block's first gradient makes the bits fresh at
              * each step even where the key has no step count (Lion, SGD) */
-            uint64_t key = r->key + nq * 0x9e3779b97f4a7c15ull +
-                           ((uint64_t)ow__mix32(ow__f32_bits(r->a->g[o])) << 32);
+            uint64_t key = ow__bf16_block_key(r->key, nq, r->a->g[o]);
             if (ref && q->kind == OW__Q_BF16)
                 for (size_t i = 0; i < m; i++)
                     h[i] = ow__f32_to_bf16(t[i]);

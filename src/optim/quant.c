@@ -209,9 +209,16 @@ void ow__bf16_encode_sr(const float *x, size_t n, uint16_t *out, uint64_t key,
     bf16_encode_sr_simd(x, n, out, key, index);
 }
 
-void ow__bf16_decode(const uint16_t *restrict in, size_t n, float *restrict out)
+/* static, called by the exported name (see f16_decode) */
+OW__CODEC static void bf16_decode_simd(const uint16_t *restrict in, size_t n,
+                                       float *restrict out)
 {
     bf16_decode(in, n, out);
+}
+
+void ow__bf16_decode(const uint16_t *restrict in, size_t n, float *restrict out)
+{
+    bf16_decode_simd(in, n, out);
 }
 
 /* static, called by the exported name: clang emits a target_clones dispatcher only

@@ -114,6 +114,16 @@ static inline uint32_t ow__sr_bits(uint64_t key, uint64_t i)
     return ow__mix32(h + (uint32_t)(key >> 32) + (uint32_t)(i >> 32) * 0x9e3779b9u);
 }
 
+/* The stochastic-rounding key of a block of a bf16 slot: the tensor's key this step,
+ * the slot's rank among the range's bf16 slots, and the block's first gradient (so
+ * optimizers without a step count still draw fresh bits each step). The bits of
+ * element i are ow__sr_bits(this, i's index in the tensor). */
+static inline uint64_t ow__bf16_block_key(uint64_t key, size_t rank, float g0)
+{
+    return key + rank * 0x9e3779b97f4a7c15ull +
+           ((uint64_t)ow__mix32(ow__f32_bits(g0)) << 32);
+}
+
 /* ---- blocks --------------------------------------------------------------------------
  */
 
@@ -252,6 +262,45 @@ ow_dtype ow__qplan_dtype(const ow__qplan *p, ow__qmode mode, int slot, size_t nu
  * nslots: the optimizer's slot count. */
 void ow__qplan_pass(const ow__qplan *p, const ow__qstep *q, size_t nslots,
                     const ow_kernel_args *a, ow_kernel_fn fn, bool ref);
+
+/* ---- kernels over bf16 moments in place ---------------------------------------------
+ * A kernel may also read and write its moments where state_dtype bfloat16 keeps them,
+ * with no block loop: each moment m is read as ow__bf16_to_f32 and written rounded as
+ * the block loop would round it (ow__moment_store), block by block of OW__QBLOCK for
+ * the stochastic keys. Its bits are the block loop's (check_quant.c holds them to it). */
+typedef enum ow__store { OW__STORE_F32, OW__STORE_BF16, OW__STORE_BF16_SR } ow__store;
+/* The kernel of a pass over bf16 moments (sr: stochastic rounding). */
+typedef void (*ow__bf16_fn)(const ow_kernel_args *a, bool sr);
+
+/* Where slot `slot` of range a is kept under st: float32 at a->s, or bf16 in place. */
+static inline void *ow__moment(const ow_kernel_args *a, int slot, ow__store st)
+{
+    if (st == OW__STORE_F32)
+        return a->s[slot];
+    return a->full && a->full[slot] ? (uint16_t *)a->full[slot] + a->off : NULL;
+}
+
+/* Element i of a moment kept under st. */
+#define OW__MOMENT_LOAD(st, x, i)                                                        \
+    ((st) == OW__STORE_F32 ? ((const float *)(x))[i]                                     \
+                           : ow__bf16_to_f32(((const uint16_t *)(x))[i]))
+/* Stores v as element i (index in the tensor: idx) of a moment kept under st, bf16
+ * rounded to nearest even or with the block key's bits. */
+#define OW__MOMENT_STORE(st, x, i, v, key, idx)                                          \
+    do {                                                                                 \
+        if ((st) == OW__STORE_F32)                                                       \
+            ((float *)(x))[i] = (v);                                                     \
+        else if ((st) == OW__STORE_BF16)                                                 \
+            ((uint16_t *)(x))[i] = ow__f32_to_bf16(v);                                   \
+        else                                                                             \
+            ((uint16_t *)(x))[i] = ow__f32_to_bf16_sr(v, ow__sr_bits(key, idx));         \
+    } while (0)
+
+/* As ow__qplan_pass, with `fused` (may be NULL) run instead of the block loop where the
+ * range's moments are bf16. */
+void ow__qplan_pass_bf16(const ow__qplan *p, const ow__qstep *q, size_t nslots,
+                         const ow_kernel_args *a, ow_kernel_fn fn, ow__bf16_fn fused,
+                         bool ref);
 
 /* A pass kernel fn##_q<ref> of an optimizer file: fn over its moments wherever
  * state_dtype stores them (plan: its ow__qplan; ctx_t: its ctx type, holding an
