@@ -482,10 +482,11 @@ OW_API int ow_model_set_data_at(ow_model *model, size_t index, float *data, floa
  * buffer per thread (no float32 copy of the whole gradient; a per-tensor step such as
  * Muon's or AdEMAMix's gets its tensor converted); a step gives the parameters a step
  * over the gradients converted to float32 first would give, bit for bit.
- * ow_model_set_data
- * (_at, ow_model_set_buffers) sets a float32 gradient again. For ow_optimizer_step; the
- * OptimWrapper's clipping and checks read float32 gradients (an AmpOptimWrapper with
- * `dtype` binds half tensors with ow_optim_wrapper_bind_half). */
+ * ow_model_set_data (_at, ow_model_set_buffers) sets a float32 gradient again. An
+ * OptimWrapper takes them where its config says `grad_dtype: bfloat16` (or float16):
+ * it checks and clips them as their float32 values, the optimizer unscales and clips
+ * them as it reads them, and the wrapper zeroes them in place (an AmpOptimWrapper with
+ * `dtype` instead binds half parameters and gradients with ow_optim_wrapper_bind_half). */
 typedef enum ow_grad_dtype { OW_GRAD_F32, OW_GRAD_BF16, OW_GRAD_F16 } ow_grad_dtype;
 OW_API int ow_model_set_grad_half(ow_model *model, size_t index, void *grad,
                                   ow_grad_dtype dtype, ow_error *err);

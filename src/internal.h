@@ -49,6 +49,16 @@ int ow__grow(void **items, size_t *cap, size_t need, size_t elem_size);
 #define OW_SIMD
 #endif
 
+/* A gradient as torch's GradScaler.unscale_ and then clip_grad_value_ or
+ * clip_grad_norm_ leave it: fl(g * inv), then clamped to [-clamp, clamp] (clamp >= 0;
+ * nan stays nan) or times coef (rounded again). inv = coef = 1, clamp < 0: g itself.
+ * The wrapper's pass over float32 gradients and the optimizer's reads of half ones. */
+static inline float ow__grad_xform(float g, float inv, float coef, float clamp)
+{
+    float u = g * inv;
+    return clamp >= 0 ? (u < -clamp ? -clamp : u > clamp ? clamp : u) : u * coef;
+}
+
 /* torch's `foreach` switch, a key of its optimizers and clip_grad_norm_: no effect on a
  * CPU result (optimizers keep it where it selects torch's multi-tensor rounding). */
 #define OW__KEY_FOREACH                                                                  \
@@ -408,10 +418,13 @@ int ow__groups_build_node(const ow_cfg *config, const ow_cfg *node, const ow_mod
 size_t ow__optimizer_num_tensors(const ow_optimizer *opt);
 /* The model an optimizer steps (borrowed). */
 const ow_model *ow__optimizer_model(const ow_optimizer *opt);
-/* Tensor i's gradient buffer and size when it steps now (requires a gradient and has
- * data and grad pointers); false otherwise. */
+/* Tensor i's gradient buffer, size, ow_grad_dtype and parameter name (borrowed) when it
+ * steps now (requires a gradient and has data and grad pointers); false otherwise. */
 bool ow__optimizer_tensor_grad(const ow_optimizer *opt, size_t i, float **grad,
-                               size_t *numel);
+                               size_t *numel, unsigned char *dtype, const char **name);
+/* What the optimizer's reads of half gradients apply until set again (ow__grad_xform):
+ * the wrapper's unscale and clipping of half gradients, which it cannot write back. */
+void ow__optimizer_set_grad_xform(ow_optimizer *opt, float inv, float coef, float clamp);
 /* The model parameter (occurrence index) tensor i is stepped under. */
 size_t ow__optimizer_tensor_param(const ow_optimizer *opt, size_t i);
 

@@ -129,7 +129,9 @@ START_TEST(optim_wrapper_schema)
     ck_assert_str_eq(e->keys[4].def, "null");
     ck_assert_str_eq(e->keys[5].name, "skip_nonfinite");
     ck_assert_str_eq(e->keys[6].name, "zero_stage");
-    ck_assert_ptr_null(e->keys[7].name);
+    ck_assert_str_eq(e->keys[7].name, "grad_dtype");
+    ck_assert_str_eq(e->keys[7].def, "float32");
+    ck_assert_ptr_null(e->keys[8].name);
 }
 END_TEST
 

@@ -230,7 +230,8 @@ static const struct {
      "torch.distributed); remove the key"},
     {"loss_scale: dynamic", OW_ERR_UNKNOWN_KEY, 3, 15,
      "optim_wrapper: unknown key 'loss_scale' (accepted: optimizer, paramwise_cfg, "
-     "constructor, accumulative_counts, clip_grad, skip_nonfinite, zero_stage, type)"},
+     "constructor, accumulative_counts, clip_grad, skip_nonfinite, zero_stage, "
+     "grad_dtype, type)"},
     {"zero_stage: 3", OW_ERR_UNSUPPORTED, 3, 15,
      "optim_wrapper.zero_stage: stage 3 shards the parameters too; optwrap keeps every "
      "parameter on every rank (stages 0, 1 and 2)"},

@@ -79,7 +79,7 @@ int ow__dist_scan(ow_optim_wrapper *w, float inv, double p, float *norm, bool *b
 {
     ow__dist *d = w->dist;
     if (d->stage < 2) { /* every rank holds the same sums */
-        *bad = ow__grads_scan(w->grads, w->ngrads, inv, p, norm);
+        *bad = ow__grads_scan(w->grads, w->ngrads, inv, p, norm, NULL);
         return OW_OK;
     }
     size_t me = (size_t)d->d.rank, u0 = d->ufirst[me], u1 = d->ufirst[me + 1];
@@ -126,7 +126,7 @@ void ow__dist_grads(const ow_optim_wrapper *w, const ow__grad **g, size_t *n)
     }
     for (size_t k = 0; k < d->npieces; k++) {
         const ow__dist_piece *pc = &d->piece[k];
-        d->pgrad[k] = (ow__grad){d->t[pc->tensor].g + pc->off, pc->len};
+        d->pgrad[k] = (ow__grad){d->t[pc->tensor].g + pc->off, pc->len, OW_GRAD_F32};
     }
     *g = d->pgrad;
     *n = d->npieces;

@@ -48,7 +48,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem, ow_error *err)
     return OW_OK;
 }
 
-void ow__grad_f32(const ow__tensor *t, size_t off, size_t n, float *out)
+void ow__grad_f32(const ow_optimizer *opt, const ow__tensor *t, size_t off, size_t n,
+                  float *out)
 {
     const uint16_t *h = (const uint16_t *)(const void *)t->g + off;
     if (t->gdt == OW_GRAD_BF16)
@@ -57,6 +58,17 @@ void ow__grad_f32(const ow__tensor *t, size_t off, size_t n, float *out)
         ow__f16_decode(h, n, out);
     else
         memcpy(out, t->g + off, n * sizeof *out);
+    const float inv = opt->gx[0], coef = opt->gx[1], clamp = opt->gx[2];
+    if (t->gdt && (inv != 1.0f || coef != 1.0f || clamp >= 0))
+        for (size_t i = 0; i < n; i++)
+            out[i] = ow__grad_xform(out[i], inv, coef, clamp);
+}
+
+void ow__optimizer_set_grad_xform(ow_optimizer *opt, float inv, float coef, float clamp)
+{
+    opt->gx[0] = inv;
+    opt->gx[1] = coef;
+    opt->gx[2] = clamp;
 }
 
 static void call_f32(const ow_optimizer *opt, const ow_pass *pass, const ow__unit *u,
@@ -77,7 +89,7 @@ static void call(const ow_optimizer *opt, const ow_pass *pass, const ow__unit *u
     float *s[OW__MAX_SLOTS];
     for (size_t o = 0; o < n; o += OW__UNIT) {
         size_t m = n - o < OW__UNIT ? n - o : OW__UNIT, off = u->off + o;
-        ow__grad_f32(t, off, m, g);
+        ow__grad_f32(opt, t, off, m, g);
         for (size_t k = 0; k < opt->nslots; k++)
             s[k] = t->kslots & (1u << k) ? t->slot[k] + off : NULL;
         ow_kernel_args a = {.n = m,

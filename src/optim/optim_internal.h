@@ -87,6 +87,8 @@ struct ow_optimizer {
     size_t nt;
     int threads;  /* 0: default */
     bool use_ref; /* tests: run the _ref kernels */
+    float gx[3];  /* half gradients: ow__grad_xform's inv, coef, clamp as they are read
+                     (the wrapper's unscale and clipping, ow__optimizer_set_grad_xform) */
     long lr_key;  /* index of "lr" in the keys, or -1 (looked up once) */
     /* active, nactive, active_all and the tensors' p and g are kept from the last step
      * while valid and the model's generation is active_gen (see ow_optimizer_step) */
@@ -261,7 +263,8 @@ int ow__plan_passes(ow_optimizer *opt, size_t nactive, size_t all, ow_error *err
 /* Runs the element passes over the planned units (p, g and ctx of the tensors set). */
 void ow__run_passes(ow_optimizer *opt, size_t nactive);
 /* n elements from off of tensor t's gradient as float32 (a half gradient decoded). */
-void ow__grad_f32(const ow__tensor *t, size_t off, size_t n, float *out);
+void ow__grad_f32(const ow_optimizer *opt, const ow__tensor *t, size_t off, size_t n,
+                  float *out);
 
 /* ---- helpers for optimizer files -------------------------------------------------- */
 

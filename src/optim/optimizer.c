@@ -265,6 +265,7 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
     opt->entry = e;
     opt->ops = ops;
     opt->groups = groups;
+    ow__optimizer_set_grad_xform(opt, 1.0f, 1.0f, -1.0f);
     opt->model = ow_groups_get_model(groups);
     opt->apply_lr_scale = ow__groups_applies_lr_scale(groups);
     opt->mixed = npasses && ops->tensor_step;
@@ -432,7 +433,7 @@ int ow__tensor_alloc_state(ow_optimizer *opt, size_t i, ow_error *err)
                             : (sl->flags & OW_SLOT_FROM_GRAD) ? t->g
                                                               : NULL;
         if (from == t->g && t->gdt && n == t->numel && dt == OW_DTYPE_F32)
-            ow__grad_f32(t, 0, n, t->slot[s]); /* a half gradient */
+            ow__grad_f32(opt, t, 0, n, t->slot[s]); /* a half gradient */
         else if (from && n == t->numel && dt == OW_DTYPE_F32)
             memcpy(t->slot[s], from, n * sizeof(float));
         else if (dt == OW_DTYPE_F32)
@@ -589,7 +590,7 @@ static void run_tensor_steps(ow_optimizer *opt, size_t from, size_t nactive)
     for (size_t a = from; a < nactive; a++) {
         ow__tensor *t = &opt->t[opt->active[a]];
         if (t->gdt) /* the room: grow_gbuf */
-            ow__grad_f32(t, 0, t->numel, opt->gbuf);
+            ow__grad_f32(opt, t, 0, t->numel, opt->gbuf);
         ow_tensor_args ta = {.ndim = t->ndim,
                              .shape = t->shape,
                              .numel = t->numel,
@@ -722,7 +723,7 @@ size_t ow__optimizer_tensor_param(const ow_optimizer *opt, size_t i)
 }
 
 bool ow__optimizer_tensor_grad(const ow_optimizer *opt, size_t i, float **grad,
-                               size_t *numel)
+                               size_t *numel, unsigned char *dtype, const char **name)
 {
     ow_param_view pv;
     if (i >= opt->nt || ow_model_get_param(opt->model, opt->t[i].param, &pv) != OW_OK ||
@@ -730,6 +731,8 @@ bool ow__optimizer_tensor_grad(const ow_optimizer *opt, size_t i, float **grad,
         return false;
     *grad = pv.grad;
     *numel = opt->t[i].numel;
+    *dtype = (unsigned char)ow__model_grad_dtype(opt->model, opt->t[i].param);
+    *name = pv.full_name;
     return true;
 }
 

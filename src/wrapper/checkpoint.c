@@ -3,6 +3,7 @@
  * state, the groups as built, the parameters' names and shapes (and optionally their
  * values), a hash of the config and a checksum of every tensor. */
 #include "../dist/dist_internal.h"
+#include "../model/model_internal.h"
 #include "../optim/optim_internal.h"
 #include "../util/safetensors.h"
 #include "wrapper_internal.h"
@@ -59,6 +60,15 @@ static bool next_tensor(const ow_optim_wrapper *w, size_t *i, ow_param_view *pv)
             return true;
         }
     return false;
+}
+
+/* The safetensors dtype and element size of the gradients of the occurrence before *i
+ * (next_tensor's last): the host's half gradients are kept as they are. */
+static const char *grad_dtype(const ow_optim_wrapper *w, size_t i, size_t *size)
+{
+    ow_grad_dtype dt = ow__model_grad_dtype(w->model, i - 1);
+    *size = dt ? 2 : 4;
+    return dt == OW_GRAD_BF16 ? "BF16" : dt == OW_GRAD_F16 ? "F16" : "F32";
 }
 
 /* Gradients have been added since the last step. */
@@ -120,9 +130,16 @@ static int add_wrapper(const ow_optim_wrapper *w, const char *prefix, unsigned f
         snprintf(key, sizeof key, "%sgrads.%s", prefix, pv.full_name);
         /* data-parallel: every rank's sums, added on rank 0 */
         const float *sums = w->dist ? ow__dist_window_grad(w, pv.tensor) : pv.grad;
+        size_t es;
+        const char *dt = grad_dtype(w, i, &es);
+        if (rc == OW_OK && w->dist && es == 2 && window_open(w))
+            rc = ow__error(err, OW_ERR_UNSUPPORTED, NULL, 0, 0,
+                           "ow_optim_wrapper_save: parameter '%s' has half gradients; "
+                           "data-parallel runs sum float32 ones",
+                           pv.full_name);
         if (rc == OW_OK && window_open(w) && pv.grad && sums)
-            rc = ow__st_builder_add(b, key, "F32", pv.ndim, pv.shape, sums,
-                                    (size_t)pv.numel * sizeof(float), err);
+            rc = ow__st_builder_add(b, key, dt, pv.ndim, pv.shape, sums,
+                                    (size_t)pv.numel * es, err);
     }
     return rc;
 }
@@ -297,10 +314,11 @@ static int compare_built(const ow_optim_wrapper *w, const ow__st_file *f,
 }
 
 /* Every distinct parameter of the model is in the file, with its shape. */
-/* A params.* or grads.* tensor holds float32 values of the parameter's shape. */
-static bool fits(const ow__st_tensor *t, const ow_param_view *pv)
+/* A params.* or grads.* tensor holds values of dtype (params: F32) of the parameter's
+ * shape. */
+static bool fits(const ow__st_tensor *t, const ow_param_view *pv, const char *dtype)
 {
-    bool same = !strcmp(t->dtype, "F32") && t->ndim == pv->ndim;
+    bool same = !strcmp(t->dtype, dtype) && t->ndim == pv->ndim;
     for (int d = 0; same && d < pv->ndim; d++)
         same = t->shape[d] == pv->shape[d];
     return same;
@@ -322,7 +340,8 @@ static int check_params(const ow_optim_wrapper *w, const ow__st_file *f,
                                 pv.full_name);
         snprintf(key, sizeof key, "%sgrads.%s", prefix, pv.full_name);
         const ow__st_tensor *g = ow__st_file_find(f, key);
-        if (!fits(t, &pv) || (g && !fits(g, &pv)))
+        size_t es;
+        if (!fits(t, &pv, "F32") || (g && !fits(g, &pv, grad_dtype(w, i, &es))))
             return ow__st_error(err, name,
                                 "parameter '%s': its shape or dtype differs from the "
                                 "model's (another model?)",
@@ -402,10 +421,12 @@ static void install(ow_optim_wrapper *w, const ow__st_file *f, const char *prefi
         ow__st_copy_le(pv.data, t->data, t->numel, 4);
         snprintf(key, sizeof key, "%sgrads.%s", prefix, pv.full_name);
         const ow__st_tensor *g = ow__st_file_find(f, key);
+        size_t es;
+        grad_dtype(w, i, &es);
         if (pv.grad && g && (!w->dist || w->dist->d.rank == 0)) /* checked before */
-            ow__st_copy_le(pv.grad, g->data, g->numel, 4);
+            ow__st_copy_le(pv.grad, g->data, g->numel, es);
         else if (pv.grad) /* at a window's end, or another rank continues the sums */
-            memset(pv.grad, 0, (size_t)pv.numel * sizeof(float));
+            memset(pv.grad, 0, (size_t)pv.numel * es);
     }
     if (flags & OW_CKPT_PARAMS) /* half hosts: their weights from the master copy */
         ow__half_scatter(w, true);

@@ -39,12 +39,21 @@
          .def = "false",                                                                 \
          .doc = "optwrap: skip a step whose gradients hold inf or nan (mmengine steps "  \
                 "anyway; AmpOptimWrapper always skips)"},                                \
+        {.name = "zero_stage",                                                           \
+         .type = OW_T_INT,                                                               \
+         .def = "0",                                                                     \
+         .min = 0,                                                                       \
+         .max = INFINITY,                                                                \
+         .flags = OW_KEY_RANGE,                                                          \
+         .doc = "optwrap: data-parallel runs (ow_optim_wrapper_set_dist): 1 shards the " \
+                "optimizer state over the ranks, 2 the gradient sums too (ZeRO); one "   \
+                "process runs the plain optimizer"},                                     \
     {                                                                                    \
-        .name = "zero_stage", .type = OW_T_INT, .def = "0", .min = 0, .max = INFINITY,   \
-        .flags = OW_KEY_RANGE,                                                           \
-        .doc = "optwrap: data-parallel runs (ow_optim_wrapper_set_dist): 1 shards the "  \
-               "optimizer state over the ranks, 2 the gradient sums too (ZeRO); one "    \
-               "process runs the plain optimizer"                                        \
+        .name = "grad_dtype", .type = OW_T_STRING, .def = "float32",                     \
+        .doc =                                                                           \
+            "optwrap: the host's gradients, float32, bfloat16 or float16 (bound with "   \
+            "ow_model_set_grad_half): the optimizer reads half ones directly, "          \
+            "unscaled and clipped as it reads them, as their float32 values"             \
     }
 
 static const ow_key optim_wrapper_keys[] = {OPTIM_WRAPPER_KEYS, {0}};
@@ -309,6 +318,19 @@ int ow__wrapper_parse(const ow_cfg *node, const ow_entry *e, ow__wrapper_opts *o
     if (acc)
         o.acc = acc->v.i;
     o.skip_nonfinite = bool_or(node, "skip_nonfinite", false);
+    const ow_cfg *gd = ow__cfg_map_get(node, "grad_dtype");
+    if (gd && gd->type == OW_CFG_STRING) {
+        static const char *const names[] = {"float32", "bfloat16", "float16"};
+        int k = 0;
+        while (k < 3 && strcmp(names[k], gd->v.s))
+            k++;
+        if (k == 3)
+            return ow__error_at(err, OW_ERR_VALUE, gd,
+                                "optim_wrapper.grad_dtype: should be any of float32, "
+                                "bfloat16, float16, got '%s'",
+                                gd->v.s);
+        o.grad_dtype = k == 1 ? OW_GRAD_BF16 : k == 2 ? OW_GRAD_F16 : OW_GRAD_F32;
+    }
     const ow_cfg *zs = ow__cfg_map_get(node, "zero_stage");
     if (zs && zs->v.i > 2)
         return ow__error_at(err, OW_ERR_UNSUPPORTED, zs,
@@ -329,6 +351,11 @@ int ow__wrapper_parse(const ow_cfg *node, const ow_entry *e, ow__wrapper_opts *o
         return rc;
     if (e == &ow__optim_wrapper_amp && (rc = parse_amp(node, &o, err)))
         return rc;
+    if (o.half != OW__HALF_NONE && o.grad_dtype != OW_GRAD_F32)
+        return ow__error_at(err, OW_ERR_VALUE, gd,
+                            "optim_wrapper.grad_dtype: an AmpOptimWrapper with dtype "
+                            "float16 or bfloat16 takes the host's half gradients itself "
+                            "(ow_optim_wrapper_bind_half); remove grad_dtype");
     if (out)
         *out = o;
     return OW_OK;

@@ -18,6 +18,7 @@ void ow__wrapper_free_parts(ow_optim_wrapper *w)
     ow_model_free(w->submodel);
     ow_cfg_free(w->config);
     ow_free(w->grads);
+    ow_free(w->scratch);
     ow_free(w->lr);
     ow_free(w->momentum);
     ow_free(w->built);
@@ -299,8 +300,8 @@ static int window_end(ow_optim_wrapper *w, ow_update_info *r, ow_error *err)
     if (early && w->dist)
         rc = ow__dist_scan(w, inv, o->norm_type, norm ? &total : NULL, &bad, err);
     else if (early)
-        bad =
-            ow__grads_scan(w->grads, w->ngrads, inv, o->norm_type, norm ? &total : NULL);
+        bad = ow__grads_scan(w->grads, w->ngrads, inv, o->norm_type, norm ? &total : NULL,
+                             w->scratch);
     if (rc)
         return rc;
     if (norm && o->error_if_nonfinite && (bad || !isfinite(total)))
@@ -321,16 +322,20 @@ static int window_end(ow_optim_wrapper *w, ow_update_info *r, ow_error *err)
     size_t ng = w->ngrads;
     if (w->dist)
         ow__dist_grads(w, &g, &ng);
-    ow__grads_apply(g, ng, inv, coef,
-                    o->clip == OW__CLIP_VALUE ? (float)o->clip_value : -1.0f);
+    float clamp = o->clip == OW__CLIP_VALUE ? (float)o->clip_value : -1.0f;
+    bool clamped_bad = ow__grads_apply(g, ng, inv, coef, clamp);
+    /* half gradients: the step reads them so (float32 ones were just written so) */
+    ow__optimizer_set_grad_xform(w->opt, inv, coef, clamp);
     bool skip = bad && (amp || o->skip_nonfinite);
-    if (!skip && (rc = w->dist ? ow__dist_step(w, err) : ow_optimizer_step(w->opt, err)))
+    rc = skip ? OW_OK : w->dist ? ow__dist_step(w, err) : ow_optimizer_step(w->opt, err);
+    ow__optimizer_set_grad_xform(w->opt, 1.0f, 1.0f, -1.0f);
+    if (rc)
         return rc;
     r->stepped = !skip;
     r->skipped = skip;
     if ((rc = update_scale(w, bad, err)))
         return rc;
-    if (ow__grads_zero(w->grads, w->ngrads, !early))
+    if (ow__grads_zero(w->grads, w->ngrads, !early) || (!early && clamped_bad))
         bad = true;
     r->nonfinite = bad;
     ow__half_zero_grads(w);

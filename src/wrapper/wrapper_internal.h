@@ -26,6 +26,7 @@ struct ow__wrapper_opts {
     double init_scale, growth_factor, backoff_factor;
     int64_t growth_interval;
     ow__half_kind half; /* AMP dtype float16/bfloat16: hosts may bind half buffers */
+    ow_grad_dtype grad_dtype; /* the host's gradients (ow_model_set_grad_half) */
     int64_t zero_stage; /* data-parallel runs (src/dist/): 0, 1 or 2 */
     /* DeepSpeedOptimWrapper (deepspeed.c): the strategy's fp16 loss scaler */
     bool deepspeed, ds_scaler, ds_consecutive;
@@ -47,8 +48,9 @@ int ow__wrapper_parse(const ow_cfg *node, const ow_entry *e, ow__wrapper_opts *o
 
 /* A gradient tensor the update passes work on. */
 typedef struct ow__grad {
-    float *g;
+    float *g; /* uint16_t halves where dt says so */
     size_t n;
+    unsigned char dt; /* ow_grad_dtype */
 } ow__grad;
 
 /* What a window-end pass over the gradients found. */
@@ -90,6 +92,8 @@ struct ow_optim_wrapper {
     /* scratch */
     ow__grad *grads;
     size_t ngrads, grads_cap;
+    float *scratch; /* half gradients: their scan's float32 chunks */
+    size_t scratch_cap;
     double *lr, *momentum; /* [ng] for ow_update_info */
     size_t ng;
 };
@@ -124,16 +128,22 @@ void ow__half_zero_grads(ow_optim_wrapper *w);
 void ow__half_free(ow_optim_wrapper *w);
 
 /* Collects the gradient buffers the optimizer steps (distinct tensors that require a
- * gradient and have one) into w->grads. */
+ * gradient and have one) into w->grads, each of the dtype grad_dtype says (an error
+ * names the first that is not; data-parallel runs take float32 ones only), and sizes
+ * w->scratch for scanning half ones. */
 int ow__wrapper_collect_grads(ow_optim_wrapper *w, ow_error *err);
 /* One read-only pass: whether any gradient element is inf or nan, and with norm not
  * NULL, torch.nn.utils.clip_grad_norm_'s total p-norm (p inf: the largest |g|) of the
  * unscaled values fl(g * inv) in float32, summed in a fixed order whatever the thread
  * count. */
-bool ow__grads_scan(const ow__grad *g, size_t n, float inv, double p, float *norm);
+bool ow__grads_scan(const ow__grad *g, size_t n, float inv, double p, float *norm,
+                    float *scratch);
+/* (scratch: w->scratch where a gradient is half, else unread) */
 /* g = fl(fl(g * inv) * coef), or with clamp >= 0, g = clamp(fl(g * inv), -clamp, clamp):
- * GradScaler's unscale_ and the clipping in one pass (a factor of 1 is skipped). */
-void ow__grads_apply(const ow__grad *g, size_t n, float inv, float coef, float clamp);
+ * GradScaler's unscale_ and the clipping in one pass (a factor of 1 is skipped; half
+ * gradients are left for the optimizer to apply it as it reads them). Returns whether
+ * a clamped element was inf or nan before. */
+bool ow__grads_apply(const ow__grad *g, size_t n, float inv, float coef, float clamp);
 /* Sets every element to zero; with check, reports whether one was inf or nan. */
 bool ow__grads_zero(const ow__grad *g, size_t n, bool check);
 
