@@ -3,6 +3,8 @@
  * under injected inf/nan, every wrapper key's errors, OptimWrapperDict, and one-file
  * checkpoints that resume bit for bit and refuse what does not fit. */
 #include "testlib.h"
+
+#include "optwrap-dist.h"
 #include "wrapper/wrapper_internal.h"
 
 #include <dirent.h>
@@ -544,8 +546,30 @@ START_TEST(half_conversions)
 }
 END_TEST
 
+/* A data-parallel transport of one rank (half bindings then keep float32 copies of
+ * their gradients, which a run of several ranks sums). */
+static int one_gather(void *ctx, const void *send, size_t n, void *recv,
+                      const size_t *counts, const size_t *displs)
+{
+    (void)ctx;
+    (void)counts;
+    memcpy((char *)recv + displs[0], send, n);
+    return 0;
+}
+
+static int one_alltoall(void *ctx, const void *send, const size_t *scounts,
+                        const size_t *sdispls, void *recv, const size_t *rcounts,
+                        const size_t *rdispls)
+{
+    (void)ctx;
+    (void)rcounts;
+    memcpy((char *)recv + rdispls[0], (const char *)send + sdispls[0], scounts[0]);
+    return 0;
+}
+
 /* fc.weight in float16: the master weights step exactly as an fp32 host's would with
- * the same (half) gradients, and the host sees them rounded. */
+ * the same (half) gradients, and the host sees them rounded; the optimizer reads the
+ * half gradients (or, data-parallel, their float32 copies). */
 START_TEST(half_host_master_weights)
 {
     static const char cfg[] = "optim_wrapper:\n  type: AmpOptimWrapper\n"
@@ -553,7 +577,8 @@ START_TEST(half_host_master_weights)
                               "  optimizer: {type: SGD, lr: 0.1, momentum: 0.9}\n"
                               "  accumulative_counts: 2\n"
                               "  loss_scale: {init_scale: 8.0}\n";
-    for (int bf = 0; bf < 2; bf++) {
+    for (int run = 0; run < 4; run++) {
+        int bf = run & 1;
         host h, ref;
         host_init(&h);
         host_init(&ref);
@@ -573,6 +598,14 @@ START_TEST(half_host_master_weights)
         ck_assert_int_eq(ow_optim_wrapper_bind_half(h.w, "fc.wieght", w16, g16, &err),
                          OW_ERR_MODEL);
         ow_error_clear(&err);
+        if (run >= 2) {
+            ow_dist one = {.rank = 0,
+                           .size = 1,
+                           .allgatherv = one_gather,
+                           .alltoallv = one_alltoall};
+            ow_check_ok(ow_optim_wrapper_set_dist(h.w, &one, &err), &err);
+        }
+        ck_assert(ow__half_copied(h.w, 0) == (run >= 2));
         for (int it = 0; it < 6; it++) {
             float m = ow_optim_wrapper_get_loss_multiplier(h.w);
             for (int i = 0; i < 12; i++) {

@@ -386,10 +386,13 @@ static int setup(ow_optim_wrapper *w, ow__dist *d, ow_error *err)
         return ow__error(err, OW_ERR_MISUSE, NULL, 0, 0,
                          "ow_optim_wrapper_set_dist: called twice");
     d->stage = (int)w->o.zero_stage;
+    int rc = ow__half_copies(w, err); /* half gradients: float32 copies to sum */
+    if (rc)
+        return rc;
     for (int i = 2; i < 6; i++)
         if (!(d->c[i] = ow__calloc((size_t)d->d.size, sizeof *d->c[i])))
             return ow__nomem(err);
-    int rc = collect(w, d, err);
+    rc = collect(w, d, err);
     if (rc == OW_OK)
         rc = cut(d, err);
     if (rc == OW_OK && d->stage)

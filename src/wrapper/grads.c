@@ -301,7 +301,10 @@ int ow__wrapper_collect_grads(ow_optim_wrapper *w, ow_error *err)
         const char *name;
         if (!ow__optimizer_tensor_grad(w->opt, i, &g->g, &g->n, &g->dt, &name))
             continue;
-        if (g->dt != w->o.grad_dtype)
+        ow_grad_dtype bound = w->o.half == OW__HALF_BF16  ? OW_GRAD_BF16
+                              : w->o.half == OW__HALF_F16 ? OW_GRAD_F16
+                                                          : w->o.grad_dtype;
+        if (g->dt != w->o.grad_dtype && g->dt != bound) /* bind_half's are read too */
             return ow__error(
                 err, OW_ERR_MODEL, NULL, 0, 0,
                 "optim_wrapper.grad_dtype is %s but parameter '%s' has %s gradients (%s)",

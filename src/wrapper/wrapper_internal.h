@@ -27,7 +27,7 @@ struct ow__wrapper_opts {
     int64_t growth_interval;
     ow__half_kind half; /* AMP dtype float16/bfloat16: hosts may bind half buffers */
     ow_grad_dtype grad_dtype; /* the host's gradients (ow_model_set_grad_half) */
-    int64_t zero_stage; /* data-parallel runs (src/dist/): 0, 1 or 2 */
+    int64_t zero_stage;       /* data-parallel runs (src/dist/): 0, 1 or 2 */
     /* DeepSpeedOptimWrapper (deepspeed.c): the strategy's fp16 loss scaler */
     bool deepspeed, ds_scaler, ds_consecutive;
     int64_t ds_hysteresis;
@@ -117,11 +117,16 @@ uint64_t ow__wrapper_config_hash(const ow_cfg *config);
 /* The optimizer's current group options as a JSON list, into a new *out. */
 int ow__wrapper_groups_json(const ow_optim_wrapper *w, char **out, ow_error *err);
 
-/* half.c: gather copies the host's half gradients into the fp32 ones the step reads
- * (at a window's end, and before a checkpoint saves an open window's sums: the fp32
- * copies are a mirror, not state), scatter rounds the fp32 master weights (and with
- * grads, the gradient sums of a loaded checkpoint) back into the host's buffers,
- * zero_grads zeroes its half gradients; free releases the bindings. */
+/* half.c: the optimizer reads the host's half gradients, except in data-parallel runs:
+ * copies gives every binding float32 gradients (ow_optim_wrapper_set_dist calls it),
+ * and gather copies the host's half gradients into them (at a window's end, and before
+ * a checkpoint saves an open window's sums: the fp32 copies are a mirror, not state);
+ * scatter rounds the fp32 master weights (and with grads, float32 gradient sums of a
+ * loaded checkpoint) back into the host's buffers, zero_grads zeroes its half
+ * gradients; free releases the bindings. */
+int ow__half_copies(ow_optim_wrapper *w, ow_error *err);
+/* Whether binding i reads float32 copies (tests). */
+bool ow__half_copied(const ow_optim_wrapper *w, size_t i);
 void ow__half_gather(const ow_optim_wrapper *w);
 void ow__half_scatter(ow_optim_wrapper *w, bool grads);
 void ow__half_zero_grads(ow_optim_wrapper *w);
