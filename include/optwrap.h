@@ -486,7 +486,7 @@ OW_API int ow_model_set_data_at(ow_model *model, size_t index, float *data, floa
  * OptimWrapper takes them where its config says `grad_dtype: bfloat16` (or float16):
  * it checks and clips them as their float32 values, the optimizer unscales and clips
  * them as it reads them, and the wrapper zeroes them in place (an AmpOptimWrapper with
- * `dtype` instead binds half parameters and gradients with ow_optim_wrapper_bind_half). */
+ * `dtype` binds half parameters and gradients with ow_optim_wrapper_bind_half). */
 typedef enum ow_grad_dtype { OW_GRAD_F32, OW_GRAD_BF16, OW_GRAD_F16 } ow_grad_dtype;
 OW_API int ow_model_set_grad_half(ow_model *model, size_t index, void *grad,
                                   ow_grad_dtype dtype, ow_error *err);
