@@ -674,6 +674,11 @@ OW_API int ow_optimizer_set_value(ow_optimizer *opt, size_t group, const char *k
 OW_API int ow_optimizer_set_threads(ow_optimizer *opt, int n, ow_error *err);
 OW_API int ow_optimizer_get_threads(const ow_optimizer *opt);
 
+/* The bytes of state the optimizer holds now (every tensor's slots as stored: float32,
+ * bf16 or 8-bit codes with their absmax and maps; scalar slots as doubles); 0 before the
+ * first step with a gradient creates it. */
+OW_API size_t ow_optimizer_get_state_bytes(const ow_optimizer *opt);
+
 /* Writes the whole state (every slot of every parameter, step counts, each group's
  * hyperparameters) as safetensors: tensors "state.<i>.<key>" with torch's keys and
  * parameter indices i in param_groups order, and JSON metadata "param_groups",

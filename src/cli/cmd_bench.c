@@ -3,7 +3,9 @@
  * tensors, at 1 and 2 threads, next to a kernel with the optimizer's memory-access
  * pattern and no arithmetic, timed in the same run: ms/step, GB/s, % of the pattern.
  * --state runs the optimizers with state_dtype bf16 or int8, each against the pattern of
- * its own bytes (moments of 2 bytes, or 1 plus 4 per block of 256).
+ * its own bytes (moments of 2 bytes, or 1 plus 4 per block of 256); the last column is
+ * the state the optimizer holds, in bytes per parameter (ow_optimizer_get_state_bytes:
+ * small tensors keep float32 state under int8).
  * Figures are printed, never asserted (the machine is shared and noisy). */
 #include "cli.h"
 
@@ -296,7 +298,8 @@ static void pattern_for(const bench_opt *o, size_t si, float *const *bufs, size_
 }
 
 static int time_both(const run *r, const bench_opt *o, size_t si, float *const *bufs,
-                     int threads, double budget, double *ms, double *pms, ow_error *err)
+                     int threads, double budget, double *ms, double *pms, double *held,
+                     ow_error *err)
 {
     char text[320];
     snprintf(text, sizeof text, "optim_wrapper: {optimizer: %s%s%s}}", o->config,
@@ -334,6 +337,7 @@ static int time_both(const run *r, const bench_opt *o, size_t si, float *const *
     } while (rounds < MAX_ROUNDS && (rounds < 5 || now() - start < budget));
     *ms = median(so, rounds);
     *pms = median(sp, rounds);
+    *held = (double)ow_optimizer_get_state_bytes(opt) / (double)r->numel;
 done:
     ow_optimizer_free(opt);
     ow_groups_free(groups);
@@ -397,9 +401,9 @@ int cli_bench(int argc, char **argv)
     } layouts[] = {{"1", "vit-1M", 1, 0},          {"10", "vit-10M", 10, 0},
                    {"100", "vit-100M", 100, 0},    {"vitb", "vit-b/16", 0, 0},
                    {"tiny", "1000x1000", 0, 1000}, {"overhead", "1000x1", 0, 1}};
-    printf("%-13s %-5s %7s %-10s %3s %10s %9s %12s %9s %9s\n", "optimizer", "state",
+    printf("%-13s %-5s %7s %-10s %3s %10s %9s %12s %9s %9s %9s\n", "optimizer", "state",
            "B/param", "layout", "thr", "ms/step", "GB/s", "pattern ms", "% pattern",
-           "extra us");
+           "extra us", "state B/p");
     ow_error err;
     ow_error_clear(&err);
     for (size_t si = 0; si < sizeof layouts / sizeof *layouts; si++) {
@@ -433,17 +437,18 @@ int cli_bench(int argc, char **argv)
                     if ((which ? !listed(which, o->key) : o->named_only) ||
                         !listed(slist, states[si].key) || (si && !o->state_dtype))
                         continue;
-                    double ms = 0, pms = 0;
-                    if (time_both(&r, o, si, bufs, th, budget, &ms, &pms, &err))
+                    double ms = 0, pms = 0, held = 0;
+                    if (time_both(&r, o, si, bufs, th, budget, &ms, &pms, &held, &err))
                         return cli_fail(&err);
                     /* p read and written, g read, each moment read and written */
                     double per = si ? 12.0 + 2 * (o->reads - 2) * states[si].bytes
                                     : 4.0 * (o->reads + o->writes);
                     double bytes = per * (double)l.numel;
-                    printf(
-                        "%-13s %-5s %7.2f %-10s %3d %10.3f %9.1f %12.3f %8.0f%% %9.1f\n",
-                        o->label, states[si].key, per, lname, th, ms, bytes / (ms * 1e6),
-                        pms, 100.0 * pms / ms, 1e3 * (ms - pms));
+                    printf("%-13s %-5s %7.2f %-10s %3d %10.3f %9.1f %12.3f %8.0f%% %9.1f "
+                           "%9.3f\n",
+                           o->label, states[si].key, per, lname, th, ms,
+                           bytes / (ms * 1e6), pms, 100.0 * pms / ms, 1e3 * (ms - pms),
+                           held);
                     fflush(stdout);
                 }
         }

@@ -536,18 +536,18 @@ int ow_optim_wrapper_get_dist_stats(const ow_optim_wrapper *w, ow_dist_stats *ou
                                .zero_stage = (int)w->o.zero_stage,
                                .numel = numel,
                                .shard_end = numel,
-                               .state_bytes = ow__dist_state_bytes(w->opt)};
+                               .state_bytes = ow_optimizer_get_state_bytes(w->opt)};
         return OW_OK;
     }
-    *out =
-        (ow_dist_stats){.rank = d->d.rank,
-                        .size = d->d.size,
-                        .zero_stage = d->stage,
-                        .numel = (int64_t)d->total,
-                        .shard_begin = (int64_t)d->cut[d->d.rank],
-                        .shard_end = (int64_t)d->cut[d->d.rank + 1],
-                        .bytes_sent = d->bytes,
-                        .last_bytes_sent = d->bytes - d->last_bytes,
-                        .state_bytes = ow__dist_state_bytes(d->sopt ? d->sopt : w->opt)};
+    *out = (ow_dist_stats){.rank = d->d.rank,
+                           .size = d->d.size,
+                           .zero_stage = d->stage,
+                           .numel = (int64_t)d->total,
+                           .shard_begin = (int64_t)d->cut[d->d.rank],
+                           .shard_end = (int64_t)d->cut[d->d.rank + 1],
+                           .bytes_sent = d->bytes,
+                           .last_bytes_sent = d->bytes - d->last_bytes,
+                           .state_bytes =
+                               ow_optimizer_get_state_bytes(d->sopt ? d->sopt : w->opt)};
     return OW_OK;
 }

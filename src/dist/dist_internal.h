@@ -96,7 +96,4 @@ void ow__dist_state_scatter(ow_optim_wrapper *w);
 int ow__dist_window_sums(ow_optim_wrapper *w, ow_error *err);
 const float *ow__dist_window_grad(const ow_optim_wrapper *w, size_t tensor);
 
-/* Bytes of optimizer state an optimizer holds. */
-size_t ow__dist_state_bytes(const ow_optimizer *opt);
-
 #endif

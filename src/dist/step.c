@@ -168,16 +168,3 @@ int ow__dist_step(ow_optim_wrapper *w, ow_error *err)
         memcpy(d->t[i].p, d->recv + d->t[i].flat, d->t[i].numel * sizeof(float));
     return OW_OK;
 }
-
-size_t ow__dist_state_bytes(const ow_optimizer *opt)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < opt->nt; i++) {
-        const ow__tensor *t = &opt->t[i];
-        for (size_t s = 0; t->has_state && s < opt->nslots; s++)
-            n += opt->ops->slots[s].flags & OW_SLOT_SCALAR ? sizeof(double)
-                 : t->slot[s] ? t->slot_numel[s] * ow__dtype_size(t->sdtype[s])
-                              : 0;
-    }
-    return n;
-}

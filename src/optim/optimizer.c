@@ -736,6 +736,19 @@ bool ow__optimizer_tensor_grad(const ow_optimizer *opt, size_t i, float **grad,
     return true;
 }
 
+size_t ow_optimizer_get_state_bytes(const ow_optimizer *opt)
+{
+    size_t n = 0;
+    for (size_t i = 0; opt && i < opt->nt; i++) {
+        const ow__tensor *t = &opt->t[i];
+        for (size_t s = 0; t->has_state && s < opt->nslots; s++)
+            n += opt->ops->slots[s].flags & OW_SLOT_SCALAR ? sizeof(double)
+                 : t->slot[s] ? t->slot_numel[s] * ow__dtype_size(t->sdtype[s])
+                              : 0;
+    }
+    return n;
+}
+
 double ow_optimizer_get_lr(const ow_optimizer *opt, size_t group)
 {
     return opt && group < opt->ng ? step_lr(opt, group) : NAN;
