@@ -200,6 +200,12 @@ static const struct {
     {"AdamW", "lr: 0.001, amsgrad: true, maximize: true"},
     {"adamwlegacy", "lr: 0.001"},
     {"nadamw", "lr: 0.001"},
+    {"SGD", "lr: 0.01, momentum: 0.9, dampening: 0.1, weight_decay: 0.01"},
+    {"SGD", "lr: 0.01, momentum: 0.9, nesterov: true, maximize: true"},
+    {"SGD", "lr: 0.01, weight_decay: 0.01"},
+    {"sgdw", "lr: 0.01, weight_decay: 0.01"},
+    {"csgdw", "lr: 0.01, weight_decay: 0.01"},
+    {"csgdw", "lr: 0.01, nesterov: false"},
 };
 
 START_TEST(bf16_in_place_equals_block_loop)

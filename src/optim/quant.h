@@ -311,4 +311,13 @@ void ow__qplan_pass_bf16(const ow__qplan *p, const ow__qstep *q, size_t nslots,
         ow__qplan_pass(&plan, &((const ctx_t *)a->ctx)->q, nslots, a, fn, ref);          \
     }
 
+/* As OW__QPASS for the fast kernel fn##_qfalse, with `fused` (an ow__bf16_fn) over bf16
+ * moments in place. */
+#define OW__QPASS_BF16(plan, ctx_t, nslots, fn, fused)                                   \
+    static void fn##_qfalse(const ow_kernel_args *a)                                     \
+    {                                                                                    \
+        ow__qplan_pass_bf16(&plan, &((const ctx_t *)a->ctx)->q, nslots, a, fn, fused,    \
+                            false);                                                      \
+    }
+
 #endif /* OW_OPTIM_QUANT_H */

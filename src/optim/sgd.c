@@ -232,49 +232,66 @@ static void prepare_common(ow_prepare_args *a, int wd_mode, bool caution, bool c
  */
 
 /* One element, as torch's op sequence: d = g (+ wd*p); buf = mom*buf + (1-damp)*d, or
- * a copy of d at first; d = d + mom*buf (Nesterov) or buf; p = p*keep - lr*d. */
+ * a copy of d at first; d = d + mom*buf (Nesterov) or buf; p = p*keep - lr*d. The
+ * buffer is kept as st says (quant.h), bf16 block by block for the stochastic keys. */
 static inline __attribute__((always_inline)) void sgd_loop(const ow_kernel_args *a,
                                                            const sgd_ctx *c, bool l2,
                                                            bool mom, bool first,
-                                                           bool nest)
+                                                           bool nest, ow__store st)
 {
-    size_t n = a->n;
+    size_t n = a->n, block = st == OW__STORE_F32 ? n : OW__QBLOCK;
     float *restrict p = a->p;
     const float *restrict g = a->g;
-    float *restrict buf = a->s[S_BUF];
+    void *restrict buf = ow__moment(a, S_BUF, st);
     const float wd = c->l2, keep = c->keep, m = c->momentum, d1 = c->damp1,
                 nlr = c->neg_lr, sg = c->sign;
+    for (size_t o = 0; o < n; o += block) {
+        size_t e = n - o < block ? n : o + block;
+        uint64_t kb = ow__bf16_block_key(c->q.key, 0, g[o]);
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float d = g[i] * sg;
-        if (l2)
-            d = fmaf(wd, p[i], d);
-        if (mom) {
-            float b = first ? d : fmaf(d1, d, buf[i] * m);
-            buf[i] = b;
-            d = nest ? fmaf(m, b, d) : b;
+        for (size_t i = o; i < e; i++) {
+            float d = g[i] * sg;
+            if (l2)
+                d = fmaf(wd, p[i], d);
+            if (mom) {
+                float b = first ? d : fmaf(d1, d, OW__MOMENT_LOAD(st, buf, i) * m);
+                OW__MOMENT_STORE(st, buf, i, b, kb, a->off + i);
+                d = nest ? fmaf(m, b, d) : b;
+            }
+            p[i] = fmaf(nlr, d, p[i] * keep);
         }
-        p[i] = fmaf(nlr, d, p[i] * keep);
     }
 }
 
-OW_SIMD static void sgd_run(const ow_kernel_args *a)
+/* caution, pass 0: only moves the buffer and counts the mask */
+static inline __attribute__((always_inline)) void
+sgd_count(const ow_kernel_args *a, const sgd_ctx *c, ow__store st)
 {
-    const sgd_ctx *c = a->ctx;
-    if (c->caution) { /* pass 0 only moves the buffer and counts the mask */
-        size_t n = a->n, cnt = 0;
-        const float *restrict g = a->g;
-        float *restrict buf = a->s[S_BUF];
-        const float m = c->momentum, d1 = c->damp1, sg = c->sign;
+    size_t n = a->n, block = st == OW__STORE_F32 ? n : OW__QBLOCK, cnt = 0;
+    const float *restrict g = a->g;
+    void *restrict buf = ow__moment(a, S_BUF, st);
+    const float m = c->momentum, d1 = c->damp1, sg = c->sign;
+    for (size_t o = 0; o < n; o += block) {
+        size_t e = n - o < block ? n : o + block;
+        uint64_t kb = ow__bf16_block_key(c->q.key, 0, g[o]);
 #pragma omp simd reduction(+ : cnt)
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = o; i < e; i++) {
             float d = g[i] * sg;
-            float b = c->first ? d : fmaf(d1, d, buf[i] * m);
-            buf[i] = b;
+            float b = c->first ? d : fmaf(d1, d, OW__MOMENT_LOAD(st, buf, i) * m);
+            OW__MOMENT_STORE(st, buf, i, b, kb, a->off + i);
             float u = c->nesterov ? fmaf(m, b, d) : b;
             cnt += u * d > 0;
         }
-        a->sums[0] += (double)cnt;
+    }
+    a->sums[0] += (double)cnt;
+}
+
+static inline __attribute__((always_inline)) void sgd_switch(const ow_kernel_args *a,
+                                                             ow__store st)
+{
+    const sgd_ctx *c = a->ctx;
+    if (c->caution) {
+        sgd_count(a, c, st);
         return;
     }
     unsigned key = (unsigned)c->has_l2 | (unsigned)c->has_momentum << 1 |
@@ -283,20 +300,33 @@ OW_SIMD static void sgd_run(const ow_kernel_args *a)
     case 0:
     case 4:
     case 8:
-    case 12: sgd_loop(a, c, false, false, false, false); break;
+    case 12: sgd_loop(a, c, false, false, false, false, st); break;
     case 1:
     case 5:
     case 9:
-    case 13: sgd_loop(a, c, true, false, false, false); break;
-    case 2: sgd_loop(a, c, false, true, false, false); break;
-    case 3: sgd_loop(a, c, true, true, false, false); break;
-    case 6: sgd_loop(a, c, false, true, true, false); break;
-    case 7: sgd_loop(a, c, true, true, true, false); break;
-    case 10: sgd_loop(a, c, false, true, false, true); break;
-    case 11: sgd_loop(a, c, true, true, false, true); break;
-    case 14: sgd_loop(a, c, false, true, true, true); break;
-    default: sgd_loop(a, c, true, true, true, true); break;
+    case 13: sgd_loop(a, c, true, false, false, false, st); break;
+    case 2: sgd_loop(a, c, false, true, false, false, st); break;
+    case 3: sgd_loop(a, c, true, true, false, false, st); break;
+    case 6: sgd_loop(a, c, false, true, true, false, st); break;
+    case 7: sgd_loop(a, c, true, true, true, false, st); break;
+    case 10: sgd_loop(a, c, false, true, false, true, st); break;
+    case 11: sgd_loop(a, c, true, true, false, true, st); break;
+    case 14: sgd_loop(a, c, false, true, true, true, st); break;
+    default: sgd_loop(a, c, true, true, true, true, st); break;
     }
+}
+
+OW_SIMD static void sgd_run(const ow_kernel_args *a)
+{
+    sgd_switch(a, OW__STORE_F32);
+}
+
+OW_SIMD static void sgd_run_bf16(const ow_kernel_args *a, bool sr)
+{
+    if (sr)
+        sgd_switch(a, OW__STORE_BF16_SR);
+    else
+        sgd_switch(a, OW__STORE_BF16);
 }
 
 static void sgd_ref(const ow_kernel_args *a)
@@ -338,21 +368,35 @@ static void caution_finish(const ow_finish_args *f)
     f->t[0] = ow__caution_scale(f->sums[0], f->numel);
 }
 
-OW_SIMD static void sgd_caution_run(const ow_kernel_args *a)
+/* reads the buffer only: the block loop's re-encoding of it keeps its bits */
+static inline __attribute__((always_inline)) void
+sgd_caution_loop(const ow_kernel_args *a, ow__store st)
 {
     const sgd_ctx *c = a->ctx;
     size_t n = a->n;
     float *restrict p = a->p;
-    const float *restrict g = a->g, *restrict buf = a->s[S_BUF];
+    const float *restrict g = a->g;
+    const void *restrict buf = ow__moment(a, S_BUF, st);
     const float scale = (float)a->t[0], m = c->momentum, keep = c->keep, nlr = c->neg_lr,
                 sg = c->sign;
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        float d = g[i] * sg;
-        float u = c->nesterov ? fmaf(m, buf[i], d) : buf[i];
+        float d = g[i] * sg, b = OW__MOMENT_LOAD(st, buf, i);
+        float u = c->nesterov ? fmaf(m, b, d) : b;
         float mask = u * d > 0 ? scale : 0.0f;
         p[i] = fmaf(nlr, u * mask, p[i] * keep);
     }
+}
+
+OW_SIMD static void sgd_caution_run(const ow_kernel_args *a)
+{
+    sgd_caution_loop(a, OW__STORE_F32);
+}
+
+OW_SIMD static void sgd_caution_run_bf16(const ow_kernel_args *a, bool sr)
+{
+    (void)sr;
+    sgd_caution_loop(a, OW__STORE_BF16);
 }
 
 static void sgd_caution_ref(const ow_kernel_args *a)
@@ -384,9 +428,9 @@ static void prepare_composer(ow_prepare_args *a)
     prepare_common(a, WD_COMPOSER, false, false, false);
 }
 
-OW__QPASS(sgd_qplan, sgd_ctx, S_N, sgd_run, false)
+OW__QPASS_BF16(sgd_qplan, sgd_ctx, S_N, sgd_run, sgd_run_bf16)
 OW__QPASS(sgd_qplan, sgd_ctx, S_N, sgd_ref, true)
-OW__QPASS(sgd_qplan, sgd_ctx, S_N, sgd_caution_run, false)
+OW__QPASS_BF16(sgd_qplan, sgd_ctx, S_N, sgd_caution_run, sgd_caution_run_bf16)
 OW__QPASS(sgd_qplan, sgd_ctx, S_N, sgd_caution_ref, true)
 
 static const ow_pass sgd_passes[] = {
