@@ -206,6 +206,9 @@ static const struct {
     {"sgdw", "lr: 0.01, weight_decay: 0.01"},
     {"csgdw", "lr: 0.01, weight_decay: 0.01"},
     {"csgdw", "lr: 0.01, nesterov: false"},
+    {"lion", "lr: 0.0001, weight_decay: 0.1"},
+    {"lion", "lr: 0.0001, foreach: false, maximize: true"},
+    {"clion", "lr: 0.0001, weight_decay: 0.1"},
 };
 
 START_TEST(bf16_in_place_equals_block_loop)

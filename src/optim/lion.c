@@ -118,11 +118,15 @@ static inline float lerp(float x, float y, float w)
     return fmaf(w, y - x, x);
 }
 
-OW_SIMD static void lion_run(const ow_kernel_args *a)
+/* The step (or with caution its mask count) over the moment kept as st says (quant.h),
+ * bf16 block by block for the stochastic keys. */
+static inline __attribute__((always_inline)) void lion_loop(const ow_kernel_args *a,
+                                                            ow__store st)
 {
     const lion_ctx *c = a->ctx;
-    size_t n = a->n;
-    float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG];
+    size_t n = a->n, block = st == OW__STORE_F32 ? n : OW__QBLOCK;
+    float *restrict p = a->p;
+    void *restrict m = ow__moment(a, S_EXP_AVG, st);
     const float *restrict g = a->g;
     const float sg = c->sign, keep = c->keep, b1 = c->b1, omb1 = c->omb1, b2 = c->b2,
                 omb2 = c->omb2, nlr = c->nlr;
@@ -131,29 +135,46 @@ OW_SIMD static void lion_run(const ow_kernel_args *a)
 #pragma omp simd reduction(+ : cnt)
         for (size_t i = 0; i < n; i++) {
             float gi = g[i] * sg;
-            float u = sign_of(fmaf(omb1, gi, m[i] * b1));
+            float u = sign_of(fmaf(omb1, gi, OW__MOMENT_LOAD(st, m, i) * b1));
             cnt += u * gi > 0;
         }
         a->sums[0] += cnt;
         return;
     }
-    if (c->single) {
+    for (size_t o = 0; o < n; o += block) {
+        size_t e = n - o < block ? n : o + block;
+        uint64_t km = ow__bf16_block_key(c->q.key, 0, g[o]);
+        if (c->single) {
 #pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            float gi = g[i] * sg;
-            float u = sign_of(fmaf(omb1, gi, m[i] * b1));
-            p[i] = fmaf(nlr, u, p[i] * keep);
-            m[i] = lerp(m[i], gi, omb2);
+            for (size_t i = o; i < e; i++) {
+                float gi = g[i] * sg, mi = OW__MOMENT_LOAD(st, m, i);
+                float u = sign_of(fmaf(omb1, gi, mi * b1));
+                p[i] = fmaf(nlr, u, p[i] * keep);
+                OW__MOMENT_STORE(st, m, i, lerp(mi, gi, omb2), km, a->off + i);
+            }
+            continue;
         }
-        return;
-    }
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * sg;
-        float u = sign_of(fmaf(omb1, gi, m[i] * b1));
-        p[i] = fmaf(nlr, u, p[i] * keep);
-        m[i] = fmaf(omb2, gi, m[i] * b2);
+        for (size_t i = o; i < e; i++) {
+            float gi = g[i] * sg, mi = OW__MOMENT_LOAD(st, m, i);
+            float u = sign_of(fmaf(omb1, gi, mi * b1));
+            p[i] = fmaf(nlr, u, p[i] * keep);
+            OW__MOMENT_STORE(st, m, i, fmaf(omb2, gi, mi * b2), km, a->off + i);
+        }
     }
+}
+
+OW_SIMD static void lion_run(const ow_kernel_args *a)
+{
+    lion_loop(a, OW__STORE_F32);
+}
+
+OW_SIMD static void lion_run_bf16(const ow_kernel_args *a, bool sr)
+{
+    if (sr)
+        lion_loop(a, OW__STORE_BF16_SR);
+    else
+        lion_loop(a, OW__STORE_BF16);
 }
 
 static void lion_ref(const ow_kernel_args *a)
@@ -183,23 +204,42 @@ static void caution_finish(const ow_finish_args *f)
 }
 
 /* caution, pass 1: update * mask, then the step and the (lerp) moment update */
-static void lion_caution(const ow_kernel_args *a)
+static inline __attribute__((always_inline)) void
+lion_caution_loop(const ow_kernel_args *a, ow__store st)
 {
     const lion_ctx *c = a->ctx;
     const float scale = (float)a->t[0];
-    for (size_t i = 0; i < a->n; i++) {
-        float g = c->sign < 0 ? -a->g[i] : a->g[i];
-        float *m = &a->s[S_EXP_AVG][i];
-        float u = sign_of(fmaf(c->omb1, g, *m * c->b1));
-        u = u * (u * g > 0 ? scale : 0.0f);
-        a->p[i] = fmaf(c->nlr, u, a->p[i] * c->keep);
-        *m = lerp(*m, g, c->omb2);
+    size_t n = a->n, block = st == OW__STORE_F32 ? n : OW__QBLOCK;
+    void *m = ow__moment(a, S_EXP_AVG, st);
+    for (size_t o = 0; o < n; o += block) {
+        size_t e = n - o < block ? n : o + block;
+        uint64_t km = ow__bf16_block_key(c->q.key, 0, a->g[o]);
+        for (size_t i = o; i < e; i++) {
+            float g = c->sign < 0 ? -a->g[i] : a->g[i], mi = OW__MOMENT_LOAD(st, m, i);
+            float u = sign_of(fmaf(c->omb1, g, mi * c->b1));
+            u = u * (u * g > 0 ? scale : 0.0f);
+            a->p[i] = fmaf(c->nlr, u, a->p[i] * c->keep);
+            OW__MOMENT_STORE(st, m, i, lerp(mi, g, c->omb2), km, a->off + i);
+        }
     }
 }
 
-OW__QPASS(lion_qplan, lion_ctx, S_N, lion_run, false)
+static void lion_caution(const ow_kernel_args *a)
+{
+    lion_caution_loop(a, OW__STORE_F32);
+}
+
+OW_SIMD static void lion_caution_bf16(const ow_kernel_args *a, bool sr)
+{
+    if (sr)
+        lion_caution_loop(a, OW__STORE_BF16_SR);
+    else
+        lion_caution_loop(a, OW__STORE_BF16);
+}
+
+OW__QPASS_BF16(lion_qplan, lion_ctx, S_N, lion_run, lion_run_bf16)
 OW__QPASS(lion_qplan, lion_ctx, S_N, lion_ref, true)
-OW__QPASS(lion_qplan, lion_ctx, S_N, lion_caution, false)
+OW__QPASS_BF16(lion_qplan, lion_ctx, S_N, lion_caution, lion_caution_bf16)
 OW__QPASS(lion_qplan, lion_ctx, S_N, lion_caution, true)
 
 static const ow_pass lion_passes[] = {
