@@ -209,6 +209,14 @@ static const struct {
     {"lion", "lr: 0.0001, weight_decay: 0.1"},
     {"lion", "lr: 0.0001, foreach: false, maximize: true"},
     {"clion", "lr: 0.0001, weight_decay: 0.1"},
+    {"RMSprop", "lr: 0.001"},
+    {"RMSprop", "lr: 0.001, centered: true, weight_decay: 0.01"},
+    {"RMSprop", "lr: 0.001, momentum: 0.9, centered: true, maximize: true"},
+    {"rmsproptf", "lr: 0.001, centered: true"},
+    {"rmsproptf", "lr: 0.001, momentum: 0, centered: true, weight_decay: 0.01"},
+    {"rmsproptfc", "lr: 0.001, weight_decay: 0.01, lr_in_momentum: false"},
+    {"crmsproptf", "lr: 0.001, centered: true"},
+    {"crmsproptf", "lr: 0.001, lr_in_momentum: false"},
 };
 
 START_TEST(bf16_in_place_equals_block_loop)

@@ -226,51 +226,64 @@ static inline float grad_of(const rms_ctx *c, float g, float p)
     return c->has_l2 ? fmaf(c->l2, p, g) : g;
 }
 
-/* Pass 0: the averages and the buffer, then p (or, with caution, the mask count). */
-static inline __attribute__((always_inline)) void rms_body(const ow_kernel_args *a)
+/* Pass 0: the averages and the buffer, then p (or, with caution, the mask count). The
+ * moments are kept as st says (quant.h), bf16 block by block for the stochastic keys;
+ * their ranks count the bf16 slots present before them, as the block loop does. */
+static inline __attribute__((always_inline)) void rms_body(const ow_kernel_args *a,
+                                                           ow__store st)
 {
     const rms_ctx *c = a->ctx;
-    size_t n = a->n, cnt = 0;
-    float *restrict p = a->p, *restrict sq = a->s[S_SQUARE_AVG],
-                    *restrict buf = a->s[S_BUF], *restrict ga = a->s[S_GRAD_AVG];
+    size_t n = a->n, block = st == OW__STORE_F32 ? n : OW__QBLOCK, cnt = 0;
+    float *restrict p = a->p;
+    void *restrict sq = ow__moment(a, S_SQUARE_AVG, st),
+                   *restrict buf = ow__moment(a, S_BUF, st),
+                   *restrict ga = ow__moment(a, S_GRAD_AVG, st);
     const float *restrict g = a->g;
+    size_t rbuf = sq != NULL, rga = rbuf + (buf != NULL);
+    for (size_t o = 0; o < n; o += block) {
+        size_t e = n - o < block ? n : o + block;
+        uint64_t ks = ow__bf16_block_key(c->q.key, 0, g[o]),
+                 kb = ow__bf16_block_key(c->q.key, rbuf, g[o]),
+                 kg = ow__bf16_block_key(c->q.key, rga, g[o]);
 #pragma omp simd reduction(+ : cnt)
-    for (size_t i = 0; i < n; i++) {
-        float gi = grad_of(c, g[i], p[i]), s, avg;
-        if (c->tf) { /* square_avg.add_(grad.pow(2) - square_avg, alpha=1-alpha) */
-            s = fmaf(c->oma, gi * gi - sq[i], sq[i]);
-            if (c->centered) {
-                float m = fmaf(c->oma, gi - ga[i], ga[i]);
-                ga[i] = m;
-                avg = sqrtf(fmaf(-1.0f * m, m, s) + c->eps);
+        for (size_t i = o; i < e; i++) {
+            float gi = grad_of(c, g[i], p[i]), s, avg, si = OW__MOMENT_LOAD(st, sq, i);
+            if (c->tf) { /* square_avg.add_(grad.pow(2) - square_avg, alpha=1-alpha) */
+                s = fmaf(c->oma, gi * gi - si, si);
+                if (c->centered) {
+                    float gai = OW__MOMENT_LOAD(st, ga, i);
+                    float m = fmaf(c->oma, gi - gai, gai);
+                    OW__MOMENT_STORE(st, ga, i, m, kg, a->off + i);
+                    avg = sqrtf(fmaf(-1.0f * m, m, s) + c->eps);
+                } else {
+                    avg = sqrtf(s + c->eps);
+                }
             } else {
-                avg = sqrtf(s + c->eps);
+                s = fmaf(c->oma * gi, gi, si * c->alpha);
+                if (c->centered) {
+                    float m = fmaf(c->oma, gi, OW__MOMENT_LOAD(st, ga, i) * c->alpha);
+                    OW__MOMENT_STORE(st, ga, i, m, kg, a->off + i);
+                    avg = sqrtf(fmaf(-1.0f * m, m, s));
+                } else {
+                    avg = sqrtf(s);
+                }
+                avg = avg + c->eps;
             }
-        } else {
-            s = fmaf(c->oma * gi, gi, sq[i] * c->alpha);
-            if (c->centered) {
-                float m = fmaf(c->oma, gi, ga[i] * c->alpha);
-                ga[i] = m;
-                avg = sqrtf(fmaf(-1.0f * m, m, s));
-            } else {
-                avg = sqrtf(s);
+            OW__MOMENT_STORE(st, sq, i, s, ks, a->off + i);
+            if (!c->has_momentum) {
+                p[i] = p[i] * c->keep + (c->nlr * gi) / avg;
+                continue;
             }
-            avg = avg + c->eps;
+            float b = OW__MOMENT_LOAD(st, buf, i) * c->momentum;
+            b = c->tf && c->lr_in_momentum ? b + (c->lr * gi) / avg : b + gi / avg;
+            OW__MOMENT_STORE(st, buf, i, b, kb, a->off + i);
+            if (c->caution)
+                cnt += b * gi > 0;
+            else if (c->tf && c->lr_in_momentum)
+                p[i] = p[i] * c->keep + -b;
+            else
+                p[i] = fmaf(c->nlr, b, p[i] * c->keep);
         }
-        sq[i] = s;
-        if (!c->has_momentum) {
-            p[i] = p[i] * c->keep + (c->nlr * gi) / avg;
-            continue;
-        }
-        float b = buf[i] * c->momentum;
-        b = c->tf && c->lr_in_momentum ? b + (c->lr * gi) / avg : b + gi / avg;
-        buf[i] = b;
-        if (c->caution)
-            cnt += b * gi > 0;
-        else if (c->tf && c->lr_in_momentum)
-            p[i] = p[i] * c->keep + -b;
-        else
-            p[i] = fmaf(c->nlr, b, p[i] * c->keep);
     }
     if (c->caution)
         a->sums[0] += (double)cnt;
@@ -278,12 +291,20 @@ static inline __attribute__((always_inline)) void rms_body(const ow_kernel_args 
 
 OW_SIMD static void rms_run(const ow_kernel_args *a)
 {
-    rms_body(a);
+    rms_body(a, OW__STORE_F32);
+}
+
+OW_SIMD static void rms_run_bf16(const ow_kernel_args *a, bool sr)
+{
+    if (sr)
+        rms_body(a, OW__STORE_BF16_SR);
+    else
+        rms_body(a, OW__STORE_BF16);
 }
 
 static void rms_ref(const ow_kernel_args *a)
 {
-    rms_body(a);
+    rms_body(a, OW__STORE_F32);
 }
 
 static void caution_finish(const ow_finish_args *f)
@@ -291,23 +312,37 @@ static void caution_finish(const ow_finish_args *f)
     f->t[0] = ow__caution_scale(f->sums[0], f->numel);
 }
 
-/* caution, pass 1: buf * mask (timm's _apply_caution), decay, update */
-static void rms_caution(const ow_kernel_args *a)
+/* caution, pass 1: buf * mask (timm's _apply_caution), decay, update; reads the buffer
+ * only (the block loop's re-encoding of it keeps its bits) */
+static inline __attribute__((always_inline)) void
+rms_caution_loop(const ow_kernel_args *a, ow__store st)
 {
     const rms_ctx *c = a->ctx;
     const float scale = (float)a->t[0];
+    const void *buf = ow__moment(a, S_BUF, st);
     for (size_t i = 0; i < a->n; i++) {
         float gi = grad_of(c, a->g[i], a->p[i]);
-        float b = a->s[S_BUF][i];
+        float b = OW__MOMENT_LOAD(st, buf, i);
         b = b * (b * gi > 0 ? scale : 0.0f);
         float p = a->p[i] * c->keep;
         a->p[i] = c->lr_in_momentum ? p + -b : fmaf(c->nlr, b, p);
     }
 }
 
-OW__QPASS(rms_qplan, rms_ctx, S_N, rms_run, false)
+static void rms_caution(const ow_kernel_args *a)
+{
+    rms_caution_loop(a, OW__STORE_F32);
+}
+
+OW_SIMD static void rms_caution_bf16(const ow_kernel_args *a, bool sr)
+{
+    (void)sr;
+    rms_caution_loop(a, OW__STORE_BF16);
+}
+
+OW__QPASS_BF16(rms_qplan, rms_ctx, S_N, rms_run, rms_run_bf16)
 OW__QPASS(rms_qplan, rms_ctx, S_N, rms_ref, true)
-OW__QPASS(rms_qplan, rms_ctx, S_N, rms_caution, false)
+OW__QPASS_BF16(rms_qplan, rms_ctx, S_N, rms_caution, rms_caution_bf16)
 OW__QPASS(rms_qplan, rms_ctx, S_N, rms_caution, true)
 
 static const ow_pass rms_passes[] = {
