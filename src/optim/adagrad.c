@@ -115,24 +115,44 @@ static void adagrad_prepare(ow_prepare_args *a)
     }
 }
 
-/* sum += g*g; p += -clr * g / (sqrt(sum) + eps) */
-OW_SIMD static void adagrad_run(const ow_kernel_args *a)
+/* sum += g*g; p += -clr * g / (sqrt(sum) + eps); sum kept as st says (quant.h), bf16
+ * block by block for the stochastic keys */
+static inline __attribute__((always_inline)) void adagrad_loop(const ow_kernel_args *a,
+                                                               ow__store st)
 {
     const adagrad_ctx *c = a->ctx;
-    size_t n = a->n;
-    float *restrict p = a->p, *restrict s = a->s[S_SUM];
+    size_t n = a->n, block = st == OW__STORE_F32 ? n : OW__QBLOCK;
+    float *restrict p = a->p;
+    void *restrict s = ow__moment(a, S_SUM, st);
     const float *restrict g = a->g;
     const float sg = c->sign, l2 = c->l2, eps = c->eps, nclr = c->nclr, init = c->init;
     const bool has_l2 = c->has_l2, first = c->first;
+    for (size_t o = 0; o < n; o += block) {
+        size_t e = n - o < block ? n : o + block;
+        uint64_t ks = ow__bf16_block_key(c->q.key, 0, g[o]);
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * sg;
-        if (has_l2)
-            gi = fmaf(l2, p[i], gi);
-        float si = fmaf(gi, gi, first ? init : s[i]);
-        s[i] = si;
-        p[i] = p[i] + (nclr * gi) / (sqrtf(si) + eps);
+        for (size_t i = o; i < e; i++) {
+            float gi = g[i] * sg;
+            if (has_l2)
+                gi = fmaf(l2, p[i], gi);
+            float si = fmaf(gi, gi, first ? init : OW__MOMENT_LOAD(st, s, i));
+            OW__MOMENT_STORE(st, s, i, si, ks, a->off + i);
+            p[i] = p[i] + (nclr * gi) / (sqrtf(si) + eps);
+        }
     }
+}
+
+OW_SIMD static void adagrad_run(const ow_kernel_args *a)
+{
+    adagrad_loop(a, OW__STORE_F32);
+}
+
+OW_SIMD static void adagrad_run_bf16(const ow_kernel_args *a, bool sr)
+{
+    if (sr)
+        adagrad_loop(a, OW__STORE_BF16_SR);
+    else
+        adagrad_loop(a, OW__STORE_BF16);
 }
 
 static void adagrad_ref(const ow_kernel_args *a)
@@ -150,7 +170,7 @@ static void adagrad_ref(const ow_kernel_args *a)
     }
 }
 
-OW__QPASS(adagrad_qplan, adagrad_ctx, S_N, adagrad_run, false)
+OW__QPASS_BF16(adagrad_qplan, adagrad_ctx, S_N, adagrad_run, adagrad_run_bf16)
 OW__QPASS(adagrad_qplan, adagrad_ctx, S_N, adagrad_ref, true)
 static const ow_pass adagrad_passes[] = {
     {.run = adagrad_run_qfalse, .ref = adagrad_ref_qtrue}, {0}};
