@@ -217,6 +217,12 @@ static const struct {
     {"rmsproptfc", "lr: 0.001, weight_decay: 0.01, lr_in_momentum: false"},
     {"crmsproptf", "lr: 0.001, centered: true"},
     {"crmsproptf", "lr: 0.001, lr_in_momentum: false"},
+    {"Adagrad", "lr: 0.01, initial_accumulator_value: 0.1, weight_decay: 0.01"},
+    {"adagrad", "lr: 0.01, lr_decay: 0.01, maximize: true"},
+    {"lars", "lr: 0.1, weight_decay: 0.0001"},
+    {"lars", "lr: 0.1, dampening: 0.1"},
+    {"lars", "lr: 0.1, momentum: 0, always_adapt: true"},
+    {"nlarc", "lr: 0.1, weight_decay: 0.0001"},
 };
 
 START_TEST(bf16_in_place_equals_block_loop)

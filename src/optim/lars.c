@@ -178,37 +178,54 @@ static void trust_finish(const ow_finish_args *f)
     f->t[0] = ratio;
 }
 
-/* pass 1: d = (g + wd*p) * ratio; momentum; p -= lr*d */
-static inline __attribute__((always_inline)) void step_body(const ow_kernel_args *a)
+/* pass 1: d = (g + wd*p) * ratio; momentum; p -= lr*d. The buffer is kept as st says
+ * (quant.h), bf16 block by block for the stochastic keys. */
+static inline __attribute__((always_inline)) void step_body(const ow_kernel_args *a,
+                                                            ow__store st)
 {
     const lars_ctx *c = a->ctx;
-    size_t n = a->n;
-    float *restrict p = a->p, *restrict buf = a->s[S_BUF];
+    size_t n = a->n, block = st == OW__STORE_F32 ? n : OW__QBLOCK;
+    float *restrict p = a->p;
+    void *restrict buf = ow__moment(a, S_BUF, st);
     const float *restrict g = a->g;
     const float ratio = (float)a->t[0];
+    for (size_t o = 0; o < n; o += block) {
+        size_t e = n - o < block ? n : o + block;
+        uint64_t kb = ow__bf16_block_key(c->q.key, 0, g[o]);
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float d = c->adapt ? fmaf(c->wd, p[i], g[i]) * ratio : g[i];
-        if (c->has_momentum) {
-            float b = c->first ? d : fmaf(c->damp1, d, buf[i] * c->momentum);
-            buf[i] = b;
-            d = c->nesterov ? fmaf(c->momentum, b, d) : b;
+        for (size_t i = o; i < e; i++) {
+            float d = c->adapt ? fmaf(c->wd, p[i], g[i]) * ratio : g[i];
+            if (c->has_momentum) {
+                float b = c->first ? d
+                                   : fmaf(c->damp1, d,
+                                          OW__MOMENT_LOAD(st, buf, i) * c->momentum);
+                OW__MOMENT_STORE(st, buf, i, b, kb, a->off + i);
+                d = c->nesterov ? fmaf(c->momentum, b, d) : b;
+            }
+            p[i] = fmaf(c->nlr, d, p[i]);
         }
-        p[i] = fmaf(c->nlr, d, p[i]);
     }
 }
 
 OW_SIMD static void lars_step_run(const ow_kernel_args *a)
 {
-    step_body(a);
+    step_body(a, OW__STORE_F32);
+}
+
+OW_SIMD static void lars_step_run_bf16(const ow_kernel_args *a, bool sr)
+{
+    if (sr)
+        step_body(a, OW__STORE_BF16_SR);
+    else
+        step_body(a, OW__STORE_BF16);
 }
 
 static void step_ref(const ow_kernel_args *a)
 {
-    step_body(a);
+    step_body(a, OW__STORE_F32);
 }
 
-OW__QPASS(lars_qplan, lars_ctx, S_N, lars_step_run, false)
+OW__QPASS_BF16(lars_qplan, lars_ctx, S_N, lars_step_run, lars_step_run_bf16)
 OW__QPASS(lars_qplan, lars_ctx, S_N, step_ref, true)
 static const ow_pass lars_passes[] = {
     {.run = norms_run, .ref = norms_ref, .nsums = 2, .finish = trust_finish},
