@@ -223,6 +223,8 @@ static const struct {
     {"lars", "lr: 0.1, dampening: 0.1"},
     {"lars", "lr: 0.1, momentum: 0, always_adapt: true"},
     {"nlarc", "lr: 0.1, weight_decay: 0.0001"},
+    {"AdEMAMix", "lr: 0.001, t_alpha: 4, t_beta3: 6"},
+    {"AdEMAMix", "lr: 0.001, weight_decay: 0"},
 };
 
 START_TEST(bf16_in_place_equals_block_loop)

@@ -158,29 +158,43 @@ static ow_dtype slot_dtype(const ow_hparam *hp, int slot, size_t numel)
 /* ---- kernels ------------------------------------------------------------------------
  */
 
-/* One element, in the reference's op order (slots 0: m1, 1: m2, 2: nu). */
-static inline __attribute__((always_inline)) void
-ademamix_loop(const ow_kernel_args *a, const ademamix_ctx *c, bool decay)
+/* One element, in the reference's op order (slots 0: m1, 1: m2, 2: nu), the moments
+ * kept as st says (quant.h), bf16 block by block with the tensor's key. */
+static inline __attribute__((always_inline)) void ademamix_loop(const ow_kernel_args *a,
+                                                                const ademamix_ctx *c,
+                                                                bool decay, ow__store st,
+                                                                uint64_t key)
 {
-    float *restrict p = a->p, *restrict m1 = a->s[0], *restrict m2 = a->s[1],
-                    *restrict nu = a->s[2];
+    size_t n = a->n, block = st == OW__STORE_F32 ? n : OW__QBLOCK;
+    float *restrict p = a->p;
+    void *restrict m1 = ow__moment(a, 0, st), *restrict m2 = ow__moment(a, 1, st),
+                   *restrict nu = ow__moment(a, 2, st);
     const float *restrict g = a->g;
     const float b1 = c->b1, omb1 = c->omb1, b2 = c->b2, omb2 = c->omb2, b3 = c->b3,
                 omb3 = c->omb3, alpha = c->alpha, bc1 = c->bc1, bc2s = c->bc2s,
                 eps = c->eps, lr = c->lr, keep = c->keep;
+    for (size_t o = 0; o < n; o += block) {
+        size_t e = n - o < block ? n : o + block;
+        uint64_t k1 = ow__bf16_block_key(key, 0, g[o]),
+                 k2 = ow__bf16_block_key(key, 1, g[o]),
+                 k3 = ow__bf16_block_key(key, 2, g[o]);
 #pragma omp simd
-    for (size_t i = 0; i < a->n; i++) {
-        float gi = g[i];
-        float f1 = m1[i] * b1 + omb1 * gi;        /* s1 * beta1 + (1 - beta1) * g */
-        float f3 = m2[i] * b3 + omb3 * gi;        /* s3 * beta3 + (1 - beta3) * g */
-        float f2 = nu[i] * b2 + (omb2 * gi) * gi; /* s2 * beta2 + (1 - beta2) * g * g */
-        m1[i] = f1;
-        m2[i] = f3;
-        nu[i] = f2;
-        float pi = decay ? p[i] * keep : p[i];   /* p * (1 - lr * wd) */
-        float mixed = f1 / bc1 + alpha * f3;     /* m1 / c1 + alpha * m2 */
-        float adaptive = sqrtf(f2) / bc2s + eps; /* sqrt(nu) / c2 + eps */
-        p[i] = pi - lr * (mixed / adaptive);
+        for (size_t i = o; i < e; i++) {
+            float gi = g[i];
+            /* s1 * beta1 + (1 - beta1) * g */
+            float f1 = OW__MOMENT_LOAD(st, m1, i) * b1 + omb1 * gi;
+            /* s3 * beta3 + (1 - beta3) * g */
+            float f3 = OW__MOMENT_LOAD(st, m2, i) * b3 + omb3 * gi;
+            /* s2 * beta2 + (1 - beta2) * g * g */
+            float f2 = OW__MOMENT_LOAD(st, nu, i) * b2 + (omb2 * gi) * gi;
+            OW__MOMENT_STORE(st, m1, i, f1, k1, a->off + i);
+            OW__MOMENT_STORE(st, m2, i, f3, k2, a->off + i);
+            OW__MOMENT_STORE(st, nu, i, f2, k3, a->off + i);
+            float pi = decay ? p[i] * keep : p[i];   /* p * (1 - lr * wd) */
+            float mixed = f1 / bc1 + alpha * f3;     /* m1 / c1 + alpha * m2 */
+            float adaptive = sqrtf(f2) / bc2s + eps; /* sqrt(nu) / c2 + eps */
+            p[i] = pi - lr * (mixed / adaptive);
+        }
     }
 }
 
@@ -188,9 +202,23 @@ OW_SIMD static void ademamix_run(const ow_kernel_args *a)
 {
     const ademamix_ctx *c = a->ctx;
     if (c->decay)
-        ademamix_loop(a, c, true);
+        ademamix_loop(a, c, true, OW__STORE_F32, 0);
     else
-        ademamix_loop(a, c, false);
+        ademamix_loop(a, c, false, OW__STORE_F32, 0);
+}
+
+/* a's full: the three bf16 moments from the tensor's start; key: the tensor's */
+OW_SIMD static void ademamix_run_bf16(const ow_kernel_args *a, bool sr, uint64_t key)
+{
+    const ademamix_ctx *c = a->ctx;
+    if (sr && c->decay)
+        ademamix_loop(a, c, true, OW__STORE_BF16_SR, key);
+    else if (sr)
+        ademamix_loop(a, c, false, OW__STORE_BF16_SR, key);
+    else if (c->decay)
+        ademamix_loop(a, c, true, OW__STORE_BF16, key);
+    else
+        ademamix_loop(a, c, false, OW__STORE_BF16, key);
 }
 
 static void ademamix_ref(const ow_kernel_args *a)
@@ -229,6 +257,14 @@ static void chunk(const void *arg, size_t lo, size_t hi)
     ow_kernel_fn fn = t->ref ? ademamix_ref : ademamix_run;
     void *s1 = t->s[S_STATE1], *s2 = t->s[S_STATE2];
     ow__qslot q[3];
+    bool bf16 = c->q.mode == OW__QM_BF16 || c->q.mode == OW__QM_BF16_SR;
+    if (bf16 && !t->ref) { /* in place, the block loop's bits */
+        void *full[3] = {s1, (uint16_t *)s1 + n, s2};
+        a.full = full;
+        a.off = o;
+        ademamix_run_bf16(&a, c->q.mode == OW__QM_BF16_SR, ca->key);
+        return;
+    }
     if (c->q.mode == OW__QM_F32 || (c->q.mode == OW__QM_I8 && n < OW__Q8_MIN)) {
         float *s[3] = {(float *)s1 + o, (float *)s1 + n + o, (float *)s2 + o};
         a.s = s;
