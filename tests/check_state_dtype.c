@@ -225,6 +225,16 @@ static const struct {
     {"nlarc", "lr: 0.1, weight_decay: 0.0001"},
     {"AdEMAMix", "lr: 0.001, t_alpha: 4, t_beta3: 6"},
     {"AdEMAMix", "lr: 0.001, weight_decay: 0"},
+/* Lamb's fast kernels multiply by reciprocals where its ref divides: the same bits
+ * without bias correction and clipping */
+#define LAMB_EXACT "lr: 0.001, bias_correction: false, max_grad_norm: null"
+    {"lamb", LAMB_EXACT ", weight_decay: 0.01"},
+    {"lamb", LAMB_EXACT},
+    {"lamb", LAMB_EXACT ", always_adapt: true, grad_averaging: false"},
+    {"lambcw", LAMB_EXACT ", weight_decay: 0.01"},
+    {"clamb", LAMB_EXACT ", weight_decay: 0.01"},
+    {"clamb", LAMB_EXACT},
+#undef LAMB_EXACT
 };
 
 START_TEST(bf16_in_place_equals_block_loop)

@@ -301,43 +301,69 @@ element(const lamb_pass *k, bool moments, bool final, bool fast, bool caution, f
     return fmaf(k->l2, p, u);   /* update.add_(p, alpha=wd) */
 }
 
+/* element with the moments of i kept as st says (quant.h): read, and stored when this
+ * pass moves them (the other passes only read them: the block loop's re-encoding keeps
+ * their bits) */
+static inline __attribute__((always_inline)) float
+element_at(const lamb_pass *k, bool moments, bool final, bool fast, bool caution,
+           ow__store st, float g, float p, void *m, void *v, size_t i, uint64_t km,
+           uint64_t kv, size_t idx, float *gc, float *pd)
+{
+    float mi = OW__MOMENT_LOAD(st, m, i), vi = OW__MOMENT_LOAD(st, v, i);
+    float u = element(k, moments, final, fast, caution, g, p, &mi, &vi, gc, pd);
+    if (moments) {
+        OW__MOMENT_STORE(st, m, i, mi, km, idx);
+        OW__MOMENT_STORE(st, v, i, vi, kv, idx);
+    }
+    return u;
+}
+
+/* bf16 moments block by block for the stochastic keys, the sums added per block as the
+ * block loop adds them */
 static inline __attribute__((always_inline)) void
-body(const ow_kernel_args *a, bool moments, what w, bool fast, bool caution)
+body(const ow_kernel_args *a, bool moments, what w, bool fast, bool caution, ow__store st)
 {
     const lamb_pass k = pass_of(a);
-    float *restrict p = a->p, *restrict m = a->s[S_EXP_AVG],
-                    *restrict v = a->s[S_EXP_AVG_SQ];
+    const lamb_ctx *c = a->ctx;
+    float *restrict p = a->p;
+    void *restrict m = ow__moment(a, S_EXP_AVG, st), *restrict v =
+                                                         ow__moment(a, S_EXP_AVG_SQ, st);
     const float *restrict g = a->g;
-    size_t n = a->n;
-    if (w == COUNT) { /* (update * grad > 0) */
-        double cnt = 0;
+    size_t n = a->n, block = st == OW__STORE_F32 ? n : OW__QBLOCK;
+    for (size_t o = 0; o < n; o += block) {
+        size_t e = n - o < block ? n : o + block;
+        uint64_t km = ow__bf16_block_key(c->q.key, 0, g[o]),
+                 kv = ow__bf16_block_key(c->q.key, 1, g[o]);
+        if (w == COUNT) { /* (update * grad > 0) */
+            double cnt = 0;
 #pragma omp simd reduction(+ : cnt)
-        for (size_t i = 0; i < n; i++) {
-            float gi, pd;
-            float u = element(&k, moments, false, fast, caution, g[i], p[i], &m[i], &v[i],
-                              &gi, &pd);
-            cnt += u * gi > 0;
-        }
-        a->sums[0] += cnt;
-    } else if (w == NORMS) {
-        double pp = 0, uu = 0;
+            for (size_t i = o; i < e; i++) {
+                float gi, pd;
+                float u = element_at(&k, moments, false, fast, caution, st, g[i], p[i], m,
+                                     v, i, km, kv, a->off + i, &gi, &pd);
+                cnt += u * gi > 0;
+            }
+            a->sums[0] += cnt;
+        } else if (w == NORMS) {
+            double pp = 0, uu = 0;
 #pragma omp simd reduction(+ : pp, uu)
-        for (size_t i = 0; i < n; i++) {
-            float gi, pd;
-            float u = element(&k, moments, true, fast, caution, g[i], p[i], &m[i], &v[i],
-                              &gi, &pd);
-            pp += (double)pd * pd;
-            uu += (double)u * u;
-        }
-        a->sums[1] += pp;
-        a->sums[2] += uu;
-    } else {
+            for (size_t i = o; i < e; i++) {
+                float gi, pd;
+                float u = element_at(&k, moments, true, fast, caution, st, g[i], p[i], m,
+                                     v, i, km, kv, a->off + i, &gi, &pd);
+                pp += (double)pd * pd;
+                uu += (double)u * u;
+            }
+            a->sums[1] += pp;
+            a->sums[2] += uu;
+        } else {
 #pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            float gi, pd;
-            float u = element(&k, moments, true, fast, caution, g[i], p[i], &m[i], &v[i],
-                              &gi, &pd);
-            p[i] = fmaf(k.nlr, w == APPLY ? u * k.trust : u, pd); /* p.add_(u, -lr) */
+            for (size_t i = o; i < e; i++) {
+                float gi, pd;
+                float u = element_at(&k, moments, true, fast, caution, st, g[i], p[i], m,
+                                     v, i, km, kv, a->off + i, &gi, &pd);
+                p[i] = fmaf(k.nlr, w == APPLY ? u * k.trust : u, pd); /* p.add_(u, -lr) */
+            }
         }
     }
 }
@@ -346,51 +372,73 @@ body(const ow_kernel_args *a, bool moments, what w, bool fast, bool caution)
  * pass 2 (caution): the masked direction's norms, or the step; pass 3: the step with
  * the trust ratio. The _ref twins run the same body without SIMD (sums in order). */
 static inline __attribute__((always_inline)) void moments(const ow_kernel_args *a,
-                                                          bool fast)
+                                                          bool fast, ow__store st)
 {
     const lamb_ctx *c = a->ctx;
     if (c->caution) /* the direction is not final here: no mask yet */
-        body(a, true, COUNT, fast, false);
+        body(a, true, COUNT, fast, false, st);
     else if (c->adapt)
-        body(a, true, NORMS, fast, false);
+        body(a, true, NORMS, fast, false, st);
     else
-        body(a, true, MOVE, fast, false);
+        body(a, true, MOVE, fast, false, st);
 }
 static inline __attribute__((always_inline)) void masked(const ow_kernel_args *a,
-                                                         bool fast)
+                                                         bool fast, ow__store st)
 {
     const lamb_ctx *c = a->ctx;
     if (c->adapt) /* this pass runs with caution only */
-        body(a, false, NORMS, fast, true);
+        body(a, false, NORMS, fast, true, st);
     else
-        body(a, false, MOVE, fast, true);
+        body(a, false, MOVE, fast, true, st);
+}
+static inline __attribute__((always_inline)) void apply(const ow_kernel_args *a,
+                                                        ow__store st)
+{
+    if (((const lamb_ctx *)a->ctx)->caution)
+        body(a, false, APPLY, true, true, st);
+    else
+        body(a, false, APPLY, true, false, st);
 }
 OW_SIMD static void moments_run(const ow_kernel_args *a)
 {
-    moments(a, true);
+    moments(a, true, OW__STORE_F32);
+}
+OW_SIMD static void lamb_moments_bf16(const ow_kernel_args *a, bool sr)
+{
+    if (sr)
+        moments(a, true, OW__STORE_BF16_SR);
+    else
+        moments(a, true, OW__STORE_BF16);
 }
 static void moments_ref(const ow_kernel_args *a)
 {
-    moments(a, false);
+    moments(a, false, OW__STORE_F32);
 }
 OW_SIMD static void masked_run(const ow_kernel_args *a)
 {
-    masked(a, true);
+    masked(a, true, OW__STORE_F32);
+}
+OW_SIMD static void lamb_masked_bf16(const ow_kernel_args *a, bool sr)
+{
+    (void)sr;
+    masked(a, true, OW__STORE_BF16);
 }
 static void masked_ref(const ow_kernel_args *a)
 {
-    masked(a, false);
+    masked(a, false, OW__STORE_F32);
 }
 OW_SIMD static void apply_run(const ow_kernel_args *a)
 {
-    if (((const lamb_ctx *)a->ctx)->caution)
-        body(a, false, APPLY, true, true);
-    else
-        body(a, false, APPLY, true, false);
+    apply(a, OW__STORE_F32);
+}
+OW_SIMD static void lamb_apply_bf16(const ow_kernel_args *a, bool sr)
+{
+    (void)sr;
+    apply(a, OW__STORE_BF16);
 }
 static void apply_ref(const ow_kernel_args *a)
 {
-    body(a, false, APPLY, false, ((const lamb_ctx *)a->ctx)->caution);
+    body(a, false, APPLY, false, ((const lamb_ctx *)a->ctx)->caution, OW__STORE_F32);
 }
 
 static void trust_of(const lamb_ctx *c, const ow_finish_args *f)
@@ -436,11 +484,11 @@ static bool lamb_check(const ow_hparam *hp, char *msg, size_t n)
 }
 
 /* the passes that read the moments, over them wherever state_dtype stores them */
-OW__QPASS(lamb_qplan, lamb_ctx, S_N, moments_run, false)
+OW__QPASS_BF16(lamb_qplan, lamb_ctx, S_N, moments_run, lamb_moments_bf16)
 OW__QPASS(lamb_qplan, lamb_ctx, S_N, moments_ref, true)
-OW__QPASS(lamb_qplan, lamb_ctx, S_N, masked_run, false)
+OW__QPASS_BF16(lamb_qplan, lamb_ctx, S_N, masked_run, lamb_masked_bf16)
 OW__QPASS(lamb_qplan, lamb_ctx, S_N, masked_ref, true)
-OW__QPASS(lamb_qplan, lamb_ctx, S_N, apply_run, false)
+OW__QPASS_BF16(lamb_qplan, lamb_ctx, S_N, apply_run, lamb_apply_bf16)
 OW__QPASS(lamb_qplan, lamb_ctx, S_N, apply_ref, true)
 
 static const ow_pass lamb_passes[] = {
