@@ -69,12 +69,7 @@ static inline __attribute__((always_inline)) AVX2 __m256i code8(const ow__qtab *
     k = _mm256_min_epi32(k, _mm256_set1_epi32(OW__QLUT_NB - 1));
     k = _mm256_add_epi32(
         k, _mm256_and_si256(_mm256_srai_epi32(u, 31), _mm256_set1_epi32(OW__QLUT_NB)));
-    /* the bucket entries by scalar loads (on Zen 3 faster than a gather) */
-    _Alignas(32) int32_t kk[8];
-    _mm256_store_si256((__m256i *)kk, k);
-    const int32_t *lut = q->lut;
-    const __m256i e = _mm256_setr_epi32(lut[kk[0]], lut[kk[1]], lut[kk[2]], lut[kk[3]],
-                                        lut[kk[4]], lut[kk[5]], lut[kk[6]], lut[kk[7]]);
+    const __m256i e = _mm256_i32gather_epi32(q->lut, k, 4);
     const __m256i low = _mm256_set1_epi32(0xff);
     __m256 mid = _mm256_castsi256_ps(_mm256_andnot_si256(low, e));
     __m256i ge = _mm256_castps_si256(_mm256_cmp_ps(y, mid, _CMP_GE_OQ));
