@@ -47,11 +47,20 @@ static void engine_adamw(const char *state_dtype, ow__qkind kind)
             qstep(&sim[i], k, &c, 0, sim[i].n, false, ow__sr_key(0, (uint64_t)step, 0));
         }
     }
+    /* the state held: a step count, and per moment 2 bytes (bf16), or a code, an absmax
+     * per 256 and the 256-entry map (int8; float32 under 4,096 elements) */
+    size_t held = 0;
     for (size_t i = 0; i < 3; i++) {
         ck_assert_mem_eq(f[0].data[i], sim[i].p, sim[i].n * 4);
         ck_assert_mem_eq(f[1].data[i], sim[i].p, sim[i].n * 4);
+        size_t n = sim[i].n;
+        held +=
+            sizeof(double) + (kind != OW__Q_I8S ? 4 * n
+                              : n < OW__Q8_MIN  ? 8 * n
+                                                : 2 * (n + 4 * ((n + 255) / 256) + 1024));
         qstate_free(&sim[i]);
     }
+    ck_assert_uint_eq(ow_optimizer_get_state_bytes(f[0].opt), held);
     /* the state file keeps the codes, absmax and maps under bitsandbytes' names */
     char path[] = "/tmp/check_quant_XXXXXX";
     int fd = mkstemp(path);
