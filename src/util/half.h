@@ -67,7 +67,7 @@ static inline uint16_t ow__f32_to_bf16(float f)
 {
     uint32_t x = ow__f32_bits(f);
     uint32_t rne = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16, nan = (x >> 16) | 0x40u;
-    return (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? nan : rne);
+    return (uint16_t)(f != f ? nan : rne); /* one float compare in a vector */
 }
 
 /* bfloat16 rounded stochastically: up with probability (dropped bits) / 2^16, given 16
@@ -76,7 +76,7 @@ static inline uint16_t ow__f32_to_bf16_sr(float f, uint32_t r)
 {
     uint32_t x = ow__f32_bits(f);
     uint32_t up = (x + (r & 0xffffu)) >> 16, nan = (x >> 16) | 0x40u;
-    return (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? nan : up);
+    return (uint16_t)(f != f ? nan : up);
 }
 
 static inline float ow__bf16_to_f32(uint16_t h)
