@@ -385,11 +385,6 @@ static void adam_caution_count(const ow_kernel_args *a)
     adam_ref(a);
 }
 
-static void caution_finish(const ow_finish_args *f)
-{
-    f->t[0] = ow__caution_scale(f->sums[0], f->numel);
-}
-
 static void adam_caution_apply(const ow_kernel_args *a)
 {
     const adam_ctx *c = a->ctx;
@@ -434,7 +429,7 @@ static const ow_pass adam_passes[] = {
     {.run = adam_caution_count_false,
      .ref = adam_caution_count_true,
      .nsums = 1,
-     .finish = caution_finish},
+     .finish = ow__caution_finish},
     {.run = adam_caution_apply_false, .ref = adam_caution_apply_true},
     {0}};
 

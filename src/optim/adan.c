@@ -183,11 +183,6 @@ static void count_ref(const ow_kernel_args *a)
     a->sums[0] += cnt;
 }
 
-static void count_finish(const ow_finish_args *f)
-{
-    f->t[0] = ow__caution_scale(f->sums[0], f->numel);
-}
-
 /* caution, pass 2: exp_avg * mask / mean(mask) in the first addcdiv */
 static void apply_ref(const ow_kernel_args *a)
 {
@@ -206,7 +201,7 @@ static const ow_pass adan_passes[] = {
     [PASS_COUNT] = {.run = count_ref,
                     .ref = count_ref,
                     .nsums = 1,
-                    .finish = count_finish},
+                    .finish = ow__caution_finish},
     [PASS_APPLY] = {.run = apply_ref, .ref = apply_ref},
     {0},
 };

@@ -198,11 +198,6 @@ static void lion_ref(const ow_kernel_args *a)
     }
 }
 
-static void caution_finish(const ow_finish_args *f)
-{
-    f->t[0] = ow__caution_scale(f->sums[0], f->numel);
-}
-
 /* caution, pass 1: update * mask, then the step and the (lerp) moment update */
 static inline __attribute__((always_inline)) void
 lion_caution_loop(const ow_kernel_args *a, ow__store st)
@@ -244,7 +239,10 @@ OW__QPASS(lion_qplan, lion_ctx, S_N, lion_caution, true)
 
 static const ow_pass lion_passes[] = {
     {.run = lion_run_qfalse, .ref = lion_ref_qtrue},
-    {.run = lion_run_qfalse, .ref = lion_ref_qtrue, .nsums = 1, .finish = caution_finish},
+    {.run = lion_run_qfalse,
+     .ref = lion_ref_qtrue,
+     .nsums = 1,
+     .finish = ow__caution_finish},
     {.run = lion_caution_qfalse, .ref = lion_caution_qtrue},
     {0}};
 

@@ -284,6 +284,13 @@ static inline double ow__caution_scale(double count, size_t numel)
     return (double)(1.0f / mean);
 }
 
+/* The finish hook of a caution count pass (sums[0]: the mask's ones): t[0] becomes the
+ * scale the apply pass multiplies the mask by. */
+static inline void ow__caution_finish(const ow_finish_args *f)
+{
+    f->t[0] = ow__caution_scale(f->sums[0], f->numel);
+}
+
 /* A hyperparameter as a bool / first number (false / dflt when null or absent). */
 static inline bool ow__hp_true(const ow_hparam *hp)
 {

@@ -307,11 +307,6 @@ static void rms_ref(const ow_kernel_args *a)
     rms_body(a, OW__STORE_F32);
 }
 
-static void caution_finish(const ow_finish_args *f)
-{
-    f->t[0] = ow__caution_scale(f->sums[0], f->numel);
-}
-
 /* caution, pass 1: buf * mask (timm's _apply_caution), decay, update; reads the buffer
  * only (the block loop's re-encoding of it keeps its bits) */
 static inline __attribute__((always_inline)) void
@@ -347,7 +342,10 @@ OW__QPASS(rms_qplan, rms_ctx, S_N, rms_caution, true)
 
 static const ow_pass rms_passes[] = {
     {.run = rms_run_qfalse, .ref = rms_ref_qtrue},
-    {.run = rms_run_qfalse, .ref = rms_ref_qtrue, .nsums = 1, .finish = caution_finish},
+    {.run = rms_run_qfalse,
+     .ref = rms_ref_qtrue,
+     .nsums = 1,
+     .finish = ow__caution_finish},
     {.run = rms_caution_qfalse, .ref = rms_caution_qtrue},
     {0}};
 

@@ -363,11 +363,6 @@ static void sgd_ref(const ow_kernel_args *a)
 
 /* caution, pass 1: the update where it agrees in sign with the gradient, scaled by
  * 1/mean(mask) (timm: grad = buf * mask) */
-static void caution_finish(const ow_finish_args *f)
-{
-    f->t[0] = ow__caution_scale(f->sums[0], f->numel);
-}
-
 /* reads the buffer only: the block loop's re-encoding of it keeps its bits */
 static inline __attribute__((always_inline)) void
 sgd_caution_loop(const ow_kernel_args *a, ow__store st)
@@ -435,7 +430,10 @@ OW__QPASS(sgd_qplan, sgd_ctx, S_N, sgd_caution_ref, true)
 
 static const ow_pass sgd_passes[] = {
     {.run = sgd_run_qfalse, .ref = sgd_ref_qtrue},
-    {.run = sgd_run_qfalse, .ref = sgd_ref_qtrue, .nsums = 1, .finish = caution_finish},
+    {.run = sgd_run_qfalse,
+     .ref = sgd_ref_qtrue,
+     .nsums = 1,
+     .finish = ow__caution_finish},
     {.run = sgd_caution_run_qfalse, .ref = sgd_caution_ref_qtrue},
     {0}};
 

@@ -4,7 +4,7 @@
  * are kept per chunk and added in order, so no result depends on the thread count. */
 #include "wrapper_internal.h"
 
-#include "../util/half.h"
+#include "../optim/quant.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -106,24 +106,16 @@ static size_t max_threads(void)
 #endif
 }
 
-/* Elements [off, off + n) of a half gradient as float32 into out (exact). */
-static void decode(const ow__grad *g, size_t off, size_t n, float *out)
-{
-    const uint16_t *h = (const uint16_t *)(const void *)g->g + off;
-    if (g->dt == OW_GRAD_BF16)
-        for (size_t i = 0; i < n; i++)
-            out[i] = ow__bf16_to_f32(h[i]);
-    else
-        for (size_t i = 0; i < n; i++)
-            out[i] = ow__f16_to_f32(h[i]);
-}
-
 /* Elements [off, off + n) of g as float32: in place, or decoded into buf. */
 static const float *values(const ow__grad *g, size_t off, size_t n, float *buf)
 {
+    const uint16_t *h = (const uint16_t *)(const void *)g->g + off;
     if (g->dt == OW_GRAD_F32)
         return g->g + off;
-    decode(g, off, n, buf);
+    if (g->dt == OW_GRAD_BF16) /* the optimizer's decoders: exact */
+        ow__bf16_decode(h, n, buf);
+    else
+        ow__f16_decode(h, n, buf);
     return buf;
 }
 
