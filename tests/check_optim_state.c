@@ -280,6 +280,38 @@ START_TEST(refuses_bad_files)
              "%llu)",
              (unsigned long long)hl);
     refused(&a, tmp("cut-header"), OW_ERR_STATE, msg);
+    /* a step that is no count (kernels make integers of it), in a file without
+     * checksums (as torch writes them) */
+    {
+        ow_cfg *head = NULL;
+        ow_check_ok(ow__cfg_parse((char *)buf + 8, (size_t)hl, "header", &head, &err),
+                    &err);
+        int64_t at;
+        ow_check_ok(ow_cfg_get_int(ow_cfg_find(ow__cfg_map_get(head, "state.1.step"),
+                                               "data_offsets.0"),
+                                   &at, &err),
+                    &err);
+        ow_cfg_free(head);
+        unsigned char *bad = malloc(n);
+        ck_assert_ptr_nonnull(bad);
+        memcpy(bad, buf, n);
+        char *sums = strstr((char *)bad + 8, "\"checksums\"");
+        ck_assert_ptr_nonnull(sums);
+        sums[9] = 'x';
+        static const float steps[] = {-1.0f, 2.5f, -1.70141e38f, 1e30f, NAN, INFINITY};
+        static const char *const said[] = {"-1",    "2.5", "-1.70141e+38",
+                                           "1e+30", "nan", "inf"};
+        for (int k = 0; k < 6; k++) {
+            memcpy(bad + 8 + hl + at, &steps[k], 4);
+            write_bytes(tmp("step"), bad, n);
+            snprintf(msg, sizeof msg,
+                     "state file: 'state.1.step' is %s, not a count (a whole number from "
+                     "0 to 2^53)",
+                     said[k]);
+            refused(&a, tmp("step"), OW_ERR_STATE, msg);
+        }
+        free(bad);
+    }
     /* one flipped bit in the data: the checksum names the tensor */
     buf[n - 1] ^= 0x10;
     write_bytes(tmp("flipped"), buf, n);

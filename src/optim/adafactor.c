@@ -77,12 +77,14 @@ typedef struct adafactor_ctx {
     double step;
     float eps;
     bool relative, scale_parameter, warmup;
-    int min_dim;
+    double min_dim;
 } adafactor_ctx;
 
 enum { S_STEP, S_ROW, S_COL, S_EXP_AVG_SQ, S_RMS };
 static const ow_slot slots[] = {
-    [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_I64},
+    [S_STEP] = {.name = "step",
+                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
+                .dtype = OW_DTYPE_I64},
     [S_ROW] = {.name = "exp_avg_sq_row"},
     [S_COL] = {.name = "exp_avg_sq_col"},
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},
@@ -141,7 +143,7 @@ static void prepare(ow_prepare_args *a)
     c->wd = hp[K_WD].v[0];
     c->scale_parameter = ow__hp_true(&hp[K_SCALE]);
     c->warmup = ow__hp_true(&hp[K_WARMUP]);
-    c->min_dim = (int)hp[K_MIN_DIM].v[0];
+    c->min_dim = hp[K_MIN_DIM].v[0];
 }
 
 /* What one tensor's passes share; each pass is a function over a range of its work

@@ -131,9 +131,11 @@ static const char *const kron_params[NP + 1] = {
 #define MAX_Q OW_MAX_DIMS
 enum { S_STEP, S_COUNTER, S_MOMENTUM, S_Q0 };
 static const ow_slot kron_slots[] = {
-    [S_STEP] = {.name = "step", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_I64},
+    [S_STEP] = {.name = "step",
+                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
+                .dtype = OW_DTYPE_I64},
     [S_COUNTER] = {.name = "update_counter",
-                   .flags = OW_SLOT_SCALAR,
+                   .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
                    .dtype = OW_DTYPE_I64},
     [S_MOMENTUM] = {.name = "momentum_buffer"},
     {.name = "Q.0"},
@@ -181,6 +183,13 @@ static bool check(const ow_hparam *hp, char *msg, size_t n)
     return true;
 }
 
+/* A flatten dim as an int: past +-(OW_MAX_DIMS + 1) every shape flattens the same */
+static int dim_of(double v)
+{
+    const double lim = OW_MAX_DIMS + 1;
+    return v > lim ? (int)lim : v < -lim ? -(int)lim : v == v ? (int)v : 0;
+}
+
 /* What decides the factored shape and the diagonal dims. */
 enum { MEM_NONE, MEM_ONE, MEM_SMART, MEM_ALL };
 typedef struct kron_geom {
@@ -192,8 +201,8 @@ typedef struct kron_geom {
 static kron_geom geom_of(const ow_hparam *hp)
 {
     kron_geom k = {.flatten = ow__hp_true(&hp[P_FLATTEN]),
-                   .start = (int)hp[P_FLAT_START].v[0],
-                   .end = (int)hp[P_FLAT_END].v[0],
+                   .start = dim_of(hp[P_FLAT_START].v[0]),
+                   .end = dim_of(hp[P_FLAT_END].v[0]),
                    .max_tri = hp[P_MAX_TRI].v[0],
                    .min_ndim = hp[P_MIN_NDIM].v[0]};
     const char *mem = is_null(&hp[P_MEMORY]) ? NULL : hp[P_MEMORY].s;

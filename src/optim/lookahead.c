@@ -60,7 +60,7 @@ static const ow_key lookahead_keys[] = {
      .type = OW_T_INT,
      .def = "0",
      .min = 0,
-     .max = INFINITY,
+     .max = 0x1p53, /* a count, kept exact in a double */
      .flags = OW_KEY_RANGE,
      .doc = "the group's step counter (timm keeps it in the param group)"},
 };
@@ -233,9 +233,8 @@ void ow__lookahead_after_step(ow_optimizer *opt, size_t nactive)
     for (size_t a = 0; a < nactive; a++) {
         ow__tensor *t = &opt->t[opt->active[a]];
         const ow_hparam *hp = opt->g[t->group].hp;
-        int64_t k = (int64_t)hp[opt->la_k_key].v[0],
-                step = (int64_t)hp[opt->la_step_key].v[0];
-        if (k < 1 || step % k)
+        double k = hp[opt->la_k_key].v[0];
+        if (k < 1 || fmod(hp[opt->la_step_key].v[0], k) != 0)
             continue;
         float *s = t->slot[slow], *p = t->p;
         if (!t->la_valid) { /* the buffer is born as a copy of the fast weights */

@@ -6,6 +6,7 @@
 #include "optim_internal.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -619,9 +620,15 @@ static int stage_tensor(const ow_optimizer *opt, const ow__st_tensor *st,
             int64_t i64;
         } v;
         ow__st_copy_le(&v, st->data, 1, ow__dtype_size(dt));
-        s->scalar[i][k] = dt == OW_DTYPE_F32   ? v.f32
-                          : dt == OW_DTYPE_F64 ? v.f64
-                                               : (double)v.i64;
+        double x = dt == OW_DTYPE_F32   ? v.f32
+                   : dt == OW_DTYPE_F64 ? v.f64
+                                        : (double)v.i64;
+        /* kernels turn counters into integers (random keys, cache slots) */
+        if ((sl->flags & OW_SLOT_COUNT) && !(x >= 0 && x <= 0x1p53 && x == floor(x)))
+            return ow__st_error(err, path,
+                                "'%s' is %g, not a count (a whole number from 0 to 2^53)",
+                                name, x);
+        s->scalar[i][k] = x;
         return OW_OK;
     }
     if (!(s->slot[i][k] = ow__malloc(st->nbytes ? st->nbytes : 1)))
