@@ -59,6 +59,13 @@ static inline float ow__grad_xform(float g, float inv, float coef, float clamp)
     return clamp >= 0 ? (u < -clamp ? -clamp : u > clamp ? clamp : u) : u * coef;
 }
 
+/* v as an int64_t, saturating where C leaves the cast undefined (out of range); nan
+ * gives 0. For counts computed from configured numbers (begin * epoch_length). */
+static inline int64_t ow__i64_sat(double v)
+{
+    return v >= 0x1p63 ? INT64_MAX : v < -0x1p63 ? INT64_MIN : v == v ? (int64_t)v : 0;
+}
+
 /* torch's `foreach` switch, a key of its optimizers and clip_grad_norm_: no effect on a
  * CPU result (optimizers keep it where it selects torch's multi-tensor rounding). */
 #define OW__KEY_FOREACH                                                                  \

@@ -461,6 +461,17 @@ static const struct {
      "schedule state: missing or malformed values of a scheduled key"},
     {"\"schedulers\": [", "\"schedulers\": 7, \"x\": [",
      "schedule state: missing initial, values or schedulers"},
+    /* counters that would overflow when counted on, or are no counters */
+    {"\"iters\": ", "\"iters\": 9007199254740993, \"x\": ",
+     "schedule state: missing iters or epochs, or not counts (-1 to 2^53)"},
+    {"\"epochs\": ", "\"epochs\": -2, \"x\": ",
+     "schedule state: missing iters or epochs, or not counts (-1 to 2^53)"},
+    {"\"last_step\": ", "\"last_step\": 9223372036854775807, \"x\": ",
+     "schedule state: a scheduler without its steps (counts from -1 to 2^53) or base "
+     "values"},
+    {"\"global_step\": ", "\"global_step\": 1.5, \"x\": ",
+     "schedule state: a scheduler without its steps (counts from -1 to 2^53) or base "
+     "values"},
 };
 
 /* A state that does not fit is refused and changes nothing. */

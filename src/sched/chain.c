@@ -77,7 +77,7 @@ static int setup_window(ow__sched_item *it, ow__sched_build *b, const ow_sched *
         (!begin || begin->type == OW_CFG_INT) && (!end || end->type == OW_CFG_INT);
     int64_t length = s->loop.epoch_length;
     if (ow__sched_has(b, "epoch_length"))
-        length = (int64_t)ow__sched_num(b, "epoch_length");
+        length = ow__i64_sat(ow__sched_num(b, "epoch_length"));
     b->epoch_length = length;
     if (convert) {
         if (!it->by_epoch)
@@ -112,7 +112,7 @@ static int setup_window(ow__sched_item *it, ow__sched_build *b, const ow_sched *
                   "length, as mmengine's runner sets it)");
     }
     double last = ow__sched_num(b, "last_step");
-    it->last_step = (int64_t)last;
+    it->last_step = ow__i64_sat(last);
     return OW_OK;
 }
 

@@ -271,9 +271,9 @@ int ow_sched_get_info(const ow_sched *s, size_t i, ow_sched_info *out)
                            .end_iter = -1};
     double per = it->by_epoch ? (double)len : 1.0;
     if (per > 0) {
-        out->begin_iter = (int64_t)(it->begin * per);
+        out->begin_iter = ow__i64_sat(it->begin * per);
         if (it->end != OW__SCHED_INF)
-            out->end_iter = (int64_t)(it->end * per);
+            out->end_iter = ow__i64_sat(it->end * per);
     }
     return OW_OK;
 }

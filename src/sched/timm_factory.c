@@ -69,10 +69,10 @@ static int build(const ow__sched_build *b, size_t sched, double upe, ow_cfg *m,
             rc = put_num(m, "power", ow__sched_num(b, "decay_rate"));
         double t = cycle_length(t_initial, cycle_mul, cycle_limit, warmup_t, prefix) +
                    cooldown_t;
-        *num_epochs = (int64_t)(per_epoch ? t : ow__py_floordiv(t, upe));
+        *num_epochs = ow__i64_sat(per_epoch ? t : ow__py_floordiv(t, upe));
     } else if (!rc) {
-        *num_epochs = (int64_t)(ow__sched_num(b, "num_epochs") +
-                                (prefix ? ow__sched_num(b, "warmup_epochs") : 0));
+        *num_epochs = ow__i64_sat(ow__sched_num(b, "num_epochs") +
+                                  (prefix ? ow__sched_num(b, "warmup_epochs") : 0));
     }
     if (!rc && (sched == STEP || sched == MULTISTEP || sched == PLATEAU))
         rc = put_num(m, "decay_rate", ow__sched_num(b, "decay_rate"));
