@@ -482,6 +482,7 @@ END_TEST
 static const char *const bad_cases[] = {
     "lamb_negative_lr",          "adamw_beta_too_large",          "sgdw_unknown_key",
     "adafactor_min_dim_not_int", "sgd_nesterov_without_momentum", "adafactor_betas",
+    "lookahead_k_past_2_53",
 };
 
 START_TEST(bad_configs_positioned)

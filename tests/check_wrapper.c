@@ -239,6 +239,11 @@ static const struct {
      "parameter on every rank (stages 0, 1 and 2)"},
     {"zero_stage: -1", OW_ERR_RANGE, 3, 15,
      "optim_wrapper.zero_stage: must be >= 0, got -1"},
+    /* ints are read as doubles: past 2^53 a count is no longer exact */
+    {"type: AmpOptimWrapper\n  loss_scale: {growth_interval: 9223372036854775807}",
+     OW_ERR_RANGE, 4, 33,
+     "optim_wrapper.loss_scale.growth_interval: 9223372036854775807 is too large for an "
+     "int key (at most 2^53 either way)"},
 };
 
 /* mmengine's ZeroRedundancyOptimizer form: one process runs the plain optimizer of
@@ -361,6 +366,27 @@ START_TEST(deepspeed_loss_scaler)
     }
     host_free(&h);
     host_free(&r);
+}
+END_TEST
+
+/* DeepSpeed computes 2.0 ** initial_scale_power: past 1023 Python overflows */
+START_TEST(deepspeed_scale_power_bounded)
+{
+    static const char yaml[] = "optim_wrapper:\n"
+                               "  type: DeepSpeedOptimWrapper\n"
+                               "  optimizer: {type: AdamW, lr: 0.01}\n"
+                               "strategy:\n"
+                               "  type: DeepSpeedStrategy\n"
+                               "  fp16: {enabled: true, initial_scale_power: 1024}\n";
+    host h;
+    host_init(&h);
+    ow_error err;
+    ow_error_clear(&err);
+    ck_assert_int_eq(host_build(&h, yaml, 0, &err), OW_ERR_RANGE);
+    ow_check_error(&err, OW_ERR_RANGE, "w.yaml", 6, 46,
+                   "strategy.fp16.initial_scale_power: must be between 0 and 1023, got "
+                   "1024");
+    host_free(&h);
 }
 END_TEST
 
@@ -1120,6 +1146,7 @@ static Suite *wrapper_suite(void)
     tcase_add_loop_test(tc, bad_wrapper_keys, 0, OW__ARRAY_LEN(bad_keys));
     tcase_add_test(tc, zero_redundancy_form);
     tcase_add_test(tc, deepspeed_loss_scaler);
+    tcase_add_test(tc, deepspeed_scale_power_bounded);
     tcase_add_test(tc, mmpretrain_deepspeed_configs);
     tcase_add_test(tc, amp_scale_sequence);
     tcase_add_test(tc, amp_static_scale);

@@ -11,6 +11,8 @@
 #include <math.h>
 #include <string.h>
 
+#define INT_KEY_MAX ((int64_t)1 << 53) /* exact in a double */
+
 static const char *const type_names[] = {
     [OW_T_ANY] = "any",
     [OW_T_BOOL] = "bool",
@@ -114,6 +116,13 @@ int ow__schema_check_value(const ow_cfg *value, const ow_key *key, const char *c
                             type_names[key->type],
                             key->flags & OW_KEY_NULLABLE ? " or null" : "",
                             ow_cfg_type_name(value->type));
+    /* ints are read as doubles (hp->v); past 2^53 they stop being exact, and a cast
+     * back to int64_t can overflow */
+    if (key->type == OW_T_INT && (value->v.i > INT_KEY_MAX || value->v.i < -INT_KEY_MAX))
+        return ow__error_at(err, OW_ERR_RANGE, value,
+                            "%s: %" PRId64 " is too large for an int key (at most 2^53 "
+                            "either way)",
+                            label, value->v.i);
     bool ranged = key->flags & OW_KEY_RANGE;
     bool list = key->type == OW_T_NUMLIST || key->type == OW_T_LIST;
     if (list && key->len && value->v.c.n != key->len)

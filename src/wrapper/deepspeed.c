@@ -79,7 +79,9 @@ static const ow_key fp16_keys[] = {
      .doc = "0: dynamic; else a constant loss scale"},
     {.name = "initial_scale_power",
      .type = OW_T_INT,
-     RANGE(0),
+     .min = 0,
+     .max = 1023, /* 2.0 ** 1024 overflows */
+     .flags = OW_KEY_RANGE,
      .def = "16",
      .doc = "the dynamic scale starts at 2^initial_scale_power"},
     {.name = "loss_scale_window",
