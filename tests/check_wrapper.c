@@ -946,6 +946,37 @@ START_TEST(load_refuses)
                    "from a checkpoint at a window's end)");
     host_free(&other);
     ow_free(cfg2);
+    /* counters that are no counts (the same length, so the header still parses; and
+     * without checksums, as a file from elsewhere) */
+    static const struct {
+        const char *find, *replace, *message;
+    } counters[] = {
+        {"\\\"accumulative_counts\\\": 3", "\\\"accumulative_counts\\\": 0",
+         "state file: metadata 'wrapper': accumulative_counts 0 is not >= 1"},
+        {"\\\"epoch\\\": 0", "\\\"epoch\\\":-2",
+         "state file: metadata 'wrapper' lacks the wrapper's counters (integers from -1 "
+         "to 2^53)"},
+    };
+    for (size_t k = 0; k < OW__ARRAY_LEN(counters); k++) {
+        unsigned char *bad = ow__malloc(len);
+        memcpy(bad, buf, len);
+        const char *finds[] = {counters[k].find, "\"checksums\""},
+                   *repls[] = {counters[k].replace, "\"checksxms\""};
+        for (int e = 0; e < 2; e++) {
+            size_t n = strlen(finds[e]), at = 0;
+            while (at + n <= len && memcmp(bad + at, finds[e], n))
+                at++;
+            ck_assert_msg(at + n <= len, "%s", finds[e]);
+            memcpy(bad + at, repls[e], n);
+        }
+        host_init(&other);
+        ow_check_ok(host_build(&other, resume_cfg, 20, &err), &err);
+        ck_assert_int_eq(ow_optim_wrapper_load_buffer(other.w, bad, len, 0, &err),
+                         OW_ERR_STATE);
+        ow_check_error(&err, OW_ERR_STATE, "<buffer>", 0, 0, counters[k].message);
+        host_free(&other);
+        ow_free(bad);
+    }
     ow_error_clear(&err);
     /* a plain wrapper does not take an AMP checkpoint */
     host_init(&other);

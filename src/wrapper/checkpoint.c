@@ -261,10 +261,13 @@ typedef struct staged_member {
     bool sched_loaded;
 } staged_member;
 
+/* A counter of the metadata: from -1 (DeepSpeed's last overflow, none yet) to 2^53, so
+ * that counting on cannot overflow. */
 static int meta_int(const ow_cfg *map, const char *key, int64_t *out)
 {
     const ow_cfg *v = ow__cfg_map_get(map, key);
-    return v && v->type == OW_CFG_INT ? (*out = v->v.i, OW_OK) : OW_ERR_STATE;
+    bool count = v && v->type == OW_CFG_INT && v->v.i >= -1 && v->v.i <= (int64_t)1 << 53;
+    return count ? (*out = v->v.i, OW_OK) : OW_ERR_STATE;
 }
 
 /* The groups as built now against the file's record: the same keys and values. */
@@ -373,9 +376,15 @@ static int stage(ow_optim_wrapper *w, const ow__st_file *f, const char *prefix,
                         meta_int(meta, "growth_tracker", &s->tracker) ||
                         !(scale = ow__cfg_map_get(meta, "loss_scale")) ||
                         ow_cfg_get_double(scale, &s->scale, NULL) || s->iteration < 0))
-        rc = ow__st_error(err, name, "metadata '%s' lacks the wrapper's counters", key);
+        rc = ow__st_error(
+            err, name,
+            "metadata '%s' lacks the wrapper's counters (integers from -1 to 2^53)", key);
     /* the sums of an open window were divided by the file's accumulative_counts */
     int64_t acc = 0, max = 0;
+    if (rc == OW_OK && !meta_int(meta, "accumulative_counts", &acc) && acc < 1)
+        rc =
+            ow__st_error(err, name, "metadata '%s': accumulative_counts %lld is not >= 1",
+                         key, (long long)acc);
     if (rc == OW_OK && !meta_int(meta, "accumulative_counts", &acc) &&
         !meta_int(meta, "max_iters", &max) && acc != w->o.acc && s->iteration % acc &&
         s->iteration != max)
