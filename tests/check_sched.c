@@ -64,6 +64,28 @@ START_TEST(replay_reports_a_mismatch_with_its_place)
 }
 END_TEST
 
+/* A golden whose epoch_length x max_epochs overflows int64_t is malformed, not UB. */
+START_TEST(replay_refuses_an_overflowing_run)
+{
+    ow_cfg *golden = sched_golden("mmengine/exponential.json");
+    ow_cfg *length = (ow_cfg *)ow_cfg_find(golden, "epoch_length");
+    ow_cfg *epochs = (ow_cfg *)ow_cfg_find(golden, "max_epochs");
+    ck_assert(length && length->type == OW_CFG_INT && epochs &&
+              epochs->type == OW_CFG_INT);
+    length->v.i = (int64_t)1 << 40;
+    epochs->v.i = (int64_t)1 << 30;
+    ow_error err;
+    ow_error_clear(&err);
+    char msg[512];
+    double max_err;
+    ck_assert_int_eq(ow_sched_replay(golden, &max_err, msg, sizeof msg, &err),
+                     OW_ERR_VALUE);
+    ck_assert_str_eq(err.message,
+                     "golden file: epoch_length, max_epochs, total_iters or lr missing");
+    ow_cfg_free(golden);
+}
+END_TEST
+
 /* ---- chaining
  * ------------------------------------------------------------------------------ */
 
@@ -591,6 +613,7 @@ static Suite *make_sched_suite(void)
     tcase_add_loop_test(tc, golden_schedules_replay_exactly, 0,
                         (int)OW__ARRAY_LEN(golden_cases));
     tcase_add_test(tc, replay_reports_a_mismatch_with_its_place);
+    tcase_add_test(tc, replay_refuses_an_overflowing_run);
     suite_add_tcase(s, tc);
     tc = tcase_create("Chain");
     tcase_add_test(tc, warmup_then_cosine_worked_example);

@@ -141,6 +141,37 @@ START_TEST(onecycle_refuses_a_step_past_total_steps)
 }
 END_TEST
 
+/* A run counts in int64_t and doubles: max_epochs x epoch_length stops at 2^53, from
+ * train_cfg (positioned there) or from the caller's loop. */
+START_TEST(run_longer_than_2_53_is_refused)
+{
+    ow_cfg *cfg =
+        sched_load("param_scheduler: [{type: ExponentialLR, gamma: 0.5}]\n"
+                   "train_cfg: {by_epoch: true, max_epochs: 4611686018427387904}\n");
+    plain p = {.n = 1, .lr = {0.1}};
+    ow_sched_target t = plain_target(&p);
+    ow_sched_loop loop = {.epoch_length = 4};
+    ow_sched *s = NULL;
+    ow_error err;
+    ow_error_clear(&err);
+    ck_assert_int_eq(ow_sched_new(cfg, &t, &loop, &s, &err), OW_ERR_VALUE);
+    ck_assert_ptr_null(s);
+    ow_check_error(&err, OW_ERR_VALUE, "t.yaml", 2, 41,
+                   "the run is longer than 2^53 iterations (max_epochs "
+                   "4611686018427387904 x epoch_length 4, max_iters 0)");
+    loop = (ow_sched_loop){.epoch_length = (int64_t)1 << 40, .max_epochs = 1 << 14};
+    ck_assert_int_eq(ow_sched_new(cfg, &t, &loop, &s, &err), OW_ERR_VALUE);
+    ow_check_error(&err, OW_ERR_VALUE, NULL, 0, 0,
+                   "the run is longer than 2^53 iterations (max_epochs 16384 x "
+                   "epoch_length 1099511627776, max_iters 0)");
+    loop.max_epochs = 1 << 13; /* 2^53 itself is a run */
+    ow_check_ok(ow_sched_new(cfg, &t, &loop, &s, &err), &err);
+    ow_sched_free(s);
+    ck_assert_double_eq(p.lr[0], 0.1);
+    ow_cfg_free(cfg);
+}
+END_TEST
+
 START_TEST(momentum_needs_momentum_or_betas)
 {
     ow_cfg *cfg = sched_load("param_scheduler: [{type: LinearMomentum, end: 3}]\n");
@@ -630,6 +661,7 @@ static Suite *make_sched_state_suite(void)
     tcase_add_loop_test(tc, bad_config_errors, 0, (int)OW__ARRAY_LEN(bad_cases));
     tcase_add_test(tc, check_validates_without_groups);
     tcase_add_test(tc, onecycle_refuses_a_step_past_total_steps);
+    tcase_add_test(tc, run_longer_than_2_53_is_refused);
     tcase_add_test(tc, momentum_needs_momentum_or_betas);
     tcase_add_test(tc, misuse_is_refused);
     suite_add_tcase(s, tc);

@@ -38,6 +38,20 @@ static int resolve_loop(const ow_cfg *config, const ow_sched_loop *given, ow_sch
         else
             l.max_iters = train_int(train, "max_iters");
     }
+    /* counts stay exact as doubles, and max_epochs x epoch_length fits an int64_t */
+    const int64_t lim = (int64_t)1 << 53;
+    if (l.epoch_length > lim || l.max_epochs > lim || l.max_iters > lim ||
+        (l.max_epochs > 0 && l.epoch_length > lim / l.max_epochs)) {
+        const ow_cfg *at =
+            given && (given->max_epochs || given->max_iters)
+                ? NULL
+                : ow__cfg_map_get(train, l.max_epochs ? "max_epochs" : "max_iters");
+        return ow__error_at(err, OW_ERR_VALUE, at,
+                            "the run is longer than 2^53 iterations (max_epochs %lld x "
+                            "epoch_length %lld, max_iters %lld)",
+                            (long long)l.max_epochs, (long long)l.epoch_length,
+                            (long long)l.max_iters);
+    }
     s->iter_based = l.max_epochs == 0 && l.max_iters > 0;
     if (l.max_epochs > 0)
         l.max_iters = l.max_epochs * l.epoch_length;

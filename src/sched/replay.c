@@ -111,8 +111,9 @@ static int replay_mmengine(const ow_cfg *golden, ow_cfg *config, values *v, chec
     ow_cfg_get_int(ow__cfg_map_get(golden, "epoch_length"), &length, NULL);
     ow_cfg_get_int(ow__cfg_map_get(golden, "max_epochs"), &epochs, NULL);
     ow_cfg_get_int(ow__cfg_map_get(golden, "total_iters"), &total, NULL);
-    if (length <= 0 || epochs <= 0 || total != length * epochs || !lr ||
-        lr->type != OW_CFG_LIST || lr->v.c.n != (size_t)total + 1)
+    if (length <= 0 || epochs <= 0 || epochs > INT64_MAX / length ||
+        total != length * epochs || !lr || lr->type != OW_CFG_LIST ||
+        lr->v.c.n != (size_t)total + 1)
         return malformed(golden, "epoch_length, max_epochs, total_iters or lr missing",
                          c->err);
     ow_sched_target target = {.num_groups = v->n,

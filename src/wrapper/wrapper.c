@@ -44,6 +44,8 @@ void ow_optim_wrapper_free(ow_optim_wrapper *w)
  * initialize_count_status; -1 when unknown. */
 static int64_t run_iters(const ow_sched_loop *l)
 {
+    if (l->max_epochs > 0 && l->epoch_length > INT64_MAX / l->max_epochs)
+        return INT64_MAX; /* a host's loop without a scheduler to check it */
     if (l->max_epochs > 0)
         return l->epoch_length > 0 ? l->max_epochs * l->epoch_length : -1;
     return l->max_iters > 0 ? l->max_iters : -1;
