@@ -334,6 +334,14 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
             goto nomem;
         if ((rc = ow__optimizer_set_group(opt, gi, copy, err)))
             goto fail;
+        /* Lookahead counts its steps in the group (timm: group['lookahead_step']), so the
+         * group's options carry the counter, and state files save it */
+        ow_cfg *count;
+        if (opt->la_step_key >= 0 &&
+            !ow__cfg_map_get(opt->g[gi].opts, "lookahead_step") &&
+            (!(count = ow__cfg_new_int((int64_t)opt->g[gi].hp[opt->la_step_key].v[0])) ||
+             ow__cfg_map_set(opt->g[gi].opts, "lookahead_step", count)))
+            goto nomem;
         const ow_cfg *init = ow__cfg_map_get(opt->g[gi].opts, "initial_lr");
         double lr = lr_key >= 0 ? opt->g[gi].hp[lr_key].v[0] : 0.0;
         opt->g[gi].initial_lr = cfg_number(init, lr);
