@@ -57,9 +57,9 @@ typedef enum ow_dtype {
 #define OW_SLOT_SCALAR     0x1u /* one value per parameter (`step`, `mu_product`) */
 #define OW_SLOT_FROM_PARAM 0x2u /* created as a copy of the parameter (MADGRAD's x0) */
 #define OW_SLOT_FROM_GRAD  0x4u /* created as a copy of the first step's gradient */
-#define OW_SLOT_COUNT                                                                    \
-    0x8u /* a scalar counter (`step`): a state file's value must be                      \
-          * a whole number from 0 to 2^53, or the load is refused */
+/* a scalar counter (`step`): a state file's value must be a whole number from 0 to
+ * 2^53, or the load is refused */
+#define OW_SLOT_COUNT 0x8u
 
 /* A state slot: torch's key, and what it holds. Tensor slots have the parameter's shape
  * unless ops->slot_shape says otherwise, and the dtype ops->slot_dtype gives (default:

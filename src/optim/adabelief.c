@@ -62,9 +62,7 @@ typedef struct buffer {
 
 enum { S_STEP, S_EXP_AVG, S_EXP_AVG_VAR, S_MAX_EXP_AVG_VAR };
 static const ow_slot slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_EXP_AVG_VAR] = {.name = "exp_avg_var"},
     [S_MAX_EXP_AVG_VAR] = {.name = "max_exp_avg_var"},

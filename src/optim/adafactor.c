@@ -82,9 +82,7 @@ typedef struct adafactor_ctx {
 
 enum { S_STEP, S_ROW, S_COL, S_EXP_AVG_SQ, S_RMS };
 static const ow_slot slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_ROW] = {.name = "exp_avg_sq_row"},
     [S_COL] = {.name = "exp_avg_sq_col"},
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},

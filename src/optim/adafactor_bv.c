@@ -98,9 +98,7 @@ static const char *const abv_params[NP + 1] = {
 
 enum { S_STEP, S_ROW, S_COL, S_SQ, S_EXP_AVG };
 static const ow_slot abv_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_F64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_F64),
     [S_ROW] = {.name = "exp_avg_sq_r"},
     [S_COL] = {.name = "exp_avg_sq_c"},
     [S_SQ] = {.name = "exp_avg_sq"},

@@ -60,9 +60,7 @@ typedef struct adagrad_ctx {
 
 enum { S_STEP, S_SUM, S_STATE1, S_ABSMAX1, S_QMAP1, S_N };
 static const ow_slot adagrad_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_F32},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_F32),
     [S_SUM] = {.name = "sum"},
     /* state_dtype int8: bitsandbytes' names */
     [S_STATE1] = {.name = "state1"},
@@ -228,9 +226,7 @@ typedef struct adadelta_ctx {
 
 enum { S_DSTEP, S_SQUARE_AVG, S_ACC_DELTA };
 static const ow_slot adadelta_slots[] = {
-    [S_DSTEP] = {.name = "step",
-                 .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                 .dtype = OW_DTYPE_I64},
+    [S_DSTEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_SQUARE_AVG] = {.name = "square_avg"},
     [S_ACC_DELTA] = {.name = "acc_delta"},
     {0},

@@ -62,12 +62,8 @@ static const char *const adahessian_params[NP + 2] = {
 
 enum { S_HSTEP, S_STEP, S_EXP_AVG, S_EXP_HESS, S_HESS };
 static const ow_slot adahessian_slots[] = {
-    [S_HSTEP] = {.name = "hessian step",
-                 .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                 .dtype = OW_DTYPE_I64},
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_HSTEP] = OW__SLOT_COUNTER("hessian step", OW_DTYPE_I64),
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_EXP_HESS] = {.name = "exp_hessian_diag_sq"},
     [S_HESS] = {.name = "hess"}, /* timm's p.hess: kept between refreshes */

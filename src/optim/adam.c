@@ -180,9 +180,7 @@ enum {
     S_N
 };
 static const ow_slot adam_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_F32},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_F32),
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},
     [S_MAX_EXP_AVG_SQ] = {.name = "max_exp_avg_sq"},

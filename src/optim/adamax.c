@@ -37,9 +37,7 @@ typedef struct adamax_ctx {
 
 enum { S_STEP, S_EXP_AVG, S_EXP_INF };
 static const ow_slot adamax_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_F32},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_F32),
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_EXP_INF] = {.name = "exp_inf"},
     {0},

@@ -76,9 +76,7 @@ static const char *const adamp_params[A_NP + 1] = {
 
 enum { S_STEP, S_EXP_AVG, S_EXP_AVG_SQ };
 static const ow_slot adamp_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},
     {0},

@@ -54,9 +54,7 @@ static const ow_slot adan_slots[] = {
     [S_EXP_AVG_DIFF] = {.name = "exp_avg_diff"},
     [S_NEG_PRE_GRAD] = {.name = "neg_pre_grad"},
     /* timm keeps the step in the param group; optwrap keeps it per parameter */
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     {0},
 };
 

@@ -59,9 +59,7 @@ static const char *const ademamix_params[] = {[P_LR] = "lr",
 
 enum { S_STEP, S_STATE1, S_STATE2, S_ABSMAX1, S_ABSMAX2, S_QMAP1, S_QMAP2 };
 static const ow_slot ademamix_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_STATE1] = {.name = "state1"}, /* [2, *shape]: m1, m2 */
     [S_STATE2] = {.name = "state2"}, /* nu */
     [S_ABSMAX1] = {.name = "absmax1"},

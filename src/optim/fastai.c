@@ -143,14 +143,10 @@ static const char *const fa_params[NP + 1] = {
 static const ow_slot fa_slots[] = {
     [FS_GRAD_AVG] = {.name = "grad_avg"},
     [FS_SQR_AVG] = {.name = "sqr_avg"},
-    [FS_STEP] = {.name = "step",
-                 .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                 .dtype = OW_DTYPE_I64},
+    [FS_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [FS_LOCAL_LR] = {.name = "local_lr", .flags = OW_SLOT_SCALAR, .dtype = OW_DTYPE_F32},
     [FS_SLOW_WEIGHTS] = {.name = "slow_weights", .flags = OW_SLOT_FROM_PARAM},
-    [FS_LOOKAHEAD_COUNT] = {.name = "lookahead_count",
-                            .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                            .dtype = OW_DTYPE_I64},
+    [FS_LOOKAHEAD_COUNT] = OW__SLOT_COUNTER("lookahead_count", OW_DTYPE_I64),
     {0},
 };
 

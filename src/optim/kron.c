@@ -131,12 +131,8 @@ static const char *const kron_params[NP + 1] = {
 #define MAX_Q OW_MAX_DIMS
 enum { S_STEP, S_COUNTER, S_MOMENTUM, S_Q0 };
 static const ow_slot kron_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
-    [S_COUNTER] = {.name = "update_counter",
-                   .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                   .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
+    [S_COUNTER] = OW__SLOT_COUNTER("update_counter", OW_DTYPE_I64),
     [S_MOMENTUM] = {.name = "momentum_buffer"},
     {.name = "Q.0"},
     {.name = "Q.1"},

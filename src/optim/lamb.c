@@ -135,9 +135,7 @@ enum {
 };
 static const ow_slot slots[] = {
     /* timm keeps the step in the param group; optwrap keeps it per parameter */
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_F32},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_F32),
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},
     /* state_dtype int8: bitsandbytes' names */

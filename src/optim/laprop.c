@@ -39,9 +39,7 @@ typedef struct laprop_ctx {
 
 enum { S_STEP, S_EXP_AVG, S_EXP_AVG_LR_1, S_EXP_AVG_LR_2, S_EXP_AVG_SQ };
 static const ow_slot laprop_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_F32},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_F32),
     [S_EXP_AVG] = {.name = "exp_avg"},
     /* a Python float (lr is one) and a float32 0-d tensor */
     [S_EXP_AVG_LR_1] = {.name = "exp_avg_lr_1",

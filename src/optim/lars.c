@@ -70,18 +70,14 @@ enum { S_BUF, S_STEP };
 static const ow_slot slots[] = {
     [S_BUF] = {.name = "momentum_buffer"},
     /* not timm's: whether the buffer exists yet */
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     {0},
 };
 /* timm's Lars: the same, and state_dtype int8's slots under bitsandbytes' names */
 enum { S_STATE1 = S_STEP + 1, S_ABSMAX1, S_QMAP1, S_N };
 static const ow_slot qslots[] = {
     [S_BUF] = {.name = "momentum_buffer"},
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_STATE1] = {.name = "state1"},
     [S_ABSMAX1] = {.name = "absmax1"},
     [S_QMAP1] = {.name = "qmap1"},

@@ -49,9 +49,7 @@ typedef struct madgrad_ctx {
 
 enum { S_STEP, S_GRAD_SUM_SQ, S_S, S_X0 };
 static const ow_slot madgrad_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_GRAD_SUM_SQ] = {.name = "grad_sum_sq"},
     [S_S] = {.name = "s"},
     [S_X0] = {.name = "x0", .flags = OW_SLOT_FROM_PARAM}, /* torch.clone(p) */

@@ -78,9 +78,7 @@ typedef struct mars_ctx {
 
 enum { S_STEP, S_EXP_AVG, S_LAST_GRAD, S_EXP_AVG_SQ };
 static const ow_slot mars_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_LAST_GRAD] = {.name = "last_grad"},
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},

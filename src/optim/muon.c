@@ -138,9 +138,7 @@ static const char *const muon_params[NP + 1] = {
 
 enum { S_STEP, S_EXP_AVG, S_EXP_AVG_SQ, S_MOMENTUM };
 static const ow_slot muon_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_F32},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_F32),
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},
     [S_MOMENTUM] = {.name = "momentum_buffer"},

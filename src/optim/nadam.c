@@ -42,9 +42,7 @@ typedef struct nadam_ctx {
 
 enum { S_STEP, S_MU, S_EXP_AVG, S_EXP_AVG_SQ };
 static const ow_slot nadam_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_F32},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_F32),
     [S_MU] = {.name = "mu_product",
               .flags = OW_SLOT_SCALAR,
               .dtype = OW_DTYPE_F32,
@@ -54,9 +52,7 @@ static const ow_slot nadam_slots[] = {
     {0},
 };
 static const ow_slot legacy_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_MU] = {.name = "m_schedule",
               .flags = OW_SLOT_SCALAR,
               .dtype = OW_DTYPE_F64,

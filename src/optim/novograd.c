@@ -39,9 +39,7 @@ typedef struct novograd_ctx {
 
 enum { S_STEP, S_EXP_AVG, S_EXP_AVG_SQ, S_MAX_EXP_AVG_SQ };
 static const ow_slot novograd_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_EXP_AVG] = {.name = "exp_avg"},
     /* float32 0-d tensors */
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq",

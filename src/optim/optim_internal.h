@@ -313,6 +313,11 @@ static inline double ow__wd_scale(double lr, bool corrected, double max_lr)
         .name = n, .type = OW_T_NUMBER, .def = d, .min = 0, .max = INFINITY,             \
         .flags = OW_KEY_RANGE, .doc = doc_                                               \
     }
+/* A counter slot (torch's 0-d `step`): a state file's value must be a count. */
+#define OW__SLOT_COUNTER(name_, dtype_)                                                  \
+    {                                                                                    \
+        .name = name_, .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT, .dtype = dtype_          \
+    }
 #define OW__KEY_ANYNUM(n, d, doc_)                                                       \
     {                                                                                    \
         .name = n, .type = OW_T_NUMBER, .def = d, .doc = doc_                            \

@@ -48,17 +48,13 @@ typedef struct legacy_buffer {
 
 enum { S_STEP, S_EXP_AVG, S_EXP_AVG_SQ };
 static const ow_slot radam_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_F32},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_F32),
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},
     {0},
 };
 static const ow_slot legacy_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_EXP_AVG] = {.name = "exp_avg"},
     [S_EXP_AVG_SQ] = {.name = "exp_avg_sq"},
     {0},

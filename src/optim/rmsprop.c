@@ -116,9 +116,7 @@ static const ow__qplan rms_qplan = {
           {S_GRAD_AVG, -1, -1, -1, true}},
     .n = 3};
 static const ow_slot torch_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     [S_SQUARE_AVG] = {.name = "square_avg"},
     [S_BUF] = {.name = "momentum_buffer"},
     [S_GRAD_AVG] = {.name = "grad_avg"},
@@ -126,9 +124,7 @@ static const ow_slot torch_slots[] = {
     {0},
 };
 static const ow_slot tf_slots[] = {
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_F32},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_F32),
     [S_SQUARE_AVG] = {.name = "square_avg", .init = 1},
     [S_BUF] = {.name = "momentum_buffer"},
     [S_GRAD_AVG] = {.name = "grad_avg"},

@@ -154,9 +154,7 @@ enum { S_BUF, S_STEP, S_STATE1, S_ABSMAX1, S_QMAP1, S_N };
 static const ow_slot sgd_slots[] = {
     [S_BUF] = {.name = "momentum_buffer"},
     /* not torch's: tells whether the buffer exists yet (torch: `buf is None`) */
-    [S_STEP] = {.name = "step",
-                .flags = OW_SLOT_SCALAR | OW_SLOT_COUNT,
-                .dtype = OW_DTYPE_I64},
+    [S_STEP] = OW__SLOT_COUNTER("step", OW_DTYPE_I64),
     /* state_dtype int8: bitsandbytes' names */
     [S_STATE1] = {.name = "state1"},
     [S_ABSMAX1] = {.name = "absmax1"},
