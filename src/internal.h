@@ -59,6 +59,10 @@ static inline float ow__grad_xform(float g, float inv, float coef, float clamp)
     return clamp >= 0 ? (u < -clamp ? -clamp : u > clamp ? clamp : u) : u * coef;
 }
 
+/* The largest count optwrap keeps (steps, iterations, int keys): exact as a double, and
+ * counting on from it cannot overflow an int64_t. */
+#define OW__COUNT_MAX ((int64_t)1 << 53)
+
 /* v as an int64_t, saturating where C leaves the cast undefined (out of range); nan
  * gives 0. For counts computed from configured numbers (begin * epoch_length). */
 static inline int64_t ow__i64_sat(double v)
@@ -192,6 +196,16 @@ struct ow_cfg {
         } c;
     } v;
 };
+
+/* A saved counter (a step, an iteration): an int from -1 (mmengine's last_step before
+ * the first step, DeepSpeed's last overflow before the first) to OW__COUNT_MAX. */
+static inline bool ow__cfg_count(const ow_cfg *v, int64_t *out)
+{
+    if (!v || v->type != OW_CFG_INT || v->v.i < -1 || v->v.i > OW__COUNT_MAX)
+        return false;
+    *out = v->v.i;
+    return true;
+}
 
 ow_cfg *ow__cfg_new(ow_cfg_type type, const char *file, int line, int column);
 ow_cfg *ow__cfg_new_double(double d);

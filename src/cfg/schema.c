@@ -11,8 +11,6 @@
 #include <math.h>
 #include <string.h>
 
-#define INT_KEY_MAX ((int64_t)1 << 53) /* exact in a double */
-
 static const char *const type_names[] = {
     [OW_T_ANY] = "any",
     [OW_T_BOOL] = "bool",
@@ -118,7 +116,8 @@ int ow__schema_check_value(const ow_cfg *value, const ow_key *key, const char *c
                             ow_cfg_type_name(value->type));
     /* ints are read as doubles (hp->v); past 2^53 they stop being exact, and a cast
      * back to int64_t can overflow */
-    if (key->type == OW_T_INT && (value->v.i > INT_KEY_MAX || value->v.i < -INT_KEY_MAX))
+    if (key->type == OW_T_INT &&
+        (value->v.i > OW__COUNT_MAX || value->v.i < -OW__COUNT_MAX))
         return ow__error_at(err, OW_ERR_RANGE, value,
                             "%s: %" PRId64 " is too large for an int key (at most 2^53 "
                             "either way)",

@@ -60,7 +60,7 @@ static const ow_key lookahead_keys[] = {
      .type = OW_T_INT,
      .def = "0",
      .min = 0,
-     .max = 0x1p53, /* a count, kept exact in a double */
+     .max = (double)OW__COUNT_MAX,
      .flags = OW_KEY_RANGE,
      .doc = "the group's step counter (timm keeps it in the param group)"},
 };

@@ -624,7 +624,8 @@ static int stage_tensor(const ow_optimizer *opt, const ow__st_tensor *st,
                    : dt == OW_DTYPE_F64 ? v.f64
                                         : (double)v.i64;
         /* kernels turn counters into integers (random keys, cache slots) */
-        if ((sl->flags & OW_SLOT_COUNT) && !(x >= 0 && x <= 0x1p53 && x == floor(x)))
+        if ((sl->flags & OW_SLOT_COUNT) &&
+            !(x >= 0 && x <= (double)OW__COUNT_MAX && x == floor(x)))
             return ow__st_error(err, path,
                                 "'%s' is %g, not a count (a whole number from 0 to 2^53)",
                                 name, x);

@@ -39,7 +39,7 @@ static int resolve_loop(const ow_cfg *config, const ow_sched_loop *given, ow_sch
             l.max_iters = train_int(train, "max_iters");
     }
     /* counts stay exact as doubles, and max_epochs x epoch_length fits an int64_t */
-    const int64_t lim = (int64_t)1 << 53;
+    const int64_t lim = OW__COUNT_MAX;
     if (l.epoch_length > lim || l.max_epochs > lim || l.max_iters > lim ||
         (l.max_epochs > 0 && l.epoch_length > lim / l.max_epochs)) {
         const ow_cfg *at =

@@ -141,14 +141,14 @@ struct ow_sched {
         {.name = "epoch_length",                                                         \
          .type = OW_T_INT,                                                               \
          .min = 1,                                                                       \
-         .max = 0x1p53,                                                                  \
+         .max = (double)OW__COUNT_MAX,                                                   \
          .flags = OW_KEY_RANGE | OW_KEY_NULLABLE,                                        \
          .doc = "iterations per epoch for convert_to_iter_based (default: the run's)"},  \
         {.name = "last_step",                                                            \
          .type = OW_T_INT,                                                               \
          .def = "-1",                                                                    \
          .min = -1,                                                                      \
-         .max = 0x1p53,                                                                  \
+         .max = (double)OW__COUNT_MAX,                                                   \
          .flags = OW_KEY_RANGE,                                                          \
          .doc = "resume without a state: the last local step taken"},                    \
     {                                                                                    \

@@ -123,13 +123,6 @@ static bool int_of(const ow_cfg *v, int64_t *out)
     return true;
 }
 
-/* A step counter as the schedulers keep it: from -1 (mmengine's last_step before the
- * first step) to 2^53, so that counting on never overflows. */
-static bool count_of(const ow_cfg *v, int64_t *out)
-{
-    return int_of(v, out) && *out >= -1 && *out <= ((int64_t)1 << 53);
-}
-
 /* A list of exactly n numbers into out (may be NULL: check only). */
 static bool array_of(const ow_cfg *v, size_t n, double *out)
 {
@@ -157,8 +150,8 @@ static int validate(const ow_sched *s, const ow_cfg *root, ow_error *err)
         return bad(err, root, "unsupported version (this optwrap reads version 1)");
     if (!int_of(ow__cfg_map_get(root, "groups"), &groups) || groups != (int64_t)s->n)
         return bad(err, root, "saved for another number of param groups");
-    if (!count_of(ow__cfg_map_get(root, "iters"), &count) ||
-        !count_of(ow__cfg_map_get(root, "epochs"), &count))
+    if (!ow__cfg_count(ow__cfg_map_get(root, "iters"), &count) ||
+        !ow__cfg_count(ow__cfg_map_get(root, "epochs"), &count))
         return bad(err, root, "missing iters or epochs, or not counts (-1 to 2^53)");
     const ow_cfg *initial = ow__cfg_map_get(root, "initial");
     const ow_cfg *values = ow__cfg_map_get(root, "values");
@@ -184,8 +177,8 @@ static int validate(const ow_sched *s, const ow_cfg *root, ow_error *err)
         if (!type || type->type != OW_CFG_STRING || strcmp(type->v.s, it->entry->name) ||
             !param || param->type != OW_CFG_STRING || strcmp(param->v.s, it->param))
             return bad(err, m, "saved for another list of schedulers (types differ)");
-        if (!count_of(ow__cfg_map_get(m, "global_step"), &step) ||
-            !count_of(ow__cfg_map_get(m, "last_step"), &step) ||
+        if (!ow__cfg_count(ow__cfg_map_get(m, "global_step"), &step) ||
+            !ow__cfg_count(ow__cfg_map_get(m, "last_step"), &step) ||
             !array_of(ow__cfg_map_get(m, "base"), s->n, NULL))
             return bad(err, m,
                        "a scheduler without its steps (counts from -1 to 2^53) or base "

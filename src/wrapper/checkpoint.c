@@ -261,13 +261,10 @@ typedef struct staged_member {
     bool sched_loaded;
 } staged_member;
 
-/* A counter of the metadata: from -1 (DeepSpeed's last overflow, none yet) to 2^53, so
- * that counting on cannot overflow. */
+/* A counter of the metadata (ow__cfg_count), or OW_ERR_STATE. */
 static int meta_int(const ow_cfg *map, const char *key, int64_t *out)
 {
-    const ow_cfg *v = ow__cfg_map_get(map, key);
-    bool count = v && v->type == OW_CFG_INT && v->v.i >= -1 && v->v.i <= (int64_t)1 << 53;
-    return count ? (*out = v->v.i, OW_OK) : OW_ERR_STATE;
+    return ow__cfg_count(ow__cfg_map_get(map, key), out) ? OW_OK : OW_ERR_STATE;
 }
 
 /* The groups as built now against the file's record: the same keys and values. */
