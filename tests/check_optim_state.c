@@ -240,6 +240,44 @@ START_TEST(hostile_scalars_refused_or_harmless)
 }
 END_TEST
 
+/* A file whose group lacks lookahead_step (written before optwrap saved it) loads with
+ * the counter at its default, and the next save writes it. */
+START_TEST(lookahead_counter_saved_after_a_file_without_it)
+{
+    const char *const opts[] = {"{lr: 0.01, lookahead_k: 2}", "{lr: 0.02}"};
+    fixture a;
+    ow_error err;
+    ow_error_clear(&err);
+    make_tmpdir();
+    fix_make(&a, "timm.lookahead_adamw", 3, st_ndim, st_shapes, 2, opts, 5);
+    for (unsigned s = 0; s < 3; s++) {
+        fix_grads(&a, 20 + s);
+        ow_check_ok(ow_optimizer_step(a.opt, &err), &err);
+    }
+    ow_check_ok(ow_optimizer_save(a.opt, tmp("good"), &err), &err);
+    unsigned char *buf;
+    size_t n = read_bytes(tmp("good"), &buf);
+    buf[n] = '\0'; /* read_bytes leaves room: search the header as a string */
+    static const char step[] = "\\\"lookahead_step\\\": 3, ";
+    char *at = strstr((char *)buf + 8, step),
+         *sums = strstr((char *)buf + 8, "\"checksums\"");
+    ck_assert(at && sums);
+    memset(at, ' ', strlen(step)); /* group 0 without it: whitespace, still JSON */
+    sums[9] = 'x';
+    write_bytes(tmp("old"), buf, n);
+    free(buf);
+    ow_check_ok(ow_optimizer_load(a.opt, tmp("old"), &err), &err);
+    ow_check_ok(ow_optimizer_save(a.opt, tmp("again"), &err), &err);
+    n = read_bytes(tmp("again"), &buf);
+    buf[n] = '\0';
+    ck_assert_ptr_nonnull(strstr((char *)buf + 8, "\\\"lookahead_k\\\": 2, "
+                                                  "\\\"lookahead_step\\\": 0"));
+    free(buf);
+    fix_free(&a);
+    remove_tmpdir();
+}
+END_TEST
+
 /* The layout a PyTorch user reads with safetensors: torch's keys, F32 tensors in the
  * parameter's shape, the 0-d step, the groups' hyperparameters in the metadata. */
 START_TEST(file_is_torch_safetensors)
@@ -740,6 +778,7 @@ Suite *make_optim_state_suite(void)
     tcase_add_loop_test(tc, save_load_continues_bit_for_bit, 0,
                         (int)OW__ARRAY_LEN(round_trips));
     tcase_add_test(tc, file_is_torch_safetensors);
+    tcase_add_test(tc, lookahead_counter_saved_after_a_file_without_it);
     tcase_add_test(tc, refuses_bad_files);
     tcase_add_test(tc, saved_file_mode_follows_umask);
     tcase_add_test(tc, staged_part_under_prefix);

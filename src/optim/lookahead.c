@@ -213,6 +213,17 @@ const char *ow__lookahead_strip(const char *name)
     return strncmp(name, PREFIX, strlen(PREFIX)) ? NULL : name + strlen(PREFIX);
 }
 
+/* timm keeps the counter in the group (group['lookahead_step']); optwrap keeps it in the
+ * group's options, which state files save. */
+int ow__lookahead_own_step(const ow_optimizer *opt, ow_cfg *opts, const ow_hparam *hp)
+{
+    if (opt->la_step_key < 0 || ow__cfg_map_get(opts, "lookahead_step"))
+        return OW_OK;
+    ow_cfg *count = ow__cfg_new_int((int64_t)hp[opt->la_step_key].v[0]);
+    return count && !ow__cfg_map_set(opts, "lookahead_step", count) ? OW_OK
+                                                                    : OW_ERR_NOMEM;
+}
+
 /* After each step: every group counts it; a group at a multiple of k syncs its tensors
  * that stepped (timm skips those without a gradient). */
 void ow__lookahead_after_step(ow_optimizer *opt, size_t nactive)
@@ -223,11 +234,9 @@ void ow__lookahead_after_step(ow_optimizer *opt, size_t nactive)
         ow_hparam *st = &g->hp[opt->la_step_key];
         st->v[0] += 1;
         st->n = 1;
-        ow_cfg *node = ow__cfg_map_get(g->opts, "lookahead_step");
-        if (node) {
-            node->type = OW_CFG_INT;
-            node->v.i = (int64_t)st->v[0];
-        }
+        ow_cfg *node = ow__cfg_map_get(g->opts, "lookahead_step"); /* own_step's */
+        node->type = OW_CFG_INT;
+        node->v.i = (int64_t)st->v[0];
         ow__group_sync(opt, gi);
     }
     for (size_t a = 0; a < nactive; a++) {

@@ -225,6 +225,9 @@ int ow__hvp_prepare(ow_optimizer *opt, size_t from, size_t nactive, ow_error *er
 /* (ow__lookahead_entry, _inner and _strip: internal.h, for the registry) */
 /* After a step of the active tensors: the groups' counters, and the syncs due. */
 void ow__lookahead_after_step(ow_optimizer *opt, size_t nactive);
+/* A group's options (built, or staged from a file) hold its counter lookahead_step, at
+ * hp's value where they lack it, so that state files save it. OW_OK or OW_ERR_NOMEM. */
+int ow__lookahead_own_step(const ow_optimizer *opt, ow_cfg *opts, const ow_hparam *hp);
 
 /* ---- trajectory_inputs.c: a replay's recorded draws and Hessian-vector products ---- */
 

@@ -132,6 +132,8 @@ int ow__optimizer_set_group(ow_optimizer *opt, size_t gi, ow_cfg *opts, ow_error
         return ow__nomem(err);
     }
     int rc = ow__optimizer_resolve_group(opt, gi, opts, hp, err);
+    if (!rc && ow__lookahead_own_step(opt, opts, hp))
+        rc = ow__nomem(err);
     if (rc) {
         ow_free(hp);
         ow_cfg_free(opts);
@@ -334,14 +336,6 @@ int ow_optimizer_new(const ow_groups *groups, ow_optimizer **out, ow_error *err)
             goto nomem;
         if ((rc = ow__optimizer_set_group(opt, gi, copy, err)))
             goto fail;
-        /* Lookahead counts its steps in the group (timm: group['lookahead_step']), so the
-         * group's options carry the counter, and state files save it */
-        ow_cfg *count;
-        if (opt->la_step_key >= 0 &&
-            !ow__cfg_map_get(opt->g[gi].opts, "lookahead_step") &&
-            (!(count = ow__cfg_new_int((int64_t)opt->g[gi].hp[opt->la_step_key].v[0])) ||
-             ow__cfg_map_set(opt->g[gi].opts, "lookahead_step", count)))
-            goto nomem;
         const ow_cfg *init = ow__cfg_map_get(opt->g[gi].opts, "initial_lr");
         double lr = lr_key >= 0 ? opt->g[gi].hp[lr_key].v[0] : 0.0;
         opt->g[gi].initial_lr = cfg_number(init, lr);

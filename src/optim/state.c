@@ -519,7 +519,8 @@ static int stage_group(const ow_optimizer *opt, const ow_cfg *grp, size_t g,
     }
     if (!e2.code)
         ow__optimizer_resolve_group(opt, g, s->opts[g], s->hp[g], &e2);
-    if (e2.code == OW_ERR_NOMEM)
+    if (e2.code == OW_ERR_NOMEM ||
+        (!e2.code && ow__lookahead_own_step(opt, s->opts[g], s->hp[g])))
         return ow__nomem(err);
     if (e2.code)
         return ow__st_error(err, path, "param group %zu: %s", g, e2.message);
